@@ -1,0 +1,377 @@
+"""Configuration: YAML in, a validated :class:`Config` out.
+
+The YAML is read with ruamel.yaml so that every node keeps its line number; pydantic
+validates (unknown keys rejected); each error is reported as
+``file:line: dotted.key: message``. ``${VAR}`` (or ``${VAR:-default}``) in any string
+is replaced from the environment before validation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from aggregator.exceptions import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config/aggregator.yaml")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$", re.I)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
+               "kib": 1024, "mib": 1024**2, "gib": 1024**3, None: 1}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``90s``, ``15m``, ``2h``, ``1d`` (or a number of seconds) as a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 90s, 15m, 2h or 1d")
+    if isinstance(value, (int, float)):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    raise ValueError(f"{value!r} is not a duration (use e.g. 90s, 15m, 2h, 1d)")
+
+
+def parse_size(value: Any) -> int:
+    """``10MB``, ``512KiB`` (or a number of bytes) as an int."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 10MB")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        m = _SIZE.match(value)
+        if m:
+            unit = m.group(2).lower() if m.group(2) else None
+            return int(float(m.group(1)) * _SIZE_UNITS[unit])
+    raise ValueError(f"{value!r} is not a size (use e.g. 500KB, 10MB)")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageConfig(_Model):
+    url: str = "sqlite:///../data/aggregator.sqlite3"
+
+    @field_validator("url")
+    @classmethod
+    def _sqlite_only(cls, v: str) -> str:
+        if not v.startswith("sqlite:///"):
+            raise ValueError("only sqlite:///PATH is supported (e.g. sqlite:///../data/aggregator.sqlite3)")
+        if len(v) == len("sqlite:///"):
+            raise ValueError("sqlite URL has no path")
+        return v
+
+
+class OutputConfig(_Model):
+    dir: str = "../output"
+    title: str = "Merged defence news"
+    link: str = "https://example.org/"
+    base_url: str = "https://example.org/feeds/"
+    description: str = "Blog posts linked to the outlet articles they cite, translated."
+    max_entries: int = Field(200, ge=1, le=100_000)
+    include: Literal["all", "cited", "blog"] = "all"
+
+    @field_validator("link", "base_url")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("must be an absolute http(s) URL")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _slash(cls, v: str) -> str:
+        return v if v.endswith("/") else v + "/"
+
+
+ProviderName = Literal["google", "mymemory", "libre", "deepl", "linguee", "pons",
+                       "yandex", "qcri", "papago", "baidu", "chatgpt", "microsoft"]
+
+
+class ProviderConfig(_Model):
+    provider: ProviderName
+    url: str | None = None
+    api_key: str | None = None
+    secret: str | None = None
+    email: str | None = None
+    requests_per_minute: float | None = Field(None, gt=0)
+    characters_per_minute: float | None = Field(None, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("must be an absolute http(s) URL")
+        return v if v.endswith("/") else v + "/"
+
+    @model_validator(mode="after")
+    def _needs(self) -> "ProviderConfig":
+        if self.provider == "libre" and not self.url:
+            raise ValueError("provider libre needs url (the LibreTranslate server, e.g. http://127.0.0.1:5000/)")
+        if self.provider in ("deepl", "yandex", "microsoft", "qcri", "chatgpt") and not self.api_key:
+            raise ValueError(f"provider {self.provider} needs api_key")
+        return self
+
+
+class TranslationConfig(_Model):
+    target: str = Field("en", pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+    timeout: Duration = timedelta(seconds=20)
+    providers: tuple[ProviderConfig, ...] = (ProviderConfig(provider="google"),)
+    glossary: dict[str, str] = Field(default_factory=dict)
+    retry_backoff: Duration = timedelta(minutes=5)
+    max_retry_backoff: Duration = timedelta(hours=6)
+    budget: Duration = timedelta(minutes=10)
+
+
+class ScheduleConfig(_Model):
+    every: Duration = timedelta(minutes=30)
+    jitter: Duration = timedelta(seconds=60)
+
+
+class FetchConfig(_Model):
+    timeout: Duration = timedelta(seconds=30)
+    connect_timeout: Duration = timedelta(seconds=10)
+    max_bytes: Size = 10 * 1000**2
+    concurrency: int = Field(8, ge=1, le=256)
+    per_host: int = Field(2, ge=1, le=16)
+    max_backoff: Duration = timedelta(hours=24)
+
+
+class MatchingConfig(_Model):
+    window: Duration = timedelta(days=7)
+    late_window: Duration = timedelta(days=14)
+
+
+_ID = r"^[a-z0-9_-]+$"
+
+
+class SourceConfig(_Model):
+    id: str = Field(pattern=_ID)
+    name: str | None = None
+    url: str
+    role: Literal["blog", "outlet"]
+    language: str = Field("en", pattern=r"^([a-z]{2,3}(-[A-Za-z]{2,4})?|auto)$")
+    every: Duration | None = None
+    aliases: tuple[str, ...] = ()
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v, re.I):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+    @property
+    def title(self) -> str:
+        return self.name or self.id
+
+
+class Config(_Model):
+    storage: StorageConfig = StorageConfig()
+    output: OutputConfig = OutputConfig()
+    translation: TranslationConfig = TranslationConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    fetch: FetchConfig = FetchConfig()
+    matching: MatchingConfig = MatchingConfig()
+    sources: tuple[SourceConfig, ...]
+
+    _path: Path | None = PrivateAttr(default=None)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique(cls, v: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]:
+        seen: set[str] = set()
+        for s in v:
+            if s.id in seen:
+                raise ValueError(f"source id {s.id!r} is used twice")
+            seen.add(s.id)
+        return v
+
+    # -- resolved paths ------------------------------------------------------------
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    @property
+    def base_dir(self) -> Path:
+        return self._path.parent if self._path else Path.cwd()
+
+    @property
+    def db_path(self) -> Path:
+        raw = self.storage.url[len("sqlite:///"):]
+        p = Path(raw)
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def output_dir(self) -> Path:
+        p = Path(self.output.dir)
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    def source(self, source_id: str) -> SourceConfig:
+        for s in self.sources:
+            if s.id == source_id:
+                return s
+        raise KeyError(source_id)
+
+    def interval(self, source: SourceConfig) -> timedelta:
+        return source.every or self.schedule.every
+
+
+# -- loading ---------------------------------------------------------------------
+
+
+def _expand_env(node: Any, env: dict[str, str], errors: list[tuple[int, str, str]],
+                path: str = "") -> Any:
+    """Replace ``${VAR}`` in every string, in place; record unset variables."""
+    if isinstance(node, CommentedMap):
+        for k in list(node.keys()):
+            node[k] = _expand_env(node[k], env, errors, f"{path}.{k}" if path else str(k))
+        return node
+    if isinstance(node, CommentedSeq):
+        for i in range(len(node)):
+            node[i] = _expand_env(node[i], env, errors, f"{path}[{i}]")
+        return node
+    if isinstance(node, str) and "${" in node:
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            errors.append((-1, path, f"environment variable {name} is not set"))
+            return ""
+        return _ENV.sub(repl, node)
+    return node
+
+
+def _line_of(root: Any, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest node of ``loc`` that exists in the YAML tree."""
+    node, line = root, None
+    for part in loc:
+        try:
+            if isinstance(node, CommentedMap) and part in node:
+                line = node.lc.key(part)[0] + 1
+                node = node[part]
+            elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+                line = node.lc.item(part)[0] + 1
+                node = node[part]
+            else:
+                break
+        except (AttributeError, KeyError, IndexError, TypeError):
+            break
+    if line is None and hasattr(root, "lc"):
+        line = (root.lc.line or 0) + 1
+    return line
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top)"
+
+
+def _env_errors_with_lines(root: Any, raw: list[tuple[int, str, str]], filename: str) -> list[str]:
+    out = []
+    for _, dotted, msg in raw:
+        loc: list[Any] = []
+        for m in re.finditer(r"([^.\[\]]+)|\[(\d+)\]", dotted):
+            loc.append(int(m.group(2)) if m.group(2) is not None else m.group(1))
+        out.append(f"{filename}:{_line_of(root, tuple(loc))}: {dotted}: {msg}")
+    return out
+
+
+def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Config:
+    """Read, expand and validate a config file. Raises :class:`ConfigError`."""
+    p = Path(path)
+    filename = str(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{filename}: no such file (pass --config PATH, or create it; "
+                          f"see README 'Configuration')") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{filename}: cannot read: {e}") from None
+    return parse_config(text, filename=filename, path=p, env=env)
+
+
+def parse_config(text: str, *, filename: str = "<config>", path: Path | None = None,
+                 env: dict[str, str] | None = None) -> Config:
+    yaml = YAML(typ="rt")
+    try:
+        root = yaml.load(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else "?"
+        raise ConfigError(f"{filename}:{line}: YAML syntax: {e.problem or e}") from None
+    except Exception as e:  # ruamel raises a few unmarked errors (duplicate keys, ...)
+        raise ConfigError(f"{filename}: YAML: {e}") from None
+    if root is None:
+        raise ConfigError(f"{filename}:1: (top): the file is empty; it needs at least 'sources:'")
+    if not isinstance(root, CommentedMap):
+        raise ConfigError(f"{filename}:1: (top): expected a mapping of sections (sources:, output:, ...)")
+
+    env_errors: list[tuple[int, str, str]] = []
+    _expand_env(root, dict(os.environ) if env is None else env, env_errors)
+    errors = _env_errors_with_lines(root, env_errors, filename)
+
+    try:
+        config = Config.model_validate(_plain(root))
+    except ValidationError as e:
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            # pydantic appends the failing type for unions/functions; keep only real keys
+            loc = tuple(x for x in loc if isinstance(x, int) or not str(x).startswith(("function-", "tagged-")))
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (not one aggregator reads; check its spelling)"
+            elif err["type"] == "missing":
+                msg = "required key is missing"
+            msg = msg.removeprefix("Value error, ")
+            errors.append(f"{filename}:{_line_of(root, loc)}: {_dotted(loc)}: {msg}")
+        raise ConfigError(errors) from None
+    if errors:
+        raise ConfigError(errors)
+    config._path = path.resolve() if path else None
+    return config
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node

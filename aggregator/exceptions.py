@@ -1,0 +1,57 @@
+"""The small, typed exception hierarchy every stage raises from.
+
+Callers catch :class:`AggregatorError` at the edge (CLI, scheduler job) and the
+specific subclasses where they recover differently.
+"""
+
+from __future__ import annotations
+
+
+class AggregatorError(Exception):
+    """Base class of every error aggregator raises on purpose."""
+
+
+class ConfigError(AggregatorError):
+    """The configuration cannot be used. ``errors`` holds one line per problem."""
+
+    def __init__(self, errors: list[str] | str):
+        self.errors = [errors] if isinstance(errors, str) else list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+class StorageError(AggregatorError):
+    """The store cannot be opened, written or is of an unknown schema."""
+
+
+class StoreLockedError(StorageError):
+    """Another ``run`` holds the store."""
+
+
+class FetchError(AggregatorError):
+    """A source could not be fetched. ``retry_after`` (seconds) when the server asked."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: float | None = None, permanent: bool = False):
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+class ParseError(AggregatorError):
+    """A fetched document is not a usable feed."""
+
+
+class TranslationError(AggregatorError):
+    """A translation provider failed. ``retryable`` tells the chain to try the next one."""
+
+    def __init__(self, message: str, *, provider: str = "", retryable: bool = True,
+                 retry_after: float | None = None):
+        super().__init__(message)
+        self.provider = provider
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class PublishError(AggregatorError):
+    """The output could not be written."""

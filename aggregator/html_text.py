@@ -1,0 +1,126 @@
+"""HTML helpers shared by the stages: plain text, safe HTML, and text blocks. Pure."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+import lxml.html
+import nh3
+from lxml import etree
+
+_TAG = re.compile(r"<[^>]{0,2000}>")
+_WS = re.compile(r"\s+")
+
+_ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dl", "dt",
+    "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins",
+    "li", "ol", "p", "pre", "q", "s", "small", "span", "strong", "sub", "sup", "table",
+    "tbody", "td", "th", "thead", "tr", "u", "ul",
+}
+_ALLOWED_ATTRS = {
+    "a": {"href", "title", "hreflang"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"},
+    "abbr": {"title"}, "q": {"cite"}, "blockquote": {"cite"},
+}
+
+
+def strip_tags(text: str) -> str:
+    """Plain text of an HTML fragment, entities decoded, whitespace collapsed."""
+    if "<" in text:
+        text = _TAG.sub(" ", text)
+    if "&" in text:
+        text = html.unescape(text)
+    return _WS.sub(" ", text).strip()
+
+
+def sanitize_html(fragment: str) -> str:
+    """HTML safe to put in a feed or page: no script, style, iframe, ``on*`` or
+    ``javascript:`` URLs; links get ``rel="noopener noreferrer"``."""
+    if not fragment:
+        return ""
+    return nh3.clean(fragment, tags=_ALLOWED_TAGS, attributes=_ALLOWED_ATTRS,
+                     url_schemes={"http", "https", "mailto"},
+                     link_rel="noopener noreferrer")
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One paragraph-like block of a document: its text and the links inside it."""
+
+    text: str
+    links: tuple[tuple[str, str], ...] = ()  # (href, anchor text)
+
+
+_BLOCK_TAGS = {"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "figcaption",
+               "dd", "dt", "td", "th", "pre"}
+
+
+def blocks(fragment: str) -> list[Block]:
+    """Split an HTML fragment into paragraph-like blocks, in document order.
+
+    ``<br>``-separated lines inside one block become separate blocks, because WordPress
+    themes often put several ``参考:`` lines in one paragraph.
+    """
+    if not fragment or not fragment.strip():
+        return []
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return [Block(strip_tags(fragment))]
+    for bad in root.xpath(".//script|.//style|.//noscript"):
+        bad.drop_tree()
+    out: list[Block] = []
+    _walk(root, out)
+    return [b for b in out if b.text]
+
+
+def _walk(el: lxml.html.HtmlElement, out: list[Block]) -> None:
+    if not isinstance(el.tag, str):
+        return
+    has_block_child = any(isinstance(c.tag, str) and c.tag in _BLOCK_TAGS | {"div", "ul", "ol", "figure", "section", "article", "table", "tbody", "tr"}
+                          for c in el)
+    if el.tag in _BLOCK_TAGS and not has_block_child or (el.tag == "div" and not has_block_child):
+        out.extend(_split_lines(el))
+        return
+    # Loose text directly inside a container counts as its own block.
+    if el.text and el.text.strip():
+        out.append(Block(_WS.sub(" ", el.text).strip()))
+    for child in el:
+        _walk(child, out)
+        if child.tail and child.tail.strip():
+            out.append(Block(_WS.sub(" ", child.tail).strip()))
+
+
+def _split_lines(el: lxml.html.HtmlElement) -> list[Block]:
+    """A block's lines (split at ``<br>``), each with its links."""
+    lines: list[tuple[list[str], list[tuple[str, str]]]] = [([], [])]
+
+    def visit(node: lxml.html.HtmlElement) -> None:
+        if node.text:
+            lines[-1][0].append(node.text)
+        for child in node:
+            if not isinstance(child.tag, str):
+                pass
+            elif child.tag == "br":
+                lines.append(([], []))
+            elif child.tag == "a":
+                text = _WS.sub(" ", child.text_content()).strip()
+                lines[-1][0].append(child.text_content())
+                href = (child.get("href") or "").strip()
+                if href:
+                    lines[-1][1].append((href, text))
+            else:
+                visit(child)
+            if child.tail:
+                lines[-1][0].append(child.tail)
+
+    visit(el)
+    out = []
+    for parts, links in lines:
+        text = _WS.sub(" ", "".join(parts)).strip()
+        if text:
+            out.append(Block(text, tuple(links)))
+    return out

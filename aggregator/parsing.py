@@ -1,0 +1,238 @@
+"""Feed bytes in, :class:`ParsedFeed` out: feedparser plus our normalisation. Pure.
+
+feedparser's own HTML sanitiser is switched off here: it is the slowest part of
+parsing, and most stored entries are never published. What we publish is
+sanitised at publication (:mod:`aggregator.html_text`), so nothing unsafe reaches
+the output either way.
+"""
+
+from __future__ import annotations
+
+import calendar
+import email.utils
+import hashlib
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import feedparser
+
+from aggregator.exceptions import ParseError
+from aggregator.html_text import strip_tags
+from aggregator.models import EntryData, ParsedFeed
+
+MAX_TITLE = 1_000
+MAX_SUMMARY = 100_000
+MAX_CONTENT = 1_000_000
+# A date this far ahead of "now" is a publisher's mistake, not a schedule.
+FUTURE_SLACK = timedelta(days=1)
+
+_XML_START = re.compile(rb"<\?xml|<rss|<feed|<rdf:RDF|<RDF", re.I)
+_HTML_SNIFF = re.compile(rb"<!doctype html|<html[\s>]", re.I)
+_ALT_LINK = re.compile(r"<link\b[^>]*>", re.I)
+
+
+def clean_prefix(data: bytes) -> bytes:
+    """Drop junk before the XML start: whitespace before the declaration (a classic
+    WordPress plugin bug) or a cache file's ``<?php die(); ?>`` line. Strict XML parsers
+    reject both, and feedparser then falls back to its slower, lossier loose parser."""
+    head = data[:2048]
+    if head.startswith(b"<?xml") or head.startswith(b"\xef\xbb\xbf<?xml"):
+        return data
+    m = _XML_START.search(head)
+    if m and m.start() > 0 and not _HTML_SNIFF.search(head[: m.start()]):
+        return data[m.start():]
+    return data
+
+
+def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = None,
+               now: datetime | None = None) -> ParsedFeed:
+    """Parse a feed document. Raises :class:`ParseError` when it holds no feed at all."""
+    if not data or not data.strip():
+        raise ParseError("empty document (0 bytes of content)")
+    data = clean_prefix(data)
+    hdrs = {k.lower(): v for k, v in (headers or {}).items()}
+    # feedparser would read a local path or URL if handed a str: always hand it bytes.
+    d = feedparser.parse(data, response_headers=hdrs, sanitize_html=False,
+                         resolve_relative_uris=True)
+    feed = d.get("feed", {})
+    warnings: list[str] = []
+    if d.get("bozo"):
+        exc = d.get("bozo_exception")
+        warnings.append(f"feed is not well-formed: {type(exc).__name__}: {exc}")
+    if not d.get("version") and not d.get("entries"):
+        if _HTML_SNIFF.search(data[:4096]):
+            links = advertised_feeds(data, url)
+            hint = (" It advertises these feeds: " + ", ".join(links)) if links else \
+                " It advertises no feed links."
+            raise ParseError("got an HTML page, not a feed." + hint)
+        reason = warnings[0] if warnings else "no RSS, Atom or RDF root element"
+        raise ParseError(f"not a feed: {reason}")
+
+    language = _lang(feed.get("language")) or _lang(_detail_lang(feed.get("title_detail")))
+    now = now or datetime.now(timezone.utc)
+    entries: list[EntryData] = []
+    seen: set[str] = set()
+    duplicates = 0
+    for raw in d.get("entries", []):
+        try:
+            entry = _entry(raw, language, now)
+        except Exception as e:  # one broken entry must not cost the others
+            warnings.append(f"skipped an entry: {type(e).__name__}: {e}")
+            continue
+        if entry is None:
+            continue
+        if entry.key in seen:
+            duplicates += 1
+            continue
+        seen.add(entry.key)
+        entries.append(entry)
+    if duplicates:
+        warnings.append(f"{duplicates} entries repeat an id already in this feed; kept the first")
+    return ParsedFeed(
+        title=_text(feed.get("title")) or None,
+        link=feed.get("link") or None,
+        language=language,
+        entries=tuple(entries),
+        warnings=tuple(warnings),
+    )
+
+
+def advertised_feeds(data: bytes, base: str = "") -> list[str]:
+    """Feed URLs an HTML page advertises with ``<link rel="alternate" type=...>``."""
+    from urllib.parse import urljoin
+
+    text = data[:200_000].decode("utf-8", "replace")
+    out = []
+    for tag in _ALT_LINK.findall(text):
+        low = tag.lower()
+        if "alternate" in low and re.search(r"application/(rss|atom|feed)\+xml|application/json", low):
+            m = re.search(r"""href\s*=\s*["']([^"']+)["']""", tag, re.I)
+            if m:
+                out.append(urljoin(base, m.group(1)))
+    return out
+
+
+def entry_key(guid: str | None, link: str | None, title: str, date: str | None) -> str:
+    """Identity of an entry within its source: guid, else link, else a content hash."""
+    if guid and guid.strip():
+        return guid.strip()[:2000]
+    if link and link.strip():
+        return link.strip()[:2000]
+    digest = hashlib.sha1(f"{title}\x00{date or ''}".encode()).hexdigest()
+    return f"urn:sha1:{digest}"
+
+
+def _entry(raw: Any, feed_language: str | None, now: datetime) -> EntryData | None:
+    title = _text(raw.get("title"))[:MAX_TITLE]
+    link = _link(raw)
+    summary = (raw.get("summary") or "")[:MAX_SUMMARY]
+    content = ""
+    for c in raw.get("content") or ():
+        if c.get("value"):
+            content = c["value"][:MAX_CONTENT]
+            break
+    if not (title or link or summary or content):
+        return None
+    if summary and content and summary == content:
+        summary = ""
+    published, offset = _date(raw, "published")
+    updated, uoffset = _date(raw, "updated")
+    if published is None:
+        published, offset = updated, uoffset
+    # A date in the future is kept as "unknown": it would pin the entry to the top.
+    if published and published > now + FUTURE_SLACK:
+        published, offset = None, None
+    if updated and updated > now + FUTURE_SLACK:
+        updated = None
+    key = entry_key(raw.get("id"), link, title, raw.get("published") or raw.get("updated"))
+    author = _text(raw.get("author")) or None
+    cats = tuple(dict.fromkeys(
+        _text(t.get("term") or t.get("label")) for t in raw.get("tags") or () if (t.get("term") or t.get("label"))
+    ))
+    language = _lang(_detail_lang(raw.get("title_detail"))) or feed_language
+    return EntryData(
+        key=key, link=link, title=title, summary=summary, content=content,
+        author=author[:300] if author else None, categories=cats[:30],
+        published=published, updated=updated, published_offset=offset,
+        image=_image(raw, content or summary), language=language,
+    )
+
+
+def _link(raw: Any) -> str | None:
+    for l in raw.get("links") or ():
+        if l.get("rel", "alternate") == "alternate" and l.get("href"):
+            return l["href"].strip()
+    link = raw.get("link")
+    if link:
+        return str(link).strip()
+    guid = raw.get("id")
+    if raw.get("guidislink") and guid:
+        return str(guid).strip()
+    return None
+
+
+def _date(raw: Any, name: str) -> tuple[datetime | None, int | None]:
+    parsed = raw.get(f"{name}_parsed")
+    if not parsed:
+        return None, None
+    try:
+        dt = datetime.fromtimestamp(calendar.timegm(parsed), tz=timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        return None, None
+    return dt, _offset_minutes(raw.get(name))
+
+
+def _offset_minutes(text: str | None) -> int | None:
+    """The UTC offset the publisher wrote, so "the 13th" can be read in its local day."""
+    if not text:
+        return None
+    t = text.strip()
+    try:
+        tup = email.utils.parsedate_tz(t)
+    except (TypeError, ValueError, IndexError):
+        tup = None
+    if tup and tup[9] is not None:
+        return tup[9] // 60
+    try:
+        dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
+        if dt.utcoffset() is not None:
+            return int(dt.utcoffset().total_seconds() // 60)  # type: ignore[union-attr]
+    except ValueError:
+        pass
+    return None
+
+
+_IMG = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["']([^"']+)["']""", re.I)
+
+
+def _image(raw: Any, html: str) -> str | None:
+    for key in ("media_content", "media_thumbnail"):
+        for m in raw.get(key) or ():
+            url = m.get("url")
+            if url and (m.get("medium") in (None, "image") or key == "media_thumbnail"):
+                return url
+    for enc in raw.get("enclosures") or ():
+        if str(enc.get("type", "")).startswith("image/") and enc.get("href"):
+            return enc["href"]
+    m = _IMG.search(html[:50_000]) if html else None
+    if m and m.group(1).startswith(("http://", "https://")):
+        return m.group(1)
+    return None
+
+
+def _text(value: Any) -> str:
+    if not value:
+        return ""
+    return strip_tags(str(value)).strip()
+
+
+def _detail_lang(detail: Any) -> str | None:
+    return detail.get("language") if detail else None
+
+
+def _lang(value: str | None) -> str | None:
+    if not value:
+        return None
+    v = value.strip().replace("_", "-").split("-")[0].lower()
+    return v if re.fullmatch(r"[a-z]{2,3}", v) else None

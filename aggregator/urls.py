@@ -1,0 +1,85 @@
+"""URL canonicalisation: the form under which two links to one article compare equal.
+
+Pure functions. The canonical form drops what publishers and sharers add to a link
+without changing the article: scheme, ``www.``, default ports, tracking parameters,
+fragments (including ``#:~:text=``), AMP markers and trailing slashes.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+# Parameters that never select content (utm_*, click ids, share/referral markers).
+_TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "hsa_", "_hs", "vero_", "oly_")
+_TRACKING = {
+    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "igshid",
+    "mibextid", "ref", "ref_src", "ref_url", "smid", "smtyp", "cmpid", "s_cid", "ncid",
+    "sr_share", "ocid", "taid", "outputtype", "amp", "__twitter_impression", "at_medium",
+    "at_campaign", "guccounter", "dicbo", "ftag", "sh", "wt.mc_id", "cmp",
+}
+
+
+def canonical_url(url: str) -> str:
+    """Canonical comparison key of ``url`` (not a URL to fetch).
+
+    >>> canonical_url("http://www.Example.com/a/b/amp/?utm_source=x&id=3#top")
+    'example.com/a/b?id=3'
+    """
+    url = url.strip()
+    if not url:
+        return ""
+    if "://" not in url[:12]:
+        url = "http://" + url.lstrip("/")
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    if host.startswith("www."):
+        host = host[4:]
+    elif host.startswith("amp."):
+        host = host[4:]
+    port = parts.port if _safe_port(parts) else None
+    if port and port not in (80, 443):
+        host = f"{host}:{port}"
+
+    path = unquote(parts.path)
+    path = re.sub(r"/{2,}", "/", path)
+    # AMP forms: /amp/ suffix, /amp/ prefix, .amp / .amp.html suffix
+    path = re.sub(r"/amp/?$", "/", path)
+    path = re.sub(r"^/amp/", "/", path)
+    path = re.sub(r"\.amp(\.html)?$", r"\1", path)
+    path = re.sub(r"/(index\.(html?|php))$", "/", path)
+    path = path.rstrip("/")
+    path = quote(path, safe="/:@!$&'()*+,;=-._~%")
+
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if not _is_tracking(k)]
+    query.sort()
+    q = urlencode(query)
+    return f"{host}{path}" + (f"?{q}" if q else "")
+
+
+def _safe_port(parts) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        parts.port
+        return True
+    except ValueError:
+        return False
+
+
+def _is_tracking(key: str) -> bool:
+    k = key.lower()
+    return k in _TRACKING or k.startswith(_TRACKING_PREFIXES)
+
+
+def is_http_url(url: str | None) -> bool:
+    return bool(url) and re.match(r"^https?://[^/\s]+", url or "", re.I) is not None
+
+
+def host_of(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
