@@ -76,7 +76,7 @@ def fetch(client: httpx.Client, url: str, *, etag: str | None = None, last_modif
             raise FetchError(f"refusing to follow a redirect to a non-HTTP URL: {current}")
         try:
             with client.stream("GET", current, headers=headers) as resp:
-                if resp.is_redirect:
+                if resp.status_code in (301, 302, 303, 307, 308):
                     location = resp.headers.get("location")
                     if not location:
                         raise FetchError(f"HTTP {resp.status_code} redirect without a Location", status=resp.status_code)

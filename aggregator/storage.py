@@ -115,8 +115,7 @@ CREATE TABLE IF NOT EXISTS entry_translations (
     PRIMARY KEY (entry_id, target)
 );
 CREATE TABLE IF NOT EXISTS embeddings (
-    entry_id INTEGER PRIMARY KEY,
-    hash TEXT NOT NULL,
+    text_hash TEXT PRIMARY KEY,
     vector BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS publications (
@@ -514,19 +513,18 @@ class Store:
         return rows
 
     # -- embeddings ------------------------------------------------------------------
-    def embeddings(self, ids: Iterable[int]) -> dict[int, tuple[str, bytes]]:
-        out: dict[int, tuple[str, bytes]] = {}
-        for chunk in _chunks(list(ids), 500):
-            for i, h, v in self.db.execute(
-                f"SELECT entry_id, hash, vector FROM embeddings WHERE entry_id IN ({','.join('?' * len(chunk))})",
-                chunk,
-            ):
-                out[i] = (h, v)
+    def embeddings(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        """text hash -> stored vector bytes, for the texts embedded before."""
+        out: dict[str, bytes] = {}
+        for chunk in _chunks(list(hashes), 500):
+            out.update(self.db.execute(
+                f"SELECT text_hash, vector FROM embeddings WHERE text_hash IN ({','.join('?' * len(chunk))})",
+                chunk))
         return out
 
-    def put_embeddings(self, rows: Sequence[tuple[int, str, bytes]]) -> None:
+    def put_embeddings(self, rows: Sequence[tuple[str, bytes]]) -> None:
         with self.transaction():
-            self.db.executemany("INSERT OR REPLACE INTO embeddings(entry_id, hash, vector) VALUES (?,?,?)", rows)
+            self.db.executemany("INSERT OR REPLACE INTO embeddings(text_hash, vector) VALUES (?,?)", rows)
 
     # -- publications ----------------------------------------------------------------
     def publications(self, ids: Iterable[int]) -> dict[int, Publication]:

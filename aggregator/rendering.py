@@ -1,0 +1,397 @@
+"""Rendering of the merged feed: data in, bytes out (Atom, RSS, JSON Feed, HTML), plus
+the atomic writer that publishes them. No store, no network, no clock.
+
+Every renderer is deterministic: the same ``FeedMeta`` and items give the same bytes, so
+``write_output`` can skip unchanged files and a cycle that changed nothing moves neither
+mtime nor ETag (CONTRACT.md section 3).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from feedgen.entry import FeedEntry
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from aggregator.exceptions import PublishError
+from aggregator.html_text import strip_tags
+from aggregator.models import iso, utc
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLink:
+    """One outlet article a blog post cites."""
+
+    url: str  # the article's link exactly as the outlet's feed gives it
+    outlet: str  # outlet display name, e.g. "POLITICO"
+    outlet_id: str
+    headline: str  # the article's title as the outlet gives it
+    headline_translated: str | None
+    evidence: str  # e.g. "link", "headline 0.93", "mention POLITICO 13日 + content 0.71"
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One entry of the merged feed: a blog post or an outlet article."""
+
+    id: str  # fixed forever: a tag: URI, e.g. "tag:example.org,2024-05-19:blog/1a2b3c"
+    kind: str  # "post" (blog post) | "article" (outlet article)
+    link: str  # the entry's own link (absolute)
+    title: str  # in the readers' language when translated, else the original
+    title_original: str
+    summary_html: str  # ALREADY sanitized HTML; in readers' language when translated
+    content_html: str | None  # already sanitized, optional longer body
+    language: str  # language of title/summary as published
+    original_language: str | None
+    translated: bool  # True when title/summary were machine translated
+    translation_status: str  # "done by google", "pending (retry at ...)", "failed (...)", "not needed"
+    source_id: str
+    source_name: str
+    author: str | None
+    categories: tuple[str, ...]
+    published: datetime  # aware UTC
+    updated: datetime  # aware UTC
+    image: str | None
+    sources: tuple[SourceLink, ...]  # only for posts; empty for articles
+
+
+@dataclass(frozen=True, slots=True)
+class FeedMeta:
+    """Feed-level data; ``updated`` is computed by the caller so output stays deterministic."""
+
+    title: str
+    link: str  # the site the feed belongs to (absolute)
+    base_url: str  # where output/ is served, ends with "/"
+    description: str
+    language: str  # readers' language (translation.target)
+    updated: datetime  # max of items' updated; never now()
+    generator: str  # e.g. "aggregator 0.1.0"
+
+
+ATOM_NAME = "feed.atom"
+RSS_NAME = "feed.rss"
+JSON_NAME = "feed.json"
+HTML_NAME = "index.html"
+ATOM_XSL_NAME = "feed.atom.xsl"
+RSS_XSL_NAME = "feed.rss.xsl"
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+_EXT = "aggregator"  # feedgen extension namespace: reachable as fg.aggregator / fe.aggregator
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _time(dt: datetime) -> datetime:
+    """UTC, whole seconds: feeds carry second precision, and it keeps output stable."""
+    if dt.tzinfo is None:
+        raise ValueError(f"naive datetime in feed data: {dt!r}")
+    return utc(dt).replace(microsecond=0)
+
+
+def rfc3339(dt: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ``, the same form the store uses."""
+    return iso(_time(dt)) or ""
+
+
+def translation_ok(status: str) -> bool:
+    """Whether a reader gets the text in their language (nothing to warn about)."""
+    return status.startswith(("done", "not needed"))
+
+
+def _author_name(item: FeedItem) -> str:
+    # Atom requires an author per entry (the feed has none of its own): fall back to the source.
+    return item.author or item.source_name
+
+
+def _related_title(src: SourceLink) -> str:
+    return f"{src.outlet}: {src.headline}"
+
+
+def body_html(item: FeedItem, fragment: str) -> str:
+    """``fragment`` (pre-sanitized) followed by what feed readers would otherwise not show:
+    the original title of a translated item, why it is untranslated, and the cited sources."""
+    esc = html.escape
+    parts = [fragment] if fragment else []
+    if item.translated and item.title_original != item.title:
+        lang = item.original_language or ""
+        label = f"Original title ({esc(lang)})" if lang else "Original title"
+        parts.append(f'<p class="original-title">{label}: '
+                     f'<span lang="{esc(lang)}">{esc(item.title_original)}</span></p>')
+    if not translation_ok(item.translation_status):
+        parts.append(f'<p class="translation-status">Translation: {esc(item.translation_status)}</p>')
+    if item.sources:
+        lis = []
+        for s in item.sources:
+            also = f" ({esc(s.headline_translated)})" if s.headline_translated else ""
+            lis.append(f'<li>{esc(s.outlet)}: <a href="{esc(s.url)}" rel="related">{esc(s.headline)}</a>'
+                       f'{also} <small>[{esc(s.evidence)}]</small></li>')
+        parts.append('<p class="sources-label">Sources:</p><ul class="sources">' + "".join(lis) + "</ul>")
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------ feedgen extension
+
+
+class _FeedExtension(BaseExtension):
+    """Feed level: the ``<?xml-stylesheet?>`` instruction (feedgen has no API for it)."""
+
+    def __init__(self) -> None:
+        self.stylesheet: str | None = None
+
+    def _add_stylesheet(self, root: etree._Element) -> etree._Element:
+        if self.stylesheet:
+            pi = etree.ProcessingInstruction(
+                "xml-stylesheet", f'type="text/xsl" href="{html.escape(self.stylesheet)}"')
+            root.addprevious(pi)  # a sibling before the root: serialised ahead of it
+        return root
+
+    def extend_atom(self, feed: etree._Element) -> etree._Element:
+        return self._add_stylesheet(feed)
+
+    def extend_rss(self, feed: etree._Element) -> etree._Element:
+        return self._add_stylesheet(feed)
+
+
+class _EntryExtension(BaseEntryExtension):
+    """Entry level: links with their attributes, and ``xml:lang``.
+
+    feedgen 1.0.0 writes entry links with ``href`` only (it reads rel/type/title from the
+    element it has just created: upstream issue #135), so this extension owns them.
+    """
+
+    def __init__(self) -> None:
+        self.alternate: str | None = None
+        self.language: str | None = None
+        self.related: list[tuple[str, str]] = []  # (href, title)
+
+    def extend_atom(self, entry: etree._Element) -> etree._Element:
+        # feedgen's attribute-less copies exist only because it insists on an alternate link
+        # or content before building the entry; replace them with complete ones.
+        for old in entry.findall("link"):
+            entry.remove(old)
+        if self.alternate:
+            etree.SubElement(entry, "link", rel="alternate", href=self.alternate, type="text/html")
+        for href, title in self.related:
+            etree.SubElement(entry, "link", rel="related", href=href, title=title)
+        if self.language:
+            entry.set(_XML_LANG, self.language)
+        return entry
+
+    def extend_rss(self, item: etree._Element) -> etree._Element:
+        for href, title in self.related:
+            etree.SubElement(item, f"{{{ATOM_NS}}}link", rel="related", href=href, title=title)
+        return item
+
+
+def _generator(meta: FeedMeta, stylesheet: str) -> FeedGenerator:
+    fg = FeedGenerator()
+    fg.register_extension(_EXT, _FeedExtension, _EntryExtension)  # before add_entry: entries copy it
+    getattr(fg, _EXT).stylesheet = stylesheet
+    fg.title(meta.title)
+    fg.updated(_time(meta.updated))  # also RSS lastBuildDate; feedgen's default is now()
+    fg.generator(meta.generator)
+    fg.language(meta.language)
+    return fg
+
+
+def _add_entry(fg: FeedGenerator, item: FeedItem) -> FeedEntry:
+    fe: FeedEntry = fg.add_entry(order="append")  # feedgen prepends by default
+    fe.id(item.id)  # RSS: <guid isPermaLink="false">
+    fe.title(item.title)
+    fe.link(href=item.link, rel="alternate")  # RSS <link>; Atom: rewritten by the extension
+    fe.published(_time(item.published))
+    fe.updated(_time(item.updated))
+    fe.summary(body_html(item, item.summary_html), type="html")  # also the RSS description
+    if item.content_html:
+        fe.content(body_html(item, item.content_html), type="html")  # RSS content:encoded
+    for term in item.categories:
+        fe.category(term=term)
+    ext: _EntryExtension = getattr(fe, _EXT)
+    ext.alternate = item.link
+    ext.language = item.language
+    ext.related = [(s.url, _related_title(s)) for s in item.sources]
+    return fe
+
+
+# ------------------------------------------------------------------------- renderers
+
+
+def render_atom(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
+    """Atom 1.0, entries in the given order."""
+    fg = _generator(meta, ATOM_XSL_NAME)
+    fg.id(meta.link)
+    if meta.description:
+        fg.subtitle(meta.description)
+    fg.link(href=meta.base_url + ATOM_NAME, rel="self", type="application/atom+xml")
+    fg.link(href=meta.link, rel="alternate", type="text/html")
+    for item in items:
+        _add_entry(fg, item).author(name=_author_name(item))
+    return fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+
+
+def render_rss(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
+    """RSS 2.0 with ``atom:link`` self/related links and ``dc:creator`` authors."""
+    fg = _generator(meta, RSS_XSL_NAME)
+    fg.load_extension("dc", atom=False, rss=True)  # RSS <author> must be an e-mail address
+    fg.description(meta.description or meta.title)  # mandatory in RSS
+    fg.link(href=meta.base_url + RSS_NAME, rel="self", type="application/rss+xml")
+    fg.link(href=meta.link)  # the channel <link> is the *last* link given to feedgen
+    for item in items:
+        _add_entry(fg, item).dc.dc_creator(_author_name(item))
+    return fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+
+
+def render_json(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
+    """JSON Feed 1.1 with an ``_aggregator`` extension object per item."""
+    feed: dict[str, Any] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": meta.title,
+        "home_page_url": meta.link,
+        "feed_url": meta.base_url + JSON_NAME,
+        "description": meta.description,
+        "language": meta.language,
+        "items": [_json_item(item) for item in items],
+    }
+    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _json_item(item: FeedItem) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": item.id,
+        "url": item.link,
+        "title": item.title,
+        "content_html": body_html(item, item.content_html or item.summary_html),
+        "summary": strip_tags(item.summary_html),
+        "date_published": rfc3339(item.published),
+        "date_modified": rfc3339(item.updated),
+        "authors": [{"name": _author_name(item)}],
+        "tags": list(item.categories),
+        "language": item.language,
+    }
+    if item.image:
+        out["image"] = item.image
+    out["_aggregator"] = {
+        "kind": item.kind,
+        "source_id": item.source_id,
+        "source_name": item.source_name,
+        "title_original": item.title_original,
+        "original_language": item.original_language,
+        "translated": item.translated,
+        "translation_status": item.translation_status,
+        "sources": [
+            {"url": s.url, "outlet": s.outlet, "outlet_id": s.outlet_id, "headline": s.headline,
+             "headline_translated": s.headline_translated, "evidence": s.evidence, "score": s.score}
+            for s in item.sources
+        ],
+    }
+    return out
+
+
+def _human_time(dt: datetime) -> str:
+    return _time(dt).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@cache
+def _jinja() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("aggregator", "templates"),
+        autoescape=True,  # the template name ends in .j2, so select_autoescape would not apply
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["rfc3339"] = rfc3339
+    env.filters["human_time"] = _human_time
+    env.tests["translation_ok"] = translation_ok
+    return env
+
+
+def render_html(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
+    """index.html: a readable page of the same entries, with feed autodiscovery links."""
+    page = _jinja().get_template("index.html.j2").render(
+        meta=meta, items=items, atom=ATOM_NAME, rss=RSS_NAME, json_feed=JSON_NAME)
+    return page.encode("utf-8")
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def write_atomic(path: Path, data: bytes) -> bool:
+    """Replace ``path`` with ``data`` unless it already holds exactly those bytes.
+
+    Writes a temporary file in the same directory, fsyncs it and renames it over ``path``,
+    so a reader sees the old file or the new one, never a mix. Returns whether it wrote.
+    """
+    try:
+        if path.read_bytes() == data:
+            return False
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644  # mkstemp's 0600 would hide the file from a web server running as another user
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the renames themselves durable across a power cut.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _stylesheet(name: str) -> bytes:
+    return (resources.files("aggregator") / "templates" / name).read_bytes()
+
+
+def write_output(out_dir: Path, meta: FeedMeta, items: Sequence[FeedItem]) -> list[Path]:
+    """Render the three feeds and index.html and copy the two XSL stylesheets into
+    ``out_dir`` (created if needed). Returns the paths actually (re)written: files whose
+    bytes did not change are left alone. Raises ``PublishError`` when it cannot write."""
+    files = {
+        ATOM_NAME: render_atom(meta, items),
+        RSS_NAME: render_rss(meta, items),
+        JSON_NAME: render_json(meta, items),
+        HTML_NAME: render_html(meta, items),
+        ATOM_XSL_NAME: _stylesheet(ATOM_XSL_NAME),
+        RSS_XSL_NAME: _stylesheet(RSS_XSL_NAME),
+    }
+    written: list[Path] = []
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            path = out_dir / name
+            if write_atomic(path, data):
+                written.append(path)
+        if written:
+            _fsync_dir(out_dir)
+    except OSError as e:
+        raise PublishError(f"cannot write output to {out_dir}: {e}") from e
+    return written
