@@ -3,13 +3,29 @@ and with what evidence, and why the others matched nothing."""
 
 from __future__ import annotations
 
-from aggregator.citations import extract
+from aggregator.citations import PostText, extract
 from aggregator.config import Config
 from aggregator.embedding import Embedder
 from aggregator.exceptions import AggregatorError
-from aggregator.matching import ArticleIndex, Params, article_from_entry, match_post
+from aggregator.matching import ArticleIndex, Outcome, Params, article_from_entry, match_post
+from aggregator.models import Entry
 from aggregator.pipeline import outlets_of, own_hosts
 from aggregator.storage import Store
+
+
+def rematch(store: Store, config: Config, post: Entry) -> tuple[PostText, Outcome]:
+    """Run the matcher again on one post, from the store, without saving: the notes
+    on citations that matched nothing are not stored, so they are recomputed."""
+    outlets = outlets_of(config)
+    text = extract(post.content or post.summary, own_hosts=own_hosts(config), outlets=outlets)
+    params = Params(window=config.matching.window)
+    index = ArticleIndex(article_from_entry(a, [n for o in outlets for n in o.names])
+                         for a in store.articles_between(post.date - params.window, post.date + params.after))
+    contexts = [c.context for c in text.citations if c.context]
+    cache = store.cached_translations(contexts, post.language or "ja", "en") if contexts else {}
+    outcome = match_post(post, text, index, params=params, outlet_names={o.id: o.names for o in outlets},
+                         translate=lambda s: cache[s][0] if s in cache else None, embed=Embedder(store))
+    return text, outcome
 
 
 def explain_post(config: Config, post_url: str) -> str:
@@ -20,16 +36,9 @@ def explain_post(config: Config, post_url: str) -> str:
         if not found:
             raise AggregatorError(f"no blog post with the link {post_url} in the store")
         post = found[0]
-        outlets = outlets_of(config)
-        text = extract(post.content or post.summary, own_hosts=own_hosts(config), outlets=outlets)
+        text, outcome = rematch(store, config, post)
         stored = store.matches_for([post.id]).get(post.id, [])
         arts = store.entries_by_ids([m.article_id for m in stored])
-        params = Params(window=config.matching.window)
-        index = ArticleIndex(article_from_entry(a, [n for o in outlets for n in o.names])
-                             for a in store.articles_between(post.date - params.window, post.date + params.after))
-        cache = store.cached_translations([c.context for c in text.citations if c.context], post.language or "ja", "en")
-        outcome = match_post(post, text, index, params=params, outlet_names={o.id: o.names for o in outlets},
-                             translate=lambda s: cache[s][0] if s in cache else None, embed=Embedder(store))
     lines = [f"post: {post.title}", f"      {post.link}  ({post.date:%Y-%m-%d %H:%M} UTC)", ""]
     if not text.citations:
         lines.append("no citations: no 参考: line, and no subscribed outlet named with a day in the text")

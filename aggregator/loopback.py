@@ -101,7 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.app._handle(self)
 
-    do_HEAD = do_POST = do_PUT = do_DELETE = do_GET
+    do_HEAD = do_POST = do_GET
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean
@@ -144,32 +144,42 @@ class _Handler(BaseHTTPRequestHandler):
 class LoopbackServer:
     """Start/stop plumbing shared by the servers: 127.0.0.1, ephemeral port, daemon thread.
 
-    Usable as a context manager; start() after stop() starts afresh on a new port.
+    The socket is bound on first need, so URLs are known before start(). Usable as a
+    context manager; start() after stop() starts afresh on a new port.
     """
 
     def __init__(self) -> None:
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> Self:
-        if self._httpd is None or self._httpd.stopping.is_set():
+    def _bound(self) -> _HTTPServer:
+        if self._httpd is None:
             self._httpd = _HTTPServer(self)
+        return self._httpd
+
+    def start(self) -> Self:
+        if self._httpd is not None and self._httpd.stopping.is_set():
+            self._httpd = None
+        if self._thread is None:
+            httpd = self._bound()
             # A short poll interval: shutdown() waits for the serve loop to notice.
-            self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+            self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                             name=f"{type(self).__name__}-{self.port}", daemon=True)
             self._thread.start()
         return self
 
     def stop(self) -> None:
-        httpd = self._httpd
+        httpd, thread = self._httpd, self._thread
         if httpd is None or httpd.stopping.is_set():
             return
         httpd.stopping.set()  # releases handlers that hang, drip or sleep
-        httpd.shutdown()
+        self._thread = None
+        if thread is not None:
+            httpd.shutdown()  # only with a serve loop running: it waits for that loop
         httpd.server_close()
         httpd.close_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
+        if thread is not None:
+            thread.join(timeout=1.0)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -180,9 +190,7 @@ class LoopbackServer:
 
     @property
     def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError(f"{type(self).__name__} is not started")
-        return int(self._httpd.server_address[1])
+        return int(self._bound().server_address[1])
 
     @property
     def base_url(self) -> str:

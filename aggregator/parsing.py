@@ -145,7 +145,7 @@ def _entry(raw: Any, feed_language: str | None, now: datetime) -> EntryData | No
         published, offset = None, None
     if updated and updated > now + FUTURE_SLACK:
         updated = None
-    key = entry_key(raw.get("id"), link, title, raw.get("published") or raw.get("updated"))
+    key = entry_key(raw.get("id"), link, title, dict.get(raw, "published") or dict.get(raw, "updated"))
     author = _text(raw.get("author")) or None
     cats = tuple(dict.fromkeys(
         _text(t.get("term") or t.get("label")) for t in raw.get("tags") or () if (t.get("term") or t.get("label"))
@@ -173,14 +173,15 @@ def _link(raw: Any) -> str | None:
 
 
 def _date(raw: Any, name: str) -> tuple[datetime | None, int | None]:
-    parsed = raw.get(f"{name}_parsed")
+    # dict.get: feedparser's own get() maps updated->published with a warning.
+    parsed = dict.get(raw, f"{name}_parsed")
     if not parsed:
         return None, None
     try:
         dt = datetime.fromtimestamp(calendar.timegm(parsed), tz=timezone.utc)
     except (OverflowError, ValueError, OSError):
         return None, None
-    return dt, _offset_minutes(raw.get(name))
+    return dt, _offset_minutes(dict.get(raw, name))
 
 
 def _offset_minutes(text: str | None) -> int | None:

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from aggregator.citations import Outlet, classify, extract, find_mentions
+from aggregator.html_text import Block
+from aggregator.parsing import parse_feed
+from conftest import DEV
+
+OUTLETS = [Outlet("politico", ("POLITICO", "ポリティコ")), Outlet("reuters", ("Reuters", "ロイター", "ロイター通信")),
+           Outlet("kyivindependent", ("The Kyiv Independent", "キーウ・インディペンデント"))]
+
+
+def test_linked_and_unlinked_reference_lines_are_citations() -> None:
+    html = """<p>リード文。</p>
+<p>参考:<a href="https://www.politico.com/news/2023/10/13/blinken-azerbaijan-armenia-00121597">Blinken warned lawmakers Azerbaijan may invade Armenia in coming weeks</a></p>
+<p>参考:Blinken warned lawmakers Azerbaijan may invade Armenia in coming weeks</p>
+<p>参考：<a href="https://example.com/a">A</a><br>参考:<a href="https://example.com/b">B</a></p>"""
+    t = extract(html, own_hosts=["blog.example.jp"])
+    kinds = [(c.kind, c.href, c.text) for c in t.citations]
+    assert kinds == [
+        ("link", "https://www.politico.com/news/2023/10/13/blinken-azerbaijan-armenia-00121597",
+         "Blinken warned lawmakers Azerbaijan may invade Armenia in coming weeks"),
+        ("headline", None, "Blinken warned lawmakers Azerbaijan may invade Armenia in coming weeks"),
+        ("link", "https://example.com/a", "A"),
+        ("link", "https://example.com/b", "B"),
+    ]
+    assert t.lead == "リード文。"
+
+
+def test_image_credits_related_posts_and_footer_are_not_citations() -> None:
+    html = """<p>本文です。</p>
+<p>出典:President.az/CC BY 4.0</p>
+<p>出典:<a href="https://commons.wikimedia.org/x">Google Map 管理人作成</a></p>
+<p>関連記事:<a href="https://blog.example.jp/us/other-post/">別の記事</a></p>
+<p>The post <a href="https://blog.example.jp/x/">題名</a> appeared first on <a href="https://blog.example.jp">ブログ</a>.</p>"""
+    t = extract(html, own_hosts=["blog.example.jp"], outlets=OUTLETS)
+    assert t.citations == ()
+    assert t.body == ("本文です。",)
+
+
+def test_links_back_to_the_blog_are_never_citations() -> None:
+    t = extract('<p>参考:<a href="https://www.blog.example.jp/x/">自分の記事</a></p>', own_hosts=["blog.example.jp"])
+    assert [c.kind for c in t.citations] == ["headline"]
+
+
+def test_mention_needs_an_outlet_and_finds_its_day() -> None:
+    body = ["米POLITICOは13日、国務長官が議員に警告したと報じた。", "別の段落にはロイターの名前だけがある。"]
+    found = find_mentions(body, OUTLETS)
+    assert [(c.outlet, c.day) for c in found] == [("politico", 13), ("reuters", None)]
+    assert found[0].context == body[0]
+
+
+def test_full_width_digits_and_day_before_the_name() -> None:
+    found = find_mentions(["１３日にキーウ・インディペンデントが報じたところでは、…"], OUTLETS)
+    assert [(c.outlet, c.day) for c in found] == [("kyivindependent", 13)]
+
+
+def test_no_mentions_are_looked_for_when_the_post_lists_its_sources() -> None:
+    html = "<p>参考:Some headline</p><p>米POLITICOは13日に報じた。</p>"
+    assert [c.kind for c in extract(html, outlets=OUTLETS).citations] == ["headline"]
+
+
+def test_ascii_aliases_need_word_edges() -> None:
+    assert find_mentions(["POLITICOS は 1日 に"], OUTLETS) == []
+
+
+@pytest.mark.parametrize("text,kind", [
+    ("参考:Headline", "cite"), ("参考：Headline", "cite"), ("【参考】:Headline", "cite"), ("参考記事:Headline", "cite"),
+    ("出典:U.S. Army photo by Sgt. X", "credit"), ("関連記事:タイトル", "related"), ("普通の文。", "body"),
+])
+def test_line_classes(text: str, kind: str) -> None:
+    assert classify(Block(text)) == kind
+
+
+def test_dev_blog_citations_by_case(dev_gold: list[dict]) -> None:
+    """Every dev post yields citations of the kind its case says, and no credit line
+    ever becomes one."""
+    feed = parse_feed((DEV / "feeds" / "blog.xml").read_bytes(), now=datetime(2030, 1, 1, tzinfo=timezone.utc))
+    by_link = {e.link: e for e in feed.entries}
+    outlets = [Outlet("politico", ("POLITICO",)), Outlet("defensenews", ("Defense News",)),
+               Outlet("kyivindependent", ("キーウ・インディペンデント紙", "Kyiv Independent")),
+               Outlet("breakingdefense", ("Breaking Defense",))]
+    for g in dev_gold:
+        post = by_link[g["link"]]
+        t = extract(post.content, own_hosts=["blog.example.jp"], outlets=outlets)
+        kinds = {c.kind for c in t.citations}
+        texts = " ".join(c.text + (c.href or "") for c in t.citations)
+        assert "出典" not in texts and "blog.example.jp" not in texts
+        if g["case"] in ("link-exact", "link-variant"):
+            assert "link" in kinds, g["link"]
+        elif g["case"] in ("headline", "headline-variant"):
+            assert "headline" in kinds or "link" in kinds, g["link"]
+        elif g["case"] == "mention":
+            assert kinds == {"mention"}, g["link"]
+            assert all(c.day is not None for c in t.citations)
+        elif g["case"] == "no-citation":
+            assert t.citations == (), g["link"]
+        elif g["case"] == "multi":
+            assert len(t.citations) >= 2, g["link"]

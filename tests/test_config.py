@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from aggregator.config import load_config, parse_config, parse_duration, parse_size
+from aggregator.exceptions import ConfigError
+from conftest import ROOT, aggregator_cmd
+
+MINIMAL = """
+sources:
+  - id: blog
+    url: https://blog.example.jp/feed/
+    role: blog
+    language: ja
+"""
+
+
+def test_minimal_config_gets_every_default(tmp_path: Path) -> None:
+    p = tmp_path / "config" / "aggregator.yaml"
+    p.parent.mkdir()
+    p.write_text(MINIMAL)
+    cfg = load_config(p)
+    assert cfg.translation.target == "en"
+    assert cfg.translation.timeout == timedelta(seconds=20)
+    assert cfg.schedule.every == timedelta(minutes=30)
+    assert cfg.output.include == "all" and cfg.output.max_entries == 200
+    # relative paths are relative to the config file's folder
+    assert cfg.db_path == (tmp_path / "data" / "aggregator.sqlite3").resolve()
+    assert cfg.output_dir == (tmp_path / "output").resolve()
+
+
+def test_absolute_sqlite_path() -> None:
+    cfg = parse_config("storage: {url: 'sqlite:////var/lib/agg/x.sqlite3'}\n" + MINIMAL)
+    assert cfg.db_path == Path("/var/lib/agg/x.sqlite3")
+
+
+def test_unknown_key_is_an_error_naming_file_line_and_key() -> None:
+    text = MINIMAL + "    colour: blue\n"
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, filename="config/aggregator.yaml")
+    assert e.value.errors == ["config/aggregator.yaml:7: sources[0].colour: unknown key (not one aggregator reads; check its spelling)"]
+
+
+def test_every_error_is_reported_with_its_line() -> None:
+    text = """output:
+  include: everything
+sources:
+  - id: Blog!
+    url: file:///etc/passwd
+    role: blog
+  - id: x
+    url: https://x.example/feed
+    role: outlet
+    every: soon
+"""
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, filename="c.yaml")
+    msgs = "\n".join(e.value.errors)
+    assert "c.yaml:2: output.include:" in msgs
+    assert "c.yaml:4: sources[0].id:" in msgs
+    assert "c.yaml:5: sources[0].url: must be an http:// or https:// URL" in msgs
+    assert "c.yaml:10: sources[1].every: 'soon' is not a duration" in msgs
+
+
+def test_environment_variables_are_expanded() -> None:
+    text = MINIMAL + """translation:
+  providers:
+    - provider: libre
+      url: http://127.0.0.1:5000/
+      api_key: ${LT_KEY}
+"""
+    cfg = parse_config(text, env={"LT_KEY": "s3cret"})
+    assert cfg.translation.providers[0].api_key == "s3cret"
+
+
+def test_unset_environment_variable_is_an_error_that_does_not_leak_values() -> None:
+    text = MINIMAL + "translation:\n  providers:\n    - {provider: libre, url: 'http://h/', api_key: '${LT_KEY}'}\n"
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, filename="c.yaml", env={})
+    assert e.value.errors[0] == "c.yaml:9: translation.providers[0].api_key: environment variable LT_KEY is not set"
+
+
+def test_default_value_syntax_for_environment_variables() -> None:
+    cfg = parse_config("output: {title: '${TITLE:-Daily digest}'}\n" + MINIMAL, env={})
+    assert cfg.output.title == "Daily digest"
+
+
+def test_duplicate_source_ids_are_rejected() -> None:
+    with pytest.raises(ConfigError, match="used twice"):
+        parse_config(MINIMAL + "  - {id: blog, url: 'https://b/', role: outlet}\n")
+
+
+def test_sources_are_required() -> None:
+    with pytest.raises(ConfigError, match="sources: required key is missing"):
+        parse_config("output: {title: x}\n")
+
+
+def test_yaml_syntax_error_names_the_line() -> None:
+    with pytest.raises(ConfigError, match=r"^c.yaml:3: YAML syntax"):
+        parse_config("sources:\n  - id: a\n  url: [\n", filename="c.yaml")
+
+
+@pytest.mark.parametrize("text,seconds", [("90s", 90), ("15m", 900), ("2h", 7200), ("1d", 86400), (45, 45)])
+def test_durations(text: object, seconds: int) -> None:
+    assert parse_duration(text).total_seconds() == seconds
+
+
+def test_sizes() -> None:
+    assert parse_size("10MB") == 10_000_000 and parse_size("1KiB") == 1024 and parse_size(5) == 5
+
+
+def test_shipped_config_is_valid_and_has_the_real_sources() -> None:
+    cfg = load_config(ROOT / "config" / "aggregator.yaml")
+    ids = {s.id for s in cfg.sources}
+    assert {"grandfleet", "politico", "brusselssignal", "reuters", "kyivindependent", "defensenews",
+            "breakingdefense"} <= ids
+    blog = cfg.source("grandfleet")
+    assert blog.role == "blog" and blog.language == "ja"
+    assert "ロイター" in cfg.source("reuters").aliases
+    assert "ポリティコ" in cfg.source("politico").aliases
+
+
+def test_check_config_command_exit_status(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(MINIMAL)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(MINIMAL + "    colour: blue\n")
+    ok = subprocess.run(aggregator_cmd("check-config", str(good)), capture_output=True, text=True)
+    assert ok.returncode == 0 and "valid" in ok.stdout
+    ko = subprocess.run(aggregator_cmd("check-config", str(bad)), capture_output=True, text=True)
+    assert ko.returncode == 1
+    assert f"{bad}:7: sources[0].colour: unknown key" in ko.stderr
