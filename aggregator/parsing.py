@@ -69,6 +69,11 @@ def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = N
         reason = warnings[0] if warnings else "no RSS, Atom or RDF root element"
         raise ParseError(f"not a feed: {reason}")
 
+    if d.get("bozo") and not d.get("entries"):
+        # A document that breaks off before its first entry (a truncated download, a
+        # server error page in the middle) is an error, not an empty feed.
+        raise ParseError(f"malformed feed with no entries: {warnings[0].split(': ', 1)[1]}")
+
     language = _lang(feed.get("language")) or _lang(_detail_lang(feed.get("title_detail")))
     now = now or datetime.now(timezone.utc)
     entries: list[EntryData] = []

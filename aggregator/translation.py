@@ -205,7 +205,8 @@ def make_provider(cfg: ProviderConfig) -> Provider:
             source=_MYMEMORY_CODES.get(s, s), target=_MYMEMORY_CODES.get(t, t), email=cfg.email))
     if name == "libre":
         # LibreTranslate's protocol puts the text in the URL: long texts get HTTP 414.
-        return DeepTranslatorProvider("libre", 1_200, lambda s, t: dt.LibreTranslator(
+        # 700 characters of Japanese are about 6 KB percent-encoded, under common 8 KB limits.
+        return DeepTranslatorProvider("libre", 700, lambda s, t: dt.LibreTranslator(
             source=s, target=t, custom_url=cfg.url, api_key=cfg.api_key or "-"))
     if name == "deepl":
         assert cfg.api_key
@@ -353,7 +354,8 @@ class Translator:
         self.glossary = glossary or {}
         self.clock, self.sleep = clock, sleep
         self.now = now or (lambda: datetime.now().astimezone())
-        self.rest_until: dict[str, float] = {}
+        # Keyed by position in the chain: two servers of one protocol rest separately.
+        self.rest_until: dict[int, float] = {}
         self.stats = ChainStats()
         self.deadline: float | None = None
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="translate")
@@ -380,7 +382,7 @@ class Translator:
             if self._time_left() <= 0:
                 errors.append("translation time budget for this cycle is used up")
                 break
-            rest = self.rest_until.get(provider.name, 0) - self.clock()
+            rest = self.rest_until.get(i, 0) - self.clock()
             if rest > 0:
                 errors.append(f"{provider.name}: resting {rest:.0f} s after errors")
                 continue
@@ -389,7 +391,7 @@ class Translator:
             except TranslationError as e:
                 errors.append(str(e))
                 self.stats.failures[provider.name] = self.stats.failures.get(provider.name, 0) + 1
-                self._rest(provider.name, e)
+                self._rest(i, provider.name, e)
                 continue
             self.cache.cache_translation(prepared, source, target, result, provider.name, self.now())
             return result, provider.name
@@ -408,8 +410,20 @@ class Translator:
                                                provider=provider.name)
                     self.sleep(wait)
                 limiter.take(len(piece))
-            out.append(self._call(provider, piece, source, target))
+            out.append(self._call_splitting(provider, piece, source, target))
         return join_pieces(out, target) if len(out) > 1 else out[0]
+
+    def _call_splitting(self, provider: Provider, text: str, source: str, target: str, depth: int = 0) -> str:
+        """A server that says 414 (URI too long) or 413 gets the text in halves."""
+        try:
+            return self._call(provider, text, source, target)
+        except TranslationError as e:
+            if depth >= 4 or len(text) < 40 or not re.search(r"HTTP 41[34]", str(e)):
+                raise
+            halves = split_text(text, max(20, len(text) // 2 + 1))
+            if len(halves) < 2:
+                raise
+            return join_pieces([self._call_splitting(provider, h, source, target, depth + 1) for h in halves], target)
 
     def _call(self, provider: Provider, text: str, source: str, target: str) -> str:
         timeout = max(0.1, min(self.timeout, self._time_left()))
@@ -423,14 +437,14 @@ class Translator:
             raise TranslationError(f"{provider.name}: no answer within {timeout:g} s",
                                    provider=provider.name) from None
 
-    def _rest(self, name: str, e: TranslationError) -> None:
+    def _rest(self, i: int, name: str, e: TranslationError) -> None:
         if e.retry_after:
-            self.rest_until[name] = self.clock() + min(e.retry_after, 3600)
+            self.rest_until[i] = self.clock() + min(e.retry_after, 3600)
         else:
             fails = self.stats.failures.get(name, 1)
             # After repeated failures in a cycle, stop hammering the provider for a while.
             if fails >= 3:
-                self.rest_until[name] = self.clock() + min(30 * 2 ** (fails - 3), 1800)
+                self.rest_until[i] = self.clock() + min(30 * 2 ** (fails - 3), 1800)
 
     def _time_left(self) -> float:
         return float("inf") if self.deadline is None else self.deadline - self.clock()

@@ -1,0 +1,135 @@
+"""Fetching over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from aggregator import USER_AGENT
+from aggregator.exceptions import FetchError
+from aggregator.fetching import (
+    fetch,
+    make_client,
+    next_fetch_after_failure,
+    next_fetch_after_success,
+    parse_retry_after,
+)
+from aggregator.loopback import FeedServer
+from conftest import DEV
+
+FEED = (DEV / "feeds" / "politico.xml").read_bytes()
+
+
+@pytest.fixture
+def client() -> httpx.Client:
+    with make_client(connect_timeout=2, read_timeout=1, max_connections=4) as c:
+        yield c
+
+
+def test_conditional_get_sends_validators_and_gets_304(client: httpx.Client) -> None:
+    with FeedServer() as srv:
+        url = srv.add("/f.xml", FEED)
+        first = fetch(client, url, max_bytes=10**7, total_timeout=5)
+        assert first.status == 200 and first.content == FEED and first.etag
+        second = fetch(client, url, etag=first.etag, last_modified=first.last_modified, max_bytes=10**7,
+                       total_timeout=5)
+        assert second.not_modified and second.status == 304
+        req = srv.requests[-1]
+        assert req.headers["If-None-Match"] == first.etag
+        assert req.headers["User-Agent"] == USER_AGENT and "http" in USER_AGENT
+
+
+def test_gzip_is_asked_for_and_decoded(client: httpx.Client) -> None:
+    with FeedServer(gzip=True) as srv:
+        url = srv.add("/f.xml", FEED)
+        r = fetch(client, url, max_bytes=10**7, total_timeout=5)
+        assert r.content == FEED
+        assert "gzip" in srv.requests[-1].headers["Accept-Encoding"]
+
+
+def test_body_over_the_cap_is_refused(client: httpx.Client) -> None:
+    with FeedServer() as srv:
+        url = srv.add("/f.xml", FEED)
+        with pytest.raises(FetchError, match="cap"):
+            fetch(client, url, max_bytes=1000, total_timeout=5)
+
+
+def test_gzip_bomb_is_refused_after_decompression(client: httpx.Client) -> None:
+    with FeedServer() as srv:
+        srv.add("/bomb.xml", b"")
+        srv.fault("/bomb.xml", "gzip_bomb", size=20_000_000)
+        with pytest.raises(FetchError, match="after decompression"):
+            fetch(client, srv.url("/bomb.xml"), max_bytes=1_000_000, total_timeout=5)
+
+
+def test_a_server_that_never_answers_times_out(client: httpx.Client) -> None:
+    with FeedServer() as srv:
+        srv.add("/h.xml", FEED)
+        srv.fault("/h.xml", "hang")
+        t0 = time.monotonic()
+        with pytest.raises(FetchError, match="timed out"):
+            fetch(client, srv.url("/h.xml"), max_bytes=10**7, total_timeout=5)
+        assert time.monotonic() - t0 < 3
+
+
+def test_a_dripping_server_hits_the_total_time_limit(client: httpx.Client) -> None:
+    with FeedServer() as srv:
+        srv.add("/d.xml", FEED)
+        srv.fault("/d.xml", "drip", interval=0.2)
+        t0 = time.monotonic()
+        with pytest.raises(FetchError, match="total limit"):
+            fetch(client, srv.url("/d.xml"), max_bytes=10**7, total_timeout=1.5)
+        assert time.monotonic() - t0 < 3
+
+
+def test_redirect_loop_is_reported(client: httpx.Client) -> None:
+    with FeedServer() as srv:
+        srv.add("/loop.xml", FEED)
+        srv.fault("/loop.xml", "redirect_loop")
+        with pytest.raises(FetchError, match="redirect"):
+            fetch(client, srv.url("/loop.xml"), max_bytes=10**7, total_timeout=5)
+
+
+def test_permanent_redirect_is_reported_for_the_store(client: httpx.Client) -> None:
+    with FeedServer() as srv:
+        new = srv.add("/new.xml", FEED)
+        srv.add("/old.xml", b"")
+        srv.fault("/old.xml", "redirect", to="/new.xml", status=301)
+        r = fetch(client, srv.url("/old.xml"), max_bytes=10**7, total_timeout=5)
+        assert r.permanent_redirect == new and r.content == FEED
+
+
+def test_http_errors_carry_status_and_retry_after(client: httpx.Client) -> None:
+    with FeedServer() as srv:
+        srv.add("/busy.xml", FEED)
+        srv.fault("/busy.xml", "status", status=429, headers={"Retry-After": "120"})
+        with pytest.raises(FetchError) as e:
+            fetch(client, srv.url("/busy.xml"), max_bytes=10**7, total_timeout=5)
+        assert e.value.status == 429 and e.value.retry_after == 120
+        srv.fault("/busy.xml", "status", status=410)
+        with pytest.raises(FetchError) as e:
+            fetch(client, srv.url("/busy.xml"), max_bytes=10**7, total_timeout=5)
+        assert e.value.permanent
+
+
+def test_backoff_grows_with_jitter_and_is_capped() -> None:
+    now = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    rng = random.Random(1)
+    waits = [(next_fetch_after_failure(now, timedelta(minutes=30), n, retry_after=None,
+                                       max_backoff=timedelta(hours=24), rng=rng) - now).total_seconds()
+             for n in (1, 2, 3, 10)]
+    assert 0.75 * 1800 <= waits[0] <= 1.25 * 1800
+    assert waits[0] < waits[1] < waits[2]
+    assert waits[3] <= 1.25 * 86400
+
+
+def test_server_delays_are_honoured_but_capped() -> None:
+    now = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    assert next_fetch_after_success(now, timedelta(minutes=30), {"Cache-Control": "max-age=7200"}) == now + timedelta(hours=2)
+    assert next_fetch_after_success(now, timedelta(minutes=30), {"Cache-Control": "max-age=99999999"}) == now + timedelta(days=1)
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now) == 0.0
+    assert parse_retry_after("30", now) == 30

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from aggregator.exceptions import ParseError
+from aggregator.models import iso
+from aggregator.parsing import MAX_TITLE, clean_prefix, parse_feed
+from conftest import FIXTURES, REAL_FEEDS
+
+NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
+EXPECTED = json.loads((FIXTURES / "real-feeds" / "expected.json").read_text(encoding="utf-8"))
+
+
+def _bytes(name: str) -> bytes:
+    local = FIXTURES / "real-feeds" / name
+    return (local if local.exists() else REAL_FEEDS / name).read_bytes()
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_real_feed_gives_its_expected_result(name: str) -> None:
+    want = EXPECTED[name]
+    if "error" in want:
+        with pytest.raises(ParseError, match=want["error"].split("(")[0].strip()):
+            parse_feed(_bytes(name), now=NOW)
+        return
+    feed = parse_feed(_bytes(name), now=NOW)
+    assert len(feed.entries) == want["entries"]
+    first = feed.entries[0]
+    assert first.title == want["first_title"]
+    assert iso(first.published) == want["first_published"]
+    assert first.link == want["first_link"]
+    assert feed.language == want["language"]
+    assert len({e.key for e in feed.entries}) == len(feed.entries)
+
+
+def test_wrongly_encoded_feeds_decode_to_real_text() -> None:
+    assert parse_feed(_bytes("oren-windows1251-nodefeedparser.xml"), now=NOW).entries[0].title.startswith("В Бузулуке")
+    assert "Raríssimas" in parse_feed(_bytes("jn-iso8859-rssparser.rss.xml"), now=NOW).entries[0].title
+
+
+def test_junk_before_the_xml_declaration_is_dropped() -> None:
+    # WordPress whitespace bug and WP Super Cache's php guard, both real.
+    for name in ("techcrunch-wordpress-feedjira.xml", "hinatablog-ja-wordpress-supercache-rss2.php.xml"):
+        data = _bytes(name)
+        assert not data.startswith(b"<?xml") and clean_prefix(data).startswith(b"<?xml")
+        assert parse_feed(data, now=NOW).warnings == ()
+
+
+def test_an_html_page_names_the_feeds_it_advertises() -> None:
+    page = b"""<!DOCTYPE html><html><head><title>News</title>
+<link rel="alternate" type="application/rss+xml" href="/feed/" title="RSS">
+<link rel="stylesheet" href="/s.css"></head><body>hi</body></html>"""
+    with pytest.raises(ParseError, match=r"HTML page, not a feed.*https://news.example/feed/"):
+        parse_feed(page, url="https://news.example/")
+
+
+RSS = """<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>T</title><link>https://x.example/</link>
+{items}</channel></rss>"""
+
+
+def _rss(items: str) -> bytes:
+    return RSS.format(items=items).encode()
+
+
+def test_duplicate_guids_in_one_feed_are_kept_once() -> None:
+    f = parse_feed(_rss("<item><guid>1</guid><title>a</title></item><item><guid>1</guid><title>b</title></item>"), now=NOW)
+    assert [e.title for e in f.entries] == ["a"]
+    assert any("repeat" in w for w in f.warnings)
+
+
+def test_entries_without_guid_link_or_date_still_get_a_stable_identity() -> None:
+    items = "<item><title>only a title</title></item><item><description>only text</description></item>"
+    a = parse_feed(_rss(items), now=NOW)
+    b = parse_feed(_rss(items), now=NOW)
+    assert [e.key for e in a.entries] == [e.key for e in b.entries]
+    assert len({e.key for e in a.entries}) == 2
+
+
+def test_dates_in_the_future_are_treated_as_unknown() -> None:
+    f = parse_feed(_rss("<item><guid>1</guid><title>a</title><pubDate>Sat, 01 Jan 2101 00:00:00 GMT</pubDate></item>"), now=NOW)
+    assert f.entries[0].published is None
+
+
+def test_huge_titles_are_cut() -> None:
+    f = parse_feed(_rss(f"<item><guid>1</guid><title>{'x' * 100_000}</title></item>"), now=NOW)
+    assert len(f.entries[0].title) == MAX_TITLE
+
+
+def test_publisher_time_zone_offset_is_kept() -> None:
+    f = parse_feed(_rss("<item><guid>1</guid><title>a</title><pubDate>Mon, 06 May 2024 21:30:00 EDT</pubDate></item>"), now=NOW)
+    e = f.entries[0]
+    assert e.published == datetime(2024, 5, 7, 1, 30, tzinfo=timezone.utc) and e.published_offset == -240
+
+
+def test_entity_bombs_do_not_expand() -> None:
+    bomb = b"""<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+<!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;"><!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+<!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;"><!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">]>
+<rss version="2.0"><channel><title>t</title><item><guid>1</guid><title>&lol7;</title></item></channel></rss>"""
+    try:
+        f = parse_feed(bomb, now=NOW)
+    except ParseError:
+        return
+    assert all(len(e.title) < 10_000 for e in f.entries)
+
+
+def test_external_entities_are_not_read() -> None:
+    xxe = b"""<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>
+<rss version="2.0"><channel><title>t</title><item><guid>1</guid><title>a&x;</title></item></channel></rss>"""
+    try:
+        f = parse_feed(xxe, now=NOW)
+    except ParseError:
+        return
+    assert all("root:" not in e.title for e in f.entries)
