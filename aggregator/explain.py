@@ -9,7 +9,7 @@ from aggregator.embedding import Embedder
 from aggregator.exceptions import AggregatorError
 from aggregator.matching import ArticleIndex, Outcome, Params, article_from_entry, match_post
 from aggregator.models import Entry
-from aggregator.pipeline import outlets_of, own_hosts
+from aggregator.pipeline import mention_texts, outlet_language, outlets_of, own_hosts
 from aggregator.storage import Store
 
 
@@ -21,8 +21,8 @@ def rematch(store: Store, config: Config, post: Entry) -> tuple[PostText, Outcom
     params = Params(window=config.matching.window)
     index = ArticleIndex(article_from_entry(a, [n for o in outlets for n in o.names])
                          for a in store.articles_between(post.date - params.window, post.date + params.after))
-    contexts = [c.context for c in text.citations if c.context]
-    cache = store.cached_translations(contexts, post.language or "ja", "en") if contexts else {}
+    wanted = mention_texts(post, text)
+    cache = store.cached_translations(wanted, post.language or "ja", outlet_language(config)) if wanted else {}
     outcome = match_post(post, text, index, params=params, outlet_names={o.id: o.names for o in outlets},
                          translate=lambda s: cache[s][0] if s in cache else None, embed=Embedder(store))
     return text, outcome

@@ -7,11 +7,12 @@ Three ways a post cites, tried in this order (docs/matching.md explains the numb
   (tracking parameters, scheme, ``www.``, AMP, fragments and trailing slashes ignored).
 * **headline** — a ``参考:`` line gives the headline: fuzzy equality with the feed
   title after removing what outlets and bloggers change (outlet suffixes, quotes, case,
-  truncation), among articles of the days before the post.
+  truncation), among articles of the days before the post. A headline in another
+  language than the feeds' is compared by meaning, among the outlets the post names.
 * **mention** — a post without ``参考:`` lines names a subscribed outlet and a day
   (「米POLITICOは13日…と報じた」): among that outlet's articles of that day, the one the
-  paragraph paraphrases, by its translation's word overlap and by cross-lingual
-  embedding similarity, and only when it clearly beats the others.
+  paragraph paraphrases, by the words its translation shares with the article and by
+  cross-lingual embedding similarity, and only when it clearly beats the others.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import numpy as np
 from rapidfuzz import fuzz
@@ -32,18 +33,23 @@ from aggregator.html_text import strip_tags
 from aggregator.models import Citation, Entry, Match
 from aggregator.urls import canonical_url, host_of
 
-# -- thresholds (see docs/matching.md for how they were chosen) -----------------------
+# -- thresholds (docs/matching.md says how they were chosen and what margin they keep) --
 HEADLINE_ACCEPT = 0.90        # fuzzy headline score that is a match on its own
-HEADLINE_WITH_OUTLET = 0.78   # ... enough when the post also names that outlet
-HEADLINE_MARGIN = 0.06        # the best must beat the runner-up by this much
+HEADLINE_WITH_OUTLET = 0.80   # ... enough when the post also names that article's outlet
+HEADLINE_MARGIN = 0.05        # the best must beat the runner-up by this much
 TRUNCATED_MIN_CHARS = 24      # a truncated headline must keep at least this much
-MENTION_ACCEPT = 0.45         # combined content score for a mention
-MENTION_MARGIN = 0.08
-CROSSLINGUAL_ACCEPT = 0.80    # embedding score for a headline in another language
+MENTION_ACCEPT = 0.45         # content score for a mention (words and meaning)
+MENTION_MARGIN = 0.10         # ... and its lead over the outlet's other articles of that day
+MENTION_SHORT_CONTEXT = 12    # fewer content words than this: the post's title and lead count too
+MENTION_MEANING_ONLY = 0.72   # without a translation: meaning alone, stricter
+MENTION_MEANING_MARGIN = 0.15
+CROSSLINGUAL_ACCEPT = 0.60    # a headline in another language: meaning, outlet named
 CROSSLINGUAL_MARGIN = 0.10
+JST = timedelta(hours=9)      # the blog writes "13日" in its own day, or in the outlet's
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
 Lookup = Callable[[str], "str | None"]
+Hit = tuple["Article", float, str, str]  # article, score, method, evidence
 
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "“": '"', "”": '"', "„": '"',
                          "«": '"', "»": '"', "‹": "'", "›": "'", "–": "-", "—": "-", "―": "-"})
@@ -78,6 +84,18 @@ def tokens(norm: str) -> list[str]:
     return [w for w in norm.split() if w not in _STOP and len(w) > 1]
 
 
+def _stem(w: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 4:
+            return w[: -len(suffix)]
+    return w
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased, lightly stemmed content words of an English text."""
+    return {_stem(w) for w in tokens(normalize_headline(text))}
+
+
 @dataclass(frozen=True, slots=True)
 class Article:
     """An outlet article as the matcher sees it."""
@@ -89,7 +107,7 @@ class Article:
     canonical: str
     host: str
     date: datetime
-    local_day: date  # the day in the publisher's own time zone
+    days: frozenset[int]  # its day of the month in the publisher's zone, in UTC and in Japan
     variants: tuple[str, ...]
 
 
@@ -101,21 +119,23 @@ def article_from_entry(e: Entry, outlet_names: Iterable[str] = ()) -> Article:
         text=(e.title + ". " + strip_tags(e.summary or e.content)[:1500]).strip(),
         canonical=canonical_url(e.link) if e.link else "",
         host=host_of(e.link or "").removeprefix("www."),
-        date=d, local_day=(d + offset).date(), variants=headline_variants(e.title, outlet_names),
+        date=d, days=frozenset({(d + offset).day, d.day, (d + JST).day}),
+        variants=headline_variants(e.title, outlet_names),
     )
 
 
 class ArticleIndex:
-    """Candidate lookup that does not grow as posts × articles: by canonical link, by
-    rare headline token, by outlet and day."""
+    """Candidate lookup whose cost does not grow as posts × articles: by canonical link,
+    by rare headline word, by outlet, by day."""
 
     def __init__(self, articles: Iterable[Article] = ()):
         self.by_id: dict[int, Article] = {}
         self.by_canonical: dict[str, list[int]] = defaultdict(list)
         self.by_token: dict[str, set[int]] = defaultdict(set)
-        self.by_outlet_day: dict[tuple[str, date], list[int]] = defaultdict(list)
+        self.by_outlet: dict[str, list[int]] = defaultdict(list)
         self.by_day: dict[date, list[int]] = defaultdict(list)
         self.hosts: dict[str, set[str]] = defaultdict(set)  # host -> outlet ids
+        self._df: dict[str, int] | None = None  # word document frequency, made on first need
         for a in articles:
             self.add(a)
 
@@ -128,10 +148,11 @@ class ArticleIndex:
         for v in a.variants:
             for t in tokens(v):
                 self.by_token[t].add(a.id)
-        self.by_outlet_day[(a.source_id, a.local_day)].append(a.id)
+        self.by_outlet[a.source_id].append(a.id)
         self.by_day[a.date.date()].append(a.id)
         if a.host:
             self.hosts[a.host].add(a.source_id)
+        self._df = None
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -141,6 +162,8 @@ class ArticleIndex:
 
     def headline_candidates(self, norm_variants: Sequence[str], start: datetime, end: datetime,
                             rare: int = 4) -> list[Article]:
+        """Articles sharing one of the headline's rarest words: a headline that matches
+        (even edited or truncated) keeps most of its rare words."""
         toks = {t for v in norm_variants for t in tokens(v)}
         known = sorted((len(self.by_token[t]), t) for t in toks if t in self.by_token)
         ids: set[int] = set()
@@ -148,13 +171,19 @@ class ArticleIndex:
             ids |= self.by_token[t]
         return self.in_window(ids, start, end)
 
-    def window(self, start: datetime, end: datetime) -> list[Article]:
-        out: list[Article] = []
-        d = start.date()
-        while d <= end.date():
-            out.extend(self.in_window(self.by_day.get(d, ()), start, end))
-            d += timedelta(days=1)
-        return out
+    def outlet_window(self, outlets: Iterable[str], start: datetime, end: datetime) -> list[Article]:
+        return [a for o in outlets for a in self.in_window(self.by_outlet.get(o, ()), start, end)]
+
+    def idf(self, word: str) -> float:
+        """Inverse document frequency over the indexed articles' words: rare words
+        (names, numbers) say more about which article a text is about."""
+        if self._df is None:
+            df: dict[str, int] = defaultdict(int)
+            for a in self.by_id.values():
+                for w in content_words(a.text):
+                    df[w] += 1
+            self._df = df
+        return math.log((len(self.by_id) + 1) / (self._df.get(word, 0) + 1)) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,13 +210,14 @@ def headline_score(cite_variants: Sequence[str], truncated: bool, art: Article) 
             if c == v:
                 return 1.0, "headline"
             if truncated and len(c) >= TRUNCATED_MIN_CHARS:
-                head = c.rsplit(" ", 1)[0] if " " in c else c
+                head = c.rsplit(" ", 1)[0] if " " in c else c  # the last word may be cut
                 if v.startswith(head):
-                    s = 0.97
-                    if s > best:
-                        best, how = s, "headline prefix"
+                    if 0.97 > best:
+                        best, how = 0.97, "headline prefix"
                     continue
-            s = max(fuzz.ratio(c, v), fuzz.token_sort_ratio(c, v)) / 100
+            # Order-sensitive on purpose: two outlets' headlines on one statement often share
+            # their words in another order ("Greek PM: Greece will not…" / "Greece will not…, PM says").
+            s = fuzz.ratio(c, v) / 100
             if s > best:
                 best, how = s, "headline"
     return best, how
@@ -198,62 +228,63 @@ def match_post(post: Entry, text: PostText, index: ArticleIndex, *,
                outlet_names: Mapping[str, Sequence[str]] = {},
                translate: Lookup = lambda s: None,
                embed: Embedder | None = None) -> Outcome:
-    """Match one post. ``translate`` looks up a paragraph's translation into the outlets'
+    """Match one post. ``outlet_names`` maps each outlet's source id to its display name
+    (first) and aliases; ``translate`` looks up a text's translation into the outlets'
     language (None when there is none); ``embed`` maps texts to unit vectors."""
     out = Outcome()
     start, end = post.date - params.window, post.date + params.after
     all_names = [n for names in outlet_names.values() for n in names]
-    named = _outlets_named(text.body, outlet_names)
+    named = outlets_named(text.body, outlet_names)
     taken: set[int] = set()
 
-    def add(article: Article, score: float, method: str, evidence: str) -> None:
+    def add(hit: Hit) -> None:
+        article, score, method, evidence = hit
         if article.id not in taken:
             taken.add(article.id)
             out.matches.append(Match(post.id, article.id, round(score, 4), method, evidence))  # type: ignore[arg-type]
 
     for cite in text.citations:
+        hit: Hit | None = None
         if cite.kind == "link" and cite.href:
             ids = index.by_canonical.get(canonical_url(cite.href), [])
             if ids:
-                a = index.by_id[ids[0]]
-                exact = (cite.href.strip() == "" or canonical_url(cite.href) == a.canonical)
-                add(a, 1.0, "link", "link" if exact else "link")
+                add((index.by_id[ids[0]], 1.0, "link", "link"))
                 continue
-            # The link is not in any feed. Its anchor text may still be the headline of an
-            # article of the same site (a changed slug, a redirect): only that site counts.
+            # The link is in no feed. Its anchor text may still be the headline of an article
+            # of the same site (a changed slug, a redirect): only that site's articles count.
             site = host_of(cite.href).removeprefix("www.")
             if site in index.hosts and cite.text:
                 hit = _best_headline(cite, index, start, end, all_names, named, same_host=site)
-                if hit:
-                    add(*hit)
-                    continue
-            out.unresolved.append(cite)
-            out.notes.append(f"link not in any feed: {cite.href}")
+            if hit:
+                add(hit)
+            else:
+                out.unresolved.append(cite)
+                out.notes.append(f"link in no subscribed feed: {cite.href}")
         elif cite.kind == "headline":
             hit = _best_headline(cite, index, start, end, all_names, named)
-            if hit is None and embed is not None and not _mostly_latin(cite.text):
-                hit = _best_crosslingual(cite, index, start, end, embed)
+            if hit is None and embed is not None and not looks_english(cite.text):
+                hit = _best_crosslingual(cite, index, start, end, embed, named)
             if hit:
-                add(*hit)
+                add(hit)
             else:
                 out.unresolved.append(cite)
-                out.notes.append(f"no feed headline close enough to: {cite.text[:120]}")
-        elif cite.kind == "mention":
-            hit = _best_mention(cite, post, index, start, end, translate, embed)
+                out.notes.append(f"no headline in the subscribed feeds close enough to: {cite.text[:120]}")
+        elif cite.kind == "mention" and cite.outlet:
+            names = outlet_names.get(cite.outlet) or (cite.outlet,)
+            hit = _best_mention(cite, post, text, index, start, end, translate, embed, names[0])
             if hit:
-                add(*hit)
+                add(hit)
             else:
                 out.unresolved.append(cite)
-                out.notes.append(f"no {cite.outlet} article of day {cite.day} clearly paraphrased")
+                day = f" of day {cite.day}" if cite.day else " of the days before"
+                out.notes.append(f"no {names[0]} article{day} clearly paraphrased by the post")
     return out
 
 
 def _best_headline(cite: Citation, index: ArticleIndex, start: datetime, end: datetime,
-                   all_names: Sequence[str], named: set[str], same_host: str | None = None,
-                   ) -> tuple[Article, float, str, str] | None:
+                   all_names: Sequence[str], named: set[str], same_host: str | None = None) -> Hit | None:
     truncated = bool(_ELLIPSIS.search(cite.text))
-    raw = _ELLIPSIS.sub("", cite.text)
-    variants = headline_variants(raw, all_names)
+    variants = headline_variants(_ELLIPSIS.sub("", cite.text), all_names)
     if not variants:
         return None
     cands = index.headline_candidates(variants, start, end)
@@ -267,95 +298,98 @@ def _best_headline(cite: Citation, index: ArticleIndex, start: datetime, end: da
     runner = scored[1][0][0] if len(scored) > 1 else 0.0
     if best >= 1.0 and runner < 1.0:
         return art, best, "headline", how
-    margin_ok = best - runner >= HEADLINE_MARGIN or _same_story(scored)
-    if best >= HEADLINE_ACCEPT and margin_ok:
+    if best - runner < HEADLINE_MARGIN:
+        return None  # two articles fit about equally: linking either could mislead
+    if best >= HEADLINE_ACCEPT:
         return art, best, "headline", f"{how} {best:.2f}"
-    if best >= HEADLINE_WITH_OUTLET and margin_ok and art.source_id in named:
+    if best >= HEADLINE_WITH_OUTLET and art.source_id in named:
         return art, best, "headline", f"{how} {best:.2f} + outlet named"
     return None
 
 
-def _same_story(scored: Sequence[tuple[tuple[float, str], Article]]) -> bool:
-    return False
-
-
 def _best_crosslingual(cite: Citation, index: ArticleIndex, start: datetime, end: datetime,
-                       embed: Embedder) -> tuple[Article, float, str, str] | None:
-    cands = index.window(start, end)
+                       embed: Embedder, named: set[str]) -> Hit | None:
+    """A headline in another language than the outlets' feeds: only the outlets the post
+    names are candidates, and the meaning must fit one of their articles clearly."""
+    cands = index.outlet_window(sorted(named), start, end)
     if not cands:
         return None
     vecs = embed([cite.text] + [a.title for a in cands])
     sims = vecs[1:] @ vecs[0]
-    order = np.argsort(-sims)
+    order = np.argsort(-sims, kind="stable")
     best = float(sims[order[0]])
     runner = float(sims[order[1]]) if len(order) > 1 else 0.0
     if best >= CROSSLINGUAL_ACCEPT and best - runner >= CROSSLINGUAL_MARGIN:
-        a = cands[int(order[0])]
-        return a, best, "headline", f"headline (other language) {best:.2f}"
+        return cands[int(order[0])], best, "headline", f"headline in another language {best:.2f} + outlet named"
     return None
 
 
-def _best_mention(cite: Citation, post: Entry, index: ArticleIndex, start: datetime, end: datetime,
-                  translate: Lookup, embed: Embedder | None) -> tuple[Article, float, str, str] | None:
+def _best_mention(cite: Citation, post: Entry, text: PostText, index: ArticleIndex, start: datetime,
+                  end: datetime, translate: Lookup, embed: Embedder | None, outlet: str) -> Hit | None:
+    """Among the named outlet's articles of the named day, the one the post paraphrases.
+
+    Words: the share (weighted by rarity) of the article's title and summary words that
+    the translated paragraph uses (the paragraph that names the outlet says what the
+    outlet reported; a one-line mention borrows the post's title and lead). Meaning:
+    cross-lingual embedding similarity of paragraph and article. The best must clear a
+    floor and lead the outlet's other articles of that day."""
     assert cite.outlet is not None
-    cands: list[Article] = []
+    cands = index.outlet_window([cite.outlet], start - timedelta(days=1), end)
     if cite.day is not None:
-        d = start.date() - timedelta(days=1)
-        while d <= end.date():
-            if d.day == cite.day:
-                cands += [index.by_id[i] for i in index.by_outlet_day.get((cite.outlet, d), ())]
-            d += timedelta(days=1)
+        cands = [a for a in cands if cite.day in a.days]
     else:
-        cands = [a for a in index.window(post.date - timedelta(days=3), end) if a.source_id == cite.outlet]
+        cands = [a for a in cands if a.date >= post.date - timedelta(days=3)]
     if not cands:
         return None
-    translated = translate(cite.context)
-    lex = [_overlap(translated, a.text) if translated else 0.0 for a in cands]
-    emb = [0.0] * len(cands)
+    context_en = translate(cite.context)
+    meaning = [0.0] * len(cands)
     if embed is not None:
         vecs = embed([cite.context] + [a.text for a in cands])
-        emb = [float(x) for x in vecs[1:] @ vecs[0]]
-    scores = [_mention_score(l, e, translated is not None) for l, e in zip(lex, emb)]
+        meaning = [float(x) for x in vecs[1:] @ vecs[0]]
+    if context_en:
+        words = content_words(context_en)
+        if len(words) < MENTION_SHORT_CONTEXT:
+            words |= content_words(" ".join(t for t in (translate(post.title), translate(text.lead)) if t))
+        scores = []
+        for a, m in zip(cands, meaning):
+            scores.append(0.45 * _covered(content_words(a.title), words, index)
+                          + 0.25 * _covered(content_words(a.text), words, index) + 0.30 * m)
+        accept, margin, how = MENTION_ACCEPT, MENTION_MARGIN, "content"
+    elif embed is not None:
+        scores, accept, margin, how = meaning, MENTION_MEANING_ONLY, MENTION_MEANING_MARGIN, "meaning"
+    else:
+        return None
     order = sorted(range(len(cands)), key=lambda i: (-scores[i], cands[i].id))
     best = scores[order[0]]
     runner = scores[order[1]] if len(order) > 1 else 0.0
-    if best >= MENTION_ACCEPT and best - runner >= MENTION_MARGIN:
-        a = cands[order[0]]
+    if best >= accept and best - runner >= margin:
         day = f" {cite.day}日" if cite.day else ""
-        return (a, best, "mention",
-                f"mention {cite.text}{day} + content {best:.2f}"
-                f" (words {lex[order[0]]:.2f}, meaning {emb[order[0]]:.2f})")
+        return cands[order[0]], best, "mention", f"mention {outlet}{day} + {how} {best:.2f}"
     return None
 
 
-def _mention_score(lexical: float, semantic: float, have_translation: bool) -> float:
-    if have_translation:
-        return 0.6 * lexical + 0.4 * semantic
-    return semantic * 0.75
+def _covered(words: set[str], text_words: set[str], index: ArticleIndex) -> float:
+    """Share of ``words`` found in ``text_words``, each word weighted by its rarity."""
+    total = sum(index.idf(w) for w in words)
+    return sum(index.idf(w) for w in words & text_words) / total if total else 0.0
 
 
-def _overlap(translated: str, article_text: str) -> float:
-    """Share of the article's content words that the translated paragraph uses."""
-    a = set(tokens(normalize_headline(article_text)))
-    p = set(tokens(normalize_headline(translated)))
-    if not a:
-        return 0.0
-    return len(a & p) / math.sqrt(len(a) * max(len(p), 1)) if p else 0.0
+def outlets_named(body: Sequence[str], outlet_names: Mapping[str, Sequence[str]]) -> set[str]:
+    """The outlets whose name or an alias appears in the post's text."""
+    low = "\n".join(body).casefold()
+    return {oid for oid, names in outlet_names.items() if any(n and n.casefold() in low for n in names)}
 
 
-def _outlets_named(body: Sequence[str], outlet_names: Mapping[str, Sequence[str]]) -> set[str]:
-    text = "\n".join(body)
-    low = text.casefold()
-    out = set()
-    for oid, names in outlet_names.items():
-        if any(n and n.casefold() in low for n in names):
-            out.add(oid)
-    return out
+_NON_ENGLISH_WORDS = frozenset("""der die das und ist nicht mit den von zu auf für ein eine im sich dem des
+auch wir le la les et des est une pour dans que qui sur el los las del por con para una il che di per non
+sono della het een van voor niet""".split())
 
 
-def _mostly_latin(text: str) -> bool:
+def looks_english(text: str) -> bool:
+    """Whether a headline is (probably) English: Latin letters only and none of the
+    commonest words of the other languages blogs cite. Unsure cases count as English,
+    which keeps them on the strict same-language path."""
     letters = [c for c in text if c.isalpha()]
-    if not letters:
-        return True
-    latin = sum(1 for c in letters if c.isascii())
-    return latin / len(letters) > 0.9
+    if any(not c.isascii() for c in letters):
+        return False
+    return not (set(re.findall(r"[a-z]+", text.lower())) & _NON_ENGLISH_WORDS)

@@ -247,22 +247,34 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     return len(posts), changed
 
 
+def mention_texts(post: Entry, text: Any) -> list[str]:
+    """The texts of a post the matcher wants in the outlets' language: for a post that
+    names outlets, its title, lead and the paragraphs that name them."""
+    contexts = [c.context for c in text.citations if c.kind == "mention" and c.context]
+    if not contexts:
+        return []
+    return list(dict.fromkeys(t for t in (post.title, text.lead, *contexts) if t))
+
+
+def outlet_language(config: Config) -> str:
+    langs = {s.language for s in config.sources if s.role == "outlet" and s.language != "auto"}
+    return "en" if "en" in langs or not langs else sorted(langs)[0]
+
+
 def _mention_translations(text: Any, post: Entry, config: Config,
                           translator: Translator | None) -> Callable[[str], str | None]:
-    """Translate the paragraphs that name an outlet into the outlets' language (cached),
-    so the matcher can compare words; without a translator it compares meaning only."""
-    contexts = {c.context for c in text.citations if c.kind == "mention" and c.context}
-    if not contexts or translator is None:
+    """Translate what the matcher compares (cached), so it can compare words; without a
+    translator it compares meaning only."""
+    wanted = mention_texts(post, text)
+    if not wanted or translator is None:
         return lambda s: None
-    source = post.language or "ja"
-    langs = {s.language for s in config.sources if s.role == "outlet" and s.language != "auto"}
-    target = "en" if "en" in langs or not langs else sorted(langs)[0]
+    source, target = post.language or "ja", outlet_language(config)
     found: dict[str, str] = {}
-    for c in contexts:
+    for t in wanted:
         try:
-            found[c] = translator.translate(c, source, target)[0]
+            found[t] = translator.translate(t, source, target)[0]
         except TranslationError as e:
-            log.info("could not translate a mention paragraph of %s: %s", post.link, e)
+            log.info("could not translate for matching %s: %s", post.link, e)
     return found.get
 
 
