@@ -315,7 +315,6 @@ def test_hostile_opml_does_not_expand(tmp_path: Path, prolog: str, outlines: str
 
 
 def test_hostile_opml_with_defusedxml(tmp_path: Path) -> None:
-    pytest.importorskip("defusedxml")
     feeds = _opml(tmp_path, '<outline text="&lol9;" xmlUrl="https://bomb.example/feed"/>', prolog=BILLION_LAUGHS)
     with pytest.raises(ConfigError, match="not OPML"):
         import_opml(_config(tmp_path), feeds)
