@@ -218,8 +218,7 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     seen_before = store.get_meta("match_outlets_seen")
     new_articles = latest is not None and (seen_before is None or iso(latest) > seen_before)
     if posts is None:
-        posts = store.posts_to_match(since_new_articles=latest if new_articles else None,
-                                     late_after=t - config.matching.late_window)
+        posts = store.posts_to_match(new_articles=new_articles, late_after=t - config.matching.late_window)
     if not posts:
         if latest is not None:
             store.set_meta("match_outlets_seen", iso(latest) or "")

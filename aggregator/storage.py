@@ -396,13 +396,14 @@ class Store:
     def count_entries(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT role, COUNT(*) FROM entries GROUP BY role"))
 
-    def posts_to_match(self, *, since_new_articles: datetime | None, late_after: datetime) -> list[Entry]:
-        """Blog posts never matched (or changed since), plus posts younger than
-        ``late_after`` with an unresolved citation when articles arrived since."""
+    def posts_to_match(self, *, new_articles: bool, late_after: datetime) -> list[Entry]:
+        """Blog posts never matched (or changed since); and, when new articles arrived,
+        posts first seen after ``late_after`` that still have an unresolved citation
+        (the article they cite may be among the new ones)."""
         posts = self._entries("role='blog' AND match_state IS NULL ORDER BY sort_date")
-        if since_new_articles is not None:
+        if new_articles:
             posts += self._entries(
-                "role='blog' AND match_state='unresolved' AND sort_date>=? ORDER BY sort_date",
+                "role='blog' AND match_state='unresolved' AND first_seen>=? ORDER BY sort_date",
                 (iso(late_after),))
         return posts
 

@@ -113,12 +113,15 @@ def test_one_cycle_publishes_translated_posts_linked_to_exactly_what_they_cite(s
 
 def test_a_second_cycle_changes_nothing_and_ids_never_change(site: Site) -> None:
     assert site.run().returncode == 0
+    sent = site.libre.requests
+    assert sent > 0
     before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in site.out.iterdir()}
     ids = {k: e.find(f"{ATOM}id").text for k, e in atom_entries(site.out).items()}
     r = site.run("--all")
     assert r.returncode == 0, r.stderr
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in site.out.iterdir()}
     assert after == before
+    assert site.libre.requests == sent  # nothing sent to the translator again
     # every request after the first cycle was conditional, and answered 304
     assert all("If-None-Match" in req.headers for req in site.feeds.requests[-7:])
     assert {k: e.find(f"{ATOM}id").text for k, e in atom_entries(site.out).items()} == ids
@@ -192,3 +195,52 @@ def test_a_broken_config_exits_non_zero_with_file_and_line(tmp_path: Path) -> No
     r = subprocess.run(aggregator_cmd("run", "--once", "--config", str(cfg)), capture_output=True, text=True)
     assert r.returncode != 0
     assert f"{cfg}:3: sources[0].url" in r.stderr
+
+
+def test_real_world_feeds_are_stored_and_the_broken_ones_reported(tmp_path: Path) -> None:
+    """The real feeds of ../shared/fixtures/real-feeds (several malformed on purpose) as outlets."""
+    from conftest import REAL_FEEDS
+
+    files = sorted(REAL_FEEDS.glob("*.xml"))
+    expected = json.loads((Path(__file__).parent / "fixtures" / "real-feeds" / "expected.json").read_text())
+    with FeedServer() as feeds, LibreTranslateServer(unknown="echo") as libre:
+        lines = ["storage: {url: 'sqlite:///s.sqlite3'}", "output: {dir: out, max_entries: 5000}",
+                 f"translation: {{timeout: 3s, providers: [{{provider: libre, url: '{libre.url}'}}]}}", "sources:"]
+        for i, f in enumerate(files):
+            url = feeds.add_file(f"/{f.name}", f)
+            lines.append(f"  - {{id: f{i}, name: '{f.stem}', url: '{url}', role: outlet, language: auto}}")
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text("\n".join(lines) + "\n")
+        r = subprocess.run(aggregator_cmd("run", "--once", "--config", str(cfg)), capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr
+        st = json.loads(subprocess.run(aggregator_cmd("status", "--json", "--config", str(cfg)),
+                                       capture_output=True, text=True).stdout)
+    by_name = {files[int(s["id"][1:])].name: s for s in st["sources"]}
+    for name, want in expected.items():
+        got = by_name[name]
+        if "error" in want:
+            assert got["consecutive_failures"] == 1 and want["error"] in got["result"], got
+        else:
+            assert got["entries"] == want["entries"] and got["consecutive_failures"] == 0, (name, got)
+    d = feedparser.parse(str(tmp_path / "out" / "feed.atom"))
+    assert d.bozo == 0 and len(d.entries) == sum(w.get("entries", 0) for w in expected.values())
+
+
+def test_a_post_fetched_before_the_article_it_cites_gets_its_link_when_the_article_arrives(site: Site) -> None:
+    link = "https://blog.example.jp/us-related/house-gop-releases-ukraine-israel-aid-bills/"
+    cited = "https://www.politico.com/news/2024/04/17/house-foreign-aid-bills-ukraine-israel-00152712"
+    politico = (DEV / "feeds" / "politico.xml").read_bytes()
+    start = politico.rindex(b"<item>", 0, politico.index(cited.encode()))
+    end = politico.index(b"</item>", start) + len(b"</item>")
+    site.feeds.add("/politico.xml", politico[:start] + politico[end:])  # not yet in the feed
+    assert site.run().returncode == 0
+    first = atom_entries(site.out)[link]
+    assert first.findall(f"{ATOM}link[@rel='related']") == []
+
+    site.feeds.add("/politico.xml", politico)  # the article arrives
+    assert site.run("--all").returncode == 0
+    second = atom_entries(site.out)[link]
+    assert [l.get("href") for l in second.findall(f"{ATOM}link[@rel='related']")] == [cited]
+    assert second.find(f"{ATOM}id").text == first.find(f"{ATOM}id").text
+    assert second.find(f"{ATOM}updated").text != first.find(f"{ATOM}updated").text
