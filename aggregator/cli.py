@@ -306,7 +306,11 @@ def serve(host: str, port: int, config_path: str, quiet: bool) -> None:
     from aggregator.server import serve_output
 
     cfg = _load(config_path)
-    serve_output(cfg.output_dir, host=host, port=port)
+    try:
+        serve_output(cfg.output_dir, host=host, port=port)
+    except AggregatorError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_STORE)
 
 
 if __name__ == "__main__":

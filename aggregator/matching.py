@@ -31,7 +31,7 @@ from rapidfuzz import fuzz
 from aggregator.citations import PostText
 from aggregator.html_text import strip_tags
 from aggregator.models import Citation, Entry, Match
-from aggregator.urls import canonical_url, host_of
+from aggregator.urls import canonical_url
 
 # -- thresholds (docs/matching.md says how they were chosen and what margin they keep) --
 HEADLINE_ACCEPT = 0.90        # fuzzy headline score that is a match on its own
@@ -96,32 +96,41 @@ def content_words(text: str) -> set[str]:
     return {_stem(w) for w in tokens(normalize_headline(text))}
 
 
-@dataclass(frozen=True, slots=True)
 class Article:
-    """An outlet article as the matcher sees it."""
+    """An outlet article as the matcher sees it. ``text`` (title and plain summary) is
+    made on first use: most articles are only ever compared by link or headline.
+    ``days``: its day of the month in the publisher's zone, in UTC and in Japan."""
 
-    id: int
-    source_id: str
-    title: str
-    text: str  # plain title + summary
-    canonical: str
-    host: str
-    date: datetime
-    days: frozenset[int]  # its day of the month in the publisher's zone, in UTC and in Japan
-    variants: tuple[str, ...]
+    __slots__ = ("id", "source_id", "title", "summary", "canonical", "host", "date", "days", "variants", "_text")
+
+    def __init__(self, id: int, source_id: str, title: str, summary: str, canonical: str, host: str,
+                 date: datetime, days: frozenset[int], variants: tuple[str, ...]):
+        self.id, self.source_id, self.title, self.summary = id, source_id, title, summary
+        self.canonical, self.host, self.date, self.days, self.variants = canonical, host, date, days, variants
+        self._text: str | None = None
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = (self.title + ". " + strip_tags(self.summary[:5000])[:1500]).strip()
+        return self._text
 
 
 def article_from_entry(e: Entry, outlet_names: Iterable[str] = ()) -> Article:
     d = e.date
     offset = timedelta(minutes=e.published_offset or 0)
+    canonical = e.canonical_link if e.canonical_link is not None else (canonical_url(e.link) if e.link else "")
     return Article(
-        id=e.id, source_id=e.source_id, title=e.title,
-        text=(e.title + ". " + strip_tags(e.summary or e.content)[:1500]).strip(),
-        canonical=canonical_url(e.link) if e.link else "",
-        host=host_of(e.link or "").removeprefix("www."),
+        id=e.id, source_id=e.source_id, title=e.title, summary=e.summary or e.content, canonical=canonical,
+        host=_host(canonical),
         date=d, days=frozenset({(d + offset).day, d.day, (d + JST).day}),
         variants=headline_variants(e.title, outlet_names),
     )
+
+
+def _host(canonical: str) -> str:
+    """The host part of a canonical link (which starts with it, without www.)."""
+    return canonical.split("/", 1)[0].split("?", 1)[0].split(":", 1)[0]
 
 
 class ArticleIndex:
@@ -135,7 +144,6 @@ class ArticleIndex:
         self.by_outlet: dict[str, list[int]] = defaultdict(list)
         self.by_day: dict[date, list[int]] = defaultdict(list)
         self.hosts: dict[str, set[str]] = defaultdict(set)  # host -> outlet ids
-        self._df: dict[str, int] | None = None  # word document frequency, made on first need
         for a in articles:
             self.add(a)
 
@@ -145,14 +153,12 @@ class ArticleIndex:
         self.by_id[a.id] = a
         if a.canonical:
             self.by_canonical[a.canonical].append(a.id)
-        for v in a.variants:
-            for t in tokens(v):
-                self.by_token[t].add(a.id)
+        for t in {_stem(t) for v in a.variants for t in tokens(v)}:
+            self.by_token[t].add(a.id)
         self.by_outlet[a.source_id].append(a.id)
         self.by_day[a.date.date()].append(a.id)
         if a.host:
             self.hosts[a.host].add(a.source_id)
-        self._df = None
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -164,7 +170,7 @@ class ArticleIndex:
                             rare: int = 4) -> list[Article]:
         """Articles sharing one of the headline's rarest words: a headline that matches
         (even edited or truncated) keeps most of its rare words."""
-        toks = {t for v in norm_variants for t in tokens(v)}
+        toks = {_stem(t) for v in norm_variants for t in tokens(v)}
         known = sorted((len(self.by_token[t]), t) for t in toks if t in self.by_token)
         ids: set[int] = set()
         for _, t in known[:rare]:
@@ -175,15 +181,12 @@ class ArticleIndex:
         return [a for o in outlets for a in self.in_window(self.by_outlet.get(o, ()), start, end)]
 
     def idf(self, word: str) -> float:
-        """Inverse document frequency over the indexed articles' words: rare words
-        (names, numbers) say more about which article a text is about."""
-        if self._df is None:
-            df: dict[str, int] = defaultdict(int)
-            for a in self.by_id.values():
-                for w in content_words(a.text):
-                    df[w] += 1
-            self._df = df
-        return math.log((len(self.by_id) + 1) / (self._df.get(word, 0) + 1)) + 1
+        """Inverse document frequency of a (stemmed) word among the indexed headlines:
+        rare words (names, numbers) say more about which article a text is about.
+        Headline words only, so that it costs nothing more to keep; a word in no
+        headline counts as rare."""
+        postings = self.by_token.get(word)
+        return math.log((len(self.by_id) + 1) / ((len(postings) if postings else 0) + 1)) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +255,7 @@ def match_post(post: Entry, text: PostText, index: ArticleIndex, *,
                 continue
             # The link is in no feed. Its anchor text may still be the headline of an article
             # of the same site (a changed slug, a redirect): only that site's articles count.
-            site = host_of(cite.href).removeprefix("www.")
+            site = _host(canonical_url(cite.href))
             if site in index.hosts and cite.text:
                 hit = _best_headline(cite, index, start, end, all_names, named, same_host=site)
             if hit:

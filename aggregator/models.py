@@ -87,6 +87,7 @@ class Entry:
     language: str | None = None
     image: str | None = None
     published_offset: int | None = None
+    canonical_link: str | None = None  # the link's comparison key (aggregator.urls.canonical_url)
 
     @property
     def date(self) -> datetime:

@@ -11,6 +11,7 @@ It is meant to be safe to expose as it is, so it is strict about what it serves:
   files with ``os.replace``, so a response is always one whole version of a file.
 * Strong ETag (content hash) and Last-Modified with 304 answers; gzip for text types
   with its own ETag, and ``Vary: Accept-Encoding``.
+* Feeds go to browsers as application/xml so that Chromium applies their XSL (below).
 
     server = make_server(Path("output"), port=0)      # tests: ephemeral port
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -25,6 +26,7 @@ import logging
 import os
 import signal
 import socket
+import socketserver
 import stat
 import threading
 from collections.abc import Iterable
@@ -71,6 +73,14 @@ _TYPES_BY_SUFFIX = {
 }
 DEFAULT_TYPE = "application/octet-stream"
 
+# Chromium (checked with 156) shows application/atom+xml and application/rss+xml as plain
+# text and never applies their xml-stylesheet PI; served as application/xml the same bytes
+# render through feed.*.xsl. So a browser navigation (its Accept lists text/html) gets
+# application/xml, feed readers get the specific type. The XSL's own type does not
+# matter to Chromium (text/xsl and application/xslt+xml both work); text/xsl is kept.
+_BROWSER_FEED_TYPE = "application/xml; charset=utf-8"
+_FEED_TYPES = frozenset({_TYPES_BY_SUFFIX[".atom"], _TYPES_BY_SUFFIX[".rss"]})
+
 # No scripts anywhere. script-src 'self' is only there because browsers treat an XSLT
 # stylesheet as a script load (CSP3): without it the feeds' feed.*.xsl would be blocked.
 # Nothing here is JavaScript, and nosniff stops a non-JS type from running as a script.
@@ -97,13 +107,10 @@ def _compressible(ctype: str) -> bool:
             or mime in ("application/json", "application/xml"))
 
 
-def _accepts_gzip(header: str | None) -> bool:
-    """Whether Accept-Encoding allows gzip (honours q=0 and ``*``)."""
-    if not header:
-        return False
-    explicit: float | None = None
-    star: float | None = None
-    for part in header.split(","):
+def _qvalues(header: str | None) -> dict[str, float]:
+    """``{token: q}`` of an Accept-style header (the highest q when a token repeats)."""
+    out: dict[str, float] = {}
+    for part in (header or "").split(","):
         token, _, params = part.strip().partition(";")
         q = 1.0
         for param in params.split(";"):
@@ -114,6 +121,20 @@ def _accepts_gzip(header: str | None) -> bool:
                 except ValueError:
                     q = 0.0
         token = token.strip().lower()
+        if token:
+            out[token] = max(q, out.get(token, q))
+    return out
+
+
+def _is_browser_navigation(accept: str | None) -> bool:
+    return _qvalues(accept).get("text/html", 0.0) > 0
+
+
+def _accepts_gzip(header: str | None) -> bool:
+    """Whether Accept-Encoding allows gzip (honours q=0 and ``*``)."""
+    explicit: float | None = None
+    star: float | None = None
+    for token, q in _qvalues(header).items():
         if token in ("gzip", "x-gzip"):
             explicit = q if explicit is None else max(explicit, q)
         elif token == "*":
@@ -167,9 +188,13 @@ class _OutputServer(ThreadingHTTPServer):
     block_on_close = False   # server_close() must not wait for idle keep-alive connections
     output_dir: Path
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # The base prints tracebacks to stderr; keep them in the log instead.
+        log.exception("error while answering %s", client_address[0])
+
     def server_bind(self) -> None:
         # HTTPServer.server_bind calls socket.getfqdn(), which can stall on a DNS lookup.
-        super(ThreadingHTTPServer, self).server_bind()  # TCPServer.server_bind
+        socketserver.TCPServer.server_bind(self)
         host, port = self.server_address[:2]
         self.server_name = str(host)
         self.server_port = int(port)
@@ -183,7 +208,13 @@ class OutputHandler(BaseHTTPRequestHandler):
     server_version = f"aggregator/{__version__}"
     sys_version = ""               # no Python version in the Server header
     timeout = IDLE_TIMEOUT
+    # Headers and body go out as two writes; with Nagle on, the second waits for the
+    # client's delayed ACK (~40 ms per response).
+    disable_nagle_algorithm = True
     _log_size: int | str = "-"
+
+    def version_string(self) -> str:
+        return self.server_version  # the base appends sys_version after a space
 
     # -------------------------------------------------------------- methods
 
@@ -242,19 +273,34 @@ class OutputHandler(BaseHTTPRequestHandler):
         except OSError:
             return None
         # One descriptor for stat and content: a concurrent os.replace cannot mix versions.
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
+        try:
+            st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_SIZE:
-                return None
-            data = f.read(MAX_FILE_SIZE + 1)
-        if len(data) > MAX_FILE_SIZE:
+                return None  # directories, FIFOs, devices: no listings, nothing to hang on
+            chunks: list[bytes] = []
+            size = 0
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_FILE_SIZE:
+                    return None
+        except OSError as e:
+            log.warning("cannot read %s: %s", real, e)
             return None
-        return os.path.basename(real), data, st
+        finally:
+            os.close(fd)
+        return os.path.basename(real), b"".join(chunks), st
 
     def _send_file(self, name: str, data: bytes, st: os.stat_result, *, head: bool) -> None:
         ctype = content_type(name)
         etag_core = hashlib.blake2b(data, digest_size=16).hexdigest()
         mtime = int(st.st_mtime)
+        vary: list[str] = []
+        if ctype in _FEED_TYPES:
+            vary.append("Accept")
+            if _is_browser_navigation(self.headers.get("Accept")):
+                ctype = _BROWSER_FEED_TYPE
+                etag_core += "-xml"  # another representation (type), another strong ETag
         headers: list[tuple[str, str]] = [
             ("Content-Type", ctype),
             ("Last-Modified", formatdate(mtime, usegmt=True)),
@@ -262,12 +308,14 @@ class OutputHandler(BaseHTTPRequestHandler):
         ]
         body = data
         if _compressible(ctype):
-            headers.append(("Vary", "Accept-Encoding"))
+            vary.append("Accept-Encoding")
             if _accepts_gzip(self.headers.get("Accept-Encoding")):
                 # mtime=0: the same file always compresses to the same bytes.
                 body = gzip.compress(data, compresslevel=6, mtime=0)
                 headers.append(("Content-Encoding", "gzip"))
                 etag_core += "-gzip"  # a different representation needs its own strong ETag
+        if vary:
+            headers.append(("Vary", ", ".join(vary)))
         etag = f'"{etag_core}"'
         headers.append(("ETag", etag))
 
@@ -338,7 +386,7 @@ class OutputHandler(BaseHTTPRequestHandler):
             phrase = HTTPStatus(code).phrase
         except ValueError:
             phrase = "error"
-        self._send_text(code, f"{message or phrase}\n".lower())
+        self._send_text(code, f"{message or phrase}\n")
 
     # -------------------------------------------------------------- logging
 
@@ -405,7 +453,9 @@ def serve_output(output_dir: Path, *, host: str, port: int,
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, _on_signal)
-    thread = threading.Thread(target=server.serve_forever, name="aggregator-serve", daemon=True)
+    # A short poll interval: shutdown() waits up to one interval for the loop to notice.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              name="aggregator-serve", daemon=True)
     thread.start()
     bound_host, bound_port = server.server_address[:2]
     shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host

@@ -128,7 +128,7 @@ CREATE TABLE IF NOT EXISTS publications (
 """
 
 _ENTRY_COLUMNS = ("id, source_id, role, key, link, title, summary, content, author, categories, "
-                  "published, updated, first_seen, language, image, published_offset")
+                  "published, updated, first_seen, language, image, published_offset, canonical_link")
 
 
 @dataclass(frozen=True, slots=True)
@@ -566,7 +566,7 @@ def _entry(r: Sequence[Any]) -> Entry:
         id=r[0], source_id=r[1], role=r[2], key=r[3], link=r[4], title=r[5], summary=r[6], content=r[7],
         author=r[8], categories=tuple(json.loads(r[9] or "[]")), published=from_iso(r[10]),
         updated=from_iso(r[11]), first_seen=from_iso(r[12]),  # type: ignore[arg-type]
-        language=r[13], image=r[14], published_offset=r[15],
+        language=r[13], image=r[14], published_offset=r[15], canonical_link=r[16],
     )
 
 
