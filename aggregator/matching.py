@@ -41,6 +41,8 @@ TRUNCATED_MIN_CHARS = 24      # a truncated headline must keep at least this muc
 MENTION_ACCEPT = 0.45         # content score for a mention (words and meaning)
 MENTION_MARGIN = 0.10         # ... and its lead over the outlet's other articles of that day
 MENTION_SHORT_CONTEXT = 12    # fewer content words than this: the post's title and lead count too
+MENTION_EMBED_TOP = 8         # candidates whose meaning is computed (by words, the best ones)
+EMBED_CHARS = 600             # what of a text is embedded: its opening says what it is about
 MENTION_MEANING_ONLY = 0.72   # without a translation: meaning alone, stricter
 MENTION_MEANING_MARGIN = 0.15
 CROSSLINGUAL_ACCEPT = 0.60    # a headline in another language: meaning, outlet named
@@ -167,15 +169,25 @@ class ArticleIndex:
         return [a for i in ids if start <= (a := self.by_id[i]).date <= end]
 
     def headline_candidates(self, norm_variants: Sequence[str], start: datetime, end: datetime,
-                            rare: int = 4) -> list[Article]:
-        """Articles sharing one of the headline's rarest words: a headline that matches
-        (even edited or truncated) keeps most of its rare words."""
+                            rare: int = 4, keep: int = 40) -> list[Article]:
+        """The articles sharing most of the headline's rare words (a headline that
+        matches, even edited or truncated, keeps most of them): those with one of its
+        ``rare`` rarest words, ranked by the rarity-weighted words they share, best ``keep``."""
         toks = {_stem(t) for v in norm_variants for t in tokens(v)}
         known = sorted((len(self.by_token[t]), t) for t in toks if t in self.by_token)
         ids: set[int] = set()
         for _, t in known[:rare]:
             ids |= self.by_token[t]
-        return self.in_window(ids, start, end)
+        cands = self.in_window(ids, start, end)
+        if len(cands) <= keep:
+            return cands
+        weights = {t: self.idf(t) for _, t in known}
+        shared: dict[int, float] = defaultdict(float)
+        for t, w in weights.items():
+            for i in self.by_token[t] if len(self.by_token[t]) <= 4 * len(cands) else ():
+                shared[i] += w
+        cands.sort(key=lambda a: (-shared.get(a.id, 0.0), a.id))
+        return cands[:keep]
 
     def outlet_window(self, outlets: Iterable[str], start: datetime, end: datetime) -> list[Article]:
         return [a for o in outlets for a in self.in_window(self.by_outlet.get(o, ()), start, end)]
@@ -317,7 +329,7 @@ def _best_crosslingual(cite: Citation, index: ArticleIndex, start: datetime, end
     cands = index.outlet_window(sorted(named), start, end)
     if not cands:
         return None
-    vecs = embed([cite.text] + [a.title for a in cands])
+    vecs = embed([cite.text] + [_embed_text(a.title) for a in cands])
     sims = vecs[1:] @ vecs[0]
     order = np.argsort(-sims, kind="stable")
     best = float(sims[order[0]])
@@ -345,21 +357,28 @@ def _best_mention(cite: Citation, post: Entry, text: PostText, index: ArticleInd
     if not cands:
         return None
     context_en = translate(cite.context)
-    meaning = [0.0] * len(cands)
-    if embed is not None:
-        vecs = embed([cite.context] + [a.text for a in cands])
-        meaning = [float(x) for x in vecs[1:] @ vecs[0]]
     if context_en:
         words = content_words(context_en)
         if len(words) < MENTION_SHORT_CONTEXT:
             words |= content_words(" ".join(t for t in (translate(post.title), translate(text.lead)) if t))
-        scores = []
-        for a, m in zip(cands, meaning):
-            scores.append(0.45 * _covered(content_words(a.title), words, index)
-                          + 0.25 * _covered(content_words(a.text), words, index) + 0.30 * m)
+        lexical = [0.45 * _covered(content_words(a.title), words, index)
+                   + 0.25 * _covered(content_words(a.text), words, index) for a in cands]
+        # Meaning is the costly part: embed only the lexical front-runners. The others are
+        # scored as if they meant as much as the best of those, which can only narrow the
+        # winner's lead (so it never lets a doubtful match through).
+        front = sorted(range(len(cands)), key=lambda i: -lexical[i])[:MENTION_EMBED_TOP]
+        meaning = dict.fromkeys(range(len(cands)), 0.0)
+        if embed is not None:
+            vecs = embed([_embed_text(cite.context)] + [_embed_text(cands[i].text) for i in front])
+            got = {i: float(x) for i, x in zip(front, vecs[1:] @ vecs[0])}
+            ceiling = max(got.values(), default=0.0)
+            meaning = {i: got.get(i, ceiling) for i in range(len(cands))}
+        scores = [lexical[i] + 0.30 * meaning[i] for i in range(len(cands))]
         accept, margin, how = MENTION_ACCEPT, MENTION_MARGIN, "content"
     elif embed is not None:
-        scores, accept, margin, how = meaning, MENTION_MEANING_ONLY, MENTION_MEANING_MARGIN, "meaning"
+        vecs = embed([_embed_text(cite.context)] + [_embed_text(a.text) for a in cands])
+        scores = [float(x) for x in vecs[1:] @ vecs[0]]
+        accept, margin, how = MENTION_MEANING_ONLY, MENTION_MEANING_MARGIN, "meaning"
     else:
         return None
     order = sorted(range(len(cands)), key=lambda i: (-scores[i], cands[i].id))
@@ -369,6 +388,10 @@ def _best_mention(cite: Citation, post: Entry, text: PostText, index: ArticleInd
         day = f" {cite.day}日" if cite.day else ""
         return cands[order[0]], best, "mention", f"mention {outlet}{day} + {how} {best:.2f}"
     return None
+
+
+def _embed_text(text: str) -> str:
+    return text[:EMBED_CHARS]
 
 
 def _covered(words: set[str], text_words: set[str], index: ArticleIndex) -> float:
