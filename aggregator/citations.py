@@ -67,11 +67,18 @@ def extract(html: str, *, own_hosts: Iterable[str] = (), outlets: Sequence[Outle
     cites: list[Citation] = []
     body: list[str] = []
     has_cite_line = False
+    listing = False  # after a bare "参考:" heading, the list items below it are the sources
     for b in blocks(html):
         kind = classify(b)
+        if listing and b.tag == "li" and kind == "body":
+            cites.extend(_cite_line(b, own, prefixed=False))
+            continue
+        listing = False
         if kind == "cite":
             has_cite_line = True
-            cites.extend(_cite_line(b, own))
+            found = _cite_line(b, own)
+            listing = not found and not b.links
+            cites.extend(found)
         elif kind == "body":
             body.append(b.text)
     if not has_cite_line and outlets:
@@ -79,8 +86,8 @@ def extract(html: str, *, own_hosts: Iterable[str] = (), outlets: Sequence[Outle
     return PostText(tuple(cites), tuple(body), body[0] if body else "")
 
 
-def _cite_line(block: Block, own: set[str]) -> list[Citation]:
-    rest = _CITE.sub("", block.text, count=1).strip()
+def _cite_line(block: Block, own: set[str], prefixed: bool = True) -> list[Citation]:
+    rest = _CITE.sub("", block.text, count=1).strip() if prefixed else block.text.strip()
     out = []
     for href, text in block.links:
         if not is_http_url(href) or host_of(href).removeprefix("www.") in own:

@@ -52,6 +52,7 @@ class Block:
 
     text: str
     links: tuple[tuple[str, str], ...] = ()  # (href, anchor text)
+    tag: str = ""  # the element it came from (p, li, ...), "" for loose text
 
 
 _BLOCK_TAGS = {"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "figcaption",
@@ -122,5 +123,5 @@ def _split_lines(el: lxml.html.HtmlElement) -> list[Block]:
     for parts, links in lines:
         text = _WS.sub(" ", "".join(parts)).strip()
         if text:
-            out.append(Block(text, tuple(links)))
+            out.append(Block(text, tuple(links), el.tag))
     return out

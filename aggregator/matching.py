@@ -58,6 +58,8 @@ _QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "“": 
 _NONWORD = re.compile(r"[^\w]+")
 _ELLIPSIS = re.compile(r"\s*(\.{3,}|…+)\s*$")
 _SUFFIX = re.compile(r"\s+[-|:]\s+([^-|:]{2,40})$")
+_PAREN_SUFFIX = re.compile(r"\s*[(\[（【]([^()\[\]（）【】]{2,40})[)\]）】]\s*$")
+_PREFIX = re.compile(r"^([^:|\-]{2,40}?)\s*[:|\-]\s+")
 _STOP = frozenset("""a an the of to in on at for from by with and or as is are was were be been
 its it this that after over into than says said say new amid about up out not no will would could
 has have had his her their they he she we us you but if""".split())
@@ -70,15 +72,24 @@ def normalize_headline(text: str) -> str:
 
 
 def headline_variants(text: str, outlet_names: Iterable[str] = ()) -> tuple[str, ...]:
-    """The headline, and the headline without a trailing " - Outlet" / " | Outlet"."""
+    """The headline, and the headline without what names its outlet: a trailing
+    " - Outlet" / " | Outlet", a trailing "(Outlet)", a leading "Outlet: "."""
     t = unicodedata.normalize("NFKC", text).translate(_QUOTES).strip()
     out = [normalize_headline(t)]
+    names = {normalize_headline(n) for n in outlet_names}
     m = _SUFFIX.search(t)
     if m:
         suffix = normalize_headline(m.group(1))
-        names = {normalize_headline(n) for n in outlet_names}
-        if suffix in names or len(suffix.split()) <= 3:
+        # A known outlet name, or one word ("- AP", "| Bloomberg"): longer trailing
+        # segments are part of the headline ("Ukraine war latest - Russia advances").
+        if suffix in names or len(suffix.split()) == 1:
             out.append(normalize_headline(t[: m.start()]))
+    m = _PAREN_SUFFIX.search(t)
+    if m and normalize_headline(m.group(1)) in names:
+        out.append(normalize_headline(t[: m.start()]))
+    m = _PREFIX.match(t)
+    if m and normalize_headline(m.group(1)) in names:
+        out.append(normalize_headline(t[m.end():]))
     return tuple(dict.fromkeys(v for v in out if v))
 
 

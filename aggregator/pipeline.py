@@ -205,9 +205,17 @@ def outlets_of(config: Config) -> list[Outlet]:
     return [Outlet(s.id, tuple(dict.fromkeys([s.title, *s.aliases]))) for s in config.sources if s.role == "outlet"]
 
 
-def own_hosts(config: Config, store: Store | None = None) -> set[str]:
+def own_hosts(config: Config) -> set[str]:
+    """The blog's hosts as configured (its feed's host)."""
     hosts = {host_of(s.url) for s in config.sources if s.role == "blog"}
     return {h.removeprefix("www.") for h in hosts if h}
+
+
+def post_hosts(post: Entry) -> set[str]:
+    """The host of a post's own link: a feed may be served from elsewhere (a CDN, a
+    proxy) than the blog's pages, and a link to the blog is never a citation."""
+    h = host_of(post.link or "").removeprefix("www.")
+    return {h} if h else set()
 
 
 def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator: Translator | None = None,
@@ -234,7 +242,7 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     embedder = embedder or Embedder(store)
     changed = 0
     for post in posts:
-        text = extract(post.content or post.summary, own_hosts=hosts, outlets=outlets)
+        text = extract(post.content or post.summary, own_hosts=hosts | post_hosts(post), outlets=outlets)
         lookup = _mention_translations(text, post, config, translator)
         outcome = match_post(post, text, index, params=params, outlet_names=names,
                              translate=lookup, embed=embedder)

@@ -132,3 +132,20 @@ def test_mention_of_an_outlet_with_no_article_that_day_matches_nothing() -> None
 def test_headline_variants_strip_only_a_trailing_outlet_name() -> None:
     assert headline_variants("Ukraine says X - Reuters", ["Reuters"]) == ("ukraine says x reuters", "ukraine says x")
     assert headline_variants("Army's 155mm ramp: Scranton plant hits target") == ("armys 155mm ramp scranton plant hits target",)
+
+
+def test_headline_with_the_outlet_in_brackets_or_in_front_matches() -> None:
+    for line in ("Russian forces attack Ukraine's Kharkiv region, opening new front (Reuters)",
+                 "Reuters: Russian forces attack Ukraine's Kharkiv region, opening new front"):
+        assert run(post(f"<p>参考:{line}</p>"), POOL) == [(CITED.id, "headline")], line
+
+
+def test_sources_listed_under_a_bare_reference_heading_are_citations() -> None:
+    p = post(f'<p>参考:</p><ul><li><a href="{CITED.link}">x</a></li>'
+             f"<li>Russia opens new front in Kharkiv region</li></ul><p>本文。</p>")
+    assert sorted(run(p, POOL)) == sorted([(CITED.id, "link"), (OTHER_OUTLET.id, "headline")])
+
+
+def test_a_long_trailing_segment_is_part_of_the_headline() -> None:
+    assert headline_variants("Ukraine war latest - Russia advances near Pokrovsk") == (
+        "ukraine war latest russia advances near pokrovsk",)
