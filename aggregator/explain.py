@@ -9,7 +9,14 @@ from aggregator.embedding import Embedder
 from aggregator.exceptions import AggregatorError
 from aggregator.matching import ArticleIndex, Outcome, Params, article_from_entry, match_post
 from aggregator.models import Entry
-from aggregator.pipeline import mention_texts, outlet_language, outlets_of, own_hosts, post_hosts
+from aggregator.pipeline import (
+    foreign_headlines,
+    mention_texts,
+    outlet_language,
+    outlets_of,
+    own_hosts,
+    post_hosts,
+)
 from aggregator.storage import Store
 
 
@@ -21,8 +28,9 @@ def rematch(store: Store, config: Config, post: Entry) -> tuple[PostText, Outcom
     params = Params(window=config.matching.window)
     index = ArticleIndex(article_from_entry(a, [n for o in outlets for n in o.names])
                          for a in store.articles_between(post.date - params.window, post.date + params.after))
-    wanted = mention_texts(post, text)
-    cache = store.cached_translations(wanted, post.language or "ja", outlet_language(config)) if wanted else {}
+    target = outlet_language(config)
+    cache = {**store.cached_translations(mention_texts(post, text), post.language or "ja", target),
+             **store.cached_translations(foreign_headlines(text), "auto", target)}
     outcome = match_post(post, text, index, params=params, outlet_names={o.id: o.names for o in outlets},
                          translate=lambda s: cache[s][0] if s in cache else None, embed=Embedder(store))
     return text, outcome

@@ -289,7 +289,7 @@ def match_post(post: Entry, text: PostText, index: ArticleIndex, *,
         elif cite.kind == "headline":
             hit = _best_headline(cite, index, start, end, all_names, named)
             if hit is None and embed is not None and not looks_english(cite.text):
-                hit = _best_crosslingual(cite, index, start, end, embed, named)
+                hit = _best_crosslingual(cite, index, start, end, embed, named, translate(cite.text))
             if hit:
                 add(hit)
             else:
@@ -334,14 +334,16 @@ def _best_headline(cite: Citation, index: ArticleIndex, start: datetime, end: da
 
 
 def _best_crosslingual(cite: Citation, index: ArticleIndex, start: datetime, end: datetime,
-                       embed: Embedder, named: set[str]) -> Hit | None:
+                       embed: Embedder, named: set[str], translated: str | None) -> Hit | None:
     """A headline in another language than the outlets' feeds: only the outlets the post
-    names are candidates, and the meaning must fit one of their articles clearly."""
+    names are candidates, and the meaning must fit one of their articles clearly — the
+    headline's own, or its translation's (same-language similarity is the sharper one)."""
     cands = index.outlet_window(sorted(named), start, end)
     if not cands:
         return None
-    vecs = embed([cite.text] + [_embed_text(a.title) for a in cands])
-    sims = vecs[1:] @ vecs[0]
+    probes = [cite.text] + ([translated] if translated else [])
+    vecs = embed(probes + [_embed_text(a.title) for a in cands])
+    sims = (vecs[len(probes):] @ vecs[: len(probes)].T).max(axis=1)
     order = np.argsort(-sims, kind="stable")
     best = float(sims[order[0]])
     runner = float(sims[order[1]]) if len(order) > 1 else 0.0

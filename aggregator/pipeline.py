@@ -263,6 +263,14 @@ def mention_texts(post: Entry, text: Any) -> list[str]:
     return list(dict.fromkeys(t for t in (post.title, text.lead, *contexts) if t))
 
 
+def foreign_headlines(text: Any) -> list[str]:
+    """Headline citations in another language than English, which the matcher compares
+    by meaning (and through their translation, when there is one)."""
+    from aggregator.matching import looks_english
+
+    return [c.text for c in text.citations if c.kind == "headline" and c.text and not looks_english(c.text)]
+
+
 def outlet_language(config: Config) -> str:
     langs = {s.language for s in config.sources if s.role == "outlet" and s.language != "auto"}
     return "en" if "en" in langs or not langs else sorted(langs)[0]
@@ -272,14 +280,14 @@ def _mention_translations(text: Any, post: Entry, config: Config,
                           translator: Translator | None) -> Callable[[str], str | None]:
     """Translate what the matcher compares (cached), so it can compare words; without a
     translator it compares meaning only."""
-    wanted = mention_texts(post, text)
+    source, target = post.language or "ja", outlet_language(config)
+    wanted = [(t, source) for t in mention_texts(post, text)] + [(t, "auto") for t in foreign_headlines(text)]
     if not wanted or translator is None:
         return lambda s: None
-    source, target = post.language or "ja", outlet_language(config)
     found: dict[str, str] = {}
-    for t in wanted:
+    for t, lang in wanted:
         try:
-            found[t] = translator.translate(t, source, target)[0]
+            found[t] = translator.translate(t, lang, target)[0]
         except TranslationError as e:
             log.info("could not translate for matching %s: %s", post.link, e)
     return found.get

@@ -252,7 +252,11 @@ def _classify(provider: str, e: BaseException) -> TranslationError:
         return TranslationError(f"{provider}: authorization failed (check api_key)", provider=provider)
     if isinstance(e, dx.ServerException):
         status = getattr(e, "status_code", None) or _status_of_last()
+        # A 4xx other than auth, timeout and rate limiting is about this text (the server
+        # is healthy): the next provider may try it, but this one needs no rest.
+        about_text = status is not None and 400 <= status < 500 and status not in (401, 403, 408, 429)
         return TranslationError(f"{provider}: HTTP {status or 'error'}", provider=provider,
+                                retryable=not about_text,
                                 retry_after=_last_retry_after() if status == 429 else None)
     if isinstance(e, dx.RequestError):
         return TranslationError(f"{provider}: HTTP {_status_of_last() or 'error'}", provider=provider)
@@ -390,8 +394,9 @@ class Translator:
                 result = self._with_provider(i, provider, prepared, source, target)
             except TranslationError as e:
                 errors.append(str(e))
-                self.stats.failures[provider.name] = self.stats.failures.get(provider.name, 0) + 1
-                self._rest(i, provider.name, e)
+                if e.retryable:  # the provider is in trouble, not just this text
+                    self.stats.failures[provider.name] = self.stats.failures.get(provider.name, 0) + 1
+                    self._rest(i, provider.name, e)
                 continue
             self.cache.cache_translation(prepared, source, target, result, provider.name, self.now())
             return result, provider.name

@@ -145,3 +145,13 @@ def test_cache_records_provider_and_time(store: Store) -> None:
         t.translate("こんにちは。", "ja", "en")
     row = store.db.execute("SELECT provider, created FROM translation_cache").fetchone()
     assert row == ("libre", "2024-05-01T00:00:00Z")
+
+
+def test_a_text_the_server_rejects_does_not_rest_the_provider(store: Store) -> None:
+    with LibreTranslateServer(TABLE) as srv:  # unknown text -> HTTP 400
+        t = translator(store, srv.url)
+        for _ in range(4):
+            with pytest.raises(TranslationError, match="HTTP 400"):
+                t.translate("知らない文。", "ja", "en")
+        assert t.translate("こんにちは。", "ja", "en") == ("Hello.", "libre")
+        assert t.rest_until == {}
