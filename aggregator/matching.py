@@ -17,6 +17,7 @@ Three ways a post cites, tried in this order (docs/matching.md explains the numb
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -42,7 +43,7 @@ MENTION_ACCEPT = 0.45         # content score for a mention (words and meaning)
 MENTION_MARGIN = 0.10         # ... and its lead over the outlet's other articles of that day
 MENTION_SHORT_CONTEXT = 12    # fewer content words than this: the post's title and lead count too
 MENTION_EMBED_TOP = 8         # candidates whose meaning is computed (by words, the best ones)
-EMBED_CHARS = 600             # what of a text is embedded: its opening says what it is about
+EMBED_CHARS = 400             # what of a text is embedded: its opening says what it is about
 MENTION_MEANING_ONLY = 0.72   # without a translation: meaning alone, stricter
 MENTION_MEANING_MARGIN = 0.15
 CROSSLINGUAL_ACCEPT = 0.60    # a headline in another language: meaning, outlet named
@@ -76,7 +77,7 @@ def headline_variants(text: str, outlet_names: Iterable[str] = ()) -> tuple[str,
     " - Outlet" / " | Outlet", a trailing "(Outlet)", a leading "Outlet: "."""
     t = unicodedata.normalize("NFKC", text).translate(_QUOTES).strip()
     out = [normalize_headline(t)]
-    names = {normalize_headline(n) for n in outlet_names}
+    names = _normalized_names(tuple(outlet_names))
     m = _SUFFIX.search(t)
     if m:
         suffix = normalize_headline(m.group(1))
@@ -91,6 +92,11 @@ def headline_variants(text: str, outlet_names: Iterable[str] = ()) -> tuple[str,
     if m and normalize_headline(m.group(1)) in names:
         out.append(normalize_headline(t[m.end():]))
     return tuple(dict.fromkeys(v for v in out if v))
+
+
+@functools.lru_cache(maxsize=64)
+def _normalized_names(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(normalize_headline(n) for n in names)
 
 
 def tokens(norm: str) -> list[str]:
@@ -376,14 +382,21 @@ def _best_mention(cite: Citation, post: Entry, text: PostText, index: ArticleInd
             words |= content_words(" ".join(t for t in (translate(post.title), translate(text.lead)) if t))
         lexical = [0.45 * _covered(content_words(a.title), words, index)
                    + 0.25 * _covered(content_words(a.text), words, index) for a in cands]
-        # Meaning is the costly part: embed only the lexical front-runners. The others are
-        # scored as if they meant as much as the best of those, which can only narrow the
-        # winner's lead (so it never lets a doubtful match through).
-        front = sorted(range(len(cands)), key=lambda i: -lexical[i])[:MENTION_EMBED_TOP]
+        ranked = sorted(range(len(cands)), key=lambda i: (-lexical[i], cands[i].id))
+        lead = lexical[ranked[0]]
+        second = lexical[ranked[1]] if len(ranked) > 1 else 0.0
+        # Meaning (in [0, 1], weight 0.30) is the costly part: skip it when it cannot
+        # change the decision, and otherwise compute it for the lexical front-runners only.
+        if lead + 0.30 < MENTION_ACCEPT:
+            return None
         meaning = dict.fromkeys(range(len(cands)), 0.0)
-        if embed is not None:
+        decided = lead >= MENTION_ACCEPT and lead - (second + 0.30) >= MENTION_MARGIN
+        if embed is not None and not decided:
+            front = ranked[:MENTION_EMBED_TOP]
             vecs = embed([_embed_text(cite.context)] + [_embed_text(cands[i].text) for i in front])
-            got = {i: float(x) for i, x in zip(front, vecs[1:] @ vecs[0])}
+            got = {i: min(1.0, max(0.0, float(x))) for i, x in zip(front, vecs[1:] @ vecs[0])}
+            # The others are scored as if they meant as much as the best front-runner, which
+            # can only narrow the winner's lead: it never lets a doubtful match through.
             ceiling = max(got.values(), default=0.0)
             meaning = {i: got.get(i, ceiling) for i in range(len(cands))}
         scores = [lexical[i] + 0.30 * meaning[i] for i in range(len(cands))]

@@ -14,6 +14,7 @@ with --no-translations mentions are matched on meaning alone (every candidate em
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import resource
 import sys
@@ -120,11 +121,13 @@ def main() -> None:
 
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t = time.perf_counter()
+        cpu = time.process_time()
         embedder = Embedder(store)
         # A translator with no providers answers from the cache only.
         translator = Translator([], store, timeout=1.0)
         n, changed = match_stage(store, config, now=lambda: now, translator=translator, embedder=embedder)
         took = time.perf_counter() - t
+        cpu = time.process_time() - cpu
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         matches = store.all_matches()
         links = {e.id: e.link for e in store.entries_by_ids({m.article_id for m in matches}).values()}
@@ -137,8 +140,9 @@ def main() -> None:
             print(f"  {kind:<9} {len(posts_k):>5} posts: {ok} as generated, {bad} linked to another article")
         right = sum(1 for p, want in gold.items() if want and got.get(p) == want)
         wrong = sum(1 for p, l in got.items() if gold.get(p) != l)
-        print(f"matched {n:,} posts against {args.articles:,} articles in {took:.1f}s "
-              f"({took / max(n, 1) * 1000:.1f} ms/post); embeddings computed: {embedder.computed:,}")
+        print(f"matched {n:,} posts against {args.articles:,} articles in {took:.1f}s wall, {cpu:.1f}s CPU "
+              f"({took / max(n, 1) * 1000:.1f} ms/post); embeddings computed: {embedder.computed:,}; "
+              f"load average {os.getloadavg()[0]:.2f}")
         print(f"peak RSS {peak / 1024:.0f} MB (before matching {rss0 / 1024:.0f} MB)")
         print(f"posts linked as generated: {right}/{sum(1 for v in gold.values() if v)}; "
               f"links not as generated: {wrong}")
