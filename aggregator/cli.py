@@ -149,7 +149,8 @@ def _run_once(cfg: Config, *, fetch_all: bool, quiet: bool) -> None:
     upd = sum(s.updated for s in report.sources)
     click.echo(f"{len(report.sources)} sources fetched ({len(failed)} failed), {new} new and {upd} updated entries, "
                f"{report.matched_posts} posts matched, {report.translated} translated "
-               f"({report.translation_pending} pending), {report.published} entries published to "
+               f"({report.translation_pending} pending; {report.translation_requests} requests, "
+               f"{report.translation_characters} characters sent to translators), {report.published} entries published to "
                f"{cfg.output_dir} in {report.seconds:.1f}s")
 
 
