@@ -179,6 +179,14 @@ def check_config(path: str) -> None:
     provs = ", ".join(p.provider for p in cfg.translation.providers) or "none"
     click.echo(f"  translation: to {cfg.translation.target} via {provs} "
                f"(timeout {_dur(cfg.translation.timeout.total_seconds())})")
+    from aggregator.exceptions import TranslationError
+    from aggregator.translation import make_provider
+
+    for p in cfg.translation.providers:
+        try:
+            make_provider(p)  # no network: catches what the config alone cannot (a missing package)
+        except TranslationError as e:
+            click.echo(f"  warning: translation provider {p.provider} will be left out: {e}", err=True)
     if not roles["blog"]:
         click.echo("  note: no source has role blog; nothing will be matched", err=True)
 

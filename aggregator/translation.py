@@ -569,7 +569,7 @@ class Translator:
                 result = self._with_provider(i, provider, prepared, source, target)
             except TranslationError as e:
                 errors.append(e)
-                if e.kind != "limit":
+                if e.retryable and e.kind != "limit":  # the provider is in trouble, not just this text
                     self.stats.failures[provider.name] = self.stats.failures.get(provider.name, 0) + 1
                 self._rest(i, e)
                 log.info("translation: %s", e)

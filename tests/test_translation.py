@@ -403,3 +403,20 @@ def test_japanese_sentences_split_after_closing_quotes() -> None:
     pieces = split_text(text, 30)
     assert "".join(pieces) == text
     assert all(not q.startswith("」") for q in pieces)
+
+
+def test_check_config_warns_when_deepl_is_configured_but_not_installed(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from click.testing import CliRunner
+
+    from aggregator.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("translation: {providers: [{provider: deepl, api_key: k}, {provider: google}]}\n"
+                   "sources:\n  - {id: a, url: 'https://a.example/feed', role: blog}\n")
+    monkeypatch.setitem(sys.modules, "deepl", None)  # import deepl -> ImportError
+    r = CliRunner().invoke(main, ["check-config", str(cfg)])
+    assert r.exit_code == 0
+    assert "provider deepl will be left out: provider deepl needs the 'deepl' package" in r.output
