@@ -149,7 +149,8 @@ def _run_once(cfg: Config, *, fetch_all: bool, quiet: bool) -> None:
     upd = sum(s.updated for s in report.sources)
     click.echo(f"{len(report.sources)} sources fetched ({len(failed)} failed), {new} new and {upd} updated entries, "
                f"{report.matched_posts} posts matched, {report.translated} translated "
-               f"({report.translation_pending} pending), {report.published} entries published to "
+               f"({report.translation_pending} pending; {report.translation_requests} requests, "
+               f"{report.translation_characters} characters sent to translators), {report.published} entries published to "
                f"{cfg.output_dir} in {report.seconds:.1f}s")
 
 
@@ -178,6 +179,14 @@ def check_config(path: str) -> None:
     provs = ", ".join(p.provider for p in cfg.translation.providers) or "none"
     click.echo(f"  translation: to {cfg.translation.target} via {provs} "
                f"(timeout {_dur(cfg.translation.timeout.total_seconds())})")
+    from aggregator.exceptions import TranslationError
+    from aggregator.translation import make_provider
+
+    for p in cfg.translation.providers:
+        try:
+            make_provider(p)  # no network: catches what the config alone cannot (a missing package)
+        except TranslationError as e:
+            click.echo(f"  warning: translation provider {p.provider} will be left out: {e}", err=True)
     if not roles["blog"]:
         click.echo("  note: no source has role blog; nothing will be matched", err=True)
 

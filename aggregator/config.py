@@ -115,6 +115,19 @@ class OutputConfig(_Model):
 ProviderName = Literal["google", "mymemory", "libre", "deepl", "linguee", "pons",
                        "yandex", "qcri", "papago", "baidu", "chatgpt", "microsoft"]
 
+# Providers deep-translator lists that cannot work as it ships them (1.11.4); config
+# validation rejects them with these reasons (see docs/translation.md).
+UNUSABLE_PROVIDERS = {
+    "qcri": "deep-translator's QCRI client cannot translate (its translate() needs an undocumented"
+            " 'domain' argument and ignores HTTP errors), and QCRI covers only Arabic, English and Spanish",
+    "papago": "deep-translator's Papago client sends language names ('Japanese') where the API wants"
+              " codes, and Naver has moved Papago to a different API",
+    "chatgpt": "deep-translator's ChatGPT client calls openai.ChatCompletion, which the openai package"
+               " removed in version 1.0",
+    "linguee": "Linguee is a dictionary (single words), not a text translator",
+    "pons": "PONS is a dictionary (single words), not a text translator",
+}
+
 
 class ProviderConfig(_Model):
     provider: ProviderName
@@ -122,6 +135,7 @@ class ProviderConfig(_Model):
     api_key: str | None = None
     secret: str | None = None
     email: str | None = None
+    region: str | None = None
     requests_per_minute: float | None = Field(None, gt=0)
     characters_per_minute: float | None = Field(None, gt=0)
 
@@ -136,9 +150,13 @@ class ProviderConfig(_Model):
 
     @model_validator(mode="after")
     def _needs(self) -> "ProviderConfig":
+        if self.provider in UNUSABLE_PROVIDERS:
+            raise ValueError(f"provider {self.provider} cannot be used: {UNUSABLE_PROVIDERS[self.provider]}")
+        if self.provider == "baidu" and not (self.api_key and self.secret):
+            raise ValueError("provider baidu needs api_key (the appid) and secret (the appkey)")
         if self.provider == "libre" and not self.url:
             raise ValueError("provider libre needs url (the LibreTranslate server, e.g. http://127.0.0.1:5000/)")
-        if self.provider in ("deepl", "yandex", "microsoft", "qcri", "chatgpt") and not self.api_key:
+        if self.provider in ("deepl", "yandex", "microsoft") and not self.api_key:
             raise ValueError(f"provider {self.provider} needs api_key")
         return self
 

@@ -43,14 +43,21 @@ class ParseError(AggregatorError):
 
 
 class TranslationError(AggregatorError):
-    """A translation provider failed. ``retryable`` tells the chain to try the next one."""
+    """A translation provider (or the whole chain) failed.
+
+    ``retryable``: whether asking again later may succeed (a timeout, 5xx, 429) or not
+    (the language or the text is refused). ``retry_after``: seconds the server asked us
+    to wait. ``kind``: timeout | connection | rate | auth | quota | server | too_long |
+    rejected | language | bad_answer | limit | error. ``status``: the HTTP status, if any."""
 
     def __init__(self, message: str, *, provider: str = "", retryable: bool = True,
-                 retry_after: float | None = None):
+                 retry_after: float | None = None, kind: str = "error", status: int | None = None):
         super().__init__(message)
         self.provider = provider
         self.retryable = retryable
         self.retry_after = retry_after
+        self.kind = kind
+        self.status = status
 
 
 class PublishError(AggregatorError):

@@ -1,4 +1,4 @@
-"""Loopback HTTP servers: a feed server with fault injection and a LibreTranslate stand-in.
+"""Loopback HTTP servers: a feed server with fault injection, LibreTranslate and DeepL stand-ins.
 
 Used by the test-suite and by ``aggregator eval-matching``, so that fetching and
 translating can be exercised end to end without touching the internet. Each server
@@ -706,3 +706,169 @@ def _libre_params(h: _Handler, body: bytes) -> dict[str, str] | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return params
+
+
+# --------------------------------------------------------------------------- DeepL
+
+DeepLFault = Literal["hang", "slow", "429", "500", "503", "456", "malformed", "reset", "403"]
+DeepLFaultPlan = DeepLFault | None | Sequence[DeepLFault | None] | Callable[[int], DeepLFault | None]
+
+# Target languages DeepL's v2 API takes (bare EN and PT are refused: EN-GB/EN-US, PT-PT/PT-BR).
+DEEPL_TARGETS = frozenset({"AR", "BG", "CS", "DA", "DE", "EL", "EN-GB", "EN-US", "ES", "ET", "FI", "FR", "HU",
+                           "ID", "IT", "JA", "KO", "LT", "LV", "NB", "NL", "PL", "PT-BR", "PT-PT", "RO", "RU",
+                           "SK", "SL", "SV", "TR", "UK", "ZH", "ZH-HANS", "ZH-HANT"})
+
+
+class DeepLServer(LoopbackServer):
+    """DeepL's v2 HTTP API as the official ``deepl`` client calls it, from a fixed table.
+
+    ``POST /v2/translate`` takes a JSON body (``text``: a list, ``target_lang``, optional
+    ``source_lang``) or a form, and the key in ``Authorization: DeepL-Auth-Key KEY``; it
+    answers ``{"translations": [{"detected_source_language", "text", "billed_characters"}]}``.
+    ``GET /v2/usage`` answers ``{"character_count", "character_limit"}``. A wrong key gets
+    403, a used-up ``character_limit`` 456 (DeepL's "quota exceeded"), a target DeepL
+    does not take 400. The table is keyed like LibreTranslateServer's: (source, target,
+    text) with lower-case codes without region (("ja", "en", "..."): "...").
+
+    Counters cover every request to /v2/translate: ``requests``, ``characters`` (sum of
+    the texts' lengths) and ``texts``. ``fault`` works as LibreTranslateServer's.
+    """
+
+    def __init__(self, table: Mapping[tuple[str, str, str], str] | None = None, *, auth_key: str = "test-key",
+                 unknown: Literal["error", "echo"] = "error", character_limit: int | None = None,
+                 delay: float = 1.0, retry_after: int = 1) -> None:
+        super().__init__()
+        self.table = dict(table or {})
+        self.auth_key = auth_key
+        self.unknown = unknown
+        self.character_limit = character_limit
+        self.delay = delay
+        self.retry_after = retry_after
+        self.requests = 0
+        self.characters = 0
+        self.billed = 0
+        self.texts: list[str] = []
+        self._by_target_text = {(target, text): (source, tr) for (source, target, text), tr in self.table.items()}
+        self._fault: DeepLFaultPlan = None
+        self._since_fault = 0
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT/``: the ``server_url`` to give ``deepl.Translator``."""
+        return self.base_url + "/"
+
+    @property
+    def fault(self) -> DeepLFaultPlan:
+        return self._fault
+
+    @fault.setter
+    def fault(self, plan: DeepLFaultPlan) -> None:
+        kinds = [plan] if plan is None or isinstance(plan, str) else [] if callable(plan) else list(plan)
+        for kind in kinds:
+            if kind is not None and kind not in get_args(DeepLFault):
+                raise ValueError(f"unknown DeepL fault {kind!r}")
+        with self._lock:
+            self._fault = plan
+            self._since_fault = 0
+
+    def _next_fault(self) -> DeepLFault | None:
+        with self._lock:
+            plan, count = self._fault, self._since_fault
+            self._since_fault += 1
+        if plan is None or isinstance(plan, str):
+            return plan
+        if callable(plan):
+            return plan(count)
+        return plan[count] if count < len(plan) else None
+
+    def _handle(self, h: _Handler) -> None:
+        route = urlsplit(h.path).path.rstrip("/") or "/"
+        body = h.read_body()
+        params = _deepl_params(h, body)
+        if route == "/v2/translate":
+            texts = [t for t in (params or {}).get("text", []) if isinstance(t, str)]
+            with self._lock:
+                self.requests += 1
+                self.characters += sum(map(len, texts))
+                self.texts.extend(texts)
+        fault = self._next_fault()
+        if fault == "hang":
+            h.wait_for_stop()
+            return
+        if fault == "reset":
+            h.reset()
+            return
+        if fault == "slow" and h.server.stopping.wait(self.delay):
+            h.close_connection = True
+            return
+        if fault == "429":
+            h.reply_json(429, {"message": "Too many requests"}, {"Retry-After": str(self.retry_after)})
+        elif fault in ("500", "503"):
+            h.reply_json(int(fault), {"message": "Internal error" if fault == "500" else "Service unavailable"})
+        elif fault == "456":
+            h.reply_json(456, {"message": "Quota exceeded"})
+        elif fault == "403":
+            h.reply_json(403, {"message": "Wrong endpoint"})
+        elif fault == "malformed":
+            h.reply(200, b'{"translations": [{"text": ', {"Content-Type": JSON_TYPE})
+        elif h.headers.get("Authorization") != f"DeepL-Auth-Key {self.auth_key}":
+            h.reply_json(403, {"message": "Authorization failure, check auth_key"})
+        elif route == "/v2/usage" and h.command == "GET":
+            limit = self.character_limit if self.character_limit is not None else 500_000
+            h.reply_json(200, {"character_count": self.billed, "character_limit": limit})
+        elif route == "/v2/translate" and h.command == "POST":
+            self._translate(h, params)
+        elif route in ("/v2/translate", "/v2/usage"):
+            h.reply_json(405, {"message": "Method not allowed"})
+        else:
+            h.reply_json(404, {"message": "Not found"})
+
+    def _translate(self, h: _Handler, params: dict[str, Any] | None) -> None:
+        if params is None:
+            h.reply_json(400, {"message": "Bad request: malformed body"})
+            return
+        texts = params.get("text")
+        target = params.get("target_lang")
+        if not texts or not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            h.reply_json(400, {"message": "Parameter 'text' not specified."})
+            return
+        if not isinstance(target, str) or target.upper() not in DEEPL_TARGETS:
+            h.reply_json(400, {"message": "Value for 'target_lang' not supported."})
+            return
+        source = params.get("source_lang")
+        chars = sum(map(len, texts))
+        if self.character_limit is not None and self.billed + chars > self.character_limit:
+            h.reply_json(456, {"message": "Quota exceeded"})
+            return
+        tgt = target.split("-")[0].lower()
+        out = []
+        for text in texts:
+            if isinstance(source, str) and source:
+                src, tr = source.lower(), self.table.get((source.lower(), tgt, text))
+            else:
+                src, tr = self._by_target_text.get((tgt, text), ("en", None))
+            if tr is None:
+                if self.unknown == "error":
+                    h.reply_json(400, {"message": "unknown text"})
+                    return
+                tr = f"[{tgt}] {text}"
+            out.append({"detected_source_language": src.upper(), "text": tr, "billed_characters": len(text)})
+        with self._lock:
+            self.billed += chars
+        h.reply_json(200, {"translations": out})
+
+
+def _deepl_params(h: _Handler, body: bytes) -> dict[str, Any] | None:
+    """A JSON body as is; a form (or query) with ``text`` as the list of its values."""
+    content_type = h.headers.get_content_type()
+    try:
+        if content_type == "application/json" and body:
+            data = json.loads(body)
+            return data if isinstance(data, dict) else None
+        query = parse_qs(urlsplit(h.path).query)
+        if content_type == "application/x-www-form-urlencoded" and body:
+            query.update(parse_qs(body.decode()))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return {name: (values if name == "text" else values[-1]) for name, values in query.items()}

@@ -30,11 +30,11 @@ from aggregator.fetching import (
     next_fetch_after_success,
 )
 from aggregator.matching import ArticleIndex, Params, article_from_entry, match_post
-from aggregator.models import Entry, ParsedFeed, iso
+from aggregator.models import Entry, ParsedFeed, from_iso, iso
 from aggregator.parsing import parse_feed
 from aggregator.publishing import publish, selection
 from aggregator.storage import EntryTranslation, SourceState, Store
-from aggregator.translation import EntryTexts, Translator, build_translator, retry_delay
+from aggregator.translation import EntryTexts, Translator, build_translator, chain_signature, retry_delay
 from aggregator.urls import host_of
 
 log = logging.getLogger("aggregator")
@@ -64,6 +64,8 @@ class CycleReport:
     new_matches: int = 0
     translated: int = 0
     translation_pending: int = 0
+    translation_requests: int = 0  # sent to translation providers this cycle
+    translation_characters: int = 0
     published: int = 0
     seconds: float = 0.0
 
@@ -308,42 +310,66 @@ def entry_texts(entry: Entry) -> EntryTexts:
     return EntryTexts(entry.title, paras)
 
 
+# A text every provider refuses for good (language not supported, HTTP 400) is tried
+# this many times, with backoff, before its entry is marked failed.
+PERMANENT_ATTEMPTS = 3
+
+
 def translate_stage(store: Store, config: Config, entries: Sequence[Entry], translator: Translator, *,
                     now: Clock = utcnow) -> tuple[int, int]:
-    """Translate what the publication will show. Returns (done, still pending)."""
-    target = config.translation.target
+    """Translate what the publication will show. Returns (done, still pending).
+
+    An entry is done only when every one of its texts is translated; otherwise it stays
+    pending with a retry time (backoff) or, once every provider refused it for good
+    PERMANENT_ATTEMPTS times, failed with the reason. Failed entries are tried again
+    when their text or the translation setup (providers, glossary) changes."""
+    from aggregator.language import entry_language, same_language
+
     tc = config.translation
+    target = tc.target
     langs = {s.id: s.language for s in config.sources}
     existing = store.entry_translations([e.id for e in entries], target)
+    signature = chain_signature(tc)
+    if store.get_meta("translation_chain") != signature:
+        store.set_meta("translation_chain", signature)
+        store.set_meta("translation_chain_since", iso(now()) or "")
+    chain_since = from_iso(store.get_meta("translation_chain_since"))
     translator.deadline = translator.clock() + tc.budget.total_seconds()
     done = pending = 0
     for e in entries:
-        source = e.language or langs.get(e.source_id) or "auto"
-        if source == "auto":
-            from aggregator.language import detect
-
-            source = detect(e.title + " " + e.summary[:500]) or "auto"
-        if source == target:
+        lang = entry_language(e.title, e.summary, e.content, declared=langs.get(e.source_id, "auto"),
+                              feed_language=e.language)
+        if same_language(lang, target):
             continue
+        source = lang or "auto"  # unknown: the provider detects it
         texts = entry_texts(e)
         digest = texts.digest(target)
         prev = existing.get(e.id)
-        if prev and prev.input_hash == digest and prev.status == "done":
+        same = prev is not None and prev.input_hash == digest
+        if same and prev.status == "done":
+            continue
+        if same and prev.status == "failed" and (chain_since is None or prev.updated >= chain_since):
             continue
         t = now()
-        if prev and prev.input_hash == digest and prev.retry_at and prev.retry_at > t:
+        if same and prev.status == "pending" and prev.retry_at and prev.retry_at > t:
             pending += 1
             continue
         if translator.deadline is not None and translator.clock() >= translator.deadline:
             pending += 1
             continue
-        attempts = (prev.attempts if prev and prev.input_hash == digest else 0) + 1
+        attempts = (prev.attempts if same and prev.status == "pending" else 0) + 1
         try:
             out = {s: translator.translate(s, source, target) for s in texts.all()}
         except TranslationError as err:
+            reason = str(err)[:500]
+            if not err.retryable and attempts >= PERMANENT_ATTEMPTS:
+                log.warning("translation of %s failed for good after %d attempts: %s", e.link, attempts, reason)
+                store.set_entry_translation(EntryTranslation(
+                    e.id, target, digest, "failed", None, reason, attempts, None, t, None, None, None))
+                continue
             delay = retry_delay(attempts, tc.retry_backoff.total_seconds(), tc.max_retry_backoff.total_seconds())
             store.set_entry_translation(EntryTranslation(
-                e.id, target, digest, "pending", None, str(err)[:500], attempts, t + timedelta(seconds=delay), t,
+                e.id, target, digest, "pending", None, reason, attempts, t + timedelta(seconds=delay), t,
                 None, None, None))
             pending += 1
             continue
@@ -376,6 +402,13 @@ def run_cycle(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: b
             report.translated, report.translation_pending = translate_stage(
                 store, config, entries, translator, now=now)
         _, report.published = publish(store, config, now=now(), entries=entries)
+        st = translator.stats
+        report.translation_requests, report.translation_characters = st.total_requests, st.total_characters
+        if st.total_requests or report.translation_pending:
+            log.info("translation: %d done, %d pending; sent %s; %d texts from the cache",
+                     report.translated, report.translation_pending,
+                     ", ".join(f"{p}: {n} requests, {st.characters[p]} characters" for p, n in st.requests.items())
+                     or "nothing", st.cache_hits)
     finally:
         if own_translator:
             translator.close()

@@ -21,6 +21,7 @@ from aggregator import __version__
 from aggregator.citations import extract
 from aggregator.config import Config
 from aggregator.html_text import sanitize_html, strip_tags
+from aggregator.language import entry_language, same_language
 from aggregator.models import Entry, Match
 from aggregator.rendering import FeedItem, FeedMeta, SourceLink, write_output
 from aggregator.storage import EntryTranslation, Publication, Store
@@ -87,8 +88,8 @@ def display(entry: Entry, original_language: str, target: str,
     else:
         orig_summary = sanitize_html(entry.summary or entry.content)
         orig_content = None
-    if original_language == target:
-        return Display(entry.title, orig_summary, orig_content, target, False, "not needed")
+    if same_language(original_language, target):
+        return Display(entry.title, orig_summary, orig_content, original_language, False, "not needed")
     if translation is not None and translation.status == "done" and translation.title is not None:
         summary = json.loads(translation.summary or "[]")
         content = json.loads(translation.content or "[]")
@@ -115,7 +116,8 @@ def build_items(entries: Sequence[Entry], *, config: Config, source_languages: M
     items: list[FeedItem] = []
     changed: list[Publication] = []
     for e in entries:
-        lang = e.language or source_languages.get(e.source_id) or "und"
+        lang = entry_language(e.title, e.summary, e.content, declared=source_languages.get(e.source_id, "auto"),
+                              feed_language=e.language) or "und"
         shown = display(e, lang, target, translations.get(e.id), now)
         sources = []
         for m in matches.get(e.id, ()):

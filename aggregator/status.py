@@ -3,6 +3,7 @@ backlog and the last publication."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
@@ -53,11 +54,48 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
             "sources": sources,
             "entries": {"posts": counts.get("blog", 0), "articles": counts.get("outlet", 0)},
             "matches": len(store.all_matches()),
-            "translation": {"target": config.translation.target, **store.translation_backlog(config.translation.target),
-                            "cached_texts": store.translation_cache_stats()},
+            "translation": translation_backlog(store, config),
             "last_publication": store.get_meta("last_publication"),
             "output": str(config.output_dir),
         }
+
+
+def translation_backlog(store: Store, config: Config) -> dict[str, Any]:
+    """Where the translation of the entries the publication holds stands: done, pending
+    (with the next retry), failed (with the reasons), not yet attempted, not needed (in
+    the readers' language); and how many texts each provider translated (the cache)."""
+    from aggregator.language import entry_language, same_language
+    from aggregator.publishing import selection
+
+    target = config.translation.target
+    declared = {s.id: s.language for s in config.sources}
+    entries = selection(store, config)
+    rows = store.entry_translations([e.id for e in entries], target)
+    counts = {"done": 0, "pending": 0, "failed": 0, "untranslated": 0, "not_needed": 0}
+    by_provider: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    next_retry = None
+    for e in entries:
+        lang = entry_language(e.title, e.summary, e.content, declared=declared.get(e.source_id, "auto"),
+                              feed_language=e.language)
+        if same_language(lang, target):
+            counts["not_needed"] += 1
+            continue
+        row = rows.get(e.id)
+        if row is None:
+            counts["untranslated"] += 1
+            continue
+        counts[row.status] = counts.get(row.status, 0) + 1
+        if row.status == "done":
+            by_provider.update((row.provider or "cache").split("+"))
+        elif row.status == "failed":
+            reasons[row.error or "unknown"] += 1
+        elif row.retry_at is not None and (next_retry is None or row.retry_at < next_retry):
+            next_retry = row.retry_at
+    return {"target": target, **counts, "next_retry": iso(next_retry),
+            "entries_by_provider": dict(by_provider.most_common()),
+            "failed_reasons": dict(reasons.most_common(5)),
+            "cached_texts": store.translation_cache_stats()}
 
 
 def render_text(d: dict[str, Any]) -> str:
@@ -71,9 +109,14 @@ def render_text(d: dict[str, Any]) -> str:
     t = d.get("translation") or {}
     if t:
         lines.append("")
-        lines.append(f"translation to {t.get('target')}: {t.get('done', 0)} done, {t.get('pending', 0)} pending, "
-                     f"{t.get('failed', 0)} failed, {t.get('untranslated', 0)} not yet attempted; cache: "
-                     + (", ".join(f"{k} {v}" for k, v in (t.get('cached_texts') or {}).items()) or "empty"))
+        retry = f" (next retry {t['next_retry']})" if t.get("next_retry") else ""
+        lines.append(f"translation to {t.get('target')} of the published entries: {t.get('done', 0)} done, "
+                     f"{t.get('pending', 0)} pending{retry}, {t.get('failed', 0)} failed, "
+                     f"{t.get('untranslated', 0)} not yet attempted, {t.get('not_needed', 0)} not needed")
+        for reason, n in (t.get("failed_reasons") or {}).items():
+            lines.append(f"  failed ({reason}): {n}")
+        lines.append("texts translated, by provider: "
+                     + (", ".join(f"{k} {v}" for k, v in (t.get('cached_texts') or {}).items()) or "none yet"))
     if "entries" in d:
         lines.append(f"store: {d['entries']['posts']} posts, {d['entries']['articles']} articles, "
                      f"{d.get('matches', 0)} matches, {d.get('store_bytes', 0) / 1e6:.1f} MB ({d['store']})")

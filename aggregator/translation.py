@@ -3,77 +3,111 @@
 rate limits, splitting of long texts, a glossary, and a cache in the store so that
 no text is ever sent twice.
 
-deep-translator sets no HTTP timeout and lets connection errors escape as raw
-``requests`` exceptions; :func:`_bounded` gives every request it makes a timeout
-(see docs/translation.md) and every failure becomes a :class:`TranslationError`.
+Neither deep-translator nor DeepL's client can be given our timeout (the first sets
+none, the second retries for a minute with its own), and deep-translator lets
+connection errors escape as raw ``requests`` exceptions. So every request they make
+goes through :func:`_send_bounded`, which caps its timeout and records its outcome,
+and every failure becomes a :class:`TranslationError` saying what the chain should do
+with it. See docs/translation.md.
 """
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterator, Protocol
+from urllib.parse import quote_plus
 
 import requests
 
-from aggregator.config import ProviderConfig
+from aggregator.config import UNUSABLE_PROVIDERS, ProviderConfig
 from aggregator.exceptions import TranslationError
 
 log = logging.getLogger(__name__)
 
-# -- a timeout for every request deep-translator makes -----------------------------------
+# -- a timeout for every request the provider clients make ---------------------------------
 _local = threading.local()
-_original_request = requests.Session.request
+_original_send = requests.Session.send
 
 
-def _request_with_timeout(self: requests.Session, method: str, url: str, **kwargs: Any) -> requests.Response:
-    timeout = getattr(_local, "timeout", None)
-    if timeout is not None and kwargs.get("timeout") is None:
-        kwargs["timeout"] = timeout
-    resp = _original_request(self, method, url, **kwargs)
-    _local.last_response = resp
+def _cap(given: Any, bound: float) -> Any:
+    """``given`` (None, seconds, or a (connect, read) pair) capped at ``bound``."""
+    if given is None:
+        return bound
+    if isinstance(given, tuple):
+        return tuple(bound if g is None else min(g, bound) for g in given)
+    return min(given, bound)
+
+
+def _send_bounded(self: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    # Session.send is where every request of requests ends up (requests.get/post, a
+    # Session's request(), DeepL's client calling send() itself), redirects included.
+    bound = getattr(_local, "timeout", None)
+    if bound is not None:
+        kwargs["timeout"] = _cap(kwargs.get("timeout"), bound)
+    try:
+        resp = _original_send(self, request, **kwargs)
+    except requests.RequestException as e:
+        _local.last = e
+        raise
+    _local.last = resp
     return resp
 
 
-requests.Session.request = _request_with_timeout  # type: ignore[method-assign]
+if not getattr(requests.Session.send, "_aggregator", False):
+    _send_bounded._aggregator = True  # type: ignore[attr-defined]
+    requests.Session.send = _send_bounded  # type: ignore[method-assign]
 
 
 @contextmanager
 def _bounded(timeout: float) -> Iterator[None]:
-    """Inside this block, every ``requests`` call of this thread without an explicit
-    timeout gets ``timeout`` (connect and each read)."""
-    _local.timeout, _local.last_response = timeout, None
+    """Inside this block, every ``requests`` call of this thread waits at most ``timeout``
+    to connect and for each read, whatever timeout the client asked for."""
+    _local.timeout, _local.last = timeout, None
     try:
         yield
     finally:
         _local.timeout = None
 
 
-def _last_retry_after() -> float | None:
-    resp = getattr(_local, "last_response", None)
-    if resp is None:
+def _last() -> requests.Response | BaseException | None:
+    """The outcome of this thread's last request: a response or a requests exception."""
+    return getattr(_local, "last", None)
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """A Retry-After header (seconds or an HTTP date) as seconds from ``now``."""
+    value = (value or "").strip()
+    if not value:
         return None
-    value = resp.headers.get("Retry-After")
-    if value and value.strip().isdigit():
+    if value.isdigit():
         return float(value)
-    return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
 # -- pure helpers -------------------------------------------------------------------------
-_SENTENCE_END = re.compile(r"(?<=[。！？!?])|(?<=[.;:])\s+|\n+")
+# A sentence ends at 。！？!? (with any closing brackets or quotes after it), at .;: followed
+# by a space, or at a line break; its trailing punctuation and spaces stay with it.
+_SENTENCE = re.compile(r"[。！？!?]+[」』）】〕\"')\]]*\s*|[.;:]+[\"')\]]*\s+|\n+")
 
 
 def split_text(text: str, max_chars: int) -> list[str]:
     """Split ``text`` into pieces of at most ``max_chars`` on sentence boundaries
-    (Japanese 。！？ included), falling back to spaces, then to a hard cut."""
+    (Japanese 。！？ included), falling back to spaces, then to a hard cut.
+    Joining the pieces gives the text back."""
     if len(text) <= max_chars:
         return [text]
     pieces: list[str] = []
@@ -100,15 +134,36 @@ def _split_keep(text: str) -> list[str]:
     """Sentences with their trailing punctuation and whitespace kept, so joining
     the pieces gives the text back."""
     out, start = [], 0
-    for m in re.finditer(r"[。！？!?]+\s*|[.;:]+\s+|\n+", text):
+    for m in _SENTENCE.finditer(text):
         out.append(text[start:m.end()])
         start = m.end()
     out.append(text[start:])
     return out
 
 
+def encoded_length(text: str) -> int:
+    """Bytes ``text`` takes in a URL query (as requests encodes it)."""
+    return len(quote_plus(text))
+
+
+def fit_pieces(text: str, max_chars: int, max_encoded: int | None = None) -> list[str]:
+    """:func:`split_text`, and for a protocol that puts the text in the URL, pieces whose
+    percent-encoded size also fits ``max_encoded`` (a kanji takes 9 bytes there)."""
+    pieces = split_text(text, max_chars)
+    if max_encoded is None:
+        return pieces
+    out: list[str] = []
+    for p in pieces:
+        size = encoded_length(p)
+        if size <= max_encoded or len(p) <= 1:
+            out.append(p)
+        else:
+            out.extend(fit_pieces(p, max(1, len(p) * max_encoded // size), max_encoded))
+    return out
+
+
 def join_pieces(pieces: Sequence[str], target: str) -> str:
-    if target in ("ja", "zh", "ko"):
+    if target.split("-")[0] in ("ja", "zh", "ko", "th"):
         return "".join(p.strip() for p in pieces)
     return " ".join(p.strip() for p in pieces)
 
@@ -125,159 +180,253 @@ def apply_glossary(text: str, glossary: dict[str, str]) -> str:
 class Provider(Protocol):
     name: str
     max_chars: int
+    url_bytes: int | None
 
     def translate(self, text: str, source: str, target: str, timeout: float) -> str: ...
 
 
-_GOOGLE_CODES = {"zh": "zh-CN", "he": "iw"}
-_MYMEMORY_CODES = {"en": "en-GB", "ja": "ja-JP", "de": "de-DE", "fr": "fr-FR", "es": "es-ES", "ru": "ru-RU",
-                   "uk": "uk-UA", "zh": "zh-CN", "ko": "ko-KR", "it": "it-IT", "pt": "pt-PT", "pl": "pl-PL"}
+# Front ends commonly refuse request lines over 8 KB; 6,000 bytes of percent-encoded text
+# leave room for the rest of the URL (about 660 characters of Japanese, 5,000 of English).
+URL_TEXT_BYTES = 6000
 
 
 @dataclass
 class DeepTranslatorProvider:
-    """A deep-translator client made per language pair, called with a timeout."""
+    """A deep-translator client made per language pair, called with a timeout.
+
+    ``codes`` maps our ISO 639-1 codes to the provider's. A language pair the client
+    refuses (a non-retryable error, found without the network) is remembered, so that
+    the other texts of the cycle do not ask again."""
 
     name: str
     max_chars: int
     factory: Callable[[str, str], Any]
+    url_bytes: int | None = None
+    codes: Callable[[str], str] = lambda code: code
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _refused: dict[tuple[str, str], TranslationError] = field(default_factory=dict)
 
     def translate(self, text: str, source: str, target: str, timeout: float) -> str:
+        pair = (source, target)
+        if pair in self._refused:
+            raise self._refused[pair]
         try:
             with _bounded(timeout):
-                client = self._clients.get((source, target))
+                client = self._clients.get(pair)
                 if client is None:
-                    client = self._clients[(source, target)] = self.factory(source, target)
+                    client = self._clients[pair] = self.factory(self.codes(source), self.codes(target))
                 result = client.translate(text)
         except TranslationError:
             raise
         except Exception as e:
-            raise _classify(self.name, e) from None
+            err = _classify(self.name, e)
+            if err.kind == "language":
+                self._refused[pair] = err
+            raise err from None
         if not isinstance(result, str) or not result.strip():
-            raise TranslationError(f"{self.name}: empty answer", provider=self.name)
+            raise TranslationError(f"{self.name}: empty answer", provider=self.name, kind="bad_answer")
         return result
 
 
 class DeepLProvider:
     """DeepL through its official client (deep-translator's DeepL client uses an API form
-    DeepL has removed). Optional: ``pip install aggregator[deepl]``."""
+    DeepL has removed). Optional: ``pip install 'aggregator[deepl]'``."""
 
-    max_chars = 30_000
+    name = "deepl"
+    max_chars = 30_000  # DeepL takes request bodies up to 128 KiB
+    url_bytes: int | None = None
 
     def __init__(self, api_key: str, url: str | None = None):
         try:
-            import deepl  # type: ignore[import-not-found]
+            import deepl
         except ImportError:
             raise TranslationError("provider deepl needs the 'deepl' package: pip install 'aggregator[deepl]'",
-                                   provider="deepl", retryable=False) from None
-        self.name = "deepl"
-        self._deepl = deepl
-        self._client = deepl.Translator(api_key, server_url=url.rstrip("/") if url else None)
+                                   provider="deepl", retryable=False, kind="error") from None
+        # The client retries 429, 5xx and timeouts five times with backoff of its own; the
+        # chain does that (next provider, Retry-After), so one call must be one request.
+        deepl.http_client.max_network_retries = 0
+        # server_url keeps its trailing slash: the client joins "v2/translate" onto it.
+        # Without a url the client picks api-free.deepl.com for ":fx" keys, else api.deepl.com.
+        self._client = deepl.Translator(api_key, server_url=url, send_platform_info=False)
 
     def translate(self, text: str, source: str, target: str, timeout: float) -> str:
-        deepl = self._deepl
-        tgt = {"en": "EN-US", "pt": "PT-PT"}.get(target, target.upper())
         try:
             with _bounded(timeout):
-                return str(self._client.translate_text(text, source_lang=source.upper(), target_lang=tgt).text)
-        except deepl.QuotaExceededException as e:
-            raise TranslationError(f"deepl: quota exceeded: {e}", provider="deepl") from None
-        except deepl.AuthorizationException as e:
-            raise TranslationError(f"deepl: authorization failed: {e}", provider="deepl") from None
-        except deepl.TooManyRequestsException as e:
-            raise TranslationError(f"deepl: too many requests: {e}", provider="deepl", retry_after=60) from None
+                result = self._client.translate_text(text, source_lang=deepl_source(source),
+                                                     target_lang=deepl_target(target))
         except Exception as e:
             raise _classify("deepl", e) from None
+        answer = getattr(result, "text", None)
+        if not isinstance(answer, str) or not answer.strip():
+            raise TranslationError("deepl: empty answer", provider="deepl", kind="bad_answer")
+        return answer
+
+
+def deepl_source(code: str) -> str | None:
+    """DeepL source languages have no variant (EN, PT, ZH); "auto" lets DeepL detect."""
+    return None if code == "auto" else code.split("-")[0].upper()
+
+
+def deepl_target(code: str) -> str:
+    """DeepL wants EN-US/EN-GB and PT-PT/PT-BR, never bare EN or PT."""
+    code = code.upper()
+    return {"EN": "EN-US", "PT": "PT-PT"}.get(code, code)
+
+
+def _by_name(table: dict[str, str]) -> dict[str, str]:
+    """Our ISO codes -> a provider's codes, joined through deep-translator's language
+    names (Google's table has ISO codes): Baidu says jp for ja, kor for ko, ..."""
+    from deep_translator.constants import GOOGLE_LANGUAGES_TO_CODES as google
+
+    return {google[name].split("-")[0].lower(): code for name, code in table.items() if name in google}
+
+
+def _mapper(table: dict[str, str], fixed: dict[str, str] | None = None) -> Callable[[str], str]:
+    fixed = fixed or {}
+
+    def code(c: str) -> str:
+        return fixed.get(c) or table.get(c) or c
+
+    return code
+
+
+def _mymemory_code(c: str) -> str:
+    """MyMemory wants locale codes (ja-JP, en-GB): the one whose region is the language's
+    own, else the first one of the language."""
+    from deep_translator.constants import MY_MEMORY_LANGUAGES_TO_CODES as mm
+
+    values = list(mm.values())
+    if c in values or c == "auto":
+        return c
+    fixed = {"en": "en-GB", "zh": "zh-CN", "ja": "ja-JP", "ko": "ko-KR", "uk": "uk-UA", "he": "he-IL"}
+    if c in fixed:
+        return fixed[c]
+    for v in values:
+        if v.lower() == f"{c}-{c}":
+            return v
+    return next((v for v in values if v.lower().startswith(c + "-")), c)
 
 
 def make_provider(cfg: ProviderConfig) -> Provider:
-    """Build a provider from its config. Constructors that would touch the network
-    (Microsoft's does) are deferred to the first call, inside the timeout."""
+    """Build a provider from its config, without the network. Clients whose constructor
+    touches the network (Microsoft's) are made at the first call, inside the timeout."""
     import deep_translator as dt
+    from deep_translator.constants import BAIDU_LANGUAGE_TO_CODE
 
     name = cfg.provider
+    if name in UNUSABLE_PROVIDERS:
+        raise TranslationError(f"provider {name} cannot be used: {UNUSABLE_PROVIDERS[name]}",
+                               provider=name, retryable=False)
     if name == "google":
-        return DeepTranslatorProvider("google", 4_900, lambda s, t: dt.GoogleTranslator(
-            source=_GOOGLE_CODES.get(s, s), target=_GOOGLE_CODES.get(t, t)))
+        # The free web endpoint: text in the URL, under 5,000 characters.
+        return DeepTranslatorProvider("google", 4_999, lambda s, t: dt.GoogleTranslator(source=s, target=t),
+                                      url_bytes=URL_TEXT_BYTES, codes=_mapper({"zh": "zh-CN", "he": "iw", "jv": "jw"}))
     if name == "mymemory":
-        return DeepTranslatorProvider("mymemory", 490, lambda s, t: dt.MyMemoryTranslator(
-            source=_MYMEMORY_CODES.get(s, s), target=_MYMEMORY_CODES.get(t, t), email=cfg.email))
+        # Text in the URL, under 500 characters.
+        return DeepTranslatorProvider("mymemory", 499, lambda s, t: dt.MyMemoryTranslator(
+            source=s, target=t, email=cfg.email), url_bytes=URL_TEXT_BYTES, codes=_mymemory_code)
     if name == "libre":
-        # LibreTranslate's protocol puts the text in the URL: long texts get HTTP 414.
-        # 700 characters of Japanese are about 6 KB percent-encoded, under common 8 KB limits.
-        return DeepTranslatorProvider("libre", 700, lambda s, t: dt.LibreTranslator(
-            source=s, target=t, custom_url=cfg.url, api_key=cfg.api_key or "-"))
+        # The LibreTranslate protocol as deep-translator speaks it puts the text in the
+        # URL query of a POST: long texts get HTTP 414 from the server's front end.
+        return DeepTranslatorProvider("libre", 2_000, lambda s, t: dt.LibreTranslator(
+            source=s, target=t, custom_url=cfg.url, api_key=cfg.api_key or "-"), url_bytes=URL_TEXT_BYTES)
     if name == "deepl":
         assert cfg.api_key
         return DeepLProvider(cfg.api_key, cfg.url)
     if name == "microsoft":
-        return DeepTranslatorProvider("microsoft", 9_000, lambda s, t: dt.MicrosoftTranslator(
-            api_key=cfg.api_key, source=s, target=t))
+        return DeepTranslatorProvider("microsoft", 10_000, lambda s, t: dt.MicrosoftTranslator(
+            api_key=cfg.api_key, region=cfg.region, source=s, target=t),
+            codes=_mapper({"zh": "zh-hans", "zh-CN": "zh-hans", "zh-TW": "zh-hant"}))
     if name == "yandex":
-        return DeepTranslatorProvider("yandex", 9_000, lambda s, t: dt.YandexTranslator(
+        return DeepTranslatorProvider("yandex", 9_999, lambda s, t: dt.YandexTranslator(
             api_key=cfg.api_key, source=s, target=t))
-    if name == "qcri":
-        return DeepTranslatorProvider("qcri", 4_900, lambda s, t: dt.QcriTranslator(
-            api_key=cfg.api_key, source=s, target=t))
-    if name == "papago":
-        return DeepTranslatorProvider("papago", 4_900, lambda s, t: dt.PapagoTranslator(
-            client_id=cfg.api_key, secret_key=cfg.secret, source=s, target=t))
     if name == "baidu":
-        return DeepTranslatorProvider("baidu", 4_900, lambda s, t: dt.BaiduTranslator(
-            appid=cfg.api_key, appkey=cfg.secret, source=s, target=t))
-    if name == "chatgpt":
-        return DeepTranslatorProvider("chatgpt", 4_000, lambda s, t: dt.ChatGptTranslator(
-            api_key=cfg.api_key, source=s, target=t))
-    if name in ("linguee", "pons"):
-        raise TranslationError(f"provider {name} is a dictionary (words only), not a text translator",
-                               provider=name, retryable=False)
+        # Text in the URL query; Baidu takes at most 6,000 bytes of UTF-8.
+        return DeepTranslatorProvider("baidu", 2_000, lambda s, t: dt.BaiduTranslator(
+            appid=cfg.api_key, appkey=cfg.secret, source=s, target=t),
+            url_bytes=URL_TEXT_BYTES, codes=_mapper(_by_name(BAIDU_LANGUAGE_TO_CODE), {"zh-TW": "cht"}))
     raise TranslationError(f"unknown provider {name}", provider=name, retryable=False)
 
 
 def _classify(provider: str, e: BaseException) -> TranslationError:
-    """Turn whatever deep-translator or requests raised into our error, keeping what
-    the chain needs: whether to retry and how long the server asked us to wait."""
+    """Turn whatever a client raised into our error, keeping what the chain needs: what
+    went wrong, whether to retry, and how long the server asked us to wait.
+
+    The HTTP status of the thread's last response decides first (clients disagree on
+    exceptions, not on statuses); then the exception."""
     from deep_translator import exceptions as dx
 
-    kind = type(e).__name__
-    if isinstance(e, requests.Timeout):
-        return TranslationError(f"{provider}: timed out", provider=provider)
-    if isinstance(e, requests.ConnectionError):
-        return TranslationError(f"{provider}: connection failed: {_short(e)}", provider=provider)
-    if isinstance(e, dx.TooManyRequests):
-        return TranslationError(f"{provider}: HTTP 429 too many requests", provider=provider,
-                                retry_after=_last_retry_after() or 60.0)
-    if isinstance(e, dx.AuthorizationException):
-        return TranslationError(f"{provider}: authorization failed (check api_key)", provider=provider)
-    if isinstance(e, dx.ServerException):
-        status = getattr(e, "status_code", None) or _status_of_last()
-        # A 4xx other than auth, timeout and rate limiting is about this text (the server
-        # is healthy): the next provider may try it, but this one needs no rest.
-        about_text = status is not None and 400 <= status < 500 and status not in (401, 403, 408, 429)
-        return TranslationError(f"{provider}: HTTP {status or 'error'}", provider=provider,
-                                retryable=not about_text,
-                                retry_after=_last_retry_after() if status == 429 else None)
-    if isinstance(e, dx.RequestError):
-        return TranslationError(f"{provider}: HTTP {_status_of_last() or 'error'}", provider=provider)
+    def err(message: str, kind: str, *, retryable: bool = True, retry_after: float | None = None,
+            status: int | None = None) -> TranslationError:
+        return TranslationError(f"{provider}: {message}", provider=provider, retryable=retryable,
+                                retry_after=retry_after, kind=kind, status=status)
+
+    last = _last()
+    # DeepL wraps requests' exceptions; Microsoft's client swallows them and then fails
+    # on the missing response: the request's own failure is what happened.
+    cause: BaseException = e
+    if isinstance(e.__cause__, requests.RequestException):
+        cause = e.__cause__
+    elif not isinstance(e, requests.RequestException) and isinstance(last, requests.RequestException):
+        cause = last
+    if isinstance(cause, requests.Timeout):
+        return err("timed out", "timeout")
+    if isinstance(cause, requests.ConnectionError):
+        return err(f"connection failed: {_short(cause)}", "connection")
+    if isinstance(cause, requests.RequestException):
+        return err(f"request failed: {_short(cause)}", "connection")
+    if isinstance(last, requests.Response) and last.status_code >= 400:
+        status = last.status_code
+        detail = _detail(last)
+        if status == 429:
+            return err(f"HTTP 429 too many requests{detail}", "rate", status=status,
+                       retry_after=retry_after_seconds(last.headers.get("Retry-After")) or 60.0)
+        if status in (401, 403):
+            return err(f"HTTP {status} authorization failed (check api_key){detail}", "auth", status=status)
+        if status == 456:  # DeepL: the billing period's characters are used up
+            return err(f"HTTP 456 quota exceeded{detail}", "quota", status=status, retry_after=3600.0)
+        if status in (413, 414):
+            return err(f"HTTP {status} text too long for one request", "too_long", status=status)
+        if status >= 500:
+            return err(f"HTTP {status}{detail}", "server", status=status,
+                       retry_after=retry_after_seconds(last.headers.get("Retry-After")))
+        # 400, 404, ...: this request will not succeed as it is (unknown language, bad URL).
+        return err(f"HTTP {status}{detail}", "rejected", retryable=False, status=status)
     if isinstance(e, (dx.LanguageNotSupportedException, dx.InvalidSourceOrTargetLanguage)):
-        return TranslationError(f"{provider}: language not supported: {_short(e)}", provider=provider)
+        return err(f"language not supported: {_short(e).splitlines()[0][:120]}", "language", retryable=False)
+    if isinstance(e, dx.ApiKeyException):
+        return err("api_key missing", "auth")
     if isinstance(e, (dx.NotValidLength, dx.NotValidPayload)):
-        return TranslationError(f"{provider}: text not accepted: {kind}", provider=provider)
+        return err(f"text not accepted ({type(e).__name__})", "rejected", retryable=False)
+    if isinstance(e, dx.TooManyRequests):
+        return err("too many requests", "rate", retry_after=60.0)
+    if isinstance(e, dx.TranslationNotFound):
+        return err("no translation in the answer", "bad_answer")
     if isinstance(e, ValueError):  # e.g. malformed JSON in the answer
-        return TranslationError(f"{provider}: malformed answer ({kind})", provider=provider)
-    return TranslationError(f"{provider}: {kind}: {_short(e)}", provider=provider)
+        return err(f"malformed answer ({type(e).__name__})", "bad_answer")
+    return err(f"{type(e).__name__}: {_short(e)}", "error")
 
 
-def _status_of_last() -> int | None:
-    resp = getattr(_local, "last_response", None)
-    return resp.status_code if resp is not None else None
+def _detail(resp: requests.Response) -> str:
+    """The server's own short explanation ({"error": ...} or {"message": ...}), if any."""
+    try:
+        data = resp.json()
+    except ValueError:
+        return ""
+    if isinstance(data, dict):
+        for key in ("error", "message", "detail", "error_msg"):
+            value = data.get(key)
+            if isinstance(value, dict):
+                value = value.get("message")
+            if isinstance(value, str) and value.strip():
+                return f": {_short(Exception(value.strip()))[:120]}"
+    return ""
 
 
 def _short(e: BaseException) -> str:
     text = str(e)
     # requests puts the full URL (with query, so maybe an api_key) in its messages.
-    text = re.sub(r"(api_key|key|auth_key|token)=[^&\s'\"]+", r"\1=***", text, flags=re.I)
+    text = re.sub(r"(api_key|key|auth_key|token|appkey|sign)=[^&\s'\"]+", r"\1=***", text, flags=re.I)
     return text[:200]
 
 
@@ -330,8 +479,12 @@ class Cache(Protocol):
 
 @dataclass
 class ChainStats:
+    """What a chain sent: requests and characters per provider (pieces of split texts
+    count one request each), texts translated per provider, cache hits, failures."""
+
     requests: dict[str, int] = field(default_factory=dict)
     characters: dict[str, int] = field(default_factory=dict)
+    texts: dict[str, int] = field(default_factory=dict)
     cache_hits: int = 0
     failures: dict[str, int] = field(default_factory=dict)
 
@@ -339,13 +492,31 @@ class ChainStats:
         self.requests[provider] = self.requests.get(provider, 0) + 1
         self.characters[provider] = self.characters.get(provider, 0) + chars
 
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    @property
+    def total_characters(self) -> int:
+        return sum(self.characters.values())
+
+
+# How long a provider is skipped after a failure that will not go away within a cycle:
+# one that did not answer in time, could not be reached, or refused our key. One cycle
+# so costs one timeout for a dead provider, not one per text.
+REST_UNREACHABLE = 600.0
+REST_AUTH = 3600.0
+MAX_REST = 3600.0
+
 
 class Translator:
     """Translate texts through a provider chain with a cache in front.
 
-    On a timeout, connection error, 5xx, 429 or auth failure the next provider is
-    tried; a provider that answered 429 rests for its Retry-After; one that keeps
-    failing rests with backoff. ``deadline`` bounds the whole of a cycle's work."""
+    On a timeout, connection error, 5xx, 429, auth failure (or anything else that one
+    provider cannot do) the next provider is tried. A provider that timed out, could
+    not be reached or refused the key is skipped for the rest of the cycle; one that
+    answered 429 rests for its Retry-After; one that keeps failing rests with backoff.
+    ``deadline`` bounds the whole of a cycle's work."""
 
     def __init__(self, providers: Sequence[Provider], cache: Cache, *, timeout: float,
                  limits: Sequence[RateLimiter | None] | None = None, glossary: dict[str, str] | None = None,
@@ -360,12 +531,13 @@ class Translator:
         self.now = now or (lambda: datetime.now().astimezone())
         # Keyed by position in the chain: two servers of one protocol rest separately.
         self.rest_until: dict[int, float] = {}
+        self.rest_reason: dict[int, str] = {}
+        self._fails: dict[int, int] = {}
         self.stats = ChainStats()
         self.deadline: float | None = None
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="translate")
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Nothing to release: calls run in daemon threads that end with their socket timeout."""
 
     def cached(self, texts: Iterable[str], source: str, target: str) -> dict[str, tuple[str, str]]:
         prepared = {t: apply_glossary(t, self.glossary) for t in texts}
@@ -373,7 +545,8 @@ class Translator:
         return {orig: hits[p] for orig, p in prepared.items() if p in hits}
 
     def translate(self, text: str, source: str, target: str) -> tuple[str, str]:
-        """(translation, provider). Raises :class:`TranslationError` when no provider could."""
+        """(translation, provider). Raises :class:`TranslationError` when no provider could;
+        it is retryable unless every provider refused the text for good."""
         if not text.strip() or source == target:
             return text, "none"
         prepared = apply_glossary(text, self.glossary)
@@ -381,29 +554,38 @@ class Translator:
         if hit:
             self.stats.cache_hits += 1
             return hit
-        errors: list[str] = []
+        errors: list[TranslationError] = []
         for i, provider in enumerate(self.providers):
             if self._time_left() <= 0:
-                errors.append("translation time budget for this cycle is used up")
+                errors.append(TranslationError("translation time budget for this cycle is used up", kind="budget"))
                 break
             rest = self.rest_until.get(i, 0) - self.clock()
             if rest > 0:
-                errors.append(f"{provider.name}: resting {rest:.0f} s after errors")
+                errors.append(TranslationError(f"{provider.name}: skipped for {rest:.0f} s more "
+                                               f"({self.rest_reason.get(i, 'earlier errors')})",
+                                               provider=provider.name, kind="resting"))
                 continue
             try:
                 result = self._with_provider(i, provider, prepared, source, target)
             except TranslationError as e:
-                errors.append(str(e))
-                if e.retryable:  # the provider is in trouble, not just this text
+                errors.append(e)
+                if e.retryable and e.kind != "limit":  # the provider is in trouble, not just this text
                     self.stats.failures[provider.name] = self.stats.failures.get(provider.name, 0) + 1
-                    self._rest(i, provider.name, e)
+                self._rest(i, e)
+                log.info("translation: %s", e)
                 continue
+            self._fails.pop(i, None)
             self.cache.cache_translation(prepared, source, target, result, provider.name, self.now())
+            self.stats.texts[provider.name] = self.stats.texts.get(provider.name, 0) + 1
             return result, provider.name
-        raise TranslationError("; ".join(errors) or "no translation provider configured")
+        if not errors:
+            raise TranslationError("no translation provider configured", retryable=False, kind="error")
+        real = [e for e in errors if e.kind not in ("resting", "budget")]
+        raise TranslationError("; ".join(str(e) for e in errors), retryable=any(e.retryable for e in errors),
+                               kind=(real or errors)[0].kind)
 
     def _with_provider(self, i: int, provider: Provider, text: str, source: str, target: str) -> str:
-        pieces = split_text(text, provider.max_chars)
+        pieces = fit_pieces(text, provider.max_chars, getattr(provider, "url_bytes", None))
         out = []
         for piece in pieces:
             limiter = self.limits[i] if i < len(self.limits) else None
@@ -411,8 +593,8 @@ class Translator:
                 wait = limiter.wait_time(len(piece))
                 if wait > 0:
                     if wait > min(self.timeout, self._time_left()):
-                        raise TranslationError(f"{provider.name}: rate limit reached (next slot in {wait:.0f} s)",
-                                               provider=provider.name)
+                        raise TranslationError(f"{provider.name}: own rate limit reached (next slot in {wait:.0f} s)",
+                                               provider=provider.name, kind="limit", retry_after=wait)
                     self.sleep(wait)
                 limiter.take(len(piece))
             out.append(self._call_splitting(provider, piece, source, target))
@@ -423,7 +605,7 @@ class Translator:
         try:
             return self._call(provider, text, source, target)
         except TranslationError as e:
-            if depth >= 4 or len(text) < 40 or not re.search(r"HTTP 41[34]", str(e)):
+            if depth >= 4 or len(text) < 40 or e.kind != "too_long":
                 raise
             halves = split_text(text, max(20, len(text) // 2 + 1))
             if len(halves) < 2:
@@ -433,23 +615,46 @@ class Translator:
     def _call(self, provider: Provider, text: str, source: str, target: str) -> str:
         timeout = max(0.1, min(self.timeout, self._time_left()))
         self.stats.count(provider.name, len(text))
-        future = self._pool.submit(provider.translate, text, source, target, timeout)
-        try:
-            # The socket timeout bounds each read; this bounds the whole call.
-            return future.result(timeout=timeout + 1.0)
-        except FutureTimeout:
-            future.cancel()
-            raise TranslationError(f"{provider.name}: no answer within {timeout:g} s",
-                                   provider=provider.name) from None
+        box: dict[str, Any] = {}
+        done = threading.Event()
 
-    def _rest(self, i: int, name: str, e: TranslationError) -> None:
+        def work() -> None:
+            try:
+                box["result"] = provider.translate(text, source, target, timeout)
+            except BaseException as e:  # handed to the caller below
+                box["error"] = e
+            finally:
+                done.set()
+
+        # A daemon thread, not a pool: a call stuck past its bound must not hold the
+        # process at exit. The socket timeout bounds each read; this bounds the whole
+        # call (a server that drips its answer byte by byte).
+        threading.Thread(target=work, name=f"translate-{provider.name}", daemon=True).start()
+        if not done.wait(timeout + 1.0):
+            raise TranslationError(f"{provider.name}: no answer within {timeout:g} s",
+                                   provider=provider.name, kind="timeout")
+        if "error" in box:
+            e = box["error"]
+            raise e if isinstance(e, TranslationError) else _classify(provider.name, e)
+        return str(box["result"])
+
+    def _rest(self, i: int, e: TranslationError) -> None:
+        now = self.clock()
         if e.retry_after:
-            self.rest_until[i] = self.clock() + min(e.retry_after, 3600)
-        else:
-            fails = self.stats.failures.get(name, 1)
+            self.rest_until[i] = now + min(e.retry_after, MAX_REST)
+            self.rest_reason[i] = f"{e.kind}: asked to wait {e.retry_after:.0f} s"
+        elif e.kind in ("timeout", "connection"):
+            self.rest_until[i] = now + REST_UNREACHABLE
+            self.rest_reason[i] = "no answer earlier this cycle" if e.kind == "timeout" else "unreachable"
+        elif e.kind == "auth":
+            self.rest_until[i] = now + REST_AUTH
+            self.rest_reason[i] = "authorization failed"
+        elif e.retryable:
+            fails = self._fails[i] = self._fails.get(i, 0) + 1
             # After repeated failures in a cycle, stop hammering the provider for a while.
             if fails >= 3:
-                self.rest_until[i] = self.clock() + min(30 * 2 ** (fails - 3), 1800)
+                self.rest_until[i] = now + min(30 * 2 ** (fails - 3), 1800)
+                self.rest_reason[i] = f"{fails} failures in a row"
 
     def _time_left(self) -> float:
         return float("inf") if self.deadline is None else self.deadline - self.clock()
@@ -471,6 +676,16 @@ def build_translator(cfg: Any, cache: Cache, *, clock: Callable[[], float] = tim
                       if (p.requests_per_minute or p.characters_per_minute) else None)
     return Translator(providers, cache, timeout=cfg.timeout.total_seconds(), limits=limits,
                       glossary=dict(cfg.glossary), clock=clock, now=now)
+
+
+def chain_signature(cfg: Any) -> str:
+    """What identifies a translation setup (providers, their servers, target, glossary):
+    entries that failed for good are tried again when it changes."""
+    import hashlib
+    import json
+
+    data = [cfg.target, [[p.provider, p.url or "", bool(p.api_key)] for p in cfg.providers], sorted(cfg.glossary.items())]
+    return hashlib.sha1(json.dumps(data, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
 # -- what an entry needs translated (pure) -------------------------------------------------
