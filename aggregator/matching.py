@@ -38,7 +38,9 @@ from aggregator.urls import canonical_url
 HEADLINE_ACCEPT = 0.90        # fuzzy headline score that is a match on its own
 HEADLINE_WITH_OUTLET = 0.80   # ... enough when the post also names that article's outlet
 HEADLINE_MARGIN = 0.05        # the best must beat the runner-up by this much
-TRUNCATED_MIN_CHARS = 24      # a truncated headline must keep at least this much
+TRUNCATED_MIN_CHARS = 24      # a headline cut with "..." must keep at least this much
+UNMARKED_PREFIX_CHARS = 30    # one cut without "..." must keep this much
+UNMARKED_PREFIX_SHARE = 0.6   # ... and this share of the feed's headline
 MENTION_ACCEPT = 0.45         # content score for a mention (words and meaning)
 MENTION_MARGIN = 0.10         # ... and its lead over the outlet's other articles of that day
 MENTION_SHORT_CONTEXT = 12    # fewer content words than this: the post's title and lead count too
@@ -247,6 +249,12 @@ def headline_score(cite_variants: Sequence[str], truncated: bool, art: Article) 
                     if 0.97 > best:
                         best, how = 0.97, "headline prefix"
                     continue
+            # Cut without an ellipsis: only a long prefix, most of the headline, counts.
+            if (len(c) >= UNMARKED_PREFIX_CHARS and len(c) >= UNMARKED_PREFIX_SHARE * len(v)
+                    and v.startswith(c + " ")):
+                if 0.95 > best:
+                    best, how = 0.95, "headline prefix"
+                continue
             # Order-sensitive on purpose: two outlets' headlines on one statement often share
             # their words in another order ("Greek PM: Greece will not…" / "Greece will not…, PM says").
             s = fuzz.ratio(c, v) / 100

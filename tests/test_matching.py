@@ -149,3 +149,8 @@ def test_sources_listed_under_a_bare_reference_heading_are_citations() -> None:
 def test_a_long_trailing_segment_is_part_of_the_headline() -> None:
     assert headline_variants("Ukraine war latest - Russia advances near Pokrovsk") == (
         "ukraine war latest russia advances near pokrovsk",)
+
+
+def test_headline_cut_without_an_ellipsis_matches_only_when_most_of_it_is_kept() -> None:
+    assert run(post("<p>参考:Russian forces attack Ukraine's Kharkiv region, opening</p>"), POOL) == [(CITED.id, "headline")]
+    assert run(post("<p>参考:Russian forces attack</p>"), POOL) == []
