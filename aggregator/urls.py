@@ -20,6 +20,9 @@ _TRACKING = {
 }
 
 
+_AMP_CACHE = re.compile(r"^/(?:c|v|amp)/(?:(s)/)?(.+)$")
+
+
 def canonical_url(url: str) -> str:
     """Canonical comparison key of ``url`` (not a URL to fetch).
 
@@ -36,6 +39,12 @@ def canonical_url(url: str) -> str:
     except ValueError:
         return url.lower()
     host = (parts.hostname or "").lower().rstrip(".")
+    # AMP caches wrap the publisher's URL: cdn.ampproject.org/c/s/HOST/PATH, google.com/amp/s/HOST/PATH
+    m = _AMP_CACHE.match(parts.path) if (host.endswith(".cdn.ampproject.org") or
+                                        (host.endswith("google.com") and parts.path.startswith("/amp/"))) else None
+    if m:
+        inner = ("https://" if m.group(1) else "http://") + m.group(2)
+        return canonical_url(inner + (f"?{parts.query}" if parts.query else ""))
     if host.startswith("www."):
         host = host[4:]
     elif host.startswith("amp."):

@@ -17,6 +17,8 @@ FEED = "https://www.example.com/news/2024/04/17/story-00152712"
     FEED + "#:~:text=some%20words",
     FEED + "#section",
     "HTTPS://WWW.EXAMPLE.COM/news/2024/04/17/story-00152712",
+    "https://www-example-com.cdn.ampproject.org/c/s/www.example.com/news/2024/04/17/story-00152712/amp/",
+    "https://www.google.com/amp/s/www.example.com/news/2024/04/17/story-00152712",
 ])
 def test_variants_of_one_article_share_a_canonical_form(variant: str) -> None:
     assert canonical_url(variant) == canonical_url(FEED)
