@@ -143,9 +143,6 @@ class Daemon:
     def _install_jobs(self, previous: Config | None = None) -> list[str]:
         """Make the jobs match the config; returns what changed, for the log."""
         cfg = self.config
-        with Store(cfg.db_path) as store:
-            store.sync_sources((s.id, s.url, s.role) for s in cfg.sources)
-            states = store.source_states()
         now = self.now()
         old = {s.id: s for s in previous.sources} if previous else {}
         changes: list[str] = []
@@ -154,26 +151,33 @@ class Daemon:
             if job.id.startswith("fetch:") and job.id not in wanted:
                 job.remove()
                 changes.append(f"{job.id.removeprefix('fetch:')} removed")
-        for s in cfg.sources:
-            interval = cfg.interval(s)
-            before = old.get(s.id)
-            old_interval = previous.interval(before) if previous and before else None
-            jitter = fetch_jitter(cfg, interval)
-            if previous is not None and before is not None:
-                same = (before == s and old_interval == interval
-                        and fetch_jitter(previous, interval) == jitter)
-                if same and self.scheduler.get_job(f"fetch:{s.id}") is not None:
-                    continue  # unchanged: keep its place in the schedule
-                changes.append(f"{s.id} changed" if old_interval == interval
-                               else f"{s.id} every {format_duration(old_interval) if old_interval else '?'} -> {format_duration(interval)}")
-            elif previous is not None:
-                changes.append(f"{s.id} added")
-            first = first_run(s, states.get(s.id), interval, now, old_interval)
-            self.scheduler.add_job(
-                self._fetch_job, IntervalTrigger(seconds=interval.total_seconds(), jitter=jitter or None,
-                                                 timezone=timezone.utc),
-                args=[s.id], id=f"fetch:{s.id}", name=f"fetch {s.id}", next_run_time=first,
-                replace_existing=True)
+        with Store(cfg.db_path) as store:
+            store.sync_sources((s.id, s.url, s.role) for s in cfg.sources)
+            states = store.source_states()
+            for s in cfg.sources:
+                interval = cfg.interval(s)
+                before = old.get(s.id)
+                old_interval = previous.interval(before) if previous and before else None
+                jitter = fetch_jitter(cfg, interval)
+                if previous is not None and before is not None:
+                    same = (before == s and old_interval == interval
+                            and fetch_jitter(previous, interval) == jitter)
+                    if same and self.scheduler.get_job(f"fetch:{s.id}") is not None:
+                        continue  # unchanged: keep its place in the schedule
+                    changes.append(f"{s.id} changed" if old_interval == interval else
+                                   f"{s.id} every {format_duration(old_interval) if old_interval else '?'} -> "
+                                   f"{format_duration(interval)}")
+                elif previous is not None:
+                    changes.append(f"{s.id} added")
+                st = states.get(s.id)
+                first = first_run(s, st, interval, now, old_interval)
+                if st is not None and st.next_fetch is not None and first < st.next_fetch:
+                    store.reschedule(s.id, first)  # or the job would find it not due yet
+                self.scheduler.add_job(
+                    self._fetch_job, IntervalTrigger(seconds=interval.total_seconds(), jitter=jitter or None,
+                                                     timezone=timezone.utc),
+                    args=[s.id], id=f"fetch:{s.id}", name=f"fetch {s.id}", next_run_time=first,
+                    replace_existing=True)
         # Translation retries, late matches and retention need no new entries to be due.
         self.scheduler.add_job(self.schedule_processing, IntervalTrigger(
             seconds=cfg.schedule.every.total_seconds(), timezone=timezone.utc), id="tick",

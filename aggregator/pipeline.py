@@ -86,7 +86,11 @@ class CycleReport:
         fetched = self.fetched_sources
         new = sum(s.new for s in fetched)
         upd = sum(s.updated for s in fetched)
-        line = (f"cycle: {len(fetched)} sources fetched ({len(self.failed_sources)} failed), {new} new and "
+        distinct = len({s.id for s in fetched})
+        # The daemon's cycle may fetch a source more than once.
+        what = (f"{distinct} sources fetched" if distinct == len(fetched)
+                else f"{len(fetched)} fetches of {distinct} sources")
+        line = (f"cycle: {what} ({len(self.failed_sources)} failed), {new} new and "
                 f"{upd} updated entries, {self.matched_posts} posts matched ({self.new_matches} changed), "
                 f"{self.translated} translated ({self.translation_pending} pending), "
                 f"{self.published} entries published")

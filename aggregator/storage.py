@@ -320,6 +320,11 @@ class Store:
             self.db.execute(f"UPDATE sources SET {', '.join(sets)} WHERE id=?", (*args, source_id))
         return StoreResult(new, updated, unchanged)
 
+    def reschedule(self, source_id: str, next_fetch: datetime) -> None:
+        """Move a source's next fetch (the daemon does when a reload shortens its interval)."""
+        with self.transaction():
+            self.db.execute("UPDATE sources SET next_fetch=? WHERE id=?", (iso(next_fetch), source_id))
+
     def record_failure(self, source_id: str, error: str, *, now: datetime, next_fetch: datetime,
                        status: int | None = None, disable: str | None = None,
                        url: str | None = None) -> None:
