@@ -71,7 +71,8 @@ class CycleReport:
 
     @property
     def changed(self) -> bool:
-        return any(s.new or s.updated for s in self.sources) or bool(self.new_matches or self.translated)
+        return any(s.new or s.updated for s in self.sources) or bool(self.new_matches or self.translated
+                                                                      or self.pruned)
 
     @property
     def failed_sources(self) -> list[SourceReport]:
