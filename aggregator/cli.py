@@ -24,12 +24,25 @@ EXIT_STORE = 3
 EXIT_LOCKED = 4
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time: rich's progress bar replaces it
+    with a proxy that prints log lines above the bar instead of through it."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def setup_logging(verbose: int, quiet: bool, log_file: str | None, default: int = logging.INFO) -> None:
     """stderr at ``default`` (-v: INFO, -vv: DEBUG, -q: ERROR); the log file, when
     given, at INFO (-vv: DEBUG) whatever -q says, so that it keeps the whole story."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else default)
     handlers: list[logging.Handler] = []
-    stream = logging.StreamHandler(sys.stderr)
+    stream = _StderrHandler()
     stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
     stream.setLevel(level)
     handlers.append(stream)

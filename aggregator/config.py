@@ -400,8 +400,9 @@ def _cross_checks(config: Config) -> list[tuple[tuple[Any, ...], str]]:
     need = config.matching.window + config.matching.late_window
     if keep is not None and keep < need:
         out.append((("retention", "articles"),
-                    f"{format_duration(keep)} is shorter than matching.window + matching.late_window ({format_duration(need)}): "
-                    "articles could be pruned before the posts that cite them are matched"))
+                    f"{format_duration(keep)} is shorter than matching.window + matching.late_window "
+                    f"({format_duration(need)}): articles could be pruned before the posts that cite them "
+                    "are matched"))
     return out
 
 
@@ -440,8 +441,8 @@ def config_warnings(config: Config) -> list[tuple[tuple[Any, ...], str]]:
                                         f"when it writes {s.title!r}; add aliases: [...]"))
         if config.interval(s) < MIN_POLITE_INTERVAL:
             where = ("sources", i, "every") if s.every is not None else ("schedule", "every")
-            out.append((where, f"{s.id} is fetched every {format_duration(config.interval(s))}: more often than every "
-                               f"{format_duration(MIN_POLITE_INTERVAL)} is impolite to most publishers"))
+            out.append((where, f"{s.id} is fetched every {format_duration(config.interval(s))}: more often "
+                               f"than every {format_duration(MIN_POLITE_INTERVAL)} is impolite to most publishers"))
     target = config.translation.target
     if not config.translation.providers and any(s.language != target for s in config.sources):
         out.append((("translation", "providers"), f"no provider: entries not in {target} will be published "

@@ -226,7 +226,7 @@ class Daemon:
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, on_hup)
         self._install_jobs()
-        self.schedule_processing(timedelta(seconds=1))
+        self.schedule_processing()  # publishes pending work even when no source is due
         log.info("scheduler started: %d sources; Ctrl-C or SIGTERM stops, SIGHUP reloads the config",
                  len(self.config.sources))
         self.scheduler.start()

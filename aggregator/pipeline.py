@@ -98,7 +98,8 @@ class CycleReport:
         if self.pruned:
             line += f", {self.pruned} old articles pruned"
         if len(fetched) < len(self.sources):
-            line += f", {len(self.sources) - len(fetched)} fetches abandoned"
+            n = len(self.sources) - len(fetched)
+            line += f", {n} fetch{'es' if n != 1 else ''} abandoned"
         return line + f" in {self.seconds:.1f}s"
 
 

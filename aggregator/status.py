@@ -2,8 +2,9 @@
 backlog of the feed, the last publication, the store, and whether a run holds it.
 
 :func:`collect` reads the store (beside a running daemon: SQLite in WAL mode lets
-it); :func:`translation_backlog` and :func:`source_result` are pure; :func:`render_text` draws a table with rich (boxed on a terminal, plain columns
-otherwise, so that it greps and diffs well)."""
+it); :func:`translation_backlog` and :func:`source_result` are pure; :func:`render_text`
+draws a table with rich (styled and compact on a terminal, plain columns otherwise, so
+that it greps and diffs well)."""
 
 from __future__ import annotations
 

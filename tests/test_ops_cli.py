@@ -297,3 +297,30 @@ def test_sources_export_then_import_into_a_new_config_round_trips(site: Site) ->
     again = subprocess.run(aggregator_cmd("sources", "import", str(opml), "--config", str(new)), capture_output=True,
                            text=True, timeout=TIMEOUT)
     assert again.stdout.splitlines()[-1] == "0 added, 7 already present"
+
+
+def test_once_stopped_by_sigterm_during_a_hanging_fetch_stores_the_rest_and_exits_0(site: Site) -> None:
+    import signal
+    import time
+
+    site.feeds.fault("/reuters.xml", "hang")
+    cfg = site.config.read_text() + "fetch: {timeout: 300s}\n"
+    site.config.write_text(cfg)
+    proc = subprocess.Popen(aggregator_cmd("run", "--once", "--config", str(site.config)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 60
+    while site.feeds.hits["/reuters.xml"] < 1 or site.feeds.hits["/twz.xml"] < 1:
+        assert time.monotonic() < end and proc.poll() is None
+        time.sleep(0.1)
+    time.sleep(1)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert time.monotonic() - t0 < 60  # not the 300 s fetch timeout
+    assert "received SIGTERM: finishing the cycle with what is fetched" in err
+    assert re.match(r"cycle: 6 sources fetched \(0 failed\), 279 new .*, 1 fetch abandoned in", out), out
+    st = json.loads(site.cli("status", "--json").stdout)
+    by_id = {s["id"]: s for s in st["sources"]}
+    assert (by_id["reuters"]["result"], by_id["reuters"]["consecutive_failures"]) == ("never fetched", 0)
+    assert by_id["twz"]["entries"] == 43

@@ -10,8 +10,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import feedparser
+import pytest
 
 from aggregator.config import parse_config
+from aggregator.exceptions import ConfigError
 from aggregator.loopback import FeedServer, LibreTranslateServer
 from aggregator.models import EntryData, Match
 from aggregator.retention import (
@@ -22,7 +24,7 @@ from aggregator.retention import (
     derived_hashes,
     prune_articles,
 )
-from aggregator.storage import EntryTranslation, Publication, Store, text_hash
+from aggregator.storage import EntryTranslation, Publication, Store
 from conftest import DEV, aggregator_cmd
 from test_pipeline_e2e import write_config
 
@@ -58,10 +60,6 @@ def test_compaction_is_due_at_most_every_period_and_only_with_space_to_give_back
 
 
 def test_retention_shorter_than_the_matching_windows_is_a_config_error() -> None:
-    import pytest
-
-    from aggregator.exceptions import ConfigError
-
     with pytest.raises(ConfigError) as e:
         parse_config("retention:\n  articles: 10d\nsources: [{id: b, url: 'https://b.example/', role: blog}]\n",
                      filename="c.yaml")
