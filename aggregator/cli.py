@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,16 +24,37 @@ EXIT_STORE = 3
 EXIT_LOCKED = 4
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time: rich's progress bar replaces it
+    with a proxy that prints log lines above the bar instead of through it."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def setup_logging(verbose: int, quiet: bool, log_file: str | None, default: int = logging.INFO) -> None:
+    """stderr at ``default`` (-v: INFO, -vv: DEBUG, -q: ERROR); the log file, when
+    given, at INFO (-vv: DEBUG) whatever -q says, so that it keeps the whole story."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else default)
     handlers: list[logging.Handler] = []
-    stream = logging.StreamHandler(sys.stderr)
+    stream = _StderrHandler()
     stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+    stream.setLevel(level)
     handlers.append(stream)
     if log_file:
-        fh = logging.FileHandler(log_file, encoding="utf-8")
+        try:
+            fh = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as e:
+            raise click.UsageError(f"--log-file {log_file}: {e.strerror or e}") from None
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        fh.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
         handlers.append(fh)
+        level = min(level, fh.level)
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
@@ -106,74 +128,126 @@ def run(once: bool, fetch_all: bool, config_path: str, quiet: bool) -> None:
 
     A cycle fetches the sources that are due (all of them on a first run), stores new
     and changed entries, links blog posts to the articles they cite, translates what
-    the feed will show, and rewrites output/ atomically. Exit status 0 when the cycle
-    ran, even if some sources failed (they are reported); 2 for a bad config, 3 for an
-    unusable store or output, 4 when another run holds the store.
+    the feed will show, and rewrites output/ atomically.
+
+    \b
+    --once (cron, systemd timers): one cycle, then exit. Prints one summary line
+      when something changed or a source failed (failures also on stderr), nothing
+      otherwise; on a terminal, a progress bar over the sources due and the summary.
+    Without --once: a daemon. Each source is fetched on its interval (plus jitter);
+      matching, translation and publishing follow once fetches settle. Logs one line
+      per source fetched and one per cycle (INFO; -q: errors only). SIGHUP reloads
+      the config (a broken one is refused, the running one kept); SIGINT/SIGTERM
+      stop, abandoning fetches in flight, and exit 0.
+
+    \b
+    Exit status: 0 when the cycle ran, even if some sources failed (they are
+    reported); 2 for a bad config; 3 for an unusable store or output; 4 when
+    another run (daemon or --once) holds the store.
     """
-    from aggregator.storage import Store, StoreLock
+    from aggregator.storage import StoreLock
 
     cfg = _load(config_path)
     if fetch_all and not once:
         raise click.UsageError("--all goes with --once (the daemon fetches on each source's schedule)")
     try:
-        lock = StoreLock(cfg.db_path).acquire()
+        lock = StoreLock(cfg.db_path).acquire("aggregator run --once" if once else "aggregator run (daemon)")
     except (StoreLockedError, OSError) as e:
         _fail(e if isinstance(e, AggregatorError) else StorageError(str(e)))
+    abandoned = False
     try:
         if not once:
             from aggregator.daemon import Daemon
 
-            if not quiet and logging.getLogger().level > logging.INFO:
-                logging.getLogger().setLevel(logging.INFO)
-            Daemon(cfg, config_path=config_path).run()
-            return
-        _run_once(cfg, fetch_all=fetch_all, quiet=quiet)
+            _console_level(logging.INFO, quiet)
+            daemon = Daemon(cfg, config_path=config_path)
+            daemon.run()
+            abandoned = daemon.abandoned
+        else:
+            abandoned = _run_once(cfg, fetch_all=fetch_all, quiet=quiet)
     except AggregatorError as e:
         _fail(e)
     finally:
         lock.release()
+    if abandoned:
+        # A fetch blocked on a slow server holds a thread Python would wait for at exit
+        # (until its read timeout): everything is stored and closed, so leave now.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
-def _run_once(cfg: Config, *, fetch_all: bool, quiet: bool) -> None:
+def _console_level(level: int, quiet: bool) -> None:
+    """The daemon logs at INFO on the console unless -q (``run --once`` only warns)."""
+    if quiet:
+        return
+    root = logging.getLogger()
+    for h in root.handlers:
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+            h.setLevel(min(h.level, level))
+    root.setLevel(min(root.level, level))
+
+
+def _run_once(cfg: Config, *, fetch_all: bool, quiet: bool) -> bool:
+    """One cycle; True when fetches were abandoned because of a signal."""
+    import signal
+    import threading
+
     from aggregator.pipeline import run_cycle
     from aggregator.progress import cycle_progress
     from aggregator.storage import Store
 
-    with Store(cfg.db_path) as store, cycle_progress(len(cfg.sources), enabled=not quiet) as progress:
-        report = run_cycle(store, cfg, fetch_all=fetch_all, progress=progress)
+    stop = threading.Event()
+
+    def on_stop(signum: int, frame: object) -> None:
+        log.warning("received %s: finishing the cycle with what is fetched", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGTERM, on_stop)
+    with Store(cfg.db_path) as store, cycle_progress(enabled=not quiet) as progress:
+        report = run_cycle(store, cfg, fetch_all=fetch_all, progress=progress, stop=stop,
+                           on_due=progress.start if progress else None)
     failed = report.failed_sources
-    tty = sys.stdout.isatty()
-    if quiet or (not tty and not report.changed and not failed):
-        return
-    new = sum(s.new for s in report.sources)
-    upd = sum(s.updated for s in report.sources)
-    click.echo(f"{len(report.sources)} sources fetched ({len(failed)} failed), {new} new and {upd} updated entries, "
-               f"{report.matched_posts} posts matched, {report.translated} translated "
-               f"({report.translation_pending} pending; {report.translation_requests} requests, "
-               f"{report.translation_characters} characters sent to translators), {report.published} entries published to "
-               f"{cfg.output_dir} in {report.seconds:.1f}s")
+    if quiet or (not sys.stdout.isatty() and not report.changed and not failed):
+        return stop.is_set()
+    click.echo(f"{report.summary()}; output in {cfg.output_dir}")
+    return stop.is_set()
 
 
 @main.command("check-config")
 @click.argument("path", required=False, default=str(DEFAULT_CONFIG_PATH), type=click.Path(dir_okay=False))
-def check_config(path: str) -> None:
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+def check_config(path: str, strict: bool) -> None:
     """Validate a config file (default config/aggregator.yaml) and explain it.
 
-    Exit status 0 when it is valid; 1 with one `file:line: key: problem` line per error.
+    \b
+    Valid: prints what the config means (sources, intervals, store, output,
+    translation, retention) and exits 0; warnings (e.g. a feed listed twice, an
+    outlet without aliases, no blog) go to stderr as `file:line: key: warning`.
+    Invalid: one `file:line: key: problem` line per error on stderr, exit 1.
     """
+    from aggregator.config import config_warning_lines
+
     try:
         cfg = load_config(path)
     except ConfigError as e:
         click.echo(str(e), err=True)
+        click.echo(f"{path}: {len(e.errors)} error{'s' if len(e.errors) != 1 else ''}, not valid", err=True)
         sys.exit(1)
     roles = {"blog": 0, "outlet": 0}
     for s in cfg.sources:
         roles[s.role] += 1
-    click.echo(f"{path}: valid")
+    warnings = config_warning_lines(path, cfg)
+    click.echo(f"{path}: valid" + (f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}"
+                                   if warnings else ""))
     click.echo(f"  sources: {len(cfg.sources)} ({roles['blog']} blog, {roles['outlet']} outlet)")
     for s in cfg.sources:
         every = cfg.interval(s)
         click.echo(f"    {s.id:<18} {s.role:<6} {s.language:<4} every {_dur(every.total_seconds()):<5} {s.url}")
+    click.echo(f"  schedule: each source on its interval, plus up to "
+               f"{_dur(cfg.schedule.jitter.total_seconds())} of random delay")
     click.echo(f"  store:   {cfg.db_path}")
     click.echo(f"  output:  {cfg.output_dir} (include {cfg.output.include}, at most {cfg.output.max_entries} entries)")
     provs = ", ".join(p.provider for p in cfg.translation.providers) or "none"
@@ -187,22 +261,38 @@ def check_config(path: str) -> None:
             make_provider(p)  # no network: catches what the config alone cannot (a missing package)
         except TranslationError as e:
             click.echo(f"  warning: translation provider {p.provider} will be left out: {e}", err=True)
-    if not roles["blog"]:
-        click.echo("  note: no source has role blog; nothing will be matched", err=True)
+    keep = cfg.retention.articles
+    click.echo("  retention: " + (f"uncited outlet articles pruned after {_dur(keep.total_seconds())}"
+                                  if keep is not None else "every article kept")
+               + f"; posts kept; store compacted at most every {_dur(cfg.retention.compact_every.total_seconds())}")
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    if strict and warnings:
+        sys.exit(1)
 
 
 def _dur(seconds: float) -> str:
-    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= n and seconds % n == 0:
-            return f"{int(seconds // n)}{unit}"
-    return f"{seconds:g}s"
+    from datetime import timedelta
+
+    from aggregator.config import format_duration
+
+    return format_duration(timedelta(seconds=seconds))
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @common()
 def status(as_json: bool, config_path: str, quiet: bool) -> None:
-    """Per-source health, translation backlog, last publication, store size."""
+    """Per-source health, translation backlog, last publication, store size.
+
+    \b
+    One row per source: entries stored, last fetch, its result, consecutive
+    errors, next fetch. Then: whether a run holds the store, the translation
+    backlog of the feed, the last publication, the store's size. A table on a
+    terminal, plain columns otherwise; --json for scripts (times in UTC, ISO 8601).
+    """
+    import shutil
+
     from aggregator.status import collect, render_text
 
     cfg = _load(config_path)
@@ -213,7 +303,8 @@ def status(as_json: bool, config_path: str, quiet: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
-        click.echo(render_text(data))
+        tty = sys.stdout.isatty()
+        click.echo(render_text(data, terminal=tty, width=shutil.get_terminal_size().columns if tty else None))
 
 
 @main.command()
@@ -262,13 +353,25 @@ def sources() -> None:
 
 
 @sources.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @common()
-def sources_list(config_path: str, quiet: bool) -> None:
-    """One line per configured source."""
+def sources_list(as_json: bool, config_path: str, quiet: bool) -> None:
+    """The configured sources: id, role, language, interval, name, aliases, URL.
+
+    A table (plain columns when not on a terminal); `aggregator status` shows how
+    each is doing."""
+    import shutil
+
+    from aggregator.status import render_sources
+
     cfg = _load(config_path)
-    for s in cfg.sources:
-        aliases = f"  aliases: {', '.join(s.aliases)}" if s.aliases else ""
-        click.echo(f"{s.id}\t{s.role}\t{s.language}\t{s.url}\t{s.title}{aliases}")
+    if as_json:
+        click.echo(json.dumps([{"id": s.id, "role": s.role, "language": s.language, "name": s.title,
+                                "every": _dur(cfg.interval(s).total_seconds()), "aliases": list(s.aliases),
+                                "url": s.url} for s in cfg.sources], ensure_ascii=False, indent=2))
+        return
+    tty = sys.stdout.isatty()
+    click.echo(render_sources(cfg, terminal=tty, width=shutil.get_terminal_size().columns if tty else None))
 
 
 @sources.command("export")

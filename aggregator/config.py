@@ -190,6 +190,16 @@ class MatchingConfig(_Model):
     late_window: Duration = timedelta(days=14)
 
 
+class RetentionConfig(_Model):
+    """How long the store keeps what no reader needs any more (see docs/operations.md)."""
+
+    # Outlet articles older than this (by date and by their last sighting in their feed)
+    # that no post cites are pruned; null keeps every article. Posts are never pruned.
+    articles: Duration | None = timedelta(days=90)
+    # The store file is compacted (VACUUM) at most this often.
+    compact_every: Duration = timedelta(days=7)
+
+
 _ID = r"^[a-z0-9_-]+$"
 
 
@@ -221,6 +231,7 @@ class Config(_Model):
     schedule: ScheduleConfig = ScheduleConfig()
     fetch: FetchConfig = FetchConfig()
     matching: MatchingConfig = MatchingConfig()
+    retention: RetentionConfig = RetentionConfig()
     sources: tuple[SourceConfig, ...]
 
     _path: Path | None = PrivateAttr(default=None)
@@ -263,6 +274,15 @@ class Config(_Model):
 
     def interval(self, source: SourceConfig) -> timedelta:
         return source.every or self.schedule.every
+
+
+def format_duration(d: timedelta) -> str:
+    """The shortest config spelling of a duration: ``15m``, ``2h``, ``1d``, ``90s``."""
+    s = d.total_seconds()
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= n and s % n == 0:
+            return f"{int(s // n)}{unit}"
+    return f"{s:g}s"
 
 
 # -- loading ---------------------------------------------------------------------
@@ -381,10 +401,93 @@ def parse_config(text: str, *, filename: str = "<config>", path: Path | None = N
             msg = msg.removeprefix("Value error, ")
             errors.append(f"{filename}:{_line_of(root, loc)}: {_dotted(loc)}: {msg}")
         raise ConfigError(errors) from None
+    for loc, msg in _cross_checks(config):
+        errors.append(f"{filename}:{_line_of(root, loc)}: {_dotted(loc)}: {msg}")
     if errors:
         raise ConfigError(errors)
     config._path = path.resolve() if path else None
     return config
+
+
+def _cross_checks(config: Config) -> list[tuple[tuple[Any, ...], str]]:
+    """Errors that involve more than one key."""
+    out: list[tuple[tuple[Any, ...], str]] = []
+    # A post keeps looking for the articles it cites for window + late_window: pruning
+    # sooner could remove an article before the post that cites it is matched.
+    keep = config.retention.articles
+    need = config.matching.window + config.matching.late_window
+    if keep is not None and keep < need:
+        out.append((("retention", "articles"),
+                    f"{format_duration(keep)} is shorter than matching.window + matching.late_window "
+                    f"({format_duration(need)}): articles could be pruned before the posts that cite them "
+                    "are matched"))
+    return out
+
+
+EXAMPLE_HOST = "example.org"
+MIN_POLITE_INTERVAL = timedelta(minutes=5)
+
+
+def config_warnings(config: Config) -> list[tuple[tuple[Any, ...], str]]:
+    """Things in a valid config that are probably not what its author meant, as
+    (key path, explanation). Pure: ``check-config`` adds the file and line."""
+    from aggregator.urls import canonical_url
+
+    out: list[tuple[tuple[Any, ...], str]] = []
+    blogs = [s for s in config.sources if s.role == "blog"]
+    outlets = [s for s in config.sources if s.role == "outlet"]
+    if not blogs:
+        out.append((("sources",), "no source has role blog: nothing will be matched, and the feed "
+                                  "will hold outlet articles only"))
+    if blogs and not outlets:
+        out.append((("sources",), "no source has role outlet: blog posts will have nothing to link to"))
+    seen: dict[str, int] = {}
+    for i, s in enumerate(config.sources):
+        key = canonical_url(s.url)
+        if key in seen:
+            first = config.sources[seen[key]]
+            out.append((("sources", i, "url"), f"same feed as sources[{seen[key]}] ({first.id}): it would be "
+                                               "fetched twice and its entries stored twice"))
+        else:
+            seen[key] = i
+    blog_langs = {b.language for b in blogs}
+    for i, s in enumerate(config.sources):
+        if s.role == "outlet" and not s.aliases and blog_langs - {s.language}:
+            langs = ", ".join(sorted(blog_langs - {s.language}))
+            out.append((("sources", i), f"outlet {s.id} has no aliases: a blog in {langs} that names it in "
+                                        f"its own script (as ロイター names Reuters) will only be understood "
+                                        f"when it writes {s.title!r}; add aliases: [...]"))
+        if config.interval(s) < MIN_POLITE_INTERVAL:
+            where = ("sources", i, "every") if s.every is not None else ("schedule", "every")
+            out.append((where, f"{s.id} is fetched every {format_duration(config.interval(s))}: more often "
+                               f"than every {format_duration(MIN_POLITE_INTERVAL)} is impolite to most publishers"))
+    target = config.translation.target
+    if not config.translation.providers and any(s.language != target for s in config.sources):
+        out.append((("translation", "providers"), f"no provider: entries not in {target} will be published "
+                                                  "untranslated"))
+    for key in ("link", "base_url"):
+        value = getattr(config.output, key)
+        if EXAMPLE_HOST in value.split("/")[2:3]:
+            why = ("entry ids are tag: URIs made from it and never change once published"
+                   if key == "link" else "the feeds' self links point there")
+            out.append((("output", key), f"still the example {value}: set your own before the first run "
+                                         f"({why})"))
+    if config.schedule.jitter > config.schedule.every / 4:
+        out.append((("schedule", "jitter"), f"{format_duration(config.schedule.jitter)} is more than a quarter of "
+                                            f"schedule.every; the daemon caps it at a quarter of each interval"))
+    return out
+
+
+def config_warning_lines(path: str | os.PathLike[str], config: Config) -> list[str]:
+    """:func:`config_warnings` as ``file:line: key: message`` lines."""
+    found = config_warnings(config)
+    if not found:
+        return []
+    try:
+        root = YAML(typ="rt").load(Path(path).read_text(encoding="utf-8"))
+    except Exception:  # it parsed a moment ago; without lines the warnings still help
+        root = None
+    return [f"{path}:{_line_of(root, loc) or '?'}: {_dotted(loc)}: {msg}" for loc, msg in found]
 
 
 def _plain(node: Any) -> Any:

@@ -1,9 +1,14 @@
 """``aggregator run``: the cycle on a schedule (APScheduler 3).
 
 One job per source, on the source's interval with jitter; when fetches bring
-something new, one processing job (match, translate, publish) runs after they settle.
-Jobs coalesce and never overlap themselves. The store lock (held by the caller)
-keeps a second scheduler off the same store: APScheduler 3 would run jobs twice.
+something new, one processing job (match, translate, publish) runs after they settle,
+on its own one-thread executor, so never two at once. A tick on ``schedule.every``
+also processes (translation retries, late matches, retention) when no fetch brought
+anything. Jobs coalesce and never overlap themselves. The store lock (held by the
+caller) keeps a second scheduler off the same store: APScheduler 3 would run jobs twice.
+
+SIGHUP reloads the config (a broken one is refused and the running one kept);
+SIGINT/SIGTERM stop: fetches in flight are abandoned, processing in flight finishes.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
@@ -18,16 +24,34 @@ from apscheduler.executors.pool import ThreadPoolExecutor as APThreadPool
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from aggregator.config import Config, load_config
+from aggregator.config import Config, SourceConfig, format_duration, load_config
 from aggregator.exceptions import AggregatorError, ConfigError
-from aggregator.pipeline import fetch_stage, match_stage, translate_stage, utcnow
-from aggregator.publishing import publish, selection
-from aggregator.storage import Store
-from aggregator.translation import build_translator
+from aggregator.pipeline import CycleReport, SourceReport, fetch_stage, process_stage, utcnow
+from aggregator.storage import SourceState, Store
 
 log = logging.getLogger("aggregator")
 
 SETTLE = timedelta(seconds=5)  # wait this long after the last fetch before processing
+MAX_SETTLE = timedelta(seconds=60)  # but never postpone processing longer than this
+
+
+def first_run(source: SourceConfig, state: SourceState | None, interval: timedelta, now: datetime,
+              old_interval: timedelta | None = None) -> datetime:
+    """When a source's job first fires: when the store says it is due, but no later than
+    one new interval after its last fetch when a reload shortened the interval (unless
+    it is backing off after failures)."""
+    if state is None or state.next_fetch is None:
+        return now
+    due = state.next_fetch
+    if (old_interval is not None and interval < old_interval and state.last_fetch is not None
+            and not state.consecutive_failures):
+        due = min(due, state.last_fetch + interval)
+    return max(now, due)
+
+
+def fetch_jitter(config: Config, interval: timedelta) -> float:
+    """Seconds of random delay for a source's job: schedule.jitter, at most a quarter interval."""
+    return min(config.schedule.jitter.total_seconds(), interval.total_seconds() / 4)
 
 
 class Daemon:
@@ -37,7 +61,13 @@ class Daemon:
         self.config_path = config_path
         self.now = now
         self.stop = threading.Event()
+        self.abandoned = False  # a fetch was left in flight when stopping
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._processing = False
+        self._requested = False
+        self._first_request: datetime | None = None
+        self._fetched: list[SourceReport] = []  # since the last processing
         self.scheduler = BlockingScheduler(
             executors={"default": APThreadPool(max(2, config.fetch.concurrency)), "process": APThreadPool(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
@@ -48,87 +78,147 @@ class Daemon:
     def _fetch_job(self, source_id: str) -> None:
         if self.stop.is_set():
             return
+        cfg = self.config
         try:
-            with Store(self.config.db_path) as store:
-                reports = fetch_stage(store, self.config, now=self.now, only=[source_id], stop=self.stop)
+            slack = cfg.interval(cfg.source(source_id)) / 4
+        except KeyError:  # removed by a reload a moment ago
+            return
+        try:
+            with Store(cfg.db_path) as store:
+                reports = fetch_stage(store, cfg, now=self.now, only=[source_id], stop=self.stop, slack=slack)
         except AggregatorError as e:
             log.error("%s: %s", source_id, e)
             return
+        if any(r.outcome == "abandoned" for r in reports):
+            self.abandoned = True
+        with self._lock:
+            self._fetched.extend(r for r in reports if r.outcome != "abandoned")
         if any(r.new or r.updated for r in reports):
             self.schedule_processing()
 
-    def schedule_processing(self, delay: timedelta = SETTLE) -> None:
+    def schedule_processing(self, delay: timedelta = SETTLE, *, postpone: bool = True) -> None:
+        """Process ``delay`` from now: a later request postpones it (fetches settle
+        first), up to MAX_SETTLE after the first; while processing runs, once more
+        after it. ``postpone=False`` leaves a processing already planned alone."""
         if self.stop.is_set():
             return
-        self.scheduler.add_job(self._process_job, "date", run_date=self.now() + delay, id="process",
+        with self._lock:
+            self._requested = True
+            if self._processing:
+                return
+            now = self.now()
+            if self._first_request is None:
+                self._first_request = now
+            if not postpone and self.scheduler.get_job("process") is not None:
+                return
+            when = min(now + delay, self._first_request + MAX_SETTLE)
+        self.scheduler.add_job(self._process_job, "date", run_date=when, id="process",
                                replace_existing=True, executor="process", name="match, translate, publish")
 
     def _process_job(self) -> None:
         if self.stop.is_set():
             return
+        with self._lock:
+            self._processing, self._requested, self._first_request = True, False, None
+            report = CycleReport(sources=self._fetched)
+            self._fetched = []
+        t0 = time.monotonic()
         try:
             with Store(self.config.db_path) as store:
-                translator = build_translator(self.config.translation, store, now=self.now)
-                try:
-                    posts, changed = match_stage(store, self.config, now=self.now, translator=translator)
-                    entries = selection(store, self.config)
-                    done, pending = (0, 0) if self.stop.is_set() else translate_stage(
-                        store, self.config, entries, translator, now=self.now)
-                    _, n = publish(store, self.config, now=self.now(), entries=entries)
-                finally:
-                    translator.close()
-            log.info("processed: %d posts matched (%d changed), %d translated, %d pending, %d published",
-                     posts, changed, done, pending, n)
+                process_stage(store, self.config, report, now=self.now, stop=self.stop)
+            report.seconds = time.monotonic() - t0
+            log.info("%s", report.summary())
         except AggregatorError as e:
             log.error("processing failed: %s", e)
         except Exception:
             log.exception("processing failed")
+        finally:
+            with self._lock:
+                self._processing = False
+                again = self._requested
+            if again:
+                self.schedule_processing()
 
     # -- schedule ----------------------------------------------------------------------
-    def _install_jobs(self) -> None:
+    def _install_jobs(self, previous: Config | None = None) -> list[str]:
+        """Make the jobs match the config; returns what changed, for the log."""
         cfg = self.config
-        with Store(cfg.db_path) as store:
-            store.sync_sources((s.id, s.url, s.role) for s in cfg.sources)
-            states = store.source_states()
         now = self.now()
+        old = {s.id: s for s in previous.sources} if previous else {}
+        changes: list[str] = []
         wanted = {f"fetch:{s.id}" for s in cfg.sources}
         for job in self.scheduler.get_jobs():
             if job.id.startswith("fetch:") and job.id not in wanted:
                 job.remove()
-        for s in cfg.sources:
-            interval = cfg.interval(s)
-            st = states.get(s.id)
-            first = now if st is None or st.next_fetch is None else max(now, st.next_fetch)
-            jitter = min(cfg.schedule.jitter.total_seconds(), interval.total_seconds() / 4)
-            self.scheduler.add_job(
-                self._fetch_job, IntervalTrigger(seconds=interval.total_seconds(), jitter=jitter or None,
-                                                 timezone=timezone.utc),
-                args=[s.id], id=f"fetch:{s.id}", name=f"fetch {s.id}", next_run_time=first,
-                replace_existing=True)
-        self.schedule_processing(timedelta(seconds=1))
+                changes.append(f"{job.id.removeprefix('fetch:')} removed")
+        with Store(cfg.db_path) as store:
+            store.sync_sources((s.id, s.url, s.role) for s in cfg.sources)
+            states = store.source_states()
+            for s in cfg.sources:
+                interval = cfg.interval(s)
+                before = old.get(s.id)
+                old_interval = previous.interval(before) if previous and before else None
+                jitter = fetch_jitter(cfg, interval)
+                if previous is not None and before is not None:
+                    same = (before == s and old_interval == interval
+                            and fetch_jitter(previous, interval) == jitter)
+                    if same and self.scheduler.get_job(f"fetch:{s.id}") is not None:
+                        continue  # unchanged: keep its place in the schedule
+                    changes.append(f"{s.id} changed" if old_interval == interval else
+                                   f"{s.id} every {format_duration(old_interval) if old_interval else '?'} -> "
+                                   f"{format_duration(interval)}")
+                elif previous is not None:
+                    changes.append(f"{s.id} added")
+                st = states.get(s.id)
+                first = first_run(s, st, interval, now, old_interval)
+                if st is not None and st.next_fetch is not None and first < st.next_fetch:
+                    store.reschedule(s.id, first)  # or the job would find it not due yet
+                self.scheduler.add_job(
+                    self._fetch_job, IntervalTrigger(seconds=interval.total_seconds(), jitter=jitter or None,
+                                                     timezone=timezone.utc),
+                    args=[s.id], id=f"fetch:{s.id}", name=f"fetch {s.id}", next_run_time=first,
+                    replace_existing=True)
+        # Translation retries, late matches and retention need no new entries to be due.
+        self.scheduler.add_job(self.schedule_processing, IntervalTrigger(
+            seconds=cfg.schedule.every.total_seconds(), timezone=timezone.utc), id="tick",
+            kwargs={"postpone": False}, name="process periodically", replace_existing=True)
+        return changes
 
     def reload(self) -> None:
         if not self.config_path:
             return
-        try:
-            new = load_config(self.config_path)
-        except ConfigError as e:
-            log.error("config not reloaded, keeping the running one:\n%s", e)
-            return
-        if new.db_path != self.config.db_path:
-            log.error("config not reloaded: storage.url changed (restart to move stores)")
-            return
-        self.config = new
-        self._install_jobs()
-        log.info("config reloaded: %d sources", len(new.sources))
+        with self._reload_lock:
+            try:
+                new = load_config(self.config_path)
+            except ConfigError as e:
+                log.error("config not reloaded, keeping the running one:\n%s", e)
+                return
+            if new.db_path != self.config.db_path:
+                log.error("config not reloaded: storage.url changed (restart to move to another store); "
+                          "keeping the running one")
+                return
+            previous, self.config = self.config, new
+            try:
+                changes = self._install_jobs(previous)
+            except AggregatorError as e:
+                self.config = previous
+                log.error("config not reloaded: %s; keeping the running one", e)
+                return
+            log.info("config reloaded from %s: %d sources%s", self.config_path, len(new.sources),
+                     f" ({'; '.join(changes)})" if changes else ", no change to the schedule")
+        self.schedule_processing()
 
     def run(self) -> None:
         def on_stop(signum: int, frame: Any) -> None:
-            log.info("received %s, stopping after the step in flight", signal.Signals(signum).name)
+            if self.stop.is_set():
+                return
+            log.info("received %s: stopping (fetches in flight are abandoned, processing in flight finishes)",
+                     signal.Signals(signum).name)
             self.stop.set()
             threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
 
         def on_hup(signum: int, frame: Any) -> None:
+            log.info("received SIGHUP: reloading %s", self.config_path)
             threading.Thread(target=self.reload, daemon=True).start()
 
         signal.signal(signal.SIGINT, on_stop)
@@ -136,7 +226,9 @@ class Daemon:
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, on_hup)
         self._install_jobs()
+        self.schedule_processing()  # publishes pending work even when no source is due
         log.info("scheduler started: %d sources; Ctrl-C or SIGTERM stops, SIGHUP reloads the config",
                  len(self.config.sources))
         self.scheduler.start()
         log.info("stopped")
+

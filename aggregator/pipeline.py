@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -49,7 +49,7 @@ def utcnow() -> datetime:
 @dataclass
 class SourceReport:
     id: str
-    outcome: str  # "new entries" | "unchanged" | "not modified" | "error" | "skipped"
+    outcome: str  # "new entries" | "unchanged" | "not modified" | "error" | "abandoned" (stopping)
     new: int = 0
     updated: int = 0
     error: str | None = None
@@ -68,14 +68,42 @@ class CycleReport:
     translation_characters: int = 0
     published: int = 0
     seconds: float = 0.0
+    pruned: int = 0
+    compacted: bool = False
 
     @property
     def changed(self) -> bool:
-        return any(s.new or s.updated for s in self.sources) or bool(self.new_matches or self.translated)
+        return any(s.new or s.updated for s in self.sources) or bool(self.new_matches or self.translated
+                                                                      or self.pruned)
 
     @property
     def failed_sources(self) -> list[SourceReport]:
         return [s for s in self.sources if s.outcome == "error"]
+
+    @property
+    def fetched_sources(self) -> list[SourceReport]:
+        return [s for s in self.sources if s.outcome != "abandoned"]
+
+    def summary(self) -> str:
+        """The cycle in one line (the log's, and ``run --once``'s on stdout)."""
+        fetched = self.fetched_sources
+        new = sum(s.new for s in fetched)
+        upd = sum(s.updated for s in fetched)
+        distinct = len({s.id for s in fetched})
+        # The daemon's cycle may fetch a source more than once.
+        what = (f"{distinct} sources fetched" if distinct == len(fetched)
+                else f"{len(fetched)} fetches of {distinct} sources")
+        line = (f"cycle: {what} ({len(self.failed_sources)} failed), {new} new and "
+                f"{upd} updated entries, {self.matched_posts} posts matched ({self.new_matches} changed), "
+                f"{self.translated} translated ({self.translation_pending} pending; "
+                f"{self.translation_requests} requests, {self.translation_characters} characters sent to translators), "
+                f"{self.published} entries published")
+        if self.pruned:
+            line += f", {self.pruned} old articles pruned"
+        if len(fetched) < len(self.sources):
+            n = len(self.sources) - len(fetched)
+            line += f", {n} fetch{'es' if n != 1 else ''} abandoned"
+        return line + f" in {self.seconds:.1f}s"
 
 
 @dataclass
@@ -86,10 +114,14 @@ class _Fetched:
     parsed: ParsedFeed | None = None
     error: AggregatorError | None = None
     seconds: float = 0.0
+    stopped: bool = False  # never started: the run is stopping
 
 
-def due_sources(config: Config, states: dict[str, SourceState], now: datetime, fetch_all: bool) -> list[SourceConfig]:
-    """Sources to fetch now: never fetched, or due; disabled (410 Gone) ones only with --all."""
+def due_sources(config: Config, states: dict[str, SourceState], now: datetime, fetch_all: bool,
+                slack: timedelta = timedelta(0)) -> list[SourceConfig]:
+    """Sources to fetch now: never fetched, or due (within ``slack``: the daemon's timer
+    fires one interval after the last fire, a little before the stored next fetch, which
+    counts from the end of the fetch); disabled (410 Gone) ones only with --all."""
     out = []
     for s in config.sources:
         st = states.get(s.id)
@@ -97,7 +129,7 @@ def due_sources(config: Config, states: dict[str, SourceState], now: datetime, f
             out.append(s)
         elif st.disabled:
             continue
-        elif st.next_fetch is None or st.next_fetch <= now:
+        elif st.next_fetch is None or st.next_fetch <= now + slack:
             out.append(s)
     return out
 
@@ -105,28 +137,37 @@ def due_sources(config: Config, states: dict[str, SourceState], now: datetime, f
 def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: bool = False,
                 only: Sequence[str] | None = None, rng: random.Random | None = None,
                 progress: Callable[[SourceReport], None] | None = None,
-                stop: threading.Event | None = None) -> list[SourceReport]:
-    """Fetch and store the due sources concurrently; one failure never stops the others."""
+                stop: threading.Event | None = None, on_due: Callable[[int], None] | None = None,
+                slack: timedelta = timedelta(0)) -> list[SourceReport]:
+    """Fetch and store the due sources concurrently; one failure never stops the others.
+
+    ``on_due`` hears how many sources are due before any is fetched (a progress bar's
+    total). When ``stop`` is set, fetches in flight are abandoned (nothing of them is
+    stored; they are due again next time) and their threads left to the process's end."""
     rng = rng or random.Random()
     store.sync_sources((s.id, s.url, s.role) for s in config.sources)
     states = store.source_states()
-    due = due_sources(config, states, now(), fetch_all)
+    due = due_sources(config, states, now(), fetch_all, slack)
     if only is not None:
         due = [s for s in due if s.id in only]
+    if on_due:
+        on_due(len(due))
     if not due:
         return []
     fc = config.fetch
     limiter = HostLimiter(fc.per_host)
     reports: list[SourceReport] = []
-    with make_client(connect_timeout=fc.connect_timeout.total_seconds(), read_timeout=fc.timeout.total_seconds(),
-                     max_connections=fc.concurrency) as client, \
-            ThreadPoolExecutor(max_workers=min(fc.concurrency, len(due)), thread_name_prefix="fetch") as pool:
+    client = make_client(connect_timeout=fc.connect_timeout.total_seconds(), read_timeout=fc.timeout.total_seconds(),
+                         max_connections=fc.concurrency)
+    pool = ThreadPoolExecutor(max_workers=min(fc.concurrency, len(due)), thread_name_prefix="fetch")
+    abandoned = False
+    try:
 
         def work(src: SourceConfig) -> _Fetched:
             st = states[src.id]
             job = _Fetched(src, st)
             if stop is not None and stop.is_set():
-                job.error = FetchError("stopped before fetching")
+                job.stopped = True
                 return job
             t0 = time.monotonic()
             try:
@@ -139,19 +180,40 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
             except AggregatorError as e:
                 job.error = e
             except Exception as e:  # a bug or an unforeseen input: report, never crash the cycle
-                log.exception("unexpected error on source %s", src.id)
+                if stop is None or not stop.is_set():
+                    log.exception("unexpected error on source %s", src.id)
                 job.error = AggregatorError(f"internal error: {type(e).__name__}: {e}")
             job.seconds = time.monotonic() - t0
             return job
 
-        futures = [pool.submit(work, s) for s in due]
-        for fut in as_completed(futures):
-            job = fut.result()
-            report = _store_fetched(store, config, job, now(), rng)
-            _log_source(report)
-            reports.append(report)
-            if progress:
-                progress(report)
+        pending = {pool.submit(work, s) for s in due}
+        while pending:
+            if stop is not None and stop.is_set():
+                abandoned = True
+                log.info("stopping: %d fetch%s in flight abandoned (%s fetched again next time)", len(pending),
+                         "es" if len(pending) != 1 else "", "they are" if len(pending) != 1 else "it is")
+                left = {s.id for s in due} - {r.id for r in reports}
+                reports.extend(SourceReport(sid, "abandoned") for sid in sorted(left))
+                break
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                job = fut.result()
+                if job.stopped:
+                    reports.append(SourceReport(job.source.id, "abandoned"))
+                    continue
+                report = _store_fetched(store, config, job, now(), rng)
+                _log_source(report)
+                reports.append(report)
+                if progress:
+                    progress(report)
+    finally:
+        if abandoned:
+            # A request blocked on a slow server cannot be interrupted from here; its
+            # thread ends with its read timeout, or with the process.
+            pool.shutdown(wait=False, cancel_futures=True)
+        else:
+            pool.shutdown(wait=True)
+            client.close()
     order = {s.id: i for i, s in enumerate(config.sources)}
     reports.sort(key=lambda r: order.get(r.id, 0))
     return reports
@@ -316,13 +378,14 @@ PERMANENT_ATTEMPTS = 3
 
 
 def translate_stage(store: Store, config: Config, entries: Sequence[Entry], translator: Translator, *,
-                    now: Clock = utcnow) -> tuple[int, int]:
+                    now: Clock = utcnow, stop: threading.Event | None = None) -> tuple[int, int]:
     """Translate what the publication will show. Returns (done, still pending).
 
     An entry is done only when every one of its texts is translated; otherwise it stays
     pending with a retry time (backoff) or, once every provider refused it for good
     PERMANENT_ATTEMPTS times, failed with the reason. Failed entries are tried again
-    when their text or the translation setup (providers, glossary) changes."""
+    when their text or the translation setup (providers, glossary) changes. When
+    ``stop`` is set, the rest waits for the next cycle."""
     from aggregator.language import entry_language, same_language
 
     tc = config.translation
@@ -354,7 +417,8 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
         if same and prev.status == "pending" and prev.retry_at and prev.retry_at > t:
             pending += 1
             continue
-        if translator.deadline is not None and translator.clock() >= translator.deadline:
+        if (translator.deadline is not None and translator.clock() >= translator.deadline) or (
+                stop is not None and stop.is_set()):
             pending += 1
             continue
         attempts = (prev.attempts if same and prev.status == "pending" else 0) + 1
@@ -388,19 +452,35 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
 
 def run_cycle(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: bool = False,
               rng: random.Random | None = None, progress: Callable[[SourceReport], None] | None = None,
-              stop: threading.Event | None = None, translator: Translator | None = None) -> CycleReport:
+              stop: threading.Event | None = None, translator: Translator | None = None,
+              on_due: Callable[[int], None] | None = None) -> CycleReport:
     t0 = time.monotonic()
     report = CycleReport()
-    report.sources = fetch_stage(store, config, now=now, fetch_all=fetch_all, rng=rng, progress=progress, stop=stop)
+    report.sources = fetch_stage(store, config, now=now, fetch_all=fetch_all, rng=rng, progress=progress, stop=stop,
+                                 on_due=on_due)
+    process_stage(store, config, report, now=now, stop=stop, translator=translator)
+    report.seconds = time.monotonic() - t0
+    log.info("%s", report.summary())
+    return report
+
+
+def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clock = utcnow,
+                  stop: threading.Event | None = None, translator: Translator | None = None) -> CycleReport:
+    """Everything after fetching: match, prune (retention), translate, publish, compact.
+    Fills ``report``. When ``stop`` is set, matching and translation wait for the next
+    cycle but what is stored is still published."""
+    from aggregator.retention import compact_if_due, prune_articles
+
     own_translator = translator is None
     translator = translator or build_translator(config.translation, store, now=now)
     try:
         if stop is None or not stop.is_set():
             report.matched_posts, report.new_matches = match_stage(store, config, now=now, translator=translator)
+            report.pruned = prune_articles(store, config, now())
         entries = selection(store, config)
         if stop is None or not stop.is_set():
             report.translated, report.translation_pending = translate_stage(
-                store, config, entries, translator, now=now)
+                store, config, entries, translator, now=now, stop=stop)
         _, report.published = publish(store, config, now=now(), entries=entries)
         st = translator.stats
         report.translation_requests, report.translation_characters = st.total_requests, st.total_characters
@@ -409,8 +489,9 @@ def run_cycle(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: b
                      report.translated, report.translation_pending,
                      ", ".join(f"{p}: {n} requests, {st.characters[p]} characters" for p, n in st.requests.items())
                      or "nothing", st.cache_hits)
+        if stop is None or not stop.is_set():
+            report.compacted = compact_if_due(store, config, now())
     finally:
         if own_translator:
             translator.close()
-    report.seconds = time.monotonic() - t0
     return report

@@ -1,25 +1,42 @@
-"""A progress bar for interactive ``run --once`` (none when stderr is not a terminal)."""
+"""A progress bar for interactive ``run --once``: on stderr, only when stderr is a
+terminal, over the sources actually due (known once the cycle has looked at the store)."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 
+class CycleProgress:
+    """``start(total)`` when the due sources are known, then one call per source fetched."""
+
+    def __init__(self, stack: ExitStack):
+        self._stack = stack
+        self._bar: Any = None
+        self._task: Any = None
+
+    def start(self, total: int) -> None:
+        if total <= 0 or self._bar is not None:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = self._stack.enter_context(Progress(
+            TextColumn("fetching"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+            TimeElapsedColumn(), console=Console(stderr=True), transient=True))
+        self._task = self._bar.add_task("", total=total)
+
+    def __call__(self, report: Any) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, description=getattr(report, "id", ""))
+
+
 @contextmanager
-def cycle_progress(total: int, *, enabled: bool = True) -> Iterator[Callable[[Any], None] | None]:
-    if not enabled or not sys.stderr.isatty() or total == 0:
+def cycle_progress(*, enabled: bool = True) -> Iterator[CycleProgress | None]:
+    if not enabled or not sys.stderr.isatty():
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("fetching"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                  TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task("", total=total)
-
-        def advance(report: Any) -> None:
-            bar.update(task, advance=1, description=getattr(report, "id", ""))
-
-        yield advance
+    with ExitStack() as stack:
+        yield CycleProgress(stack)

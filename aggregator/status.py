@@ -1,125 +1,247 @@
 """``aggregator status``: what the store says about each source, the translation
-backlog and the last publication."""
+backlog of the feed, the last publication, the store, and whether a run holds it.
+
+:func:`collect` reads the store (beside a running daemon: SQLite in WAL mode lets
+it); :func:`translation_backlog` and :func:`source_result` are pure; :func:`render_text`
+draws a table with rich (styled and compact on a terminal, plain columns otherwise, so
+that it greps and diffs well)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timezone
+import io
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aggregator.config import Config
-from aggregator.models import iso
-from aggregator.storage import Store
+from aggregator.models import Entry, from_iso, iso
+from aggregator.storage import EntryTranslation, SourceState, Store, StoreLock
+
+
+def source_result(st: SourceState | None) -> str:
+    """The outcome of a source's last fetch, in words."""
+    if st is None or (st.last_fetch is None and not st.disabled):
+        return "never fetched"
+    if st.disabled:
+        return f"disabled: {st.disabled}"
+    if st.consecutive_failures:
+        return f"error: {st.last_error}"
+    if st.last_status == 304:
+        result = "not modified"
+    else:
+        result = f"ok: {st.last_new} new, {st.last_updated} updated"
+    if st.last_error:
+        result += f" (warning: {st.last_error})"
+    return result
+
+
+def translation_backlog(entries: Sequence[Entry], translations: Mapping[int, EntryTranslation],
+                        source_languages: Mapping[str, str], target: str) -> dict[str, Any]:
+    """Of the entries the feed shows, how many need translating and where they stand:
+    done, pending (with the next retry), failed (with the reasons), not yet attempted,
+    not needed (already in the readers' language); and which providers did them."""
+    from aggregator.language import entry_language, same_language
+
+    out: dict[str, Any] = {"target": target, "in_feed": len(entries), "needed": 0, "done": 0, "pending": 0,
+                           "failed": 0, "untranslated": 0, "not_needed": 0, "next_retry": None}
+    by_provider: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    retries: list[datetime] = []
+    for e in entries:
+        lang = entry_language(e.title, e.summary, e.content, declared=source_languages.get(e.source_id, "auto"),
+                              feed_language=e.language)
+        if same_language(lang, target):
+            out["not_needed"] += 1
+            continue
+        out["needed"] += 1
+        t = translations.get(e.id)
+        if t is None:
+            out["untranslated"] += 1
+        elif t.status == "done":
+            out["done"] += 1
+            by_provider.update((t.provider or "cache").split("+"))
+        elif t.status == "failed":
+            out["failed"] += 1
+            reasons[t.error or "unknown"] += 1
+        else:
+            out["pending"] += 1
+            if t.retry_at is not None:
+                retries.append(t.retry_at)
+    out["backlog"] = out["needed"] - out["done"]
+    out["next_retry"] = iso(min(retries)) if retries else None
+    out["entries_by_provider"] = dict(by_provider.most_common())
+    out["failed_reasons"] = dict(reasons.most_common(5))
+    return out
+
+
+def _never(config: Config, running: str | None) -> dict[str, Any]:
+    return {"store": str(config.db_path), "store_exists": False, "running": running, "sources": [
+        {"id": s.id, "role": s.role, "url": s.url, "last_fetch": None, "last_success": None, "last_status": None,
+         "result": "never fetched", "last_error": None, "entries": 0, "consecutive_failures": 0,
+         "next_fetch": None, "due": True, "disabled": None} for s in config.sources],
+        "translation": {}, "last_publication": None, "store_bytes": 0, "output": str(config.output_dir)}
 
 
 def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
+    """Everything ``status`` shows, as JSON-ready data."""
+    from aggregator.publishing import selection
+
     now = now or datetime.now(timezone.utc)
+    running = StoreLock(config.db_path).holder()
     if not config.db_path.exists():
-        return {"store": str(config.db_path), "store_exists": False, "sources": [
-            {"id": s.id, "role": s.role, "url": s.url, "last_fetch": None, "result": "never fetched",
-             "entries": 0, "consecutive_failures": 0, "next_fetch": None} for s in config.sources],
-            "translation": {}, "last_publication": None, "store_bytes": 0}
+        return _never(config, running)
     with Store(config.db_path) as store:
         states = store.source_states()
         sources = []
         for s in config.sources:
             st = states.get(s.id)
-            if st is None:
-                sources.append({"id": s.id, "role": s.role, "url": s.url, "last_fetch": None,
-                                "result": "never fetched", "entries": 0, "consecutive_failures": 0,
-                                "next_fetch": None})
-                continue
-            if st.disabled:
-                result = f"disabled: {st.disabled}"
-            elif st.last_fetch is None:
-                result = "never fetched"
-            elif st.consecutive_failures:
-                result = f"error: {st.last_error}"
-            elif st.last_status == 304:
-                result = "not modified"
-            else:
-                result = f"ok: {st.last_new} new, {st.last_updated} updated"
-                if st.last_error:
-                    result += f" (warning: {st.last_error})"
+            nxt = st.next_fetch if st is not None else None
             sources.append({
-                "id": s.id, "role": s.role, "url": st.url, "last_fetch": iso(st.last_fetch),
-                "last_success": iso(st.last_success), "last_status": st.last_status, "result": result,
-                "last_error": st.last_error, "entries": st.entry_count,
-                "consecutive_failures": st.consecutive_failures, "next_fetch": iso(st.next_fetch),
-                "disabled": st.disabled,
+                "id": s.id, "role": s.role, "url": st.url if st else s.url,
+                "last_fetch": iso(st.last_fetch) if st else None,
+                "last_success": iso(st.last_success) if st else None,
+                "last_status": st.last_status if st else None, "result": source_result(st),
+                "last_error": st.last_error if st else None, "entries": st.entry_count if st else 0,
+                "consecutive_failures": st.consecutive_failures if st else 0,
+                "next_fetch": iso(nxt), "due": bool(st is None or not st.disabled and (nxt is None or nxt <= now)),
+                "disabled": st.disabled if st else None,
             })
         counts = store.count_entries()
+        entries = selection(store, config)
+        target = config.translation.target
+        backlog = translation_backlog(entries, store.entry_translations([e.id for e in entries], target),
+                                      {s.id: s.language for s in config.sources}, target)
+        published = store.get_meta("last_publication")
         return {
             "store": str(config.db_path), "store_exists": True, "store_bytes": store.size_bytes(),
+            "running": running,
             "sources": sources,
             "entries": {"posts": counts.get("blog", 0), "articles": counts.get("outlet", 0)},
             "matches": len(store.all_matches()),
-            "translation": translation_backlog(store, config),
-            "last_publication": store.get_meta("last_publication"),
+            "translation": {**backlog, "cached_texts": store.translation_cache_stats()},
+            "last_publication": iso(from_iso(published)) if published else None,
+            "published_entries": len(entries) if published else 0,
+            "last_compaction": store.get_meta("last_compaction"),
             "output": str(config.output_dir),
         }
 
 
-def translation_backlog(store: Store, config: Config) -> dict[str, Any]:
-    """Where the translation of the entries the publication holds stands: done, pending
-    (with the next retry), failed (with the reasons), not yet attempted, not needed (in
-    the readers' language); and how many texts each provider translated (the cache)."""
-    from aggregator.language import entry_language, same_language
-    from aggregator.publishing import selection
-
-    target = config.translation.target
-    declared = {s.id: s.language for s in config.sources}
-    entries = selection(store, config)
-    rows = store.entry_translations([e.id for e in entries], target)
-    counts = {"done": 0, "pending": 0, "failed": 0, "untranslated": 0, "not_needed": 0}
-    by_provider: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    next_retry = None
-    for e in entries:
-        lang = entry_language(e.title, e.summary, e.content, declared=declared.get(e.source_id, "auto"),
-                              feed_language=e.language)
-        if same_language(lang, target):
-            counts["not_needed"] += 1
-            continue
-        row = rows.get(e.id)
-        if row is None:
-            counts["untranslated"] += 1
-            continue
-        counts[row.status] = counts.get(row.status, 0) + 1
-        if row.status == "done":
-            by_provider.update((row.provider or "cache").split("+"))
-        elif row.status == "failed":
-            reasons[row.error or "unknown"] += 1
-        elif row.retry_at is not None and (next_retry is None or row.retry_at < next_retry):
-            next_retry = row.retry_at
-    return {"target": target, **counts, "next_retry": iso(next_retry),
-            "entries_by_provider": dict(by_provider.most_common()),
-            "failed_reasons": dict(reasons.most_common(5)),
-            "cached_texts": store.translation_cache_stats()}
+# -- text -------------------------------------------------------------------------------
 
 
-def render_text(d: dict[str, Any]) -> str:
-    lines = []
+def ago(when: str | None, now: datetime, *, short: bool = False) -> str:
+    """``2026-05-01 10:00 (5m ago)``, ``… (in 25m)``, ``-`` for never; ``short``: ``5m ago``."""
+    t = from_iso(when)
+    if t is None:
+        return "-"
+    d = now - t
+    words = _span(abs(d))
+    rel = "now" if abs(d) < timedelta(seconds=30) else (f"{words} ago" if d > timedelta(0) else f"in {words}")
+    return rel if short else f"{t:%Y-%m-%d %H:%M} ({rel})"
+
+
+def _span(d: timedelta) -> str:
+    s = int(d.total_seconds())
+    if s < 90:
+        return f"{s}s"
+    if s < 90 * 60:
+        return f"{round(s / 60)}m"
+    if s < 36 * 3600:
+        return f"{s / 3600:.1f}h".replace(".0h", "h")
+    return f"{round(s / 86400)}d"
+
+
+def render_text(d: dict[str, Any], *, now: datetime | None = None, terminal: bool = False,
+                width: int | None = None) -> str:
+    """The status as a table and a few lines: boxed and coloured for a terminal,
+    plain aligned columns otherwise."""
+    from rich.console import Console
+    from rich.table import Table
+
+    now = now or datetime.now(timezone.utc)
+    # On a terminal, times are relative ("5m ago") to fit; plain output says both.
+    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold underline" if terminal else "")
+    last, nxt_ = ("fetched", "next") if terminal else ("last fetch (UTC)", "next fetch (UTC)")
+    for name, justify in (("source", "left"), ("role", "left"), ("entries", "right"), (last, "left"),
+                          ("result", "left"), ("errors", "right"), (nxt_, "left")):
+        wraps = name == "result"
+        table.add_column(name, justify=justify, no_wrap=not wraps,  # type: ignore[arg-type]
+                         overflow="fold" if wraps else "ellipsis", min_width=12 if wraps else None)
+    for s in d["sources"]:
+        failing = s["consecutive_failures"] > 0 or s.get("disabled") is not None
+        nxt = "due now" if s.get("due") and s.get("last_fetch") else ago(s["next_fetch"], now, short=terminal)
+        if s.get("disabled"):
+            nxt = "never (disabled)"
+        table.add_row(s["id"], s["role"], str(s["entries"]), ago(s["last_fetch"], now, short=terminal), s["result"],
+                      str(s["consecutive_failures"]), nxt, style="red" if failing and terminal else "")
+    lines: list[str] = []
     if not d.get("store_exists"):
         lines.append(f"store {d['store']} does not exist yet: run `aggregator run --once` first")
-    lines.append(f"{'source':<18} {'role':<6} {'entries':>7}  {'last fetch':<20} {'fails':>5}  {'next fetch':<20} result")
-    for s in d["sources"]:
-        lines.append(f"{s['id']:<18} {s['role']:<6} {s['entries']:>7}  {s['last_fetch'] or '-':<20} "
-                     f"{s['consecutive_failures']:>5}  {s['next_fetch'] or '-':<20} {s['result']}")
+    running = d.get("running")
+    lines.append(f"run: {running}" if running else
+                 "run: none running (sources are fetched when `aggregator run` or `run --once` runs)")
     t = d.get("translation") or {}
     if t:
-        lines.append("")
+        line = (f"translation to {t['target']}: {t['backlog']} of the {t['needed']} entries in the feed that "
+                f"need it are not translated yet ({t['pending']} pending, {t['failed']} failed, "
+                f"{t['untranslated']} not yet attempted)")
+        if t.get("next_retry"):
+            line += f"; next retry {ago(t['next_retry'], now)}"
+        lines.append(line)
         retry = f" (next retry {t['next_retry']})" if t.get("next_retry") else ""
-        lines.append(f"translation to {t.get('target')} of the published entries: {t.get('done', 0)} done, "
-                     f"{t.get('pending', 0)} pending{retry}, {t.get('failed', 0)} failed, "
-                     f"{t.get('untranslated', 0)} not yet attempted, {t.get('not_needed', 0)} not needed")
+        lines.append(f"  of the {t['in_feed']} published entries: {t['done']} done, {t['pending']} pending{retry}, "
+                     f"{t['failed']} failed, {t['untranslated']} not yet attempted, {t['not_needed']} not needed")
         for reason, n in (t.get("failed_reasons") or {}).items():
             lines.append(f"  failed ({reason}): {n}")
         lines.append("texts translated, by provider: "
-                     + (", ".join(f"{k} {v}" for k, v in (t.get('cached_texts') or {}).items()) or "none yet"))
+                     + (", ".join(f"{k} {v}" for k, v in (t.get("cached_texts") or {}).items()) or "none yet"))
+    pub = d.get("last_publication")
+    lines.append(f"last publication: {ago(pub, now)}, {d.get('published_entries', 0)} entries in {d['output']}"
+                 if pub else f"last publication: never ({d['output']})")
     if "entries" in d:
-        lines.append(f"store: {d['entries']['posts']} posts, {d['entries']['articles']} articles, "
-                     f"{d.get('matches', 0)} matches, {d.get('store_bytes', 0) / 1e6:.1f} MB ({d['store']})")
-    lines.append(f"last publication: {d.get('last_publication') or 'never'}"
-                 + (f" -> {d['output']}" if d.get("output") else ""))
-    return "\n".join(lines)
+        lines.append(f"store: {d['store']}, {d.get('store_bytes', 0) / 1e6:.1f} MB: {d['entries']['posts']} posts, "
+                     f"{d['entries']['articles']} articles, {d.get('matches', 0)} links from posts to articles; "
+                     f"last compacted {ago(d.get('last_compaction'), now) if d.get('last_compaction') else 'never'}")
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=terminal, no_color=not terminal, highlight=False,
+                      width=width or (None if terminal else 400), soft_wrap=False)
+    console.print(table)
+    for line in lines:
+        console.print(line, highlight=False, markup=False, soft_wrap=not terminal)
+    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()).strip("\n")
+
+
+def render_sources(config: Config, *, terminal: bool = False, width: int | None = None) -> str:
+    """``sources list``: one row per configured source."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from aggregator.config import format_duration
+
+    from rich.text import Text
+
+    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold underline" if terminal else "")
+    # A terminal gets name, aliases and URL stacked in one column, so that rows stay
+    # readable in 80 columns; plain output keeps one line per source, for grep.
+    names = ("id", "role", "lang", "every", "feed") if terminal else ("id", "role", "lang", "every", "name",
+                                                                      "aliases", "url")
+    for name in names:
+        table.add_column(name, no_wrap=name not in ("aliases", "url", "feed"), overflow="fold")
+    for s in config.sources:
+        every = format_duration(config.interval(s)) + ("" if s.every is not None else "*")
+        aliases = ", ".join(s.aliases) or "-"
+        if terminal:
+            feed = Text(s.title, style="bold")
+            feed.append(f"  aliases: {aliases}" if s.aliases else "", style="dim")
+            feed.append("\n" + s.url)
+            table.add_row(s.id, s.role, s.language, every, feed)
+        else:
+            table.add_row(s.id, s.role, s.language, every, s.title, aliases, s.url)
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=terminal, no_color=not terminal, highlight=False,
+                      width=width or (None if terminal else 1000), soft_wrap=False)
+    console.print(table)
+    console.print(f"{len(config.sources)} sources; * every: schedule.every (no interval of its own)",
+                  markup=False, highlight=False)
+    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()).strip("\n")

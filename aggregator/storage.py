@@ -17,10 +17,11 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -319,6 +320,11 @@ class Store:
             self.db.execute(f"UPDATE sources SET {', '.join(sets)} WHERE id=?", (*args, source_id))
         return StoreResult(new, updated, unchanged)
 
+    def reschedule(self, source_id: str, next_fetch: datetime) -> None:
+        """Move a source's next fetch (the daemon does when a reload shortens its interval)."""
+        with self.transaction():
+            self.db.execute("UPDATE sources SET next_fetch=? WHERE id=?", (iso(next_fetch), source_id))
+
     def record_failure(self, source_id: str, error: str, *, now: datetime, next_fetch: datetime,
                        status: int | None = None, disable: str | None = None,
                        url: str | None = None) -> None:
@@ -547,6 +553,49 @@ class Store:
                 " VALUES (?,?,?,?,?)",
                 [(p.entry_id, p.pub_id, iso(p.first_published), iso(p.updated), p.visible_hash) for p in pubs])
 
+    # -- retention -------------------------------------------------------------------
+    def outlet_articles_older_than(self, cutoff: datetime) -> list[tuple[int, datetime, datetime]]:
+        """(id, date, last seen) of the outlet articles dated before ``cutoff``."""
+        return [(r[0], from_iso(r[1]), from_iso(r[2])) for r in self.db.execute(  # type: ignore[misc]
+            "SELECT id, sort_date, last_seen FROM entries WHERE role='outlet' AND sort_date<?", (iso(cutoff),))]
+
+    def cited_article_ids(self) -> set[int]:
+        return {r[0] for r in self.db.execute("SELECT DISTINCT article_id FROM matches")}
+
+    def delete_articles(self, ids: Sequence[int], text_hashes: Iterable[str] = ()) -> int:
+        """Forget outlet articles with what hangs off them (translations, publication
+        records, and the cached embeddings and translations of their texts), in one
+        transaction. An article some post cites is never deleted, whatever ``ids`` says."""
+        deleted = 0
+        hashes = list(text_hashes)
+        with self.transaction():
+            for chunk in _chunks(list(ids), 500):
+                marks = ",".join("?" * len(chunk))
+                keep = f"id IN ({marks}) AND role='outlet' AND id NOT IN (SELECT article_id FROM matches)"
+                gone = [r[0] for r in self.db.execute(f"SELECT id FROM entries WHERE {keep}", chunk)]
+                if not gone:
+                    continue
+                g = ",".join("?" * len(gone))
+                self.db.execute(f"DELETE FROM entry_translations WHERE entry_id IN ({g})", gone)
+                self.db.execute(f"DELETE FROM publications WHERE entry_id IN ({g})", gone)
+                deleted += self.db.execute(f"DELETE FROM entries WHERE id IN ({g})", gone).rowcount
+            for chunk in _chunks(hashes, 500):
+                marks = ",".join("?" * len(chunk))
+                self.db.execute(f"DELETE FROM embeddings WHERE text_hash IN ({marks})", chunk)
+                self.db.execute(f"DELETE FROM translation_cache WHERE text_hash IN ({marks})", chunk)
+        return deleted
+
+    def free_pages(self) -> int:
+        return int(self.db.execute("PRAGMA freelist_count").fetchone()[0])
+
+    def compact(self) -> None:
+        """Give free pages back to the file system (VACUUM), and empty the WAL."""
+        try:
+            self.db.execute("VACUUM")
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError as e:  # busy: another connection is writing; next time
+            raise StorageError(f"{self.path}: could not compact the store: {e}") from None
+
     def size_bytes(self) -> int:
         total = 0
         for suffix in ("", "-wal", "-shm"):
@@ -579,34 +628,60 @@ class StoreLock:
     """An exclusive lock beside the store, held by the one ``run`` working on it.
 
     ``flock`` is released by the kernel when the process dies, so a crash never leaves
-    a stale lock behind."""
+    a stale lock behind. The lock file says who holds it (pid, kind of run, since when),
+    for the message a second run prints and for ``status``."""
 
     def __init__(self, db_path: Path):
         self.path = Path(str(db_path) + ".lock")
         self._fd: int | None = None
 
-    def acquire(self) -> "StoreLock":
+    def acquire(self, what: str = "aggregator run", *, now: datetime | None = None,
+                attempts: int = 5) -> "StoreLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        for attempt in range(attempts):
             try:
-                holder = os.read(fd, 100).decode(errors="replace").strip()
-            finally:
-                os.close(fd)
-            who = f" (pid {holder})" if holder else ""
-            raise StoreLockedError(
-                f"another aggregator run is already working on {self.path.with_suffix('')}{who}; "
-                "only one run (daemon or --once) may use a store at a time") from None
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                # ``holder()`` (status) takes a shared lock for an instant: try again briefly.
+                if attempt + 1 < attempts:
+                    time.sleep(0.1)
+                    continue
+                try:
+                    holder = os.read(fd, 300).decode(errors="replace").strip()
+                finally:
+                    os.close(fd)
+                who = f" ({holder})" if holder else ""
+                raise StoreLockedError(
+                    f"another aggregator run is already working on {self.path.with_suffix('')}{who}; "
+                    "only one run (daemon or --once) may use a store at a time") from None
+        since = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M:%S UTC")
         os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        os.pwrite(fd, f"pid {os.getpid()}: {what} since {since}".encode(), 0)
         self._fd = fd
         return self
+
+    def holder(self) -> str | None:
+        """Who holds the lock now, or None when no run does."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return os.read(fd, 300).decode(errors="replace").strip() or "a running aggregator"
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
 
     def release(self) -> None:
         if self._fd is not None:
             try:
+                os.ftruncate(self._fd, 0)  # nobody holds it: say so
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             finally:
                 os.close(self._fd)

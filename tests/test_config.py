@@ -134,3 +134,83 @@ def test_check_config_command_exit_status(tmp_path: Path) -> None:
     ko = subprocess.run(aggregator_cmd("check-config", str(bad)), capture_output=True, text=True)
     assert ko.returncode == 1
     assert f"{bad}:7: sources[0].colour: unknown key" in ko.stderr
+
+
+def test_check_config_explains_a_valid_config(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("""output: {link: 'https://news.example.net/', base_url: 'https://news.example.net/feeds/'}
+translation:
+  providers: [{provider: libre, url: 'http://127.0.0.1:5000/'}]
+retention: {articles: 60d}
+sources:
+  - {id: blog, url: 'https://blog.example.jp/feed/', role: blog, language: ja, every: 15m}
+  - {id: reuters, name: Reuters, url: 'https://reuters.example/feed', role: outlet, aliases: [ロイター]}
+""")
+    r = subprocess.run(aggregator_cmd("check-config", str(p)), capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == ""
+    out = r.stdout.splitlines()
+    assert out[0] == f"{p}: valid"
+    assert out[1] == "  sources: 2 (1 blog, 1 outlet)"
+    assert out[2].split() == ["blog", "blog", "ja", "every", "15m", "https://blog.example.jp/feed/"]
+    assert out[3].split() == ["reuters", "outlet", "en", "every", "30m", "https://reuters.example/feed"]
+    assert "  translation: to en via libre (timeout 20s)" in out
+    assert ("  retention: uncited outlet articles pruned after 60d; posts kept; store compacted at most every 7d"
+            in out)
+
+
+def test_check_config_warns_about_likely_mistakes_with_file_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("""translation: {providers: []}
+sources:
+  - id: reuters
+    url: https://www.reuters.example/feed/
+    role: outlet
+  - id: reuters2
+    url: http://reuters.example/feed
+    role: outlet
+    every: 1m
+""")
+    r = subprocess.run(aggregator_cmd("check-config", str(p)), capture_output=True, text=True)
+    assert r.returncode == 0
+    assert r.stdout.splitlines()[0] == f"{p}: valid, 5 warnings"
+    warnings = r.stderr.splitlines()
+    assert warnings == [
+        f"warning: {p}:2: sources: no source has role blog: nothing will be matched, and the feed will hold "
+        "outlet articles only",
+        f"warning: {p}:7: sources[1].url: same feed as sources[0] (reuters): it would be fetched twice and its "
+        "entries stored twice",
+        f"warning: {p}:9: sources[1].every: reuters2 is fetched every 1m: more often than every 5m is impolite to "
+        "most publishers",
+        f"warning: {p}:1: output.link: still the example https://example.org/: set your own before the first run "
+        "(entry ids are tag: URIs made from it and never change once published)",
+        f"warning: {p}:1: output.base_url: still the example https://example.org/feeds/: set your own before the "
+        "first run (the feeds' self links point there)",
+    ]
+    strict = subprocess.run(aggregator_cmd("check-config", "--strict", str(p)), capture_output=True, text=True)
+    assert strict.returncode == 1
+
+
+def test_check_config_warns_about_an_outlet_a_foreign_language_blog_cannot_name(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text(MINIMAL + """  - id: politico
+    url: https://politico.example/feed
+    role: outlet
+translation: {providers: []}
+""")
+    r = subprocess.run(aggregator_cmd("check-config", str(p)), capture_output=True, text=True)
+    assert r.returncode == 0
+    assert (f"warning: {p}:7: sources[1]: outlet politico has no aliases: a blog in ja that names it in its own "
+            "script (as ロイター names Reuters) will only be understood when it writes 'politico'; add aliases: [...]"
+            in r.stderr)
+    assert f"warning: {p}:10: translation.providers: no provider: entries not in en will be published untranslated" \
+        in r.stderr
+
+
+def test_check_config_counts_the_errors_of_an_invalid_config(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("sources:\n  - id: Bad!\n    url: ftp://x/\n    role: blog\n")
+    r = subprocess.run(aggregator_cmd("check-config", str(p)), capture_output=True, text=True)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.splitlines() == [f"{p}:2: sources[0].id: String should match pattern '^[a-z0-9_-]+$'",
+                                     f"{p}:3: sources[0].url: must be an http:// or https:// URL",
+                                     f"{p}: 2 errors, not valid"]
