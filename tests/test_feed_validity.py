@@ -109,9 +109,8 @@ class Output:
     raw: dict[str, bytes]
 
 
-@pytest.fixture(scope="module")
-def out(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Output]:
-    tmp = tmp_path_factory.mktemp("validity")
+def publish_hostile_cycle(tmp: Path) -> Path:
+    """One real cycle (the CLI) on the dev feeds plus the hostile inputs; the output dir."""
     blog = (DEV / "feeds" / "blog.xml").read_text(encoding="utf-8")
     first = blog.index("<item>")
     with FeedServer() as feeds, LibreTranslateServer.from_jsonl(DEV / "translations.jsonl") as libre:
@@ -127,7 +126,12 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Output]:
         r = subprocess.run(aggregator_cmd("run", "--once", "--config", str(cfg)), capture_output=True,
                            text=True, timeout=300)
         assert r.returncode == 0, r.stderr
-    o = tmp / "output"
+    return tmp / "output"
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Output]:
+    o = publish_hostile_cycle(tmp_path_factory.mktemp("validity"))
     raw = {n: (o / n).read_bytes() for n in ("feed.atom", "feed.rss", "feed.json", "index.html")}
     yield Output(o, etree.fromstring(raw["feed.atom"]), etree.fromstring(raw["feed.rss"]),
                  json.loads(raw["feed.json"]), lxml.html.fromstring(raw["index.html"]), raw)

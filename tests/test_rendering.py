@@ -309,8 +309,12 @@ def test_xsl_renders_feed(name: str, render: object) -> None:
     page = lxml.html.fromstring(result)
     titles = [t.strip() for t in page.xpath("//article/h2/a/text()")]
     assert titles == [i.title for i in ITEMS]
-    assert page.xpath("//article[1]//ul[@class='related']/li/a/@href") == [POLITICO.url, REUTERS.url]
-    assert page.xpath("//article[1]//div[@class='summary']/p")  # summary HTML un-escaped
+    # the summary's HTML (sources with evidence, original title) comes back as HTML, once
+    assert page.xpath("//article[1]//ul[@class='sources']/li/a/@href") == [POLITICO.url, REUTERS.url]
+    assert "mention Reuters 13日" in page.xpath("string(//article[1]//ul[@class='sources'])")
+    assert page.xpath("//article[1]//div[@class='summary']/p")
+    assert page.xpath("//article[1]//img[@class='thumb']/@src") == [ITEMS[0].image]
+    assert not page.xpath("//ul[@class='related']")
 
 
 # --------------------------------------------------------------------------- output
