@@ -466,6 +466,13 @@ def test_json_feed_items_per_spec(out: Output) -> None:
     assert len(nolink) == 1 and "url" not in nolink[0]  # absent rather than invalid
 
 
+def test_index_html_links_are_absolute_and_an_entry_without_link_has_no_empty_one(out: Output) -> None:
+    hrefs = out.html.xpath("//main//a/@href | //main//img/@src")
+    assert all(FULL_URI.match(h) for h in hrefs), [h for h in hrefs if not FULL_URI.match(h)][:3]
+    (nolink,) = [a for a in out.html.xpath("//article") if a.xpath("string(.//h2)") == "No link at all"]
+    assert not nolink.xpath(".//h2//a")
+
+
 def test_json_feed_text_is_exact(out: Output) -> None:
     assert json_by_link(out, "https://hostile.example/special")["title"] == SPECIAL_SHOWN
     assert json_by_link(out, "https://hostile.example/control")["title"] == "Control char in title"
