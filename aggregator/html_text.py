@@ -10,7 +10,8 @@ import lxml.html
 import nh3
 from lxml import etree
 
-_TAG = re.compile(r"<[^>]{0,2000}>")
+# A tag opens with "<" and a letter, "/", "!" or "?" (HTML tokenizer): "5 < 6" is text.
+_TAG = re.compile(r"<[A-Za-z/!?][^>]{0,2000}>")
 _WS = re.compile(r"\s+")
 
 _ALLOWED_TAGS = {
@@ -36,14 +37,21 @@ def strip_tags(text: str) -> str:
     return _WS.sub(" ", text).strip()
 
 
-def sanitize_html(fragment: str) -> str:
+def sanitize_html(fragment: str, base_url: str | None = None) -> str:
     """HTML safe to put in a feed or page: no script, style, iframe, ``on*`` or
-    ``javascript:`` URLs; links get ``rel="noopener noreferrer"``."""
+    ``javascript:`` URLs; links get ``rel="noopener noreferrer"``.
+
+    Relative ``href``/``src`` are resolved against ``base_url`` (the entry's own link)
+    when it is an absolute http(s) URL, and dropped otherwise: a relative link in a
+    republished feed would point into the aggregator's site, not the source's."""
     if not fragment:
         return ""
+    relative: str | tuple[str, str] = "deny"
+    if base_url and base_url.lower().startswith(("http://", "https://")):
+        relative = ("rewrite_with_base", base_url)
     return nh3.clean(fragment, tags=_ALLOWED_TAGS, attributes=_ALLOWED_ATTRS,
                      url_schemes={"http", "https", "mailto"},
-                     link_rel="noopener noreferrer")
+                     link_rel="noopener noreferrer", url_relative=relative)
 
 
 @dataclass(frozen=True, slots=True)

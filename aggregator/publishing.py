@@ -13,7 +13,7 @@ import html
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -59,6 +59,26 @@ def visible_hash(item: FeedItem) -> str:
     return hashlib.sha1(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
 
 
+EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
+SKEW = timedelta(days=1)
+
+
+def plausible(when: datetime | None, first_seen: datetime) -> datetime:
+    """A date a feed may carry: the source's own, unless it is missing, before 1990 or
+    more than a day after we first saw the entry (a source's broken clock), in which case
+    the time we first saw it. Validators flag such dates and readers misorder them."""
+    if when is None or when < EARLIEST or when > first_seen + SKEW:
+        return first_seen
+    return when
+
+
+def first_updated(updated: datetime | None, published: datetime, first_seen: datetime) -> datetime:
+    """``updated`` at first publication: the source's, never before ``published``."""
+    if updated is None:
+        return published
+    return max(plausible(updated, first_seen), published)
+
+
 def paragraphs_html(paras: Sequence[str]) -> str:
     return "".join(f"<p>{html.escape(p)}</p>" for p in paras if p.strip())
 
@@ -86,7 +106,7 @@ def display(entry: Entry, original_language: str, target: str,
         orig_summary = paragraphs_html(summary_paras)
         orig_content = paragraphs_html(content_paras) or None
     else:
-        orig_summary = sanitize_html(entry.summary or entry.content)
+        orig_summary = sanitize_html(entry.summary or entry.content, base_url=entry.link)
         orig_content = None
     if same_language(original_language, target):
         return Display(entry.title, orig_summary, orig_content, original_language, False, "not needed")
@@ -130,7 +150,7 @@ def build_items(entries: Sequence[Entry], *, config: Config, source_languages: M
                 headline_translated=tr.title if tr is not None and tr.status == "done" else None,
                 evidence=m.evidence, score=m.score))
         pub = publications.get(e.id)
-        published = e.published or e.updated or e.first_seen
+        published = plausible(e.published or e.updated, e.first_seen)
         item = FeedItem(
             id=pub.pub_id if pub else publication_id(authority, e),
             kind="post" if e.role == "blog" else "article",
@@ -139,7 +159,7 @@ def build_items(entries: Sequence[Entry], *, config: Config, source_languages: M
             original_language=lang, translated=shown.translated, translation_status=shown.status,
             source_id=e.source_id, source_name=names.get(e.source_id, e.source_id), author=e.author,
             categories=e.categories, published=published,
-            updated=pub.updated if pub else (e.updated or published),
+            updated=pub.updated if pub else first_updated(e.updated, published, e.first_seen),
             image=e.image, sources=tuple(sources),
         )
         h = visible_hash(item)

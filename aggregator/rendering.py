@@ -8,9 +8,12 @@ mtime nor ETag (CONTRACT.md section 3).
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
+import mimetypes
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +22,9 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
+import httpx
 import jinja2
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -90,6 +95,8 @@ ATOM_XSL_NAME = "feed.atom.xsl"
 RSS_XSL_NAME = "feed.rss.xsl"
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
+# Documentation of the ``_aggregator`` JSON Feed extension (JSON Feed 1.1 "Extensions").
+EXTENSION_ABOUT = "https://github.com/aggregator-project/aggregator/blob/main/docs/output.md"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _EXT = "aggregator"  # feedgen extension namespace: reachable as fg.aggregator / fe.aggregator
 
@@ -114,6 +121,78 @@ def translation_ok(status: str) -> bool:
     return status.startswith(("done", "not needed"))
 
 
+def translation_note(item: FeedItem) -> str:
+    """What the feeds tell a reader about an untranslated entry. Deliberately coarse: the
+    detailed status (next retry time, last error) changes on every failed retry, and the
+    feeds must not change while nothing a reader cares about did (it stays in
+    ``_aggregator.translation_status`` and on index.html)."""
+    lang = f" ({item.language})" if item.language else ""
+    if item.translation_status.startswith("failed"):
+        return f"Machine translation failed: shown in the original language{lang}."
+    return f"Machine translation pending: shown in the original language{lang}."
+
+
+# Characters XML 1.0 forbids (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF) and
+# the C1 controls and DEL it discourages: lxml refuses the former outright, so one
+# stray control character in a source feed would otherwise stop the whole publication.
+_BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def clean_text(text: str) -> str:
+    return _BAD_CHARS.sub("", text) if text else text
+
+
+# What the W3C validator accepts in a URI (RFC 2396 characters; IRIs are checked the same
+# way after IDNA): anything else is percent-encoded (RFC 3987 3.1, the same resource).
+_URI_OK = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[0-9A-Za-z;/?:@&=+$.\-_!~*'()%,#\[\]]+\Z")
+_URI_SAFE = ";/?:@&=+$,-_.!~*'()%#[]"
+
+
+def feed_uri(url: str | None) -> str | None:
+    """``url`` as an absolute http(s) URI in plain ASCII, or None when it is not one
+    (relative, another scheme, unparsable): feeds carry absolute links only."""
+    if not url:
+        return None
+    url = url.strip()
+    scheme = url.split(":", 1)[0].lower()
+    if scheme not in ("http", "https") or not urlsplit(url).hostname:
+        return None
+    if _URI_OK.match(url):
+        return url  # the common case: exactly as the source gave it
+    try:
+        url = str(httpx.URL(url))  # IDNA host, UTF-8 percent-encoding
+    except (httpx.InvalidURL, ValueError, UnicodeError):
+        return None
+    return quote(url, safe=_URI_SAFE)
+
+
+def image_type(url: str) -> str | None:
+    """The image's media type as its file name tells it, or None."""
+    guessed, _ = mimetypes.guess_type(urlsplit(url).path, strict=False)
+    return guessed if guessed and guessed.startswith("image/") else None
+
+
+def clean_item(item: FeedItem) -> FeedItem:
+    """``item`` fit for any output: no forbidden characters, only absolute http(s) links
+    (sources whose link is not one are left out: there is nothing to link to)."""
+    sources = tuple(
+        dataclasses.replace(s, url=url, outlet=clean_text(s.outlet), headline=clean_text(s.headline),
+                            headline_translated=clean_text(s.headline_translated or "") or None,
+                            evidence=clean_text(s.evidence))
+        for s in item.sources if (url := feed_uri(s.url)))
+    return dataclasses.replace(
+        item, link=feed_uri(item.link) or "", title=clean_text(item.title),
+        title_original=clean_text(item.title_original), summary_html=clean_text(item.summary_html),
+        content_html=clean_text(item.content_html or "") or None, author=clean_text(item.author or "") or None,
+        categories=tuple(c for c in (clean_text(c).strip() for c in item.categories) if c),
+        source_name=clean_text(item.source_name), translation_status=clean_text(item.translation_status),
+        image=feed_uri(item.image), sources=sources)
+
+
+def clean_meta(meta: FeedMeta) -> FeedMeta:
+    return dataclasses.replace(meta, title=clean_text(meta.title), description=clean_text(meta.description))
+
+
 def _author_name(item: FeedItem) -> str:
     # Atom requires an author per entry (the feed has none of its own): fall back to the source.
     return item.author or item.source_name
@@ -121,6 +200,15 @@ def _author_name(item: FeedItem) -> str:
 
 def _related_title(src: SourceLink) -> str:
     return f"{src.outlet}: {src.headline}"
+
+
+def full_html(item: FeedItem) -> str:
+    """The entry's whole text: the summary (a post's lead) followed by the rest."""
+    return "\n".join(p for p in (item.summary_html, item.content_html) if p)
+
+
+def _prepare(meta: FeedMeta, items: Sequence[FeedItem]) -> tuple[FeedMeta, list[FeedItem]]:
+    return clean_meta(meta), [clean_item(i) for i in items]
 
 
 def body_html(item: FeedItem, fragment: str) -> str:
@@ -134,7 +222,7 @@ def body_html(item: FeedItem, fragment: str) -> str:
         parts.append(f'<p class="original-title">{label}: '
                      f'<span lang="{esc(lang)}">{esc(item.title_original)}</span></p>')
     if not translation_ok(item.translation_status):
-        parts.append(f'<p class="translation-status">Translation: {esc(item.translation_status)}</p>')
+        parts.append(f'<p class="translation-status">{esc(translation_note(item))}</p>')
     if item.sources:
         lis = []
         for s in item.sources:
@@ -179,6 +267,7 @@ class _EntryExtension(BaseEntryExtension):
         self.alternate: str | None = None
         self.language: str | None = None
         self.related: list[tuple[str, str]] = []  # (href, title)
+        self.enclosure: tuple[str, str | None] | None = None  # (href, media type): the post's image
 
     def extend_atom(self, entry: etree._Element) -> etree._Element:
         # feedgen's attribute-less copies exist only because it insists on an alternate link
@@ -189,6 +278,11 @@ class _EntryExtension(BaseEntryExtension):
             etree.SubElement(entry, "link", rel="alternate", href=self.alternate, type="text/html")
         for href, title in self.related:
             etree.SubElement(entry, "link", rel="related", href=href, title=title)
+        if self.enclosure:
+            href, mime = self.enclosure
+            link = etree.SubElement(entry, "link", rel="enclosure", href=href)
+            if mime:
+                link.set("type", mime)
         if self.language:
             entry.set(_XML_LANG, self.language)
         return entry
@@ -207,6 +301,7 @@ def _generator(meta: FeedMeta, stylesheet: str) -> FeedGenerator:
     fg.updated(_time(meta.updated))  # also RSS lastBuildDate; feedgen's default is now()
     fg.generator(meta.generator)
     fg.language(meta.language)
+    fg.load_extension("media")  # media:thumbnail, the post's image (Media RSS, read by most readers)
     return fg
 
 
@@ -214,18 +309,27 @@ def _add_entry(fg: FeedGenerator, item: FeedItem) -> FeedEntry:
     fe: FeedEntry = fg.add_entry(order="append")  # feedgen prepends by default
     fe.id(item.id)  # RSS: <guid isPermaLink="false">
     fe.title(item.title)
-    fe.link(href=item.link, rel="alternate")  # RSS <link>; Atom: rewritten by the extension
+    if item.link:
+        fe.link(href=item.link, rel="alternate")  # RSS <link>; Atom: rewritten by the extension
     fe.published(_time(item.published))
     fe.updated(_time(item.updated))
     fe.summary(body_html(item, item.summary_html), type="html")  # also the RSS description
-    if item.content_html:
-        fe.content(body_html(item, item.content_html), type="html")  # RSS content:encoded
+    if item.content_html or not item.link:
+        # The whole text, lead included: readers show content in preference to the summary.
+        # (Atom also needs content in an entry without an alternate link.)
+        fe.content(body_html(item, full_html(item)), type="html")  # RSS content:encoded
     for term in item.categories:
         fe.category(term=term)
     ext: _EntryExtension = getattr(fe, _EXT)
-    ext.alternate = item.link
+    ext.alternate = item.link or None
     ext.language = item.language
     ext.related = [(s.url, _related_title(s)) for s in item.sources]
+    if item.image:
+        mime = image_type(item.image)
+        fe.media.thumbnail(url=item.image, group=None)
+        ext.enclosure = (item.image, mime)
+        if mime:  # RSS requires a type (and a length: 0 is the RSS Board's "unknown")
+            fe.enclosure(item.image, 0, mime)
     return fe
 
 
@@ -234,6 +338,7 @@ def _add_entry(fg: FeedGenerator, item: FeedItem) -> FeedEntry:
 
 def render_atom(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
     """Atom 1.0, entries in the given order."""
+    meta, items = _prepare(meta, items)
     fg = _generator(meta, ATOM_XSL_NAME)
     fg.id(meta.link)
     if meta.description:
@@ -247,6 +352,7 @@ def render_atom(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
 
 def render_rss(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
     """RSS 2.0 with ``atom:link`` self/related links and ``dc:creator`` authors."""
+    meta, items = _prepare(meta, items)
     fg = _generator(meta, RSS_XSL_NAME)
     fg.load_extension("dc", atom=False, rss=True)  # RSS <author> must be an e-mail address
     fg.description(meta.description or meta.title)  # mandatory in RSS
@@ -259,6 +365,7 @@ def render_rss(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
 
 def render_json(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
     """JSON Feed 1.1 with an ``_aggregator`` extension object per item."""
+    meta, items = _prepare(meta, items)
     feed: dict[str, Any] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": meta.title,
@@ -266,6 +373,7 @@ def render_json(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
         "feed_url": meta.base_url + JSON_NAME,
         "description": meta.description,
         "language": meta.language,
+        "_aggregator": {"about": EXTENSION_ABOUT, "generator": meta.generator},
         "items": [_json_item(item) for item in items],
     }
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
@@ -274,9 +382,9 @@ def render_json(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
 def _json_item(item: FeedItem) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": item.id,
-        "url": item.link,
+        "url": item.link or None,
         "title": item.title,
-        "content_html": body_html(item, item.content_html or item.summary_html),
+        "content_html": body_html(item, full_html(item)),
         "summary": strip_tags(item.summary_html),
         "date_published": rfc3339(item.published),
         "date_modified": rfc3339(item.updated),
@@ -286,6 +394,8 @@ def _json_item(item: FeedItem) -> dict[str, Any]:
     }
     if item.image:
         out["image"] = item.image
+    if not out["url"]:
+        del out["url"]  # an entry without a usable link has no url, rather than an invalid one
     out["_aggregator"] = {
         "kind": item.kind,
         "source_id": item.source_id,
@@ -324,6 +434,7 @@ def _jinja() -> jinja2.Environment:
 
 def render_html(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
     """index.html: a readable page of the same entries, with feed autodiscovery links."""
+    meta, items = _prepare(meta, items)
     page = _jinja().get_template("index.html.j2").render(
         meta=meta, items=items, atom=ATOM_NAME, rss=RSS_NAME, json_feed=JSON_NAME)
     return page.encode("utf-8")

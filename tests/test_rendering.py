@@ -156,10 +156,12 @@ def test_summary_shows_sources_original_title_and_status(atom: bytes) -> None:
     assert POLITICO.headline in post and "Reuters" in post and "mention Reuters 13日" in post
     assert 'href="https://www.politico.com/news/2024/05/18/ukraine-aid-00158812?utm_source=rss&amp;x=1"' in post
     assert "米議会、ウクライナ支援で停滞" in post
-    assert "Translation:" not in post  # done: no status line
+    assert "Machine translation" not in post  # done: no status line
     untranslated = parsed.entries[1].summary
-    assert "Translation: pending (retry at 2024-05-19 13:00 UTC)" in untranslated
-    assert "Translation:" not in parsed.entries[2].summary  # "not needed"
+    assert "Machine translation pending: shown in the original language (ja)." in untranslated
+    # the retry time changes on every failed retry: the feeds must not show it
+    assert "13:00" not in untranslated
+    assert "Machine translation" not in parsed.entries[2].summary  # "not needed"
     assert "Original title" not in parsed.entries[2].summary
 
 
@@ -307,8 +309,12 @@ def test_xsl_renders_feed(name: str, render: object) -> None:
     page = lxml.html.fromstring(result)
     titles = [t.strip() for t in page.xpath("//article/h2/a/text()")]
     assert titles == [i.title for i in ITEMS]
-    assert page.xpath("//article[1]//ul[@class='related']/li/a/@href") == [POLITICO.url, REUTERS.url]
-    assert page.xpath("//article[1]//div[@class='summary']/p")  # summary HTML un-escaped
+    # the summary's HTML (sources with evidence, original title) comes back as HTML, once
+    assert page.xpath("//article[1]//ul[@class='sources']/li/a/@href") == [POLITICO.url, REUTERS.url]
+    assert "mention Reuters 13日" in page.xpath("string(//article[1]//ul[@class='sources'])")
+    assert page.xpath("//article[1]//div[@class='summary']/p")
+    assert page.xpath("//article[1]//img[@class='thumb']/@src") == [ITEMS[0].image]
+    assert not page.xpath("//ul[@class='related']")
 
 
 # --------------------------------------------------------------------------- output
