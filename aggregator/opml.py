@@ -50,7 +50,7 @@ import os
 import re
 import tempfile
 import unicodedata
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ from lxml import etree
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from aggregator.config import Config, parse_config, parse_duration
+from aggregator.config import Config, format_duration, parse_config, parse_duration
 from aggregator.exceptions import ConfigError
 
 NS = "https://github.com/aggregator-project/aggregator/opml"
@@ -116,15 +116,6 @@ def export_opml(config: Config, now: datetime | None = None) -> str:
     # lxml writes the declaration with single quotes; readers accept both, but spell it as specified.
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + etree.tostring(
         root, encoding="unicode", pretty_print=True)
-
-
-def format_duration(value: timedelta) -> str:
-    """The shortest config spelling of a duration: ``15m``, ``2h``, ``1d``, ``90s``."""
-    secs = value.total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if secs >= size and secs % size == 0:
-            return f"{int(secs // size)}{unit}"
-    return f"{secs:g}s"
 
 
 def join_aliases(aliases: tuple[str, ...] | list[str]) -> str:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from aggregator import opml
 from aggregator.config import Config, load_config
 from aggregator.exceptions import ConfigError
+from aggregator.config import format_duration
 from aggregator.opml import NS, export_opml, import_opml, join_aliases, split_aliases
 
 A = "{%s}" % NS
@@ -122,9 +122,9 @@ def test_export_leaves_out_an_empty_folder(tmp_path: Path) -> None:
 def test_aliases_separator_round_trips() -> None:
     for aliases in (["a", "b"], ["x|y", "z\\", "p, q"], ["\\|"]):
         assert split_aliases(join_aliases(aliases)) == aliases
-    assert opml.format_duration(timedelta(minutes=15)) == "15m"
-    assert opml.format_duration(timedelta(seconds=90)) == "90s"
-    assert opml.format_duration(timedelta(days=1)) == "1d"
+    assert format_duration(timedelta(minutes=15)) == "15m"
+    assert format_duration(timedelta(seconds=90)) == "90s"
+    assert format_duration(timedelta(days=1)) == "1d"
 
 
 @pytest.mark.slow
