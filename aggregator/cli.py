@@ -65,15 +65,22 @@ def common(default_level: int = logging.INFO) -> Callable[[Callable[..., Any]], 
 
 
 def _load(config_path: str) -> Config:
+    from aggregator.redaction import Redactor, install
+
     try:
-        return load_config(config_path)
+        cfg = load_config(config_path)
     except ConfigError as e:
         click.echo(str(e), err=True)
         sys.exit(EXIT_CONFIG)
+    # From here on no log line shows the config's secrets (keys, URL passwords).
+    install(Redactor(cfg.secrets))
+    return cfg
 
 
 def _fail(e: AggregatorError) -> None:
-    click.echo(f"error: {e}", err=True)
+    from aggregator.redaction import redact
+
+    click.echo(f"error: {redact(str(e))}", err=True)
     if isinstance(e, StoreLockedError):
         sys.exit(EXIT_LOCKED)
     if isinstance(e, ConfigError):

@@ -14,14 +14,18 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
+import httpx
 from apscheduler.executors.pool import ThreadPoolExecutor as APThreadPool
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.config import Config, load_config
 from aggregator.exceptions import AggregatorError, ConfigError
-from aggregator.pipeline import fetch_stage, match_stage, translate_stage, utcnow
+from aggregator.fetching import HostLimiter
+from aggregator.pipeline import fetch_stage, make_fetch_client, match_stage, translate_stage, utcnow
 from aggregator.publishing import publish, selection
+from aggregator.redaction import Redactor
+from aggregator.redaction import install as install_redaction
 from aggregator.storage import Store
 from aggregator.translation import build_translator
 
@@ -38,6 +42,11 @@ class Daemon:
         self.now = now
         self.stop = threading.Event()
         self._lock = threading.Lock()
+        # One for all the per-source jobs, which run side by side: the per-host limit
+        # holds across them, not just within one job.
+        self.limiter = HostLimiter(config.fetch.per_host)
+        self.client = make_fetch_client(config)
+        self._old_clients: list[httpx.Client] = []
         self.scheduler = BlockingScheduler(
             executors={"default": APThreadPool(max(2, config.fetch.concurrency)), "process": APThreadPool(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
@@ -50,7 +59,8 @@ class Daemon:
             return
         try:
             with Store(self.config.db_path) as store:
-                reports = fetch_stage(store, self.config, now=self.now, only=[source_id], stop=self.stop)
+                reports = fetch_stage(store, self.config, now=self.now, only=[source_id], stop=self.stop,
+                                      limiter=self.limiter, client=self.client)
         except AggregatorError as e:
             log.error("%s: %s", source_id, e)
             return
@@ -118,7 +128,14 @@ class Daemon:
         if new.db_path != self.config.db_path:
             log.error("config not reloaded: storage.url changed (restart to move stores)")
             return
+        if new.fetch.per_host != self.config.fetch.per_host:
+            self.limiter = HostLimiter(new.fetch.per_host)
+        if new.fetch != self.config.fetch:
+            # Jobs in flight keep the old client (closed with the daemon); new ones take this.
+            self._old_clients.append(self.client)
+            self.client = make_fetch_client(new)
         self.config = new
+        install_redaction(Redactor(new.secrets))
         self._install_jobs()
         log.info("config reloaded: %d sources", len(new.sources))
 
@@ -138,5 +155,9 @@ class Daemon:
         self._install_jobs()
         log.info("scheduler started: %d sources; Ctrl-C or SIGTERM stops, SIGHUP reloads the config",
                  len(self.config.sources))
-        self.scheduler.start()
+        try:
+            self.scheduler.start()
+        finally:
+            for client in (self.client, *self._old_clients):
+                client.close()
         log.info("stopped")

@@ -48,6 +48,9 @@ def clean_prefix(data: bytes) -> bytes:
 def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = None,
                now: datetime | None = None) -> ParsedFeed:
     """Parse a feed document. Raises :class:`ParseError` when it holds no feed at all."""
+    if not isinstance(data, bytes):
+        # feedparser.parse(str) reads a local file or fetches a URL: never give it one.
+        raise TypeError(f"parse_feed takes the fetched bytes, not {type(data).__name__}")
     if not data or not data.strip():
         raise ParseError("empty document (0 bytes of content)")
     data = clean_prefix(data)
@@ -59,7 +62,12 @@ def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = N
     warnings: list[str] = []
     if d.get("bozo"):
         exc = d.get("bozo_exception")
-        warnings.append(f"feed is not well-formed: {type(exc).__name__}: {exc}")
+        if isinstance(exc, feedparser.CharacterEncodingOverride):
+            # Common and harmless: the server's Content-Type (or the XML declaration)
+            # names the wrong charset; feedparser found the right one.
+            warnings.append(f"wrong declared charset: {exc}")
+        else:
+            warnings.append(f"feed is not well-formed: {type(exc).__name__}: {exc}")
     if not d.get("version") and not d.get("entries"):
         if _HTML_SNIFF.search(data[:4096]):
             links = advertised_feeds(data, url)

@@ -12,11 +12,14 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
+
+import httpx
 
 from aggregator.citations import Outlet, extract
 from aggregator.config import Config, SourceConfig
@@ -33,6 +36,7 @@ from aggregator.matching import ArticleIndex, Params, article_from_entry, match_
 from aggregator.models import Entry, ParsedFeed, iso
 from aggregator.parsing import parse_feed
 from aggregator.publishing import publish, selection
+from aggregator.redaction import Redactor
 from aggregator.storage import EntryTranslation, SourceState, Store
 from aggregator.translation import EntryTexts, Translator, build_translator, retry_delay
 from aggregator.urls import host_of
@@ -103,8 +107,13 @@ def due_sources(config: Config, states: dict[str, SourceState], now: datetime, f
 def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: bool = False,
                 only: Sequence[str] | None = None, rng: random.Random | None = None,
                 progress: Callable[[SourceReport], None] | None = None,
-                stop: threading.Event | None = None) -> list[SourceReport]:
-    """Fetch and store the due sources concurrently; one failure never stops the others."""
+                stop: threading.Event | None = None, limiter: HostLimiter | None = None,
+                client: httpx.Client | None = None) -> list[SourceReport]:
+    """Fetch and store the due sources concurrently; one failure never stops the others.
+
+    ``limiter`` bounds the requests in flight per host and ``client`` holds the open
+    connections: calls that run side by side (the daemon's per-source jobs) share both,
+    so that they never have more than ``fetch.per_host`` connections open to one host."""
     rng = rng or random.Random()
     store.sync_sources((s.id, s.url, s.role) for s in config.sources)
     states = store.source_states()
@@ -114,10 +123,10 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
     if not due:
         return []
     fc = config.fetch
-    limiter = HostLimiter(fc.per_host)
+    limiter = limiter or HostLimiter(fc.per_host)
+    redactor = Redactor(config.secrets)
     reports: list[SourceReport] = []
-    with make_client(connect_timeout=fc.connect_timeout.total_seconds(), read_timeout=fc.timeout.total_seconds(),
-                     max_connections=fc.concurrency) as client, \
+    with _client_for(config, client) as client, \
             ThreadPoolExecutor(max_workers=min(fc.concurrency, len(due)), thread_name_prefix="fetch") as pool:
 
         def work(src: SourceConfig) -> _Fetched:
@@ -145,7 +154,7 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
         futures = [pool.submit(work, s) for s in due]
         for fut in as_completed(futures):
             job = fut.result()
-            report = _store_fetched(store, config, job, now(), rng)
+            report = _store_fetched(store, config, job, now(), rng, redactor)
             _log_source(report)
             reports.append(report)
             if progress:
@@ -155,7 +164,24 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
     return reports
 
 
-def _store_fetched(store: Store, config: Config, job: _Fetched, now: datetime, rng: random.Random) -> SourceReport:
+@contextmanager
+def _client_for(config: Config, client: httpx.Client | None) -> Iterator[httpx.Client]:
+    """``client`` if given (its owner closes it), else a new one closed on exit."""
+    if client is not None:
+        yield client
+        return
+    with make_fetch_client(config) as own:
+        yield own
+
+
+def make_fetch_client(config: Config) -> httpx.Client:
+    fc = config.fetch
+    return make_client(connect_timeout=fc.connect_timeout.total_seconds(), read_timeout=fc.timeout.total_seconds(),
+                       max_connections=fc.concurrency)
+
+
+def _store_fetched(store: Store, config: Config, job: _Fetched, now: datetime, rng: random.Random,
+                   redactor: Redactor) -> SourceReport:
     src, st = job.source, job.state
     interval = config.interval(src)
     if job.error is not None:
@@ -167,17 +193,24 @@ def _store_fetched(store: Store, config: Config, job: _Fetched, now: datetime, r
         status = e.status if isinstance(e, FetchError) else None
         disable = None
         if isinstance(e, FetchError) and e.permanent:
-            disable = f"HTTP 410 Gone at {iso(now)}: the publisher removed this feed; fix its url to re-enable"
+            disable = (f"HTTP 410 Gone on {iso(now)}: the publisher removed this feed, so it is no longer "
+                       "fetched; to re-enable it, change its url in the config, or try it again with "
+                       "`aggregator run --once --all`")
         kind = "parse" if isinstance(e, ParseError) else "fetch"
-        store.record_failure(src.id, f"{kind}: {e}", now=now, next_fetch=nxt, status=status, disable=disable,
-                             url=job.result.permanent_redirect if job.result is not None else None)
-        return SourceReport(src.id, "error", error=str(e), seconds=job.seconds)
+        message = redactor(str(e))  # errors may quote the URL, with its password or token
+        store.record_failure(src.id, f"{kind}: {message}", now=now, next_fetch=nxt, status=status,
+                             disable=disable, url=job.result.permanent_redirect if job.result is not None else None)
+        return SourceReport(src.id, "error", error=message, seconds=job.seconds)
     res = job.result
     nxt = next_fetch_after_success(now, interval, res.headers)
     if res.permanent_redirect:
-        log.warning("%s: moved permanently to %s; the stored URL now points there", src.id, res.permanent_redirect)
+        log.warning("%s: moved permanently to %s; the stored URL now points there", src.id,
+                    redactor(res.permanent_redirect))
+    if st.disabled:
+        log.warning("%s: answers again; re-enabled", src.id)
     parsed = job.parsed
-    warning = "; ".join(parsed.warnings)[:1000] if parsed and parsed.warnings else None
+    warnings = [redactor(w) for w in parsed.warnings] if parsed else []
+    warning = "; ".join(warnings)[:1000] if warnings else None
     stored = store.record_success(
         src.id, src.role, parsed.entries if parsed else None, now=now, next_fetch=nxt, status=res.status,
         etag=res.etag, last_modified=res.last_modified, url=res.permanent_redirect,
@@ -186,8 +219,7 @@ def _store_fetched(store: Store, config: Config, job: _Fetched, now: datetime, r
         outcome = "not modified"
     else:
         outcome = "new entries" if (stored.new or stored.updated) else "unchanged"
-    return SourceReport(src.id, outcome, stored.new, stored.updated,
-                        warnings=list(parsed.warnings) if parsed else [], seconds=job.seconds)
+    return SourceReport(src.id, outcome, stored.new, stored.updated, warnings=warnings, seconds=job.seconds)
 
 
 def _log_source(r: SourceReport) -> None:
@@ -300,6 +332,7 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
     tc = config.translation
     langs = {s.id: s.language for s in config.sources}
     existing = store.entry_translations([e.id for e in entries], target)
+    redactor = Redactor(config.secrets)
     translator.deadline = translator.clock() + tc.budget.total_seconds()
     done = pending = 0
     for e in entries:
@@ -328,7 +361,7 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
         except TranslationError as err:
             delay = retry_delay(attempts, tc.retry_backoff.total_seconds(), tc.max_retry_backoff.total_seconds())
             store.set_entry_translation(EntryTranslation(
-                e.id, target, digest, "pending", None, str(err)[:500], attempts, t + timedelta(seconds=delay), t,
+                e.id, target, digest, "pending", None, redactor(str(err))[:500], attempts, t + timedelta(seconds=delay), t,
                 None, None, None))
             pending += 1
             continue

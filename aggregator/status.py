@@ -6,27 +6,36 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from aggregator.config import Config
+from aggregator.config import Config, SourceConfig
 from aggregator.models import iso
+from aggregator.redaction import Redactor
 from aggregator.storage import Store
 
 
 def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
+    """What ``status`` shows, secrets (URL passwords, keys) masked."""
+    return Redactor(config.secrets).obj(_collect(config, now))
+
+
+def _never_fetched(s: SourceConfig) -> dict[str, Any]:
+    return {"id": s.id, "role": s.role, "url": s.url, "last_fetch": None, "last_success": None,
+            "last_status": None, "result": "never fetched", "last_error": None, "entries": 0,
+            "consecutive_failures": 0, "next_fetch": None, "disabled": None}
+
+
+def _collect(config: Config, now: datetime | None) -> dict[str, Any]:
     now = now or datetime.now(timezone.utc)
     if not config.db_path.exists():
-        return {"store": str(config.db_path), "store_exists": False, "sources": [
-            {"id": s.id, "role": s.role, "url": s.url, "last_fetch": None, "result": "never fetched",
-             "entries": 0, "consecutive_failures": 0, "next_fetch": None} for s in config.sources],
-            "translation": {}, "last_publication": None, "store_bytes": 0}
+        return {"store": str(config.db_path), "store_exists": False,
+                "sources": [_never_fetched(s) for s in config.sources],
+                "translation": {}, "last_publication": None, "store_bytes": 0}
     with Store(config.db_path) as store:
         states = store.source_states()
         sources = []
         for s in config.sources:
             st = states.get(s.id)
             if st is None:
-                sources.append({"id": s.id, "role": s.role, "url": s.url, "last_fetch": None,
-                                "result": "never fetched", "entries": 0, "consecutive_failures": 0,
-                                "next_fetch": None})
+                sources.append(_never_fetched(s))
                 continue
             if st.disabled:
                 result = f"disabled: {st.disabled}"
@@ -64,10 +73,12 @@ def render_text(d: dict[str, Any]) -> str:
     lines = []
     if not d.get("store_exists"):
         lines.append(f"store {d['store']} does not exist yet: run `aggregator run --once` first")
-    lines.append(f"{'source':<18} {'role':<6} {'entries':>7}  {'last fetch':<20} {'fails':>5}  {'next fetch':<20} result")
+    lines.append(f"{'source':<18} {'role':<6} {'entries':>7}  {'last fetch':<20} {'last success':<20} "
+                 f"{'fails':>5}  {'next fetch':<20} result")
     for s in d["sources"]:
         lines.append(f"{s['id']:<18} {s['role']:<6} {s['entries']:>7}  {s['last_fetch'] or '-':<20} "
-                     f"{s['consecutive_failures']:>5}  {s['next_fetch'] or '-':<20} {s['result']}")
+                     f"{s.get('last_success') or '-':<20} {s['consecutive_failures']:>5}  "
+                     f"{s['next_fetch'] or '-':<20} {s['result']}")
     t = d.get("translation") or {}
     if t:
         lines.append("")
