@@ -160,8 +160,9 @@ class ScheduleConfig(_Model):
 
 
 class FetchConfig(_Model):
-    timeout: Duration = timedelta(seconds=30)
+    timeout: Duration = timedelta(seconds=30)  # the whole fetch, redirects and body included
     connect_timeout: Duration = timedelta(seconds=10)
+    read_timeout: Duration = timedelta(seconds=15)  # silence between two reads (never beyond timeout)
     max_bytes: Size = 10 * 1000**2
     concurrency: int = Field(8, ge=1, le=256)
     # Politeness: more than two connections to one publisher looks like an attack.

@@ -16,10 +16,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import feedparser
+import feedparser.api
 
 from aggregator.exceptions import ParseError
 from aggregator.html_text import strip_tags
 from aggregator.models import EntryData, ParsedFeed
+
+# Entity declarations are refused by the strict parser (see aggregator/safexml.py).
+feedparser.api.PREFERRED_XML_PARSERS = ["aggregator.safexml"]
 
 MAX_TITLE = 1_000
 MAX_SUMMARY = 100_000

@@ -176,7 +176,8 @@ def _client_for(config: Config, client: httpx.Client | None) -> Iterator[httpx.C
 
 def make_fetch_client(config: Config) -> httpx.Client:
     fc = config.fetch
-    return make_client(connect_timeout=fc.connect_timeout.total_seconds(), read_timeout=fc.timeout.total_seconds(),
+    return make_client(connect_timeout=fc.connect_timeout.total_seconds(),
+                       read_timeout=min(fc.read_timeout, fc.timeout).total_seconds(),
                        max_connections=fc.concurrency)
 
 
