@@ -172,6 +172,9 @@ def check_config(path: str) -> None:
     except ConfigError as e:
         click.echo(str(e), err=True)
         sys.exit(1)
+    from aggregator.redaction import Redactor
+
+    redact = Redactor(cfg.secrets)
     roles = {"blog": 0, "outlet": 0}
     for s in cfg.sources:
         roles[s.role] += 1
@@ -179,7 +182,7 @@ def check_config(path: str) -> None:
     click.echo(f"  sources: {len(cfg.sources)} ({roles['blog']} blog, {roles['outlet']} outlet)")
     for s in cfg.sources:
         every = cfg.interval(s)
-        click.echo(f"    {s.id:<18} {s.role:<6} {s.language:<4} every {_dur(every.total_seconds()):<5} {s.url}")
+        click.echo(f"    {s.id:<18} {s.role:<6} {s.language:<4} every {_dur(every.total_seconds()):<5} {redact(s.url)}")
     click.echo(f"  store:   {cfg.db_path}")
     click.echo(f"  output:  {cfg.output_dir} (include {cfg.output.include}, at most {cfg.output.max_entries} entries)")
     provs = ", ".join(p.provider for p in cfg.translation.providers) or "none"
@@ -262,11 +265,13 @@ def sources() -> None:
 @sources.command("list")
 @common()
 def sources_list(config_path: str, quiet: bool) -> None:
-    """One line per configured source."""
+    """One line per configured source (passwords and tokens in URLs masked)."""
+    from aggregator.redaction import redact
+
     cfg = _load(config_path)
     for s in cfg.sources:
         aliases = f"  aliases: {', '.join(s.aliases)}" if s.aliases else ""
-        click.echo(f"{s.id}\t{s.role}\t{s.language}\t{s.url}\t{s.title}{aliases}")
+        click.echo(f"{s.id}\t{s.role}\t{s.language}\t{redact(s.url)}\t{s.title}{aliases}")
 
 
 @sources.command("export")

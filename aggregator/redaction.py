@@ -21,7 +21,7 @@ MIN_SECRET = 4
 _USERINFO = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/\s:@]*):(?P<pw>[^@/\s]+)@", re.I)
 _SECRET_PARAM = re.compile(
     r"(?P<head>[?&;](?:api[_-]?key|apikey|key|token|access[_-]?token|auth|secret|password|passwd|pwd|sig|signature)=)"
-    r"(?P<value>[^&#\s\"'<>]+)", re.I)
+    r"(?P<value>[^&#;,\s\"'<>]+)", re.I)
 
 
 class Redactor:
