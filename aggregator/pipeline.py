@@ -388,13 +388,18 @@ def run_cycle(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: b
     own_translator = translator is None
     translator = translator or build_translator(config.translation, store, now=now)
     try:
+        # One line per stage at -v: where a cycle spends its time, and where it stopped.
         if stop is None or not stop.is_set():
+            log.info("matching posts to the articles they cite")
             report.matched_posts, report.new_matches = match_stage(store, config, now=now, translator=translator)
         entries = selection(store, config)
         if stop is None or not stop.is_set():
+            log.info("translating what the feed will show (%d entries)", len(entries))
             report.translated, report.translation_pending = translate_stage(
                 store, config, entries, translator, now=now)
+        log.info("publishing %d entries to %s", len(entries), config.output_dir)
         _, report.published = publish(store, config, now=now(), entries=entries)
+        log.info("cycle done in %.1fs", time.monotonic() - t0)
     finally:
         if own_translator:
             translator.close()
