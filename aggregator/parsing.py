@@ -105,7 +105,8 @@ def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = N
         seen.add(entry.key)
         entries.append(entry)
     if duplicates:
-        warnings.append(f"{duplicates} entries repeat an id already in this feed; kept the first")
+        warnings.append("1 entry repeats an id already in this feed; kept the first" if duplicates == 1 else
+                        f"{duplicates} entries repeat ids already in this feed; kept the first of each")
     return ParsedFeed(
         title=_text(feed.get("title")) or None,
         link=feed.get("link") or None,
