@@ -78,7 +78,7 @@ def render_text(d: dict[str, Any]) -> str:
     for s in d["sources"]:
         lines.append(f"{s['id']:<18} {s['role']:<6} {s['entries']:>7}  {s['last_fetch'] or '-':<20} "
                      f"{s.get('last_success') or '-':<20} {s['consecutive_failures']:>5}  "
-                     f"{s['next_fetch'] or '-':<20} {s['result']}")
+                     f"{'(disabled)' if s.get('disabled') else s['next_fetch'] or '-':<20} {s['result']}")
     t = d.get("translation") or {}
     if t:
         lines.append("")

@@ -204,3 +204,30 @@ def test_the_daemon_keeps_the_per_host_limit_across_its_per_source_jobs(tmp_path
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     assert srv.connections_peak <= 2
+
+
+def test_status_shows_each_sources_health_in_text_and_json(tmp_path: Path, srv: FeedServer) -> None:
+    srv.add("/ok.xml", FEED)
+    srv.add("/flaky.xml", FEED)
+    cfg = make_config(tmp_path, {"ok": srv.url("/ok.xml"), "flaky": srv.url("/flaky.xml"),
+                                 "never": "https://never.example/feed"})
+    with Store(cfg.db_path) as store:
+        fetch_stage(store, cfg, now=Clock(), rng=random.Random(7), only=["ok", "flaky"])
+    srv.fault("/flaky.xml", "status", status=503)
+    t1 = T0 + timedelta(hours=1)
+    with Store(cfg.db_path) as store:
+        fetch_stage(store, cfg, now=Clock(t1), rng=random.Random(7), only=["ok", "flaky"], fetch_all=True)
+    d = collect(cfg, now=t1)
+    by_id = {s["id"]: s for s in d["sources"]}
+    flaky = by_id["flaky"]
+    assert flaky["last_success"] == "2025-03-01T12:00:00Z" and flaky["last_fetch"] == "2025-03-01T13:00:00Z"
+    assert flaky["last_error"] == "fetch: HTTP 503 Service Unavailable" and flaky["consecutive_failures"] == 1
+    assert flaky["next_fetch"] > "2025-03-01T13:00:00Z" and flaky["entries"] == 45
+    assert by_id["ok"]["result"] == "not modified" and by_id["ok"]["consecutive_failures"] == 0
+    assert by_id["never"] == {**by_id["never"], "last_success": None, "last_error": None, "next_fetch": None,
+                              "result": "never fetched"}
+    text = render_text(d)
+    assert "last success" in text and "next fetch" in text and "fails" in text
+    line = next(l for l in text.splitlines() if l.startswith("flaky "))
+    assert "2025-03-01T12:00:00Z" in line and " 1  " in line and flaky["next_fetch"] in line
+    assert "error: fetch: HTTP 503 Service Unavailable" in line
