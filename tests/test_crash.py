@@ -113,10 +113,13 @@ def test_kill_9_at_any_moment_loses_nothing_and_the_next_run_finishes_the_work(t
             seen = threading.Event()
 
             def read(stream: IO[str] = proc.stderr, want: str | None = after_line) -> None:
-                for line in stream:
-                    lines.append(line)
-                    if want and want in line:
-                        seen.set()
+                try:
+                    for line in stream:
+                        lines.append(line)
+                        if want and want in line:
+                            seen.set()
+                finally:
+                    seen.set()  # the run ended without that line: nothing left to wait for
 
             reader = threading.Thread(target=read, daemon=True)
             reader.start()
