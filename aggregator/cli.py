@@ -87,15 +87,22 @@ def common(default_level: int = logging.INFO) -> Callable[[Callable[..., Any]], 
 
 
 def _load(config_path: str) -> Config:
+    from aggregator.redaction import Redactor, install
+
     try:
-        return load_config(config_path)
+        cfg = load_config(config_path)
     except ConfigError as e:
         click.echo(str(e), err=True)
         sys.exit(EXIT_CONFIG)
+    # From here on no log line shows the config's secrets (keys, URL passwords).
+    install(Redactor(cfg.secrets))
+    return cfg
 
 
 def _fail(e: AggregatorError) -> None:
-    click.echo(f"error: {e}", err=True)
+    from aggregator.redaction import redact
+
+    click.echo(f"error: {redact(str(e))}", err=True)
     if isinstance(e, StoreLockedError):
         sys.exit(EXIT_LOCKED)
     if isinstance(e, ConfigError):
@@ -236,6 +243,9 @@ def check_config(path: str, strict: bool) -> None:
         click.echo(str(e), err=True)
         click.echo(f"{path}: {len(e.errors)} error{'s' if len(e.errors) != 1 else ''}, not valid", err=True)
         sys.exit(1)
+    from aggregator.redaction import Redactor
+
+    redact = Redactor(cfg.secrets)
     roles = {"blog": 0, "outlet": 0}
     for s in cfg.sources:
         roles[s.role] += 1
@@ -245,7 +255,7 @@ def check_config(path: str, strict: bool) -> None:
     click.echo(f"  sources: {len(cfg.sources)} ({roles['blog']} blog, {roles['outlet']} outlet)")
     for s in cfg.sources:
         every = cfg.interval(s)
-        click.echo(f"    {s.id:<18} {s.role:<6} {s.language:<4} every {_dur(every.total_seconds()):<5} {s.url}")
+        click.echo(f"    {s.id:<18} {s.role:<6} {s.language:<4} every {_dur(every.total_seconds()):<5} {redact(s.url)}")
     click.echo(f"  schedule: each source on its interval, plus up to "
                f"{_dur(cfg.schedule.jitter.total_seconds())} of random delay")
     click.echo(f"  store:   {cfg.db_path}")
@@ -362,13 +372,14 @@ def sources_list(as_json: bool, config_path: str, quiet: bool) -> None:
     each is doing."""
     import shutil
 
+    from aggregator.redaction import redact
     from aggregator.status import render_sources
 
     cfg = _load(config_path)
     if as_json:
         click.echo(json.dumps([{"id": s.id, "role": s.role, "language": s.language, "name": s.title,
                                 "every": _dur(cfg.interval(s).total_seconds()), "aliases": list(s.aliases),
-                                "url": s.url} for s in cfg.sources], ensure_ascii=False, indent=2))
+                                "url": redact(s.url)} for s in cfg.sources], ensure_ascii=False, indent=2))
         return
     tty = sys.stdout.isatty()
     click.echo(render_sources(cfg, terminal=tty, width=shutil.get_terminal_size().columns if tty else None))

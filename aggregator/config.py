@@ -13,6 +13,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -177,11 +178,13 @@ class ScheduleConfig(_Model):
 
 
 class FetchConfig(_Model):
-    timeout: Duration = timedelta(seconds=30)
+    timeout: Duration = timedelta(seconds=30)  # the whole fetch, redirects and body included
     connect_timeout: Duration = timedelta(seconds=10)
+    read_timeout: Duration = timedelta(seconds=15)  # silence between two reads (never beyond timeout)
     max_bytes: Size = 10 * 1000**2
     concurrency: int = Field(8, ge=1, le=256)
-    per_host: int = Field(2, ge=1, le=16)
+    # Politeness: more than two connections to one publisher looks like an attack.
+    per_host: int = Field(2, ge=1, le=2)
     max_backoff: Duration = timedelta(hours=24)
 
 
@@ -235,6 +238,7 @@ class Config(_Model):
     sources: tuple[SourceConfig, ...]
 
     _path: Path | None = PrivateAttr(default=None)
+    _env_values: tuple[tuple[str, str], ...] = PrivateAttr(default=())
 
     @field_validator("sources")
     @classmethod
@@ -275,6 +279,21 @@ class Config(_Model):
     def interval(self, source: SourceConfig) -> timedelta:
         return source.every or self.schedule.every
 
+    @property
+    def secrets(self) -> frozenset[str]:
+        """Values never to show in logs, errors or ``status``: what ``${VAR}`` brought in
+        from the environment (outside the storage and output paths and links, which are
+        not secret and which errors must be able to name), providers' keys, and passwords
+        in URLs."""
+        out = {value for path, value in self._env_values if not path.startswith(("storage.", "output."))}
+        for p in self.translation.providers:
+            out |= {v for v in (p.api_key, p.secret) if v}
+        for url in [s.url for s in self.sources] + [p.url for p in self.translation.providers if p.url]:
+            password = urlsplit(url).password
+            if password:
+                out |= {password, unquote(password)}
+        return frozenset(out)
+
 
 def format_duration(d: timedelta) -> str:
     """The shortest config spelling of a duration: ``15m``, ``2h``, ``1d``, ``90s``."""
@@ -289,20 +308,23 @@ def format_duration(d: timedelta) -> str:
 
 
 def _expand_env(node: Any, env: dict[str, str], errors: list[tuple[int, str, str]],
-                path: str = "") -> Any:
-    """Replace ``${VAR}`` in every string, in place; record unset variables."""
+                path: str = "", found: list[tuple[str, str]] | None = None) -> Any:
+    """Replace ``${VAR}`` in every string, in place; record unset variables, and in
+    ``found`` the (dotted path, value) of each substitution from the environment."""
     if isinstance(node, CommentedMap):
         for k in list(node.keys()):
-            node[k] = _expand_env(node[k], env, errors, f"{path}.{k}" if path else str(k))
+            node[k] = _expand_env(node[k], env, errors, f"{path}.{k}" if path else str(k), found)
         return node
     if isinstance(node, CommentedSeq):
         for i in range(len(node)):
-            node[i] = _expand_env(node[i], env, errors, f"{path}[{i}]")
+            node[i] = _expand_env(node[i], env, errors, f"{path}[{i}]", found)
         return node
     if isinstance(node, str) and "${" in node:
         def repl(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
             if name in env:
+                if found is not None:
+                    found.append((path, env[name]))
                 return env[name]
             if default is not None:
                 return default
@@ -383,7 +405,8 @@ def parse_config(text: str, *, filename: str = "<config>", path: Path | None = N
         raise ConfigError(f"{filename}:1: (top): expected a mapping of sections (sources:, output:, ...)")
 
     env_errors: list[tuple[int, str, str]] = []
-    _expand_env(root, dict(os.environ) if env is None else env, env_errors)
+    env_values: list[tuple[str, str]] = []
+    _expand_env(root, dict(os.environ) if env is None else env, env_errors, found=env_values)
     errors = _env_errors_with_lines(root, env_errors, filename)
 
     try:
@@ -406,6 +429,7 @@ def parse_config(text: str, *, filename: str = "<config>", path: Path | None = N
     if errors:
         raise ConfigError(errors)
     config._path = path.resolve() if path else None
+    config._env_values = tuple(env_values)
     return config
 
 

@@ -20,13 +20,24 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
+import httpx
 from apscheduler.executors.pool import ThreadPoolExecutor as APThreadPool
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.config import Config, SourceConfig, format_duration, load_config
 from aggregator.exceptions import AggregatorError, ConfigError
-from aggregator.pipeline import CycleReport, SourceReport, fetch_stage, process_stage, utcnow
+from aggregator.fetching import HostLimiter
+from aggregator.pipeline import (
+    CycleReport,
+    SourceReport,
+    fetch_stage,
+    make_fetch_client,
+    process_stage,
+    utcnow,
+)
+from aggregator.redaction import Redactor
+from aggregator.redaction import install as install_redaction
 from aggregator.storage import SourceState, Store
 
 log = logging.getLogger("aggregator")
@@ -68,6 +79,11 @@ class Daemon:
         self._requested = False
         self._first_request: datetime | None = None
         self._fetched: list[SourceReport] = []  # since the last processing
+        # One for all the per-source jobs, which run side by side: the per-host limit
+        # holds across them, not just within one job.
+        self.limiter = HostLimiter(config.fetch.per_host)
+        self.client = make_fetch_client(config)
+        self._old_clients: list[httpx.Client] = []
         self.scheduler = BlockingScheduler(
             executors={"default": APThreadPool(max(2, config.fetch.concurrency)), "process": APThreadPool(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
@@ -85,7 +101,8 @@ class Daemon:
             return
         try:
             with Store(cfg.db_path) as store:
-                reports = fetch_stage(store, cfg, now=self.now, only=[source_id], stop=self.stop, slack=slack)
+                reports = fetch_stage(store, cfg, now=self.now, only=[source_id], stop=self.stop, slack=slack,
+                                      limiter=self.limiter, client=self.client)
         except AggregatorError as e:
             log.error("%s: %s", source_id, e)
             return
@@ -197,7 +214,14 @@ class Daemon:
                 log.error("config not reloaded: storage.url changed (restart to move to another store); "
                           "keeping the running one")
                 return
+            if new.fetch.per_host != self.config.fetch.per_host:
+                self.limiter = HostLimiter(new.fetch.per_host)
+            if new.fetch != self.config.fetch:
+                # Jobs in flight keep the old client (closed with the daemon); new ones take this.
+                self._old_clients.append(self.client)
+                self.client = make_fetch_client(new)
             previous, self.config = self.config, new
+            install_redaction(Redactor(new.secrets))
             try:
                 changes = self._install_jobs(previous)
             except AggregatorError as e:
@@ -229,6 +253,12 @@ class Daemon:
         self.schedule_processing()  # publishes pending work even when no source is due
         log.info("scheduler started: %d sources; Ctrl-C or SIGTERM stops, SIGHUP reloads the config",
                  len(self.config.sources))
-        self.scheduler.start()
+        try:
+            self.scheduler.start()
+        finally:
+            # A fetch abandoned in flight may still hold its client: the process ends now anyway.
+            if not self.abandoned:
+                for client in (self.client, *self._old_clients):
+                    client.close()
         log.info("stopped")
 

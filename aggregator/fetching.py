@@ -3,6 +3,7 @@
 Every request has connect, read and total time bounds and a size cap that also holds
 after decompression; it is conditional when we have validators; redirects are
 followed a few times and a permanent one is reported so the stored URL can move.
+See docs/fetching.md for the policy and the reasons behind each cap.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from aggregator import USER_AGENT
@@ -31,14 +34,89 @@ MAX_SERVER_DELAY = timedelta(days=1)
 
 
 def make_client(*, connect_timeout: float, read_timeout: float, max_connections: int) -> httpx.Client:
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     return httpx.Client(
         headers={"User-Agent": USER_AGENT, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"},
         timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout,
                               pool=read_timeout + connect_timeout),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        limits=limits,
+        transport=_DeadlineTransport(limits),
         follow_redirects=False,
         trust_env=False,
     )
+
+
+# -- the total time limit ----------------------------------------------------------------
+# httpx bounds each socket operation (connect, read, write), never a whole request
+# (encode/httpx#1450): a server that sends a header line or a body byte every second
+# keeps a request alive for ever. So every socket operation of a request is given at most
+# the time left before that request's deadline. The deadline is per thread: the sync
+# client does all of a request's I/O in the calling thread.
+
+_deadline = threading.local()
+
+
+def _time_left(timeout: float | None) -> float | None:
+    due: tuple[Callable[[], float], float] | None = getattr(_deadline, "due", None)
+    if due is None:
+        return timeout
+    clock, at = due
+    left = at - clock()
+    if left <= 0:
+        raise httpcore.ReadTimeout("the total time limit is reached")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream):
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _time_left(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _time_left(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _time_left(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.connect_tcp(host, port, _time_left(timeout), local_address,
+                                                       socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.connect_unix_socket(path, _time_left(timeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx's own transport over a connection pool whose sockets honour the deadline.
+
+    httpx has no parameter for httpcore's ``network_backend``, so the pool it builds is
+    replaced by the same pool with ours (``_pool`` is the one private name used)."""
+
+    def __init__(self, limits: httpx.Limits):
+        super().__init__(limits=limits, trust_env=False)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False), max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry, network_backend=_DeadlineBackend())
 
 
 class HostLimiter:
@@ -59,9 +137,20 @@ class HostLimiter:
 
 def fetch(client: httpx.Client, url: str, *, etag: str | None = None, last_modified: str | None = None,
           max_bytes: int, total_timeout: float, clock: Callable[[], float] = time.monotonic) -> FetchResult:
-    """GET ``url``; raise :class:`FetchError` for anything but a usable 200 or a 304."""
+    """GET ``url``; raise :class:`FetchError` for anything but a usable 200 or a 304.
+
+    ``total_timeout`` bounds the whole fetch, redirects, headers and body included."""
     start = clock()
     deadline = start + total_timeout
+    _deadline.due = (clock, deadline)
+    try:
+        return _fetch(client, url, etag, last_modified, max_bytes, total_timeout, clock, start, deadline)
+    finally:
+        _deadline.due = None
+
+
+def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str | None, max_bytes: int,
+           total_timeout: float, clock: Callable[[], float], start: float, deadline: float) -> FetchResult:
     headers = {}
     if etag:
         headers["If-None-Match"] = etag
@@ -72,6 +161,8 @@ def fetch(client: httpx.Client, url: str, *, etag: str | None = None, last_modif
     all_permanent = True
     visited = {url}
     for _ in range(MAX_REDIRECTS + 1):
+        # feedparser and httpx would both read other schemes (file:, data:); a feed
+        # server must not be able to send us there.
         if not re.match(r"^https?://", current, re.I):
             raise FetchError(f"refusing to follow a redirect to a non-HTTP URL: {current}")
         try:
@@ -122,14 +213,31 @@ def fetch(client: httpx.Client, url: str, *, etag: str | None = None, last_modif
         except FetchError:
             raise
         except httpx.TimeoutException as e:
-            raise FetchError(f"timed out ({type(e).__name__})") from None
+            if clock() >= deadline:
+                raise FetchError(f"took longer than the {total_timeout:g} s total limit") from None
+            raise FetchError(_timeout_message(e, client.timeout)) from None
         except httpx.DecodingError as e:
             raise FetchError(f"could not decode the response body: {e}") from None
+        except httpx.ConnectError as e:
+            raise FetchError(f"could not connect: {e}" if str(e) else "could not connect") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as e:
+            raise FetchError(f"the connection broke off: {e}" if str(e) else
+                             f"the connection broke off ({type(e).__name__})") from None
         except httpx.HTTPError as e:
             raise FetchError(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from None
         except (OSError, ValueError) as e:
             raise FetchError(f"{type(e).__name__}: {e}") from None
     raise FetchError(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _timeout_message(e: httpx.TimeoutException, timeout: httpx.Timeout) -> str:
+    if isinstance(e, httpx.ConnectTimeout):
+        return f"could not connect within {timeout.connect:g} s (connect timeout)"
+    if isinstance(e, httpx.PoolTimeout):
+        return "waited too long for a free connection (pool timeout)"
+    if isinstance(e, httpx.WriteTimeout):
+        return f"could not send the request within {timeout.write:g} s (write timeout)"
+    return f"the server sent nothing for {timeout.read:g} s (read timeout)"
 
 
 # -- policy (pure) -------------------------------------------------------------------

@@ -65,11 +65,15 @@ class _HTTPServer(ThreadingHTTPServer):
         self.stopping = threading.Event()
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
+        self.connections_total = 0
+        self.connections_peak = 0
         super().__init__((HOST, 0), _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._conns_lock:
             self._conns.add(request)
+            self.connections_total += 1
+            self.connections_peak = max(self.connections_peak, len(self._conns))
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
@@ -196,6 +200,16 @@ class LoopbackServer:
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT`` (no trailing slash)."""
         return f"http://{HOST}:{self.port}"
+
+    @property
+    def connections_peak(self) -> int:
+        """The most TCP connections that were open at once (keep-alive ones included)."""
+        return self._bound().connections_peak
+
+    @property
+    def connections_total(self) -> int:
+        """TCP connections accepted so far."""
+        return self._bound().connections_total
 
     def _handle(self, handler: _Handler) -> None:
         raise NotImplementedError
@@ -516,6 +530,59 @@ def _huge_chunks(size: int) -> Iterator[bytes]:
         yield chunk
         sent += len(chunk)
         chunk = block[: size - sent]
+
+
+class Blackhole:
+    """A port on 127.0.0.1 that never accepts a connection: connecting to it times out.
+
+    It listens with a backlog of one and fills that backlog itself, so the kernel drops
+    every further SYN (as a firewall or an overloaded host does) instead of refusing it.
+
+        with Blackhole() as hole:
+            httpx.get(hole.url("/feed.xml"), timeout=1)  # -> ConnectTimeout
+    """
+
+    def __init__(self) -> None:
+        self._listener: socket.socket | None = None
+        self._fillers: list[socket.socket] = []
+
+    def start(self) -> Self:
+        if self._listener is None:
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.bind((HOST, 0))
+            listener.listen(0)
+            self._listener = listener
+            for _ in range(3):  # a backlog of 0 still queues one; a spare or two for safety
+                filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                filler.setblocking(False)
+                try:
+                    filler.connect(listener.getsockname())
+                except BlockingIOError:
+                    pass
+                self._fillers.append(filler)
+        return self
+
+    def stop(self) -> None:
+        for sock in (*self._fillers, *([self._listener] if self._listener else [])):
+            sock.close()
+        self._fillers = []
+        self._listener = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._listener is None:
+            self.start()
+        assert self._listener is not None
+        return int(self._listener.getsockname()[1])
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{HOST}:{self.port}{_norm(path)}"
 
 
 # --------------------------------------------------------------------------- LibreTranslate

@@ -16,10 +16,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import feedparser
+import feedparser.api
 
 from aggregator.exceptions import ParseError
 from aggregator.html_text import strip_tags
 from aggregator.models import EntryData, ParsedFeed
+
+# Entity declarations are refused by the strict parser (see aggregator/safexml.py).
+feedparser.api.PREFERRED_XML_PARSERS = ["aggregator.safexml"]
 
 MAX_TITLE = 1_000
 MAX_SUMMARY = 100_000
@@ -48,6 +52,9 @@ def clean_prefix(data: bytes) -> bytes:
 def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = None,
                now: datetime | None = None) -> ParsedFeed:
     """Parse a feed document. Raises :class:`ParseError` when it holds no feed at all."""
+    if not isinstance(data, bytes):
+        # feedparser.parse(str) reads a local file or fetches a URL: never give it one.
+        raise TypeError(f"parse_feed takes the fetched bytes, not {type(data).__name__}")
     if not data or not data.strip():
         raise ParseError("empty document (0 bytes of content)")
     data = clean_prefix(data)
@@ -59,7 +66,12 @@ def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = N
     warnings: list[str] = []
     if d.get("bozo"):
         exc = d.get("bozo_exception")
-        warnings.append(f"feed is not well-formed: {type(exc).__name__}: {exc}")
+        if isinstance(exc, feedparser.CharacterEncodingOverride):
+            # Common and harmless: the server's Content-Type (or the XML declaration)
+            # names the wrong charset; feedparser found the right one.
+            warnings.append(f"wrong declared charset: {exc}")
+        else:
+            warnings.append(f"feed is not well-formed: {type(exc).__name__}: {exc}")
     if not d.get("version") and not d.get("entries"):
         if _HTML_SNIFF.search(data[:4096]):
             links = advertised_feeds(data, url)
@@ -93,7 +105,8 @@ def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = N
         seen.add(entry.key)
         entries.append(entry)
     if duplicates:
-        warnings.append(f"{duplicates} entries repeat an id already in this feed; kept the first")
+        warnings.append("1 entry repeats an id already in this feed; kept the first" if duplicates == 1 else
+                        f"{duplicates} entries repeat ids already in this feed; kept the first of each")
     return ParsedFeed(
         title=_text(feed.get("title")) or None,
         link=feed.get("link") or None,

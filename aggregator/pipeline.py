@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import httpx
+
 from aggregator.citations import Outlet, extract
 from aggregator.config import Config, SourceConfig
 from aggregator.embedding import Embedder
@@ -33,6 +35,7 @@ from aggregator.matching import ArticleIndex, Params, article_from_entry, match_
 from aggregator.models import Entry, ParsedFeed, from_iso, iso
 from aggregator.parsing import parse_feed
 from aggregator.publishing import publish, selection
+from aggregator.redaction import Redactor
 from aggregator.storage import EntryTranslation, SourceState, Store
 from aggregator.translation import EntryTexts, Translator, build_translator, chain_signature, retry_delay
 from aggregator.urls import host_of
@@ -138,12 +141,17 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                 only: Sequence[str] | None = None, rng: random.Random | None = None,
                 progress: Callable[[SourceReport], None] | None = None,
                 stop: threading.Event | None = None, on_due: Callable[[int], None] | None = None,
-                slack: timedelta = timedelta(0)) -> list[SourceReport]:
+                slack: timedelta = timedelta(0), limiter: HostLimiter | None = None,
+                client: httpx.Client | None = None) -> list[SourceReport]:
     """Fetch and store the due sources concurrently; one failure never stops the others.
 
     ``on_due`` hears how many sources are due before any is fetched (a progress bar's
     total). When ``stop`` is set, fetches in flight are abandoned (nothing of them is
-    stored; they are due again next time) and their threads left to the process's end."""
+    stored; they are due again next time) and their threads left to the process's end.
+    ``limiter`` bounds the requests in flight per host and ``client`` holds the open
+    connections: calls that run side by side (the daemon's per-source jobs) share both,
+    so that they never have more than ``fetch.per_host`` connections open to one host
+    (the owner of a client passed in closes it)."""
     rng = rng or random.Random()
     store.sync_sources((s.id, s.url, s.role) for s in config.sources)
     states = store.source_states()
@@ -155,10 +163,12 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
     if not due:
         return []
     fc = config.fetch
-    limiter = HostLimiter(fc.per_host)
+    limiter = limiter or HostLimiter(fc.per_host)
+    redactor = Redactor(config.secrets)
     reports: list[SourceReport] = []
-    client = make_client(connect_timeout=fc.connect_timeout.total_seconds(), read_timeout=fc.timeout.total_seconds(),
-                         max_connections=fc.concurrency)
+    own_client = client is None
+    if client is None:
+        client = make_fetch_client(config)
     pool = ThreadPoolExecutor(max_workers=min(fc.concurrency, len(due)), thread_name_prefix="fetch")
     abandoned = False
     try:
@@ -201,7 +211,7 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                 if job.stopped:
                     reports.append(SourceReport(job.source.id, "abandoned"))
                     continue
-                report = _store_fetched(store, config, job, now(), rng)
+                report = _store_fetched(store, config, job, now(), rng, redactor)
                 _log_source(report)
                 reports.append(report)
                 if progress:
@@ -213,13 +223,22 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
             pool.shutdown(wait=False, cancel_futures=True)
         else:
             pool.shutdown(wait=True)
-            client.close()
+            if own_client:
+                client.close()
     order = {s.id: i for i, s in enumerate(config.sources)}
     reports.sort(key=lambda r: order.get(r.id, 0))
     return reports
 
 
-def _store_fetched(store: Store, config: Config, job: _Fetched, now: datetime, rng: random.Random) -> SourceReport:
+def make_fetch_client(config: Config) -> httpx.Client:
+    fc = config.fetch
+    return make_client(connect_timeout=fc.connect_timeout.total_seconds(),
+                       read_timeout=min(fc.read_timeout, fc.timeout).total_seconds(),
+                       max_connections=fc.concurrency)
+
+
+def _store_fetched(store: Store, config: Config, job: _Fetched, now: datetime, rng: random.Random,
+                   redactor: Redactor) -> SourceReport:
     src, st = job.source, job.state
     interval = config.interval(src)
     if job.error is not None:
@@ -231,17 +250,24 @@ def _store_fetched(store: Store, config: Config, job: _Fetched, now: datetime, r
         status = e.status if isinstance(e, FetchError) else None
         disable = None
         if isinstance(e, FetchError) and e.permanent:
-            disable = f"HTTP 410 Gone at {iso(now)}: the publisher removed this feed; fix its url to re-enable"
+            disable = (f"HTTP 410 Gone on {iso(now)}: the publisher removed this feed, so it is no longer "
+                       "fetched; to re-enable it, change its url in the config, or try it again with "
+                       "`aggregator run --once --all`")
         kind = "parse" if isinstance(e, ParseError) else "fetch"
-        store.record_failure(src.id, f"{kind}: {e}", now=now, next_fetch=nxt, status=status, disable=disable,
-                             url=job.result.permanent_redirect if job.result is not None else None)
-        return SourceReport(src.id, "error", error=str(e), seconds=job.seconds)
+        message = redactor(str(e))  # errors may quote the URL, with its password or token
+        store.record_failure(src.id, f"{kind}: {message}", now=now, next_fetch=nxt, status=status,
+                             disable=disable, url=job.result.permanent_redirect if job.result is not None else None)
+        return SourceReport(src.id, "error", error=message, seconds=job.seconds)
     res = job.result
     nxt = next_fetch_after_success(now, interval, res.headers)
     if res.permanent_redirect:
-        log.warning("%s: moved permanently to %s; the stored URL now points there", src.id, res.permanent_redirect)
+        log.warning("%s: moved permanently to %s; the stored URL now points there", src.id,
+                    redactor(res.permanent_redirect))
+    if st.disabled:
+        log.warning("%s: answers again; re-enabled", src.id)
     parsed = job.parsed
-    warning = "; ".join(parsed.warnings)[:1000] if parsed and parsed.warnings else None
+    warnings = [redactor(w) for w in parsed.warnings] if parsed else []
+    warning = "; ".join(warnings)[:1000] if warnings else None
     stored = store.record_success(
         src.id, src.role, parsed.entries if parsed else None, now=now, next_fetch=nxt, status=res.status,
         etag=res.etag, last_modified=res.last_modified, url=res.permanent_redirect,
@@ -250,8 +276,7 @@ def _store_fetched(store: Store, config: Config, job: _Fetched, now: datetime, r
         outcome = "not modified"
     else:
         outcome = "new entries" if (stored.new or stored.updated) else "unchanged"
-    return SourceReport(src.id, outcome, stored.new, stored.updated,
-                        warnings=list(parsed.warnings) if parsed else [], seconds=job.seconds)
+    return SourceReport(src.id, outcome, stored.new, stored.updated, warnings=warnings, seconds=job.seconds)
 
 
 def _log_source(r: SourceReport) -> None:
@@ -397,6 +422,7 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
         store.set_meta("translation_chain", signature)
         store.set_meta("translation_chain_since", iso(now()) or "")
     chain_since = from_iso(store.get_meta("translation_chain_since"))
+    redactor = Redactor(config.secrets)
     translator.deadline = translator.clock() + tc.budget.total_seconds()
     done = pending = 0
     for e in entries:
@@ -425,7 +451,7 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
         try:
             out = {s: translator.translate(s, source, target) for s in texts.all()}
         except TranslationError as err:
-            reason = str(err)[:500]
+            reason = redactor(str(err))[:500]
             if not err.retryable and attempts >= PERMANENT_ATTEMPTS:
                 log.warning("translation of %s failed for good after %d attempts: %s", e.link, attempts, reason)
                 store.set_entry_translation(EntryTranslation(
@@ -474,13 +500,17 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
     own_translator = translator is None
     translator = translator or build_translator(config.translation, store, now=now)
     try:
+        # One line per stage at -v: where a cycle spends its time, and where it stopped.
         if stop is None or not stop.is_set():
+            log.info("matching posts to the articles they cite")
             report.matched_posts, report.new_matches = match_stage(store, config, now=now, translator=translator)
             report.pruned = prune_articles(store, config, now())
         entries = selection(store, config)
         if stop is None or not stop.is_set():
+            log.info("translating what the feed will show (%d entries)", len(entries))
             report.translated, report.translation_pending = translate_stage(
                 store, config, entries, translator, now=now, stop=stop)
+        log.info("publishing %d entries to %s", len(entries), config.output_dir)
         _, report.published = publish(store, config, now=now(), entries=entries)
         st = translator.stats
         report.translation_requests, report.translation_characters = st.total_requests, st.total_characters

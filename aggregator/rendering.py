@@ -497,6 +497,11 @@ def write_output(out_dir: Path, meta: FeedMeta, items: Sequence[FeedItem]) -> li
     written: list[Path] = []
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            # A run killed while writing leaves its temporary file; only one run
+            # publishes at a time (the store lock), so any found now is stale.
+            for stale in out_dir.glob(f".{name}.*.tmp"):
+                stale.unlink(missing_ok=True)
         for name, data in files.items():
             path = out_dir / name
             if write_atomic(path, data):

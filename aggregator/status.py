@@ -16,6 +16,7 @@ from typing import Any
 
 from aggregator.config import Config
 from aggregator.models import Entry, from_iso, iso
+from aggregator.redaction import Redactor
 from aggregator.storage import EntryTranslation, SourceState, Store, StoreLock
 
 
@@ -84,7 +85,11 @@ def _never(config: Config, running: str | None) -> dict[str, Any]:
 
 
 def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
-    """Everything ``status`` shows, as JSON-ready data."""
+    """Everything ``status`` shows, as JSON-ready data, secrets (URL passwords, keys) masked."""
+    return Redactor(config.secrets).obj(_collect(config, now))
+
+
+def _collect(config: Config, now: datetime | None) -> dict[str, Any]:
     from aggregator.publishing import selection
 
     now = now or datetime.now(timezone.utc)
@@ -162,9 +167,13 @@ def render_text(d: dict[str, Any], *, now: datetime | None = None, terminal: boo
     now = now or datetime.now(timezone.utc)
     # On a terminal, times are relative ("5m ago") to fit; plain output says both.
     table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold underline" if terminal else "")
-    last, nxt_ = ("fetched", "next") if terminal else ("last fetch (UTC)", "next fetch (UTC)")
-    for name, justify in (("source", "left"), ("role", "left"), ("entries", "right"), (last, "left"),
-                          ("result", "left"), ("errors", "right"), (nxt_, "left")):
+    # A terminal has no room for a last-success column: a failing source's result says it.
+    columns = ((("source", "left"), ("role", "left"), ("entries", "right"), ("fetched", "left"),
+                ("result", "left"), ("errors", "right"), ("next", "left")) if terminal else
+               (("source", "left"), ("role", "left"), ("entries", "right"), ("last fetch (UTC)", "left"),
+                ("last success (UTC)", "left"), ("result", "left"), ("errors", "right"),
+                ("next fetch (UTC)", "left")))
+    for name, justify in columns:
         wraps = name == "result"
         table.add_column(name, justify=justify, no_wrap=not wraps,  # type: ignore[arg-type]
                          overflow="fold" if wraps else "ellipsis", min_width=12 if wraps else None)
@@ -173,8 +182,16 @@ def render_text(d: dict[str, Any], *, now: datetime | None = None, terminal: boo
         nxt = "due now" if s.get("due") and s.get("last_fetch") else ago(s["next_fetch"], now, short=terminal)
         if s.get("disabled"):
             nxt = "never (disabled)"
-        table.add_row(s["id"], s["role"], str(s["entries"]), ago(s["last_fetch"], now, short=terminal), s["result"],
-                      str(s["consecutive_failures"]), nxt, style="red" if failing and terminal else "")
+        if terminal:
+            result = s["result"]
+            if failing:
+                ok = ago(s.get("last_success"), now, short=True)
+                result += f" (last ok: {'never' if ok == '-' else ok})"
+            table.add_row(s["id"], s["role"], str(s["entries"]), ago(s["last_fetch"], now, short=True), result,
+                          str(s["consecutive_failures"]), nxt, style="red" if failing else "")
+        else:
+            table.add_row(s["id"], s["role"], str(s["entries"]), ago(s["last_fetch"], now),
+                          ago(s.get("last_success"), now), s["result"], str(s["consecutive_failures"]), nxt)
     lines: list[str] = []
     if not d.get("store_exists"):
         lines.append(f"store {d['store']} does not exist yet: run `aggregator run --once` first")
@@ -217,10 +234,11 @@ def render_sources(config: Config, *, terminal: bool = False, width: int | None 
     from rich.console import Console
     from rich.table import Table
 
-    from aggregator.config import format_duration
-
     from rich.text import Text
 
+    from aggregator.config import format_duration
+
+    redact = Redactor(config.secrets)
     table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold underline" if terminal else "")
     # A terminal gets name, aliases and URL stacked in one column, so that rows stay
     # readable in 80 columns; plain output keeps one line per source, for grep.
@@ -234,10 +252,10 @@ def render_sources(config: Config, *, terminal: bool = False, width: int | None 
         if terminal:
             feed = Text(s.title, style="bold")
             feed.append(f"  aliases: {aliases}" if s.aliases else "", style="dim")
-            feed.append("\n" + s.url)
+            feed.append("\n" + redact(s.url))
             table.add_row(s.id, s.role, s.language, every, feed)
         else:
-            table.add_row(s.id, s.role, s.language, every, s.title, aliases, s.url)
+            table.add_row(s.id, s.role, s.language, every, s.title, aliases, redact(s.url))
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=terminal, no_color=not terminal, highlight=False,
                       width=width or (None if terminal else 1000), soft_wrap=False)

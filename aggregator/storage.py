@@ -305,8 +305,9 @@ class Store:
         with self.transaction():
             if entries:
                 new, updated, unchanged = self._upsert_entries(source_id, role, entries, now)
+            # A success clears a 410's "disabled": the feed is back (run --once --all tried it).
             sets = ["last_fetch=?", "last_success=?", "last_status=?", "last_error=?",
-                    "consecutive_failures=0", "next_fetch=?", "last_new=?", "last_updated=?"]
+                    "consecutive_failures=0", "next_fetch=?", "last_new=?", "last_updated=?", "disabled=NULL"]
             args: list[Any] = [iso(now), iso(now), status, warning, iso(next_fetch), new, updated]
             if entries is not None or etag or last_modified:
                 sets += ["etag=?", "last_modified=?"]

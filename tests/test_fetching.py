@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from aggregator import USER_AGENT
+from aggregator import PROJECT_URL, USER_AGENT
 from aggregator.exceptions import FetchError
 from aggregator.fetching import (
     fetch,
@@ -18,7 +18,7 @@ from aggregator.fetching import (
     next_fetch_after_success,
     parse_retry_after,
 )
-from aggregator.loopback import FeedServer
+from aggregator.loopback import Blackhole, FeedServer
 from conftest import DEV
 
 FEED = (DEV / "feeds" / "politico.xml").read_bytes()
@@ -40,7 +40,7 @@ def test_conditional_get_sends_validators_and_gets_304(client: httpx.Client) -> 
         assert second.not_modified and second.status == 304
         req = srv.requests[-1]
         assert req.headers["If-None-Match"] == first.etag
-        assert req.headers["User-Agent"] == USER_AGENT and "http" in USER_AGENT
+        assert req.headers["User-Agent"] == USER_AGENT and PROJECT_URL in USER_AGENT
 
 
 def test_gzip_is_asked_for_and_decoded(client: httpx.Client) -> None:
@@ -71,19 +71,64 @@ def test_a_server_that_never_answers_times_out(client: httpx.Client) -> None:
         srv.add("/h.xml", FEED)
         srv.fault("/h.xml", "hang")
         t0 = time.monotonic()
-        with pytest.raises(FetchError, match="timed out"):
+        with pytest.raises(FetchError, match=r"sent nothing for 1 s \(read timeout\)"):
             fetch(client, srv.url("/h.xml"), max_bytes=10**7, total_timeout=5)
         assert time.monotonic() - t0 < 3
 
 
-def test_a_dripping_server_hits_the_total_time_limit(client: httpx.Client) -> None:
-    with FeedServer() as srv:
-        srv.add("/d.xml", FEED)
-        srv.fault("/d.xml", "drip", interval=0.2)
+def test_a_server_that_never_accepts_the_connection_hits_the_connect_timeout() -> None:
+    with Blackhole() as hole, make_client(connect_timeout=0.5, read_timeout=5, max_connections=2) as c:
         t0 = time.monotonic()
-        with pytest.raises(FetchError, match="total limit"):
-            fetch(client, srv.url("/d.xml"), max_bytes=10**7, total_timeout=1.5)
+        with pytest.raises(FetchError, match=r"could not connect within 0.5 s \(connect timeout\)"):
+            fetch(c, hole.url("/f.xml"), max_bytes=10**7, total_timeout=10)
         assert time.monotonic() - t0 < 3
+
+
+def test_a_server_dripping_one_body_byte_a_second_hits_the_total_time_limit() -> None:
+    # The read timeout (5 s) never fires: a byte comes every second.
+    with FeedServer() as srv, make_client(connect_timeout=2, read_timeout=5, max_connections=2) as client:
+        srv.add("/d.xml", FEED)
+        srv.fault("/d.xml", "drip", interval=1.0)
+        t0 = time.monotonic()
+        with pytest.raises(FetchError, match="took longer than the 2.5 s total limit"):
+            fetch(client, srv.url("/d.xml"), max_bytes=10**7, total_timeout=2.5)
+        assert time.monotonic() - t0 < 4.5
+
+
+def test_a_server_dripping_header_lines_hits_the_total_time_limit() -> None:
+    # No read ever waits as long as the read timeout, and the body never starts: only
+    # a deadline over the whole request stops this one.
+    with FeedServer() as srv, make_client(connect_timeout=2, read_timeout=5, max_connections=2) as client:
+        srv.add("/h.xml", FEED)
+        srv.fault("/h.xml", "slow_headers", interval=0.3, count=1000)
+        t0 = time.monotonic()
+        with pytest.raises(FetchError, match="took longer than the 2 s total limit"):
+            fetch(client, srv.url("/h.xml"), max_bytes=10**7, total_timeout=2)
+        assert time.monotonic() - t0 < 4
+
+
+def test_the_total_limit_covers_every_redirect_hop(client: httpx.Client) -> None:
+    with FeedServer() as srv:
+        srv.add("/slow.xml", FEED)
+        srv.fault("/slow.xml", "slow_headers", interval=0.3, count=1000)
+        srv.fault("/start.xml", "redirect", to="/slow.xml", status=302)
+        with pytest.raises(FetchError, match="total limit"):
+            fetch(client, srv.url("/start.xml"), max_bytes=10**7, total_timeout=1.5)
+
+
+def test_a_redirect_to_a_local_file_is_refused(client: httpx.Client) -> None:
+    with FeedServer() as srv:
+        srv.fault("/f.xml", "redirect", to="file:///etc/passwd", status=301)
+        with pytest.raises(FetchError, match="refusing to follow a redirect to a non-HTTP URL: file:"):
+            fetch(client, srv.url("/f.xml"), max_bytes=10**7, total_timeout=5)
+
+
+def test_a_connection_cut_mid_body_is_reported(client: httpx.Client) -> None:
+    with FeedServer(gzip=False) as srv:
+        srv.add("/t.xml", FEED)
+        srv.fault("/t.xml", "truncate")
+        with pytest.raises(FetchError, match="connection broke off"):
+            fetch(client, srv.url("/t.xml"), max_bytes=10**7, total_timeout=5)
 
 
 def test_redirect_loop_is_reported(client: httpx.Client) -> None:

@@ -98,11 +98,12 @@ def test_status_after_a_cycle_shows_each_source_the_backlog_the_publication_and_
     r = cycled.cli("status")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert re.match(r"source\s+role\s+entries\s+last fetch \(UTC\)\s+result\s+errors\s+next fetch \(UTC\)$", lines[0])
+    assert re.match(r"source\s+role\s+entries\s+last fetch \(UTC\)\s+last success \(UTC\)\s+result\s+errors\s+"
+                    r"next fetch \(UTC\)$", lines[0])
     rows = {line.split()[0]: line for line in lines[1:1 + len(EXPECTED)]}
     assert set(rows) == set(EXPECTED)
     for sid, n in EXPECTED.items():
-        assert re.match(rf"{sid}\s+(blog|outlet)\s+{n}\s+\d{{4}}-\d\d-\d\d \d\d:\d\d \((now|\d+s ago)\)\s+"
+        assert re.match(rf"{sid}\s+(blog|outlet)\s+{n}\s+(\d{{4}}-\d\d-\d\d \d\d:\d\d \((now|\d+s ago)\)\s+){{2}}"
                         rf"ok: {n} new, 0 updated\s+0\s+\d{{4}}-\d\d-\d\d \d\d:\d\d \(in 30m\)$", rows[sid]), rows[sid]
     text = r.stdout
     assert "run: none running" in text
@@ -155,7 +156,7 @@ def test_status_before_the_first_run_says_so(site: Site) -> None:
     r = site.cli("status")
     assert r.returncode == 0, r.stderr
     assert "does not exist yet: run `aggregator run --once` first" in r.stdout
-    assert re.search(r"^blog\s+blog\s+0\s+-\s+never fetched", r.stdout, re.M)
+    assert re.search(r"^blog\s+blog\s+0\s+-\s+-\s+never fetched", r.stdout, re.M)
 
 
 # -- explain ---------------------------------------------------------------------------
