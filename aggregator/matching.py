@@ -17,6 +17,7 @@ Three ways a post cites, tried in this order (docs/matching.md explains the numb
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -28,7 +29,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 from rapidfuzz import fuzz
 
-from aggregator.citations import PostText
+from aggregator.citations import PostText, outlets_named_in
 from aggregator.html_text import strip_tags
 from aggregator.models import Citation, Entry, Match
 from aggregator.urls import canonical_url
@@ -47,6 +48,7 @@ MENTION_MEANING_ONLY = 0.72   # without a translation: meaning alone, stricter
 MENTION_MEANING_MARGIN = 0.15
 CROSSLINGUAL_ACCEPT = 0.60    # a headline in another language: meaning, outlet named
 CROSSLINGUAL_MARGIN = 0.10
+ARTICLE_CHARS = 5000          # what of an article's summary (or content) the matcher reads
 JST = timedelta(hours=9)      # the blog writes "13日" in its own day, or in the outlet's
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
@@ -76,7 +78,7 @@ def headline_variants(text: str, outlet_names: Iterable[str] = ()) -> tuple[str,
     " - Outlet" / " | Outlet", a trailing "(Outlet)", a leading "Outlet: "."""
     t = unicodedata.normalize("NFKC", text).translate(_QUOTES).strip()
     out = [normalize_headline(t)]
-    names = {normalize_headline(n) for n in outlet_names}
+    names = _normalized_names(tuple(outlet_names))
     m = _SUFFIX.search(t)
     if m:
         suffix = normalize_headline(m.group(1))
@@ -91,6 +93,11 @@ def headline_variants(text: str, outlet_names: Iterable[str] = ()) -> tuple[str,
     if m and normalize_headline(m.group(1)) in names:
         out.append(normalize_headline(t[m.end():]))
     return tuple(dict.fromkeys(v for v in out if v))
+
+
+@functools.lru_cache(maxsize=64)
+def _normalized_names(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(normalize_headline(n) for n in names)
 
 
 def tokens(norm: str) -> list[str]:
@@ -125,7 +132,7 @@ class Article:
     @property
     def text(self) -> str:
         if self._text is None:
-            self._text = (self.title + ". " + strip_tags(self.summary[:5000])[:1500]).strip()
+            self._text = (self.title + ". " + strip_tags(self.summary[:ARTICLE_CHARS])[:1500]).strip()
         return self._text
 
 
@@ -260,8 +267,12 @@ def match_post(post: Entry, text: PostText, index: ArticleIndex, *,
     out = Outcome()
     start, end = post.date - params.window, post.date + params.after
     all_names = [n for names in outlet_names.values() for n in names]
-    named = outlets_named(text.body, outlet_names)
     taken: set[int] = set()
+
+    @functools.cache
+    def named() -> set[str]:
+        # Only a doubtful headline needs it: most posts never ask.
+        return outlets_named(text.body, outlet_names)
 
     def add(hit: Hit) -> None:
         article, score, method, evidence = hit
@@ -308,7 +319,8 @@ def match_post(post: Entry, text: PostText, index: ArticleIndex, *,
 
 
 def _best_headline(cite: Citation, index: ArticleIndex, start: datetime, end: datetime,
-                   all_names: Sequence[str], named: set[str], same_host: str | None = None) -> Hit | None:
+                   all_names: Sequence[str], named: Callable[[], set[str]],
+                   same_host: str | None = None) -> Hit | None:
     truncated = bool(_ELLIPSIS.search(cite.text))
     variants = headline_variants(_ELLIPSIS.sub("", cite.text), all_names)
     if not variants:
@@ -328,17 +340,17 @@ def _best_headline(cite: Citation, index: ArticleIndex, start: datetime, end: da
         return None  # two articles fit about equally: linking either could mislead
     if best >= HEADLINE_ACCEPT:
         return art, best, "headline", f"{how} {best:.2f}"
-    if best >= HEADLINE_WITH_OUTLET and art.source_id in named:
+    if best >= HEADLINE_WITH_OUTLET and art.source_id in named():
         return art, best, "headline", f"{how} {best:.2f} + outlet named"
     return None
 
 
 def _best_crosslingual(cite: Citation, index: ArticleIndex, start: datetime, end: datetime,
-                       embed: Embedder, named: set[str], translated: str | None) -> Hit | None:
+                       embed: Embedder, named: Callable[[], set[str]], translated: str | None) -> Hit | None:
     """A headline in another language than the outlets' feeds: only the outlets the post
     names are candidates, and the meaning must fit one of their articles clearly — the
     headline's own, or its translation's (same-language similarity is the sharper one)."""
-    cands = index.outlet_window(sorted(named), start, end)
+    cands = index.outlet_window(sorted(named()), start, end)
     if not cands:
         return None
     probes = [cite.text] + ([translated] if translated else [])
@@ -415,8 +427,7 @@ def _covered(words: set[str], text_words: set[str], index: ArticleIndex) -> floa
 
 def outlets_named(body: Sequence[str], outlet_names: Mapping[str, Sequence[str]]) -> set[str]:
     """The outlets whose name or an alias appears in the post's text."""
-    low = "\n".join(body).casefold()
-    return {oid for oid, names in outlet_names.items() if any(n and n.casefold() in low for n in names)}
+    return outlets_named_in("\n".join(body), outlet_names.items())
 
 
 _NON_ENGLISH_WORDS = frozenset("""der die das und ist nicht mit den von zu auf für ein eine im sich dem des

@@ -29,7 +29,7 @@ from aggregator.fetching import (
     next_fetch_after_failure,
     next_fetch_after_success,
 )
-from aggregator.matching import ArticleIndex, Params, article_from_entry, match_post
+from aggregator.matching import ARTICLE_CHARS, ArticleIndex, Params, article_from_entry, match_post
 from aggregator.models import Entry, ParsedFeed, iso
 from aggregator.parsing import parse_feed
 from aggregator.publishing import publish, selection
@@ -237,13 +237,15 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     all_names = [n for o in outlets for n in o.names]
     start = min(p.date for p in posts) - params.window
     end = max(p.date for p in posts) + params.after
-    index = ArticleIndex(article_from_entry(a, all_names) for a in store.articles_between(start, end))
+    index = ArticleIndex(article_from_entry(a, all_names)
+                         for a in store.article_heads_between(start, end, ARTICLE_CHARS))
     hosts = own_hosts(config)
+    target_language = outlet_language(config)
     embedder = embedder or Embedder(store)
     changed = 0
     for post in posts:
         text = extract(post.content or post.summary, own_hosts=hosts | post_hosts(post), outlets=outlets)
-        lookup = _mention_translations(text, post, config, translator)
+        lookup = _mention_translations(text, post, target_language, translator)
         outcome = match_post(post, text, index, params=params, outlet_names=names,
                              translate=lookup, embed=embedder)
         if store.set_matches(post.id, outcome.matches, outcome.state, t):
@@ -276,11 +278,11 @@ def outlet_language(config: Config) -> str:
     return "en" if "en" in langs or not langs else sorted(langs)[0]
 
 
-def _mention_translations(text: Any, post: Entry, config: Config,
+def _mention_translations(text: Any, post: Entry, target: str,
                           translator: Translator | None) -> Callable[[str], str | None]:
     """Translate what the matcher compares (cached), so it can compare words; without a
     translator it compares meaning only."""
-    source, target = post.language or "ja", outlet_language(config)
+    source = post.language or "ja"
     wanted = [(t, source) for t in mention_texts(post, text)] + [(t, "auto") for t in foreign_headlines(text)]
     if not wanted or translator is None:
         return lambda s: None
