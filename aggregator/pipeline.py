@@ -31,7 +31,7 @@ from aggregator.fetching import (
 )
 from aggregator.matching import ARTICLE_CHARS, ArticleIndex, Params, article_from_entry, match_post
 from aggregator.models import Entry, ParsedFeed, iso
-from aggregator.parsing import parse_feed
+from aggregator.parsepool import parse_feed  # in worker processes when parses overlap (GIL)
 from aggregator.publishing import publish, selection
 from aggregator.storage import EntryTranslation, SourceState, Store
 from aggregator.translation import EntryTexts, Translator, build_translator, retry_delay

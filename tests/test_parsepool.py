@@ -1,0 +1,99 @@
+"""Feed parsing in worker processes (aggregator.parsepool): the same results and the same
+per-source errors as parsing in the fetch threads, and no source lost when a worker dies."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from aggregator import parsepool
+from aggregator.config import parse_config
+from aggregator.exceptions import ParseError
+from aggregator.loopback import FeedServer
+from aggregator.parsepool import ParsePool
+from aggregator.parsing import parse_feed
+from aggregator.pipeline import fetch_stage
+from aggregator.storage import Store
+from conftest import DEV
+
+NOW = datetime(2024, 5, 21, tzinfo=timezone.utc)
+OUTLETS = ["politico", "reuters", "defensenews", "twz", "breakingdefense", "kyivindependent"]
+
+
+@pytest.fixture
+def pool() -> Iterator[ParsePool]:
+    p = ParsePool(workers=2, min_concurrent=1)  # every parse goes to the processes
+    yield p
+    p.shutdown()
+
+
+def test_a_feed_parsed_in_a_worker_process_gives_what_the_thread_gives(pool: ParsePool) -> None:
+    for name in ("blog.xml", "twz.xml"):  # RSS with content:encoded, Atom
+        data = (DEV / "feeds" / name).read_bytes()
+        assert pool.parse(data, url="http://x/", now=NOW) == parse_feed(data, url="http://x/", now=NOW)
+    assert pool.in_process == 2
+
+
+def test_a_broken_feed_parsed_in_a_worker_process_is_the_same_parse_error(pool: ParsePool) -> None:
+    truncated = (DEV / "feeds" / "reuters.xml").read_bytes()[:300]
+    page = b"<!DOCTYPE html><html><head><title>x</title></head><body>not a feed</body></html>"
+    for data in (truncated, page, b"   "):
+        with pytest.raises(ParseError) as in_thread:
+            parse_feed(data, now=NOW)
+        with pytest.raises(ParseError) as in_pool:
+            pool.parse(data, now=NOW)
+        assert str(in_pool.value) == str(in_thread.value)
+
+
+def test_a_parser_process_that_dies_costs_no_document(pool: ParsePool) -> None:
+    data = (DEV / "feeds" / "politico.xml").read_bytes()
+    want = parse_feed(data, now=NOW)
+    assert pool.parse(data, now=NOW) == want
+    children = multiprocessing.active_children()
+    assert children, "the parse ran in a worker process"
+    for child in children:  # as the OOM killer would
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(5)
+    assert pool.parse(data, now=NOW) == want
+    assert pool.restarts == 1
+
+
+def test_one_parse_at_a_time_stays_in_the_calling_thread() -> None:
+    p = ParsePool(workers=2)  # the default: the pool only for overlapping parses
+    data = (DEV / "feeds" / "politico.xml").read_bytes()
+    p.parse(data, now=NOW)
+    p.parse(data, now=NOW)
+    assert p.in_process == 0 and p.restarts == 0
+    p.shutdown()
+
+
+def test_a_cycle_parsing_in_processes_reports_broken_feeds_per_source_and_stores_the_rest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parsepool, "DEFAULT", ParsePool(workers=2, min_concurrent=1))
+    with FeedServer() as srv:
+        lines = ["sources:"]
+        for o in OUTLETS:
+            url = srv.add(f"/{o}.xml", (DEV / "feeds" / f"{o}.xml").read_bytes())
+            lines.append(f"  - {{id: {o}, url: '{url}', role: outlet}}")
+        url = srv.add("/cut.xml", (DEV / "feeds" / "reuters.xml").read_bytes()[:400])
+        lines.append(f"  - {{id: cut, url: '{url}', role: outlet}}")
+        url = srv.add("/page.xml", b"<!DOCTYPE html><html><body>moved</body></html>", "text/html")
+        lines.append(f"  - {{id: page, url: '{url}', role: outlet}}")
+        config = parse_config(f"storage: {{url: 'sqlite:///{tmp_path}/s.sqlite3'}}\n" + "\n".join(lines) + "\n")
+        with Store(config.db_path) as store:
+            reports = {r.id: r for r in fetch_stage(store, config, now=lambda: NOW)}
+            counts = dict(store.db.execute("SELECT source_id, COUNT(*) FROM entries GROUP BY source_id"))
+    try:
+        assert parsepool.DEFAULT.in_process >= len(OUTLETS)
+    finally:
+        parsepool.DEFAULT.shutdown()
+    assert {sid for sid, r in reports.items() if r.outcome == "error"} == {"cut", "page"}
+    assert "HTML page" in (reports["page"].error or "")
+    for o in OUTLETS:
+        assert reports[o].outcome == "new entries" and counts[o] == reports[o].new > 0
