@@ -36,6 +36,15 @@ class Outlet:
     names: tuple[str, ...]  # the source name and its aliases
 
 
+class Outlets(tuple[Outlet, ...]):
+    """The subscribed outlets, and the finder of their names made once for all the
+    posts of a cycle (hundreds of outlets: building it is not free)."""
+
+    @functools.cached_property
+    def finder(self) -> tuple[NameFinder, dict[str, set[str]]]:
+        return name_owners(tuple((o.id, tuple(n.strip() for n in o.names)) for o in self))
+
+
 @dataclass(frozen=True, slots=True)
 class PostText:
     """A blog post split into what the matcher needs."""
@@ -106,7 +115,8 @@ def find_mentions(body: Sequence[str], outlets: Sequence[Outlet]) -> list[Citati
     out: list[Citation] = []
     # Only the outlets whose names occur at all (one pass over the text, however many
     # outlets there are) are looked for sentence by sentence.
-    finder, owners = _name_owners(tuple((o.id, tuple(n.strip() for n in o.names)) for o in outlets))
+    finder, owners = outlets.finder if isinstance(outlets, Outlets) else \
+        name_owners(tuple((o.id, tuple(n.strip() for n in o.names)) for o in outlets))
     named = {oid for n in finder.find("\n".join(body)) for oid in owners[n]}
     patterns = [(o, _alias_pattern(tuple(o.names))) for o in outlets if o.id in named]
     for para in body:
@@ -159,7 +169,7 @@ class NameFinder:
 
 
 @functools.lru_cache(maxsize=16)
-def _name_owners(outlets: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[NameFinder, dict[str, set[str]]]:
+def name_owners(outlets: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[NameFinder, dict[str, set[str]]]:
     """A finder for the outlets' names, and which outlets each casefolded name belongs to."""
     owners: dict[str, set[str]] = {}
     for oid, names in outlets:
@@ -171,7 +181,7 @@ def _name_owners(outlets: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[Name
 
 def outlets_named_in(text: str, outlets: Iterable[tuple[str, Iterable[str]]]) -> set[str]:
     """The ids of the outlets one of whose names occurs in ``text`` (casefolded)."""
-    finder, owners = _name_owners(tuple((oid, tuple(names)) for oid, names in outlets))
+    finder, owners = name_owners(tuple((oid, tuple(names)) for oid, names in outlets))
     return {oid for n in finder.find(text) for oid in owners[n]}
 
 

@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 from rapidfuzz import fuzz
 
-from aggregator.citations import PostText, outlets_named_in
+from aggregator.citations import NameFinder, PostText, name_owners, outlets_named_in
 from aggregator.html_text import strip_tags
 from aggregator.models import Citation, Entry, Match
 from aggregator.urls import canonical_url
@@ -78,21 +78,46 @@ def headline_variants(text: str, outlet_names: Iterable[str] = ()) -> tuple[str,
     " - Outlet" / " | Outlet", a trailing "(Outlet)", a leading "Outlet: "."""
     t = unicodedata.normalize("NFKC", text).translate(_QUOTES).strip()
     out = [normalize_headline(t)]
-    names = _normalized_names(tuple(outlet_names))
+    known: frozenset[str] | None = None
+
+    def is_outlet(part: str) -> bool:
+        # The names are looked at only when the headline has a part that could be one
+        # (most have none): with hundreds of outlets even a cached lookup costs.
+        nonlocal known
+        if known is None:
+            known = outlet_names if isinstance(outlet_names, NameSet) else _normalized_names(tuple(outlet_names))
+        return normalize_headline(part) in known
+
     m = _SUFFIX.search(t)
     if m:
-        suffix = normalize_headline(m.group(1))
         # A known outlet name, or one word ("- AP", "| Bloomberg"): longer trailing
         # segments are part of the headline ("Ukraine war latest - Russia advances").
-        if suffix in names or len(suffix.split()) == 1:
+        if len(normalize_headline(m.group(1)).split()) == 1 or is_outlet(m.group(1)):
             out.append(normalize_headline(t[: m.start()]))
     m = _PAREN_SUFFIX.search(t)
-    if m and normalize_headline(m.group(1)) in names:
+    if m and is_outlet(m.group(1)):
         out.append(normalize_headline(t[: m.start()]))
     m = _PREFIX.match(t)
-    if m and normalize_headline(m.group(1)) in names:
+    if m and is_outlet(m.group(1)):
         out.append(normalize_headline(t[m.end():]))
     return tuple(dict.fromkeys(v for v in out if v))
+
+
+class NameSet(frozenset[str]):
+    """Outlet names already normalised (:func:`normalize_headline`), made once."""
+
+
+class OutletNames(dict[str, tuple[str, ...]]):
+    """outlet id -> (display name, aliases...), with what matching derives from all the
+    names made once for all the posts of a cycle rather than once a post."""
+
+    @functools.cached_property
+    def normalized(self) -> NameSet:
+        return NameSet(normalize_headline(n) for names in self.values() for n in names)
+
+    @functools.cached_property
+    def finder(self) -> tuple[NameFinder, dict[str, set[str]]]:
+        return name_owners(tuple((oid, tuple(names)) for oid, names in self.items()))
 
 
 @functools.lru_cache(maxsize=64)
@@ -266,7 +291,8 @@ def match_post(post: Entry, text: PostText, index: ArticleIndex, *,
     language (None when there is none); ``embed`` maps texts to unit vectors."""
     out = Outcome()
     start, end = post.date - params.window, post.date + params.after
-    all_names = [n for names in outlet_names.values() for n in names]
+    all_names = outlet_names.normalized if isinstance(outlet_names, OutletNames) else \
+        [n for names in outlet_names.values() for n in names]
     taken: set[int] = set()
 
     @functools.cache
@@ -427,6 +453,9 @@ def _covered(words: set[str], text_words: set[str], index: ArticleIndex) -> floa
 
 def outlets_named(body: Sequence[str], outlet_names: Mapping[str, Sequence[str]]) -> set[str]:
     """The outlets whose name or an alias appears in the post's text."""
+    if isinstance(outlet_names, OutletNames):
+        finder, owners = outlet_names.finder
+        return {oid for n in finder.find("\n".join(body)) for oid in owners[n]}
     return outlets_named_in("\n".join(body), outlet_names.items())
 
 

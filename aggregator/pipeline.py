@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from aggregator.citations import Outlet, extract
+from aggregator.citations import Outlet, Outlets, extract
 from aggregator.config import Config, SourceConfig
 from aggregator.embedding import Embedder
 from aggregator.exceptions import AggregatorError, FetchError, ParseError, TranslationError
@@ -29,7 +29,7 @@ from aggregator.fetching import (
     next_fetch_after_failure,
     next_fetch_after_success,
 )
-from aggregator.matching import ARTICLE_CHARS, ArticleIndex, Params, article_from_entry, match_post
+from aggregator.matching import ARTICLE_CHARS, ArticleIndex, OutletNames, Params, article_from_entry, match_post
 from aggregator.models import Entry, ParsedFeed, iso
 from aggregator.parsepool import parse_feed  # in worker processes when parses overlap (GIL)
 from aggregator.publishing import publish, selection
@@ -201,8 +201,9 @@ def _log_source(r: SourceReport) -> None:
 # -- matching ----------------------------------------------------------------------------
 
 
-def outlets_of(config: Config) -> list[Outlet]:
-    return [Outlet(s.id, tuple(dict.fromkeys([s.title, *s.aliases]))) for s in config.sources if s.role == "outlet"]
+def outlets_of(config: Config) -> Outlets:
+    return Outlets(Outlet(s.id, tuple(dict.fromkeys([s.title, *s.aliases]))) for s in config.sources
+                   if s.role == "outlet")
 
 
 def own_hosts(config: Config) -> set[str]:
@@ -233,8 +234,8 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
         return 0, 0
     params = Params(window=config.matching.window)
     outlets = outlets_of(config)
-    names = {o.id: o.names for o in outlets}
-    all_names = [n for o in outlets for n in o.names]
+    names = OutletNames({o.id: o.names for o in outlets})
+    all_names = names.normalized
     start = min(p.date for p in posts) - params.window
     end = max(p.date for p in posts) + params.after
     index = ArticleIndex(article_from_entry(a, all_names)
