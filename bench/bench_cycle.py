@@ -247,12 +247,14 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, {_cpu_model()}, Python {sys.version.split()[0]}; "
           f"load average {load_average()}", flush=True)
     if args.scale:
-        print("| feeds | tool | wall s | CPU s | peak RSS MB | entries/s | load avg |\n|---:|---|---:|---:|---:|---:|---|")
+        print("| feeds | tool | wall s | CPU s | peak RSS MB | of which main process MB | entries/s | load avg |\n"
+              "|---:|---|---:|---:|---:|---:|---:|---|")
         for n in (int(x) for x in args.scale.split(",")):
             results, manifest = run(n, args.entries, tools, args.workers, args.seed, not args.no_translation,
                                     cycles=("cold",))
             for r in results:
-                print(f"| {n} | {r.tool} | {r.wall:.1f} | {r.cpu:.1f} | {r.rss_mb:.0f} | "
+                main_mb = int(r.extra.get("rss_main_kb", r.rss_mb * 1024)) / 1024  # type: ignore[call-overload]
+                print(f"| {n} | {r.tool} | {r.wall:.1f} | {r.cpu:.1f} | {r.rss_mb:.0f} | {main_mb:.0f} | "
                       f"{n * args.entries / r.wall:,.0f} | {r.extra['load']} |", flush=True)
         return
     results, manifest = run(args.feeds, args.entries, tools, args.workers, args.seed, not args.no_translation,

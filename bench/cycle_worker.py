@@ -77,14 +77,15 @@ def run_aggregator(config: str) -> dict[str, object]:
     wall = time.perf_counter() - t0
     cpu1, rss, kids_rss = _usage()
     # ru_maxrss of the children is the largest one's: count it once per worker process.
-    kids_rss *= pool.workers if pool.in_process else 0
+    workers = pool.workers if pool.in_process else 0
     with sqlite3.connect(cfg.db_path) as db:
         stored = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         failed = db.execute("SELECT COUNT(*) FROM sources WHERE last_error LIKE 'fetch:%'"
                             " OR last_error LIKE 'parse:%'").fetchone()[0]
         matched = db.execute("SELECT COUNT(DISTINCT post_id) FROM matches").fetchone()[0]
-    return {"wall": wall, "cpu": cpu1 - cpu0, "rss_kb": rss + kids_rss, "import_s": imported,
-            "stored": stored, "failed": failed, "posts_matched": matched, "parsed_in_pool": pool.in_process}
+    return {"wall": wall, "cpu": cpu1 - cpu0, "rss_kb": rss + kids_rss * workers, "import_s": imported,
+            "stored": stored, "failed": failed, "posts_matched": matched, "parsed_in_pool": pool.in_process,
+            "rss_main_kb": rss, "rss_worker_kb": kids_rss if workers else 0, "workers": workers}
 
 
 def run_reader(db: str, urls_file: str, workers: int) -> dict[str, object]:
