@@ -12,7 +12,13 @@ seconds (and at exit). Nothing about the result changes: a document that is not 
 raises the same :class:`ParseError` as in the thread. A worker that dies (killed, out of
 memory) costs no source: the documents it held are parsed again in a new pool, and one
 that kills a fresh worker too is reported as that source's parse error. When processes
-cannot be started at all, parsing stays in the threads.
+cannot be started, or die before parsing anything, parsing stays in the threads.
+
+Workers are started with ``spawn``, which imports the parent's main module in each
+worker: a script that runs a cycle from its top level must do so under
+``if __name__ == "__main__":`` (the ``aggregator`` command does). The environment
+variable ``AGGREGATOR_PARSE_WORKERS`` sets the number of processes (0 or 1: parse in
+the threads, as on a one-CPU machine).
 """
 
 from __future__ import annotations
@@ -34,6 +40,12 @@ log = logging.getLogger(__name__)
 
 
 def _cpus() -> int:
+    setting = os.environ.get("AGGREGATOR_PARSE_WORKERS", "").strip()
+    if setting:
+        try:
+            return max(0, int(setting))
+        except ValueError:
+            log.warning("AGGREGATOR_PARSE_WORKERS=%r is not a number; using one process per CPU", setting)
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -66,6 +78,7 @@ class ParsePool:
         self.in_process = 0  # documents parsed in the pool (for tests and logs)
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
+        self._executor_worked = False  # the current pool has parsed a document
         self._unusable = False
         self._running = 0
         self._idle_timer: threading.Timer | None = None
@@ -97,10 +110,15 @@ class ParsePool:
                  now: datetime | None) -> ParsedFeed:
         for attempt in (1, 2):
             try:
-                result = executor.submit(_parse, data, url, headers, now).result()
-                with self._lock:
-                    self.in_process += 1
-                return result
+                future = executor.submit(_parse, data, url, headers, now)
+            except RuntimeError:  # shut down meanwhile (shutdown() from another thread)
+                return parsing.parse_feed(data, url=url, headers=headers, now=now)
+            except BrokenProcessPool:
+                future = None
+            try:
+                if future is None:
+                    raise BrokenProcessPool
+                result = future.result()
             except BrokenProcessPool:
                 if attempt == 2:
                     raise ParseError("the parser process died on this document (twice); not parsed") from None
@@ -109,6 +127,12 @@ class ParsePool:
                 if replacement is None:
                     return parsing.parse_feed(data, url=url, headers=headers, now=now)
                 executor = replacement
+                continue
+            with self._lock:
+                self.in_process += 1
+                if executor is self._executor:
+                    self._executor_worked = True
+            return result
         raise AssertionError("unreachable")
 
     def _get_executor(self) -> ProcessPoolExecutor | None:
@@ -123,7 +147,13 @@ class ParsePool:
             if self._executor is broken:
                 broken.shutdown(wait=False, cancel_futures=True)
                 self.restarts += 1
-                self._executor = self._start() if self.restarts <= 3 else None
+                # A pool that died before parsing anything will not do better next time
+                # (a main module that is not import-safe, a sandbox without processes).
+                usable = self._executor_worked and self.restarts <= 3
+                if not usable:
+                    log.warning("feed-parsing processes die before parsing anything; parsing in threads")
+                self._executor = self._start() if usable else None
+                self._executor_worked = False
                 if self._executor is None:
                     self._unusable = True
             return self._executor
@@ -134,7 +164,7 @@ class ParsePool:
             # logging locks must not be copied into a child mid-use.
             return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                                        initializer=_quiet_worker)
-        except (OSError, ValueError, ImportError, NotImplementedError) as e:
+        except (OSError, ValueError, ImportError, NotImplementedError, RuntimeError) as e:
             log.warning("cannot start feed-parsing processes (%s); parsing in threads", e)
             self._unusable = True
             return None
