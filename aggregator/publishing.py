@@ -220,13 +220,13 @@ OUTPUT_NAMES = (ATOM_NAME, RSS_NAME, JSON_NAME, HTML_NAME, ATOM_XSL_NAME, RSS_XS
 
 @functools.cache
 def _code_digest() -> str:
-    """The code and templates that turn the inputs into files: an upgrade renders anew."""
+    """The code and templates that turn the inputs into files (the whole package, read
+    once per process): an upgrade, or any edit, renders anew."""
     h = hashlib.sha1(__version__.encode())
     base = resources.files("aggregator")
-    for name in ("publishing.py", "rendering.py", "html_text.py", "citations.py"):
-        h.update((base / name).read_bytes())
-    for f in sorted((base / "templates").iterdir(), key=lambda f: f.name):
-        h.update(f.read_bytes())
+    files = [f for f in base.iterdir() if f.name.endswith(".py")] + list((base / "templates").iterdir())
+    for f in sorted(files, key=lambda f: f.name):
+        h.update(f.name.encode() + b"\x00" + f.read_bytes())
     return h.hexdigest()
 
 
