@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
@@ -52,10 +53,21 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _quiet_worker() -> None:
+def _init_worker(parent: int) -> None:
     # Ctrl-C reaches the whole process group: the parent decides what stops, and a
     # worker interrupted mid-parse would only print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    # A parent that leaves without shutting the pool down (os._exit after abandoning a
+    # hung fetch, kill -9) would leave the workers waiting for work forever, holding its
+    # stdout and stderr open (cron, a supervisor, a test waits on those): follow it.
+    def follow_parent() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=follow_parent, name="follow-parent", daemon=True).start()
 
 
 def _parse(data: bytes, url: str, headers: dict[str, str] | None, now: datetime | None) -> ParsedFeed:
@@ -163,7 +175,7 @@ class ParsePool:
             # spawn, not fork: the fetch threads, the store's connection and the
             # logging locks must not be copied into a child mid-use.
             return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_quiet_worker)
+                                       initializer=_init_worker, initargs=(os.getpid(),))
         except (OSError, ValueError, ImportError, NotImplementedError, RuntimeError) as e:
             log.warning("cannot start feed-parsing processes (%s); parsing in threads", e)
             self._unusable = True

@@ -134,3 +134,40 @@ def test_the_number_of_parsing_processes_can_be_set_in_the_environment(monkeypat
     assert p.in_process == 0
     monkeypatch.setenv("AGGREGATOR_PARSE_WORKERS", "3")
     assert ParsePool().workers == 3
+
+
+def test_workers_leave_with_a_parent_that_exits_without_shutting_them_down(tmp_path: Path) -> None:
+    # `run --once` stopped by SIGTERM during a hung fetch leaves with os._exit: the parsing
+    # processes must not outlive it (they would hold its stdout open for whoever waits).
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import multiprocessing, os, sys\n"
+        "from aggregator.parsepool import ParsePool\n"
+        "if __name__ == '__main__':\n"
+        "    p = ParsePool(workers=2, min_concurrent=1)\n"
+        f"    p.parse(open({str(DEV / 'feeds' / 'twz.xml')!r}, 'rb').read())\n"
+        "    print(' '.join(str(c.pid) for c in multiprocessing.active_children()), flush=True)\n"
+        "    os._exit(0)\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
+    pids = [int(p) for p in out.stdout.split()]
+    assert pids, out.stderr
+    assert time.monotonic() - t0 < 30  # capture_output waited for every holder of the pipes
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return not open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in pids)
