@@ -144,24 +144,31 @@ def content_words(text: str) -> set[str]:
 class Article:
     """An outlet article as the matcher sees it. ``text`` (title and plain summary) is
     made on first use: most articles are only ever compared by link or headline.
-    ``days``: its day of the month in the publisher's zone, in UTC and in Japan."""
+    ``days``: its day of the month in the publisher's zone, in UTC and in Japan.
+    ``load``, when given, fetches the summary (by article id) on that first use, so
+    that an index of a hundred thousand articles does not hold their summaries."""
 
-    __slots__ = ("id", "source_id", "title", "summary", "canonical", "host", "date", "days", "variants", "_text")
+    __slots__ = ("id", "source_id", "title", "summary", "canonical", "host", "date", "days", "variants", "_text",
+                 "_load")
 
     def __init__(self, id: int, source_id: str, title: str, summary: str, canonical: str, host: str,
-                 date: datetime, days: frozenset[int], variants: tuple[str, ...]):
+                 date: datetime, days: frozenset[int], variants: tuple[str, ...],
+                 load: Callable[[int], str] | None = None):
         self.id, self.source_id, self.title, self.summary = id, source_id, title, summary
         self.canonical, self.host, self.date, self.days, self.variants = canonical, host, date, days, variants
         self._text: str | None = None
+        self._load = load
 
     @property
     def text(self) -> str:
         if self._text is None:
-            self._text = (self.title + ". " + strip_tags(self.summary[:ARTICLE_CHARS])[:1500]).strip()
+            summary = self._load(self.id) if self._load is not None else self.summary
+            self._text = (self.title + ". " + strip_tags(summary[:ARTICLE_CHARS])[:1500]).strip()
         return self._text
 
 
-def article_from_entry(e: Entry, outlet_names: Iterable[str] = ()) -> Article:
+def article_from_entry(e: Entry, outlet_names: Iterable[str] = (),
+                       load: Callable[[int], str] | None = None) -> Article:
     d = e.date
     offset = timedelta(minutes=e.published_offset or 0)
     canonical = e.canonical_link if e.canonical_link is not None else (canonical_url(e.link) if e.link else "")
@@ -169,7 +176,7 @@ def article_from_entry(e: Entry, outlet_names: Iterable[str] = ()) -> Article:
         id=e.id, source_id=e.source_id, title=e.title, summary=e.summary or e.content, canonical=canonical,
         host=_host(canonical),
         date=d, days=frozenset({(d + offset).day, d.day, (d + JST).day}),
-        variants=headline_variants(e.title, outlet_names),
+        variants=headline_variants(e.title, outlet_names), load=load,
     )
 
 

@@ -238,8 +238,12 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     all_names = names.normalized
     start = min(p.date for p in posts) - params.window
     end = max(p.date for p in posts) + params.after
-    index = ArticleIndex(article_from_entry(a, all_names)
-                         for a in store.article_heads_between(start, end, ARTICLE_CHARS))
+    # Summaries are read when a mention needs an article's text, not for the whole window.
+    def text_of(article_id: int) -> str:
+        return store.article_text(article_id, ARTICLE_CHARS)
+
+    index = ArticleIndex(article_from_entry(a, all_names, load=text_of)
+                         for a in store.article_heads_between(start, end, 0))
     hosts = own_hosts(config)
     target_language = outlet_language(config)
     embedder = embedder or Embedder(store)

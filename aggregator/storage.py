@@ -127,6 +127,7 @@ CREATE TABLE IF NOT EXISTS publications (
 );
 """
 
+_ARTICLE_TEXT = "substr(CASE WHEN summary != '' THEN summary ELSE content END, 1, ?)"
 _ENTRY_COLUMNS = ("id, source_id, role, key, link, title, summary, content, author, categories, "
                   "published, updated, first_seen, language, image, published_offset, canonical_link")
 
@@ -411,14 +412,20 @@ class Store:
 
     def article_heads_between(self, start: datetime, end: datetime, chars: int) -> list[Entry]:
         """:meth:`articles_between` with only the first ``chars`` characters of each
-        article's summary (its content when it has no summary) and no content: what the
-        matcher reads, without loading every full-content article into memory."""
-        cols = _ENTRY_COLUMNS.replace(
-            "summary, content", "substr(CASE WHEN summary != '' THEN summary ELSE content END, 1, ?), ''")
+        article's summary (its content when it has no summary; none with ``chars=0``)
+        and no content: what the matcher reads, without loading every full-content
+        article into memory. :meth:`article_text` gives one article's text later."""
+        cols = _ENTRY_COLUMNS.replace("summary, content", f"{_ARTICLE_TEXT}, ''")
         rows = self.db.execute(
             f"SELECT {cols} FROM entries WHERE role='outlet' AND sort_date>=? AND sort_date<=? ORDER BY id",
             (chars, iso(start), iso(end))).fetchall()
         return [_entry(r) for r in rows]
+
+    def article_text(self, entry_id: int, chars: int) -> str:
+        """The first ``chars`` characters of an entry's summary (its content when it has
+        no summary); '' for an unknown id."""
+        row = self.db.execute(f"SELECT {_ARTICLE_TEXT} FROM entries WHERE id=?", (chars, entry_id)).fetchone()
+        return row[0] if row else ""
 
     def latest_outlet_first_seen(self) -> datetime | None:
         row = self.db.execute("SELECT MAX(first_seen) FROM entries WHERE role='outlet'").fetchone()
