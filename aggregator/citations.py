@@ -7,6 +7,7 @@ WordPress footer ("The post … appeared first on …") are never citations.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -33,6 +34,15 @@ class Outlet:
 
     id: str
     names: tuple[str, ...]  # the source name and its aliases
+
+
+class Outlets(tuple[Outlet, ...]):
+    """The subscribed outlets, and the finder of their names made once for all the
+    posts of a cycle (hundreds of outlets: building it is not free)."""
+
+    @functools.cached_property
+    def finder(self) -> tuple[NameFinder, dict[str, set[str]]]:
+        return name_owners(tuple((o.id, tuple(n.strip() for n in o.names)) for o in self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +113,12 @@ def find_mentions(body: Sequence[str], outlets: Sequence[Outlet]) -> list[Citati
     (in the same sentence), and the paragraph as context. One per outlet and day."""
     seen: set[tuple[str, int | None]] = set()
     out: list[Citation] = []
-    patterns = [(o, _alias_pattern(o.names)) for o in outlets]
+    # Only the outlets whose names occur at all (one pass over the text, however many
+    # outlets there are) are looked for sentence by sentence.
+    finder, owners = outlets.finder if isinstance(outlets, Outlets) else \
+        name_owners(tuple((o.id, tuple(n.strip() for n in o.names)) for o in outlets))
+    named = {oid for n in finder.find("\n".join(body)) for oid in owners[n]}
+    patterns = [(o, _alias_pattern(tuple(o.names))) for o in outlets if o.id in named]
     for para in body:
         for sentence in _SENTENCE.findall(para):
             if not sentence.strip():
@@ -130,7 +145,48 @@ def find_mentions(body: Sequence[str], outlets: Sequence[Outlet]) -> list[Citati
     return [c for c in out if c.day is not None or c.outlet not in dated]
 
 
-def _alias_pattern(names: Iterable[str]) -> re.Pattern[str]:
+class NameFinder:
+    """Which of many names occur in a text, compared casefolded (as ``name.casefold() in
+    text.casefold()`` would say for each): one regex pass over the text, so hundreds of
+    outlets cost about what a few do."""
+
+    def __init__(self, names: Iterable[str]):
+        folded = sorted({n.casefold() for n in names if n}, key=len, reverse=True)
+        # A lookahead at every position finds the longest name starting there (the
+        # alternatives are tried longest first); the names that are prefixes of it start
+        # there too, so every occurrence of every name is seen.
+        self._re = re.compile("(?=(" + "|".join(map(re.escape, folded)) + "))") if folded else None
+        known = set(folded)
+        self._prefixes = {n: tuple(n[:k] for k in range(1, len(n) + 1) if n[:k] in known) for n in folded}
+
+    def find(self, text: str) -> set[str]:
+        """The casefolded names that occur in ``text``."""
+        found: set[str] = set()
+        if self._re is not None:
+            for m in self._re.finditer(text.casefold()):
+                found.update(self._prefixes[m.group(1)])
+        return found
+
+
+@functools.lru_cache(maxsize=16)
+def name_owners(outlets: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[NameFinder, dict[str, set[str]]]:
+    """A finder for the outlets' names, and which outlets each casefolded name belongs to."""
+    owners: dict[str, set[str]] = {}
+    for oid, names in outlets:
+        for n in names:
+            if n:
+                owners.setdefault(n.casefold(), set()).add(oid)
+    return NameFinder(owners), owners
+
+
+def outlets_named_in(text: str, outlets: Iterable[tuple[str, Iterable[str]]]) -> set[str]:
+    """The ids of the outlets one of whose names occurs in ``text`` (casefolded)."""
+    finder, owners = name_owners(tuple((oid, tuple(names)) for oid, names in outlets))
+    return {oid for n in finder.find(text) for oid in owners[n]}
+
+
+@functools.lru_cache(maxsize=4096)
+def _alias_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
     parts = []
     for n in sorted({n.strip() for n in names if n and n.strip()}, key=len, reverse=True):
         esc = re.escape(n)

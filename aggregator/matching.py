@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 from rapidfuzz import fuzz
 
-from aggregator.citations import PostText
+from aggregator.citations import NameFinder, PostText, name_owners, outlets_named_in
 from aggregator.html_text import strip_tags
 from aggregator.models import Citation, Entry, Match
 from aggregator.urls import canonical_url
@@ -50,6 +50,7 @@ MENTION_MEANING_ONLY = 0.72   # without a translation: meaning alone, stricter
 MENTION_MEANING_MARGIN = 0.15
 CROSSLINGUAL_ACCEPT = 0.60    # a headline in another language: meaning, outlet named
 CROSSLINGUAL_MARGIN = 0.10
+ARTICLE_CHARS = 5000          # what of an article's summary (or content) the matcher reads
 JST = timedelta(hours=9)      # the blog writes "13日" in its own day, or in the outlet's
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
@@ -79,21 +80,46 @@ def headline_variants(text: str, outlet_names: Iterable[str] = ()) -> tuple[str,
     " - Outlet" / " | Outlet", a trailing "(Outlet)", a leading "Outlet: "."""
     t = unicodedata.normalize("NFKC", text).translate(_QUOTES).strip()
     out = [normalize_headline(t)]
-    names = _normalized_names(tuple(outlet_names))
+    known: frozenset[str] | None = None
+
+    def is_outlet(part: str) -> bool:
+        # The names are looked at only when the headline has a part that could be one
+        # (most have none): with hundreds of outlets even a cached lookup costs.
+        nonlocal known
+        if known is None:
+            known = outlet_names if isinstance(outlet_names, NameSet) else _normalized_names(tuple(outlet_names))
+        return normalize_headline(part) in known
+
     m = _SUFFIX.search(t)
     if m:
-        suffix = normalize_headline(m.group(1))
         # A known outlet name, or one word ("- AP", "| Bloomberg"): longer trailing
         # segments are part of the headline ("Ukraine war latest - Russia advances").
-        if suffix in names or len(suffix.split()) == 1:
+        if len(normalize_headline(m.group(1)).split()) == 1 or is_outlet(m.group(1)):
             out.append(normalize_headline(t[: m.start()]))
     m = _PAREN_SUFFIX.search(t)
-    if m and normalize_headline(m.group(1)) in names:
+    if m and is_outlet(m.group(1)):
         out.append(normalize_headline(t[: m.start()]))
     m = _PREFIX.match(t)
-    if m and normalize_headline(m.group(1)) in names:
+    if m and is_outlet(m.group(1)):
         out.append(normalize_headline(t[m.end():]))
     return tuple(dict.fromkeys(v for v in out if v))
+
+
+class NameSet(frozenset[str]):
+    """Outlet names already normalised (:func:`normalize_headline`), made once."""
+
+
+class OutletNames(dict[str, tuple[str, ...]]):
+    """outlet id -> (display name, aliases...), with what matching derives from all the
+    names made once for all the posts of a cycle rather than once a post."""
+
+    @functools.cached_property
+    def normalized(self) -> NameSet:
+        return NameSet(normalize_headline(n) for names in self.values() for n in names)
+
+    @functools.cached_property
+    def finder(self) -> tuple[NameFinder, dict[str, set[str]]]:
+        return name_owners(tuple((oid, tuple(names)) for oid, names in self.items()))
 
 
 @functools.lru_cache(maxsize=64)
@@ -120,24 +146,31 @@ def content_words(text: str) -> set[str]:
 class Article:
     """An outlet article as the matcher sees it. ``text`` (title and plain summary) is
     made on first use: most articles are only ever compared by link or headline.
-    ``days``: its day of the month in the publisher's zone, in UTC and in Japan."""
+    ``days``: its day of the month in the publisher's zone, in UTC and in Japan.
+    ``load``, when given, fetches the summary (by article id) on that first use, so
+    that an index of a hundred thousand articles does not hold their summaries."""
 
-    __slots__ = ("id", "source_id", "title", "summary", "canonical", "host", "date", "days", "variants", "_text")
+    __slots__ = ("id", "source_id", "title", "summary", "canonical", "host", "date", "days", "variants", "_text",
+                 "_load")
 
     def __init__(self, id: int, source_id: str, title: str, summary: str, canonical: str, host: str,
-                 date: datetime, days: frozenset[int], variants: tuple[str, ...]):
+                 date: datetime, days: frozenset[int], variants: tuple[str, ...],
+                 load: Callable[[int], str] | None = None):
         self.id, self.source_id, self.title, self.summary = id, source_id, title, summary
         self.canonical, self.host, self.date, self.days, self.variants = canonical, host, date, days, variants
         self._text: str | None = None
+        self._load = load
 
     @property
     def text(self) -> str:
         if self._text is None:
-            self._text = (self.title + ". " + strip_tags(self.summary[:5000])[:1500]).strip()
+            summary = self._load(self.id) if self._load is not None else self.summary
+            self._text = (self.title + ". " + strip_tags(summary[:ARTICLE_CHARS])[:1500]).strip()
         return self._text
 
 
-def article_from_entry(e: Entry, outlet_names: Iterable[str] = ()) -> Article:
+def article_from_entry(e: Entry, outlet_names: Iterable[str] = (),
+                       load: Callable[[int], str] | None = None) -> Article:
     d = e.date
     offset = timedelta(minutes=e.published_offset or 0)
     canonical = e.canonical_link if e.canonical_link is not None else (canonical_url(e.link) if e.link else "")
@@ -145,7 +178,7 @@ def article_from_entry(e: Entry, outlet_names: Iterable[str] = ()) -> Article:
         id=e.id, source_id=e.source_id, title=e.title, summary=e.summary or e.content, canonical=canonical,
         host=_host(canonical),
         date=d, days=frozenset({(d + offset).day, d.day, (d + JST).day}),
-        variants=headline_variants(e.title, outlet_names),
+        variants=headline_variants(e.title, outlet_names), load=load,
     )
 
 
@@ -273,9 +306,14 @@ def match_post(post: Entry, text: PostText, index: ArticleIndex, *,
     language (None when there is none); ``embed`` maps texts to unit vectors."""
     out = Outcome()
     start, end = post.date - params.window, post.date + params.after
-    all_names = [n for names in outlet_names.values() for n in names]
-    named = outlets_named(text.body, outlet_names)
+    all_names = outlet_names.normalized if isinstance(outlet_names, OutletNames) else \
+        [n for names in outlet_names.values() for n in names]
     taken: set[int] = set()
+
+    @functools.cache
+    def named() -> set[str]:
+        # Only a doubtful headline needs it: most posts never ask.
+        return outlets_named(text.body, outlet_names)
 
     def add(hit: Hit) -> None:
         article, score, method, evidence = hit
@@ -322,7 +360,8 @@ def match_post(post: Entry, text: PostText, index: ArticleIndex, *,
 
 
 def _best_headline(cite: Citation, index: ArticleIndex, start: datetime, end: datetime,
-                   all_names: Sequence[str], named: set[str], same_host: str | None = None) -> Hit | None:
+                   all_names: Sequence[str], named: Callable[[], set[str]],
+                   same_host: str | None = None) -> Hit | None:
     truncated = bool(_ELLIPSIS.search(cite.text))
     variants = headline_variants(_ELLIPSIS.sub("", cite.text), all_names)
     if not variants:
@@ -342,17 +381,17 @@ def _best_headline(cite: Citation, index: ArticleIndex, start: datetime, end: da
         return None  # two articles fit about equally: linking either could mislead
     if best >= HEADLINE_ACCEPT:
         return art, best, "headline", f"{how} {best:.2f}"
-    if best >= HEADLINE_WITH_OUTLET and art.source_id in named:
+    if best >= HEADLINE_WITH_OUTLET and art.source_id in named():
         return art, best, "headline", f"{how} {best:.2f} + outlet named"
     return None
 
 
 def _best_crosslingual(cite: Citation, index: ArticleIndex, start: datetime, end: datetime,
-                       embed: Embedder, named: set[str], translated: str | None) -> Hit | None:
+                       embed: Embedder, named: Callable[[], set[str]], translated: str | None) -> Hit | None:
     """A headline in another language than the outlets' feeds: only the outlets the post
     names are candidates, and the meaning must fit one of their articles clearly — the
     headline's own, or its translation's (same-language similarity is the sharper one)."""
-    cands = index.outlet_window(sorted(named), start, end)
+    cands = index.outlet_window(sorted(named()), start, end)
     if not cands:
         return None
     probes = [cite.text] + ([translated] if translated else [])
@@ -436,8 +475,10 @@ def _covered(words: set[str], text_words: set[str], index: ArticleIndex) -> floa
 
 def outlets_named(body: Sequence[str], outlet_names: Mapping[str, Sequence[str]]) -> set[str]:
     """The outlets whose name or an alias appears in the post's text."""
-    low = "\n".join(body).casefold()
-    return {oid for oid, names in outlet_names.items() if any(n and n.casefold() in low for n in names)}
+    if isinstance(outlet_names, OutletNames):
+        finder, owners = outlet_names.finder
+        return {oid for n in finder.find("\n".join(body)) for oid in owners[n]}
+    return outlets_named_in("\n".join(body), outlet_names.items())
 
 
 _NON_ENGLISH_WORDS = frozenset("""der die das und ist nicht mit den von zu auf für ein eine im sich dem des

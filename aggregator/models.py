@@ -25,7 +25,12 @@ def iso(dt: datetime | None) -> str | None:
     """Serialise an aware datetime as ``YYYY-MM-DDTHH:MM:SSZ`` (sortable as text)."""
     if dt is None:
         return None
-    return utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if dt.tzinfo is not timezone.utc:
+        dt = utc(dt)
+    if dt.year < 1000:  # strftime's %Y is not zero-padded below 1000 on glibc
+        return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The same text as strftime, at a third of its cost (several calls per stored entry).
+    return f"{dt.year}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}Z"
 
 
 def from_iso(text: str | None) -> datetime | None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from aggregator.citations import Outlet, extract
+from aggregator.citations import Outlet, Outlets, extract
 from aggregator.config import Config, SourceConfig
 from aggregator.embedding import Embedder
 from aggregator.exceptions import AggregatorError, FetchError, ParseError, TranslationError
@@ -31,9 +31,9 @@ from aggregator.fetching import (
     next_fetch_after_failure,
     next_fetch_after_success,
 )
-from aggregator.matching import ArticleIndex, Params, article_from_entry, match_post
+from aggregator.matching import ARTICLE_CHARS, ArticleIndex, OutletNames, Params, article_from_entry, match_post
 from aggregator.models import Entry, ParsedFeed, from_iso, iso
-from aggregator.parsing import parse_feed
+from aggregator.parsepool import parse_feed  # in worker processes when parses overlap (GIL)
 from aggregator.publishing import publish, selection
 from aggregator.redaction import Redactor
 from aggregator.storage import EntryTranslation, SourceState, Store
@@ -290,8 +290,9 @@ def _log_source(r: SourceReport) -> None:
 # -- matching ----------------------------------------------------------------------------
 
 
-def outlets_of(config: Config) -> list[Outlet]:
-    return [Outlet(s.id, tuple(dict.fromkeys([s.title, *s.aliases]))) for s in config.sources if s.role == "outlet"]
+def outlets_of(config: Config) -> Outlets:
+    return Outlets(Outlet(s.id, tuple(dict.fromkeys([s.title, *s.aliases]))) for s in config.sources
+                   if s.role == "outlet")
 
 
 def own_hosts(config: Config) -> set[str]:
@@ -322,17 +323,23 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
         return 0, 0
     params = Params(window=config.matching.window)
     outlets = outlets_of(config)
-    names = {o.id: o.names for o in outlets}
-    all_names = [n for o in outlets for n in o.names]
+    names = OutletNames({o.id: o.names for o in outlets})
+    all_names = names.normalized
     start = min(p.date for p in posts) - params.window
     end = max(p.date for p in posts) + params.after
-    index = ArticleIndex(article_from_entry(a, all_names) for a in store.articles_between(start, end))
+    # Summaries are read when a mention needs an article's text, not for the whole window.
+    def text_of(article_id: int) -> str:
+        return store.article_text(article_id, ARTICLE_CHARS)
+
+    index = ArticleIndex(article_from_entry(a, all_names, load=text_of)
+                         for a in store.article_heads_between(start, end, 0))
     hosts = own_hosts(config)
+    target_language = outlet_language(config)
     embedder = embedder or Embedder(store)
     changed = 0
     for post in posts:
         text = extract(post.content or post.summary, own_hosts=hosts | post_hosts(post), outlets=outlets)
-        lookup = _mention_translations(text, post, config, translator)
+        lookup = _mention_translations(text, post, target_language, translator)
         outcome = match_post(post, text, index, params=params, outlet_names=names,
                              translate=lookup, embed=embedder)
         if store.set_matches(post.id, outcome.matches, outcome.state, t):
@@ -365,11 +372,11 @@ def outlet_language(config: Config) -> str:
     return "en" if "en" in langs or not langs else sorted(langs)[0]
 
 
-def _mention_translations(text: Any, post: Entry, config: Config,
+def _mention_translations(text: Any, post: Entry, target: str,
                           translator: Translator | None) -> Callable[[str], str | None]:
     """Translate what the matcher compares (cached), so it can compare words; without a
     translator it compares meaning only."""
-    source, target = post.language or "ja", outlet_language(config)
+    source = post.language or "ja"
     wanted = [(t, source) for t in mention_texts(post, text)] + [(t, "auto") for t in foreign_headlines(text)]
     if not wanted or translator is None:
         return lambda s: None

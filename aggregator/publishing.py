@@ -8,13 +8,16 @@ moves only when what a reader sees (title, summary, sources, translation) change
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from importlib import resources
 from urllib.parse import urlsplit
 
 from aggregator import __version__
@@ -22,9 +25,22 @@ from aggregator.citations import extract
 from aggregator.config import Config
 from aggregator.html_text import sanitize_html, strip_tags
 from aggregator.language import entry_language, same_language
-from aggregator.models import Entry, Match
-from aggregator.rendering import FeedItem, FeedMeta, SourceLink, write_output
+from aggregator.models import Entry, Match, iso
+from aggregator.rendering import (
+    ATOM_NAME,
+    ATOM_XSL_NAME,
+    HTML_NAME,
+    JSON_NAME,
+    RSS_NAME,
+    RSS_XSL_NAME,
+    FeedItem,
+    FeedMeta,
+    SourceLink,
+    write_output,
+)
 from aggregator.storage import EntryTranslation, Publication, Store
+
+log = logging.getLogger(__name__)
 
 
 def select_entries(posts: Sequence[Entry], articles: Sequence[Entry], matches: Mapping[int, Sequence[Match]],
@@ -197,17 +213,58 @@ def publish(store: Store, config: Config, *, now: datetime, entries: Sequence[En
     articles = store.entries_by_ids(article_ids)
     if translations is None:
         translations = store.entry_translations(set(ids) | article_ids, config.translation.target)
+    publications = store.publications(ids)
+    # Nothing a reader could see changed since the files were written (a warm cycle):
+    # building and rendering 200 entries again would give the same bytes.
+    before = inputs_digest(config, entries, matches, articles, translations, publications)
+    if before == store.get_meta(INPUTS_KEY) and all((config.output_dir / n).is_file() for n in OUTPUT_NAMES):
+        log.debug("publication: nothing changed since the last one; files kept")
+        store.set_meta("last_publication", now.isoformat())
+        return [], len(entries)
     items, changed = build_items(
         entries, config=config, source_languages={s.id: s.language for s in config.sources},
         matches=matches, articles=articles, translations=translations,
-        publications=store.publications(ids), now=now)
+        publications=publications, now=now)
     meta = feed_meta(config, items, now)
     paths = write_output(config.output_dir, meta, items)
     # Ids are recorded after the files are in place: a crash in between only means the
     # same ids are computed again next time (they depend on the entry, not on the run).
     store.save_publications(changed)
     store.set_meta("last_publication", now.isoformat())
+    after = {**publications, **{p.entry_id: p for p in changed}}
+    store.set_meta(INPUTS_KEY, inputs_digest(config, entries, matches, articles, translations, after))
     return paths, len(items)
+
+
+INPUTS_KEY = "publication_inputs"
+OUTPUT_NAMES = (ATOM_NAME, RSS_NAME, JSON_NAME, HTML_NAME, ATOM_XSL_NAME, RSS_XSL_NAME)
+
+
+@functools.cache
+def _code_digest() -> str:
+    """The code and templates that turn the inputs into files (the whole package, read
+    once per process): an upgrade, or any edit, renders anew."""
+    h = hashlib.sha1(__version__.encode())
+    base = resources.files("aggregator")
+    files = [f for f in base.iterdir() if f.name.endswith(".py")] + list((base / "templates").iterdir())
+    for f in sorted(files, key=lambda f: f.name):
+        h.update(f.name.encode() + b"\x00" + f.read_bytes())
+    return h.hexdigest()
+
+
+def inputs_digest(config: Config, entries: Sequence[Entry], matches: Mapping[int, Sequence[Match]],
+                  articles: Mapping[int, Entry], translations: Mapping[int, EntryTranslation],
+                  publications: Mapping[int, Publication]) -> str:
+    """A digest of everything the published files are made from (pure)."""
+    parts = [_code_digest(), config.output.model_dump_json(), config.translation.target,
+             repr([(s.id, s.title, s.language) for s in config.sources]),
+             repr(list(entries)), repr(sorted(matches.items())), repr(sorted(articles.items())),
+             repr(sorted(translations.items())),
+             # as stored (whole seconds), so that a digest made before saving them agrees with
+             # one made from what the store gives back
+             repr(sorted((p.entry_id, p.pub_id, iso(p.first_published), iso(p.updated), p.visible_hash)
+                         for p in publications.values()))]
+    return hashlib.sha1("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def selection(store: Store, config: Config) -> list[Entry]:

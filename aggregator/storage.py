@@ -128,6 +128,7 @@ CREATE TABLE IF NOT EXISTS publications (
 );
 """
 
+_ARTICLE_TEXT = "substr(CASE WHEN summary != '' THEN summary ELSE content END, 1, ?)"
 _ENTRY_COLUMNS = ("id, source_id, role, key, link, title, summary, content, author, categories, "
                   "published, updated, first_seen, language, image, published_offset, canonical_link")
 
@@ -186,12 +187,10 @@ class Publication:
 
 
 def entry_hash(e: EntryData) -> str:
-    h = hashlib.sha1()
-    for part in (e.link or "", e.title, e.summary, e.content, e.author or "", "\x1f".join(e.categories),
-                 iso(e.published) or "", iso(e.updated) or "", e.image or "", e.language or ""):
-        h.update(part.encode("utf-8", "surrogatepass"))
-        h.update(b"\x00")
-    return h.hexdigest()
+    # One update of the joined parts: the same digest as updating part by part.
+    parts = (e.link or "", e.title, e.summary, e.content, e.author or "", "\x1f".join(e.categories),
+             iso(e.published) or "", iso(e.updated) or "", e.image or "", e.language or "", "")
+    return hashlib.sha1("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Store:
@@ -417,6 +416,23 @@ class Store:
     def articles_between(self, start: datetime, end: datetime) -> list[Entry]:
         return self._entries("role='outlet' AND sort_date>=? AND sort_date<=? ORDER BY id",
                              (iso(start), iso(end)))
+
+    def article_heads_between(self, start: datetime, end: datetime, chars: int) -> list[Entry]:
+        """:meth:`articles_between` with only the first ``chars`` characters of each
+        article's summary (its content when it has no summary; none with ``chars=0``)
+        and no content: what the matcher reads, without loading every full-content
+        article into memory. :meth:`article_text` gives one article's text later."""
+        cols = _ENTRY_COLUMNS.replace("summary, content", f"{_ARTICLE_TEXT}, ''")
+        rows = self.db.execute(
+            f"SELECT {cols} FROM entries WHERE role='outlet' AND sort_date>=? AND sort_date<=? ORDER BY id",
+            (chars, iso(start), iso(end))).fetchall()
+        return [_entry(r) for r in rows]
+
+    def article_text(self, entry_id: int, chars: int) -> str:
+        """The first ``chars`` characters of an entry's summary (its content when it has
+        no summary); '' for an unknown id."""
+        row = self.db.execute(f"SELECT {_ARTICLE_TEXT} FROM entries WHERE id=?", (chars, entry_id)).fetchone()
+        return row[0] if row else ""
 
     def latest_outlet_first_seen(self) -> datetime | None:
         row = self.db.execute("SELECT MAX(first_seen) FROM entries WHERE role='outlet'").fetchone()

@@ -49,20 +49,29 @@ def canonical_url(url: str) -> str:
         host = host[4:]
     elif host.startswith("amp."):
         host = host[4:]
-    port = parts.port if _safe_port(parts) else None
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
     if port and port not in (80, 443):
         host = f"{host}:{port}"
 
+    # Each rewrite only where it can apply (this runs for every stored entry).
     path = unquote(parts.path)
-    path = re.sub(r"/{2,}", "/", path)
-    # AMP forms: /amp/ suffix, /amp/ prefix, .amp / .amp.html suffix
-    path = re.sub(r"/amp/?$", "/", path)
-    path = re.sub(r"^/amp/", "/", path)
-    path = re.sub(r"\.amp(\.html)?$", r"\1", path)
-    path = re.sub(r"/(index\.(html?|php))$", "/", path)
+    if "//" in path:
+        path = _SLASHES.sub("/", path)
+    if "amp" in path:
+        # AMP forms: /amp/ suffix, /amp/ prefix, .amp / .amp.html suffix
+        path = _AMP_SUFFIX.sub("/", path)
+        path = _AMP_PREFIX.sub("/", path)
+        path = _AMP_EXT.sub(r"\1", path)
+    if "index." in path:
+        path = _INDEX.sub("/", path)
     path = path.rstrip("/")
     path = quote(path, safe="/:@!$&'()*+,;=-._~%")
 
+    if not parts.query:
+        return f"{host}{path}"
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
              if not _is_tracking(k)]
     query.sort()
@@ -70,12 +79,11 @@ def canonical_url(url: str) -> str:
     return f"{host}{path}" + (f"?{q}" if q else "")
 
 
-def _safe_port(parts) -> bool:  # type: ignore[no-untyped-def]
-    try:
-        parts.port
-        return True
-    except ValueError:
-        return False
+_SLASHES = re.compile(r"/{2,}")
+_AMP_SUFFIX = re.compile(r"/amp/?$")
+_AMP_PREFIX = re.compile(r"^/amp/")
+_AMP_EXT = re.compile(r"\.amp(\.html)?$")
+_INDEX = re.compile(r"/(index\.(html?|php))$")
 
 
 def _is_tracking(key: str) -> bool:
