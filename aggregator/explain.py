@@ -46,6 +46,9 @@ def explain_post(config: Config, post_url: str) -> str:
         post = found[0]
         text, outcome = rematch(store, config, post)
         stored = store.matches_for([post.id]).get(post.id, [])
+        never_matched = store.match_state(post.id) is None
+        if never_matched:  # not in the publication yet: show what matching would link
+            stored = outcome.matches
         arts = store.entries_by_ids([m.article_id for m in stored])
     lines = [f"post: {post.title}", f"      {post.link}  ({post.date:%Y-%m-%d %H:%M} UTC)", ""]
     if not text.citations:
@@ -58,6 +61,9 @@ def explain_post(config: Config, post_url: str) -> str:
                 what = f"{c.text} (day {c.day}) in: {c.context[:80]}…"
             lines.append(f"  - {c.kind}: {what}")
     lines.append("")
+    if never_matched:
+        lines.append("not matched yet (matching works on the posts the publication holds); it would link:"
+                     if stored else "not matched yet (matching works on the posts the publication holds)")
     if stored:
         lines.append("links to:")
         for m in stored:

@@ -34,7 +34,7 @@ from aggregator.fetching import (
 from aggregator.matching import ARTICLE_CHARS, ArticleIndex, OutletNames, Params, article_from_entry, match_post
 from aggregator.models import Entry, ParsedFeed, from_iso, iso
 from aggregator.parsepool import parse_feed  # in worker processes when parses overlap (GIL)
-from aggregator.publishing import publish, selection
+from aggregator.publishing import posts_in_publication, publish, selection
 from aggregator.redaction import Redactor
 from aggregator.storage import EntryTranslation, SourceState, Store
 from aggregator.translation import EntryTexts, Translator, build_translator, chain_signature, retry_delay
@@ -317,6 +317,11 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     new_articles = latest is not None and (seen_before is None or iso(latest) > seen_before)
     if posts is None:
         posts = store.posts_to_match(new_articles=new_articles, late_after=t - config.matching.late_window)
+        if posts:
+            # Only what will be published: a post further down waits (unmatched, so it
+            # is matched as soon as it enters the publication, e.g. when max_entries grows).
+            shown = posts_in_publication(store, config)
+            posts = [p for p in posts if p.id in shown]
     if not posts:
         if latest is not None:
             store.set_meta("match_outlets_seen", iso(latest) or "")

@@ -267,6 +267,15 @@ def inputs_digest(config: Config, entries: Sequence[Entry], matches: Mapping[int
     return hashlib.sha1("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def posts_in_publication(store: Store, config: Config) -> set[int]:
+    """The ids of the blog posts the next publication will hold. Which posts it holds does
+    not depend on their matches (only on dates and ``output``), so matching can be
+    limited to them: work on posts no reader will see would be wasted."""
+    if config.output.include == "all":
+        return {e.id for e in selection(store, config) if e.role == "blog"}
+    return {p.id for p in store.newest_entries(["blog"], config.output.max_entries)}
+
+
 def selection(store: Store, config: Config) -> list[Entry]:
     """The entries the next publication will hold."""
     n = config.output.max_entries

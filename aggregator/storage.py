@@ -434,6 +434,11 @@ class Store:
         row = self.db.execute(f"SELECT {_ARTICLE_TEXT} FROM entries WHERE id=?", (chars, entry_id)).fetchone()
         return row[0] if row else ""
 
+    def match_state(self, entry_id: int) -> str | None:
+        """``resolved``, ``unresolved``, or None for a post never matched (or changed since)."""
+        row = self.db.execute("SELECT match_state FROM entries WHERE id=?", (entry_id,)).fetchone()
+        return row[0] if row else None
+
     def latest_outlet_first_seen(self) -> datetime | None:
         row = self.db.execute("SELECT MAX(first_seen) FROM entries WHERE role='outlet'").fetchone()
         return from_iso(row[0]) if row and row[0] else None
