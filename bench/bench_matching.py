@@ -74,7 +74,9 @@ def main() -> None:
         f"  - {{id: {o}, name: Outlet {i}, url: 'https://{o}.example/feed', role: outlet, aliases: [アウトレット{i}]}}\n"
         for i, o in enumerate(OUTLETS))
     with tempfile.TemporaryDirectory() as tmp:
-        config = parse_config(f"storage: {{url: 'sqlite:///{tmp}/s.sqlite3'}}\n" + cfg_text)
+        # Every post in the publication, so that the match stage matches them all.
+        config = parse_config(f"storage: {{url: 'sqlite:///{tmp}/s.sqlite3'}}\n"
+                              f"output: {{max_entries: {args.posts}, include: blog}}\n" + cfg_text)
         store = Store(config.db_path)
         store.sync_sources((s.id, s.url, s.role) for s in config.sources)
         t = time.perf_counter()
