@@ -410,7 +410,7 @@ def parse_config(text: str, *, filename: str = "<config>", path: Path | None = N
     errors = _env_errors_with_lines(root, env_errors, filename)
 
     try:
-        config = Config.model_validate(_plain(root))
+        config = Config.model_validate(plain_data(root))
     except ValidationError as e:
         for err in e.errors():
             loc = tuple(err["loc"])
@@ -514,9 +514,10 @@ def config_warning_lines(path: str | os.PathLike[str], config: Config) -> list[s
     return [f"{path}:{_line_of(root, loc) or '?'}: {_dotted(loc)}: {msg}" for loc, msg in found]
 
 
-def _plain(node: Any) -> Any:
+def plain_data(node: Any) -> Any:
+    """YAML nodes as plain dicts, lists and scalars (string keys)."""
     if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
+        return {str(k): plain_data(v) for k, v in node.items()}
     if isinstance(node, list):
-        return [_plain(v) for v in node]
+        return [plain_data(v) for v in node]
     return node

@@ -595,6 +595,38 @@ FaultPlan = LibreFault | None | Sequence[LibreFault | None] | Callable[[int], Li
 _LANGUAGE_NAMES = {code: name.title() for name, code in LIBRE_LANGUAGES_TO_CODES.items()}
 
 
+class _FaultSchedule:
+    """When a translation server misbehaves: one fault kind for every request, a list
+    (one per request, then none) or a function of the request count since it was set."""
+
+    def __init__(self, kinds: tuple[str, ...], server: str):
+        self._kinds, self._server = kinds, server
+        self._lock = threading.Lock()
+        self.plan: Any = None
+        self._count = 0
+
+    def check(self, kind: str | None) -> str | None:
+        if kind is not None and kind not in self._kinds:
+            raise ValueError(f"unknown {self._server} fault {kind!r}")
+        return kind
+
+    def set(self, plan: Any) -> None:
+        for kind in [plan] if plan is None or isinstance(plan, str) else [] if callable(plan) else list(plan):
+            self.check(kind)
+        with self._lock:
+            self.plan, self._count = plan, 0
+
+    def next(self) -> str | None:
+        with self._lock:
+            plan, count = self.plan, self._count
+            self._count += 1
+        if plan is None or isinstance(plan, str):
+            return plan
+        if callable(plan):
+            return self.check(plan(count))
+        return plan[count] if count < len(plan) else None
+
+
 class LibreTranslateServer(LoopbackServer):
     """The LibreTranslate API as deep-translator's LibreTranslator uses it, from a fixed table.
 
@@ -635,8 +667,7 @@ class LibreTranslateServer(LoopbackServer):
         # For source "auto": any row with this target and text will do.
         self._by_target_text = {(target, text): (source, translation)
                                 for (source, target, text), translation in self.table.items()}
-        self._fault: FaultPlan = None
-        self._since_fault = 0
+        self._faults = _FaultSchedule(get_args(LibreFault), "LibreTranslate")
         self._lock = threading.Lock()
 
     @classmethod
@@ -657,16 +688,11 @@ class LibreTranslateServer(LoopbackServer):
 
     @property
     def fault(self) -> FaultPlan:
-        return self._fault
+        return self._faults.plan  # type: ignore[no-any-return]
 
     @fault.setter
     def fault(self, plan: FaultPlan) -> None:
-        kinds = [plan] if plan is None or isinstance(plan, str) else [] if callable(plan) else list(plan)
-        for kind in kinds:
-            _check_libre_fault(kind)
-        with self._lock:
-            self._fault = plan
-            self._since_fault = 0
+        self._faults.set(plan)
 
     def fail_first(self, n: int, kind: LibreFault) -> None:
         """The next ``n`` requests get ``kind``, later ones are answered normally."""
@@ -675,14 +701,7 @@ class LibreTranslateServer(LoopbackServer):
     # -- serving
 
     def _next_fault(self) -> LibreFault | None:
-        with self._lock:
-            plan, count = self._fault, self._since_fault
-            self._since_fault += 1
-        if plan is None or isinstance(plan, str):
-            return plan
-        if callable(plan):
-            return _check_libre_fault(plan(count))
-        return plan[count] if count < len(plan) else None
+        return self._faults.next()  # type: ignore[return-value]
 
     def _handle(self, h: _Handler) -> None:
         route = urlsplit(h.path).path.rstrip("/") or "/"
@@ -752,12 +771,6 @@ class LibreTranslateServer(LoopbackServer):
         h.reply_json(200, answer)
 
 
-def _check_libre_fault(kind: LibreFault | None) -> LibreFault | None:
-    if kind is not None and kind not in get_args(LibreFault):
-        raise ValueError(f"unknown LibreTranslate fault {kind!r}")
-    return kind
-
-
 def _libre_params(h: _Handler, body: bytes) -> dict[str, str] | None:
     """Query-string parameters updated by those of a form or JSON body; None if the body is bad."""
     params = {name: values[-1] for name, values in parse_qs(urlsplit(h.path).query).items()}
@@ -816,8 +829,7 @@ class DeepLServer(LoopbackServer):
         self.billed = 0
         self.texts: list[str] = []
         self._by_target_text = {(target, text): (source, tr) for (source, target, text), tr in self.table.items()}
-        self._fault: DeepLFaultPlan = None
-        self._since_fault = 0
+        self._faults = _FaultSchedule(get_args(DeepLFault), "DeepL")
         self._lock = threading.Lock()
 
     @property
@@ -827,27 +839,14 @@ class DeepLServer(LoopbackServer):
 
     @property
     def fault(self) -> DeepLFaultPlan:
-        return self._fault
+        return self._faults.plan  # type: ignore[no-any-return]
 
     @fault.setter
     def fault(self, plan: DeepLFaultPlan) -> None:
-        kinds = [plan] if plan is None or isinstance(plan, str) else [] if callable(plan) else list(plan)
-        for kind in kinds:
-            if kind is not None and kind not in get_args(DeepLFault):
-                raise ValueError(f"unknown DeepL fault {kind!r}")
-        with self._lock:
-            self._fault = plan
-            self._since_fault = 0
+        self._faults.set(plan)
 
     def _next_fault(self) -> DeepLFault | None:
-        with self._lock:
-            plan, count = self._fault, self._since_fault
-            self._since_fault += 1
-        if plan is None or isinstance(plan, str):
-            return plan
-        if callable(plan):
-            return plan(count)
-        return plan[count] if count < len(plan) else None
+        return self._faults.next()  # type: ignore[return-value]
 
     def _handle(self, h: _Handler) -> None:
         route = urlsplit(h.path).path.rstrip("/") or "/"

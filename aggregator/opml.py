@@ -60,7 +60,7 @@ from lxml import etree
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from aggregator.config import Config, format_duration, parse_config, parse_duration
+from aggregator.config import Config, format_duration, parse_config, parse_duration, plain_data
 from aggregator.exceptions import ConfigError
 
 NS = "https://github.com/aggregator-project/aggregator/opml"
@@ -355,9 +355,9 @@ def _merge(original: str, root: CommentedMap | None, items: list[CommentedMap], 
         header = ("# aggregator configuration. Reference: README.md, \"Configuration\".\n"
                   "# Every key but 'sources' has a default; check it with: aggregator check-config\n\n")
         return header + "sources:\n" + _render_items(items, dash=2, key=4, blank=False, note=note)
-    expected = _plain(root)
+    expected = plain_data(root)
     expected.setdefault("sources", None)
-    expected["sources"] = list(expected["sources"] or []) + [_plain(i) for i in items]
+    expected["sources"] = list(expected["sources"] or []) + [plain_data(i) for i in items]
     spliced = _splice(original, root, items, note)
     if spliced is not None and _reload(spliced) == expected:
         return spliced
@@ -439,17 +439,9 @@ def _redump(original: str, items: list[CommentedMap]) -> str:
 
 def _reload(text: str) -> Any:
     try:
-        return _plain(YAML(typ="safe", pure=True).load(text))
+        return plain_data(YAML(typ="safe", pure=True).load(text))
     except Exception:
         return None
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
 
 
 def _check_original(original: str, path: Path) -> None:
