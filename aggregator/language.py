@@ -8,8 +8,8 @@ pay for it, about 0.6 s).
 
 from __future__ import annotations
 
+import functools
 import re
-import threading
 from typing import Any
 
 from aggregator.html_text import strip_tags
@@ -19,24 +19,18 @@ from aggregator.html_text import strip_tags
 MIN_CONFIDENCE = 0.5
 _KANA = re.compile(r"[\u3040-\u30ff]")
 
-_identifier: Any = None
-_lock = threading.Lock()
-
-
+@functools.cache
 def _model() -> Any:
-    global _identifier
-    with _lock:
-        if _identifier is None:
-            from deep_translator.constants import GOOGLE_LANGUAGES_TO_CODES
-            from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    """py3langid's identifier, loaded on first need."""
+    from deep_translator.constants import GOOGLE_LANGUAGES_TO_CODES
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-            ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-            # Only languages a translator knows by an ISO 639-1 code: langid's model also
-            # has dialects and historic languages (wuu, hbo, ...) no engine takes.
-            known = {code.split("-")[0].lower() for code in GOOGLE_LANGUAGES_TO_CODES.values()} | {"he", "zh"}
-            ident.set_languages([lang for lang in ident.labels if lang in known])
-            _identifier = ident
-    return _identifier
+    ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    # Only languages a translator knows by an ISO 639-1 code: langid's model also
+    # has dialects and historic languages (wuu, hbo, ...) no engine takes.
+    known = {code.split("-")[0].lower() for code in GOOGLE_LANGUAGES_TO_CODES.values()} | {"he", "zh"}
+    ident.set_languages([lang for lang in ident.labels if lang in known])
+    return ident
 
 
 def detect(text: str) -> str | None:
