@@ -13,7 +13,6 @@ with it. See docs/translation.md.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import re
 import threading
@@ -29,6 +28,7 @@ import requests
 
 from aggregator.config import UNUSABLE_PROVIDERS, ProviderConfig
 from aggregator.exceptions import TranslationError
+from aggregator.fetching import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -80,22 +80,6 @@ def _bounded(timeout: float) -> Iterator[None]:
 def _last() -> requests.Response | BaseException | None:
     """The outcome of this thread's last request: a response or a requests exception."""
     return getattr(_local, "last", None)
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """A Retry-After header (seconds or an HTTP date) as seconds from ``now``."""
-    value = (value or "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
 # -- pure helpers -------------------------------------------------------------------------
@@ -380,7 +364,7 @@ def _classify(provider: str, e: BaseException) -> TranslationError:
         detail = _detail(last)
         if status == 429:
             return err(f"HTTP 429 too many requests{detail}", "rate", status=status,
-                       retry_after=retry_after_seconds(last.headers.get("Retry-After")) or 60.0)
+                       retry_after=parse_retry_after(last.headers.get("Retry-After"), datetime.now(timezone.utc)) or 60.0)
         if status in (401, 403):
             return err(f"HTTP {status} authorization failed (check api_key){detail}", "auth", status=status)
         if status == 456:  # DeepL: the billing period's characters are used up
@@ -389,7 +373,7 @@ def _classify(provider: str, e: BaseException) -> TranslationError:
             return err(f"HTTP {status} text too long for one request", "too_long", status=status)
         if status >= 500:
             return err(f"HTTP {status}{detail}", "server", status=status,
-                       retry_after=retry_after_seconds(last.headers.get("Retry-After")))
+                       retry_after=parse_retry_after(last.headers.get("Retry-After"), datetime.now(timezone.utc)))
         # 400, 404, ...: this request will not succeed as it is (unknown language, bad URL).
         return err(f"HTTP {status}{detail}", "rejected", retryable=False, status=status)
     if isinstance(e, (dx.LanguageNotSupportedException, dx.InvalidSourceOrTargetLanguage)):

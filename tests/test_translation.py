@@ -225,12 +225,12 @@ def test_one_provider_refusing_for_good_while_another_is_down_stays_retryable(st
 
 
 def test_http_date_retry_after_is_understood() -> None:
-    from aggregator.translation import retry_after_seconds
+    from aggregator.fetching import parse_retry_after
 
     now = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
-    assert retry_after_seconds("120") == 120
-    assert retry_after_seconds("Wed, 01 May 2024 12:02:00 GMT", now) == 120
-    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+    assert parse_retry_after("120", now) == 120
+    assert parse_retry_after("Wed, 01 May 2024 12:02:00 GMT", now) == 120
+    assert parse_retry_after("soon", now) is None and parse_retry_after(None, now) is None
 
 
 # -- rate limits from the config ---------------------------------------------------------------
