@@ -12,6 +12,8 @@ from __future__ import annotations
 import calendar
 import email.utils
 import hashlib
+import html
+import json
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -59,6 +61,9 @@ def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = N
         raise TypeError(f"parse_feed takes the fetched bytes, not {type(data).__name__}")
     if not data or not data.strip():
         raise ParseError("empty document (0 bytes of content)")
+    now = now or datetime.now(timezone.utc)
+    if data.lstrip()[:1] == b"{":  # feedparser reads XML only
+        return _parse_json_feed(data, now)
     data = clean_prefix(data)
     hdrs = {k.lower(): v for k, v in (headers or {}).items()}
     # feedparser would read a local path or URL if handed a str: always hand it bytes.
@@ -89,13 +94,25 @@ def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = N
         raise ParseError(f"malformed feed with no entries: {warnings[0].split(': ', 1)[1]}")
 
     language = _lang(feed.get("language")) or _lang(_detail_lang(feed.get("title_detail")))
-    now = now or datetime.now(timezone.utc)
+    entries = _entries(d.get("entries", []), lambda raw: _entry(raw, language, now), warnings)
+    return ParsedFeed(
+        title=_text(feed.get("title")) or None,
+        link=feed.get("link") or None,
+        language=language,
+        entries=tuple(entries),
+        warnings=tuple(warnings),
+    )
+
+
+def _entries(raws: Any, make: Any, warnings: list[str]) -> list[EntryData]:
+    """Entries made from a feed's raw items: a broken item is skipped (and said), an id
+    seen before in the same feed kept once."""
     entries: list[EntryData] = []
     seen: set[str] = set()
     duplicates = 0
-    for raw in d.get("entries", []):
+    for raw in raws:
         try:
-            entry = _entry(raw, language, now)
+            entry = make(raw)
         except Exception as e:  # one broken entry must not cost the others
             warnings.append(f"skipped an entry: {type(e).__name__}: {e}")
             continue
@@ -109,13 +126,66 @@ def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = N
     if duplicates:
         warnings.append("1 entry repeats an id already in this feed; kept the first" if duplicates == 1 else
                         f"{duplicates} entries repeat ids already in this feed; kept the first of each")
-    return ParsedFeed(
-        title=_text(feed.get("title")) or None,
-        link=feed.get("link") or None,
-        language=language,
-        entries=tuple(entries),
-        warnings=tuple(warnings),
+    return entries
+
+
+def _parse_json_feed(data: bytes, now: datetime) -> ParsedFeed:
+    """JSON Feed 1.0/1.1 (https://jsonfeed.org/version/1.1), which feedparser does not read."""
+    try:
+        doc = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ParseError(f"not a feed: malformed JSON: {e}") from None
+    if not isinstance(doc, dict) or "jsonfeed.org/version/" not in str(doc.get("version", "")):
+        raise ParseError("not a feed: JSON without a JSON Feed version")
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise ParseError("not a feed: a JSON Feed without items")
+    language = _lang(doc.get("language"))
+    warnings: list[str] = []
+    entries = _entries(items, lambda item: _json_entry(item, language, now), warnings)
+    return ParsedFeed(title=_text(doc.get("title")) or None, link=doc.get("home_page_url") or None,
+                      language=language, entries=tuple(entries), warnings=tuple(warnings))
+
+
+def _json_entry(item: Any, language: str | None, now: datetime) -> EntryData | None:
+    if not isinstance(item, dict):
+        raise ValueError("an item that is not an object")
+    title = _text(item.get("title"))[:MAX_TITLE]
+    link = str(item.get("url") or item.get("external_url") or "").strip() or None
+    content = str(item.get("content_html") or "") or html.escape(str(item.get("content_text") or ""))
+    summary = html.escape(str(item.get("summary") or ""))
+    if not (title or link or summary or content):
+        return None
+    published, offset = _json_date(item.get("date_published"))
+    updated, _ = _json_date(item.get("date_modified"))
+    if published and published > now + FUTURE_SLACK:
+        published, offset = None, None
+    if updated and updated > now + FUTURE_SLACK:
+        updated = None
+    authors = item.get("authors") or ([item["author"]] if isinstance(item.get("author"), dict) else [])
+    author = next((_text(a.get("name")) for a in authors if isinstance(a, dict) and a.get("name")), None)
+    guid = item.get("id")
+    return EntryData(
+        key=entry_key(str(guid) if guid is not None else None, link, title, item.get("date_published")),
+        link=link, title=title, summary=summary[:MAX_SUMMARY], content=content[:MAX_CONTENT],
+        author=author[:300] if author else None,
+        categories=tuple(dict.fromkeys(_text(t) for t in item.get("tags") or () if isinstance(t, str) and t))[:30],
+        published=published or updated, updated=updated, published_offset=offset,
+        image=str(item.get("image") or item.get("banner_image") or "") or None,
+        language=_lang(item.get("language")) or language,
     )
+
+
+def _json_date(value: Any) -> tuple[datetime | None, int | None]:
+    if not isinstance(value, str) or not value.strip():
+        return None, None
+    try:
+        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None, None
+    if dt.utcoffset() is None:
+        return dt.replace(tzinfo=timezone.utc), None
+    return dt.astimezone(timezone.utc), int(dt.utcoffset().total_seconds() // 60)  # type: ignore[union-attr]
 
 
 def advertised_feeds(data: bytes, base: str = "") -> list[str]:

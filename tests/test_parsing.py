@@ -137,3 +137,31 @@ def test_parse_feed_takes_bytes_only() -> None:
     # a str would make feedparser open a local file or fetch a URL
     with pytest.raises(TypeError, match="bytes"):
         parse_feed("/etc/passwd", now=NOW)  # type: ignore[arg-type]
+
+
+def test_json_feed_is_read_like_any_other_feed() -> None:
+    doc = {"version": "https://jsonfeed.org/version/1.1", "title": "Outlet", "home_page_url": "https://o.example/",
+           "language": "en", "items": [
+               {"id": "1", "url": "https://o.example/a", "title": "First <b>story</b>",
+                "content_html": "<p>Body</p>", "summary": "Short", "date_published": "2024-05-06T21:30:00-04:00",
+                "authors": [{"name": "Ann Writer"}], "tags": ["Defense"], "image": "https://o.example/a.jpg"},
+               {"id": "1", "url": "https://o.example/dup", "title": "Same id again"},
+               {"url": "https://o.example/b", "title": "No id", "content_text": "a < b",
+                "date_published": "2101-01-01T00:00:00Z"},
+               "not an item"]}
+    f = parse_feed(json.dumps(doc).encode(), now=NOW)
+    assert (f.title, f.link, f.language) == ("Outlet", "https://o.example/", "en")
+    a, b = f.entries
+    assert (a.key, a.link, a.title, a.content, a.summary, a.author, a.categories, a.image) == (
+        "1", "https://o.example/a", "First story", "<p>Body</p>", "Short", "Ann Writer", ("Defense",),
+        "https://o.example/a.jpg")
+    assert a.published == datetime(2024, 5, 7, 1, 30, tzinfo=timezone.utc) and a.published_offset == -240
+    assert (b.key, b.content, b.published) == ("https://o.example/b", "a &lt; b", None)
+    assert any("repeat" in w for w in f.warnings) and any("skipped an entry" in w for w in f.warnings)
+
+
+def test_json_that_is_not_a_json_feed_is_a_clear_error() -> None:
+    with pytest.raises(ParseError, match="JSON Feed version"):
+        parse_feed(b'{"hello": "world"}', now=NOW)
+    with pytest.raises(ParseError, match="malformed JSON"):
+        parse_feed(b'{"version": ', now=NOW)

@@ -390,3 +390,15 @@ def test_write_output_unwritable_raises_publish_error(tmp_path: Path) -> None:
 def test_naive_datetime_rejected() -> None:
     with pytest.raises(ValueError):
         render_json(META, [_item(9, published=datetime(2024, 5, 19, 12, 0))])
+
+
+def test_each_published_format_reads_back_through_our_own_parser() -> None:
+    """An aggregator can subscribe to another's output: Atom, RSS and JSON Feed alike."""
+    from aggregator.html_text import strip_tags
+    from aggregator.parsing import parse_feed
+
+    for data in (render_atom(META, ITEMS), render_rss(META, ITEMS), render_json(META, ITEMS)):
+        parsed = parse_feed(data, now=datetime(2030, 1, 1, tzinfo=timezone.utc))
+        # titles are read as plain text (markup in a title is dropped, as readers do)
+        assert [(e.key, e.link, e.title) for e in parsed.entries] == [(i.id, i.link, strip_tags(i.title))
+                                                                       for i in ITEMS]
