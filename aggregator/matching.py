@@ -38,6 +38,7 @@ from aggregator.urls import canonical_url
 HEADLINE_ACCEPT = 0.90        # fuzzy headline score that is a match on its own
 HEADLINE_WITH_OUTLET = 0.80   # ... enough when the post also names that article's outlet
 HEADLINE_MARGIN = 0.05        # the best must beat the runner-up by this much
+LINK_FALLBACK_ACCEPT = 0.95   # a linked page in no feed: its anchor text must be (nearly) the headline
 TRUNCATED_MIN_CHARS = 24      # a headline cut with "..." must keep at least this much
 UNMARKED_PREFIX_CHARS = 30    # one cut without "..." must keep this much
 UNMARKED_PREFIX_SHARE = 0.6   # ... and this share of the feed's headline
@@ -379,6 +380,12 @@ def _best_headline(cite: Citation, index: ArticleIndex, start: datetime, end: da
         return art, best, "headline", how
     if best - runner < HEADLINE_MARGIN:
         return None  # two articles fit about equally: linking either could mislead
+    if same_host:
+        # The post links a page of this site that is in no feed: only a (nearly) equal
+        # headline says it is this article under another URL, not a sibling story of a
+        # series ("Russian attacks over past day kill 1…" / "…kill 2…").
+        return (art, best, "headline", f"{how} {best:.2f}, linked under another URL") \
+            if best >= LINK_FALLBACK_ACCEPT else None
     if best >= HEADLINE_ACCEPT:
         return art, best, "headline", f"{how} {best:.2f}"
     if best >= HEADLINE_WITH_OUTLET and art.source_id in named():

@@ -154,3 +154,11 @@ def test_a_long_trailing_segment_is_part_of_the_headline() -> None:
 def test_headline_cut_without_an_ellipsis_matches_only_when_most_of_it_is_kept() -> None:
     assert run(post("<p>参考:Russian forces attack Ukraine's Kharkiv region, opening</p>"), POOL) == [(CITED.id, "headline")]
     assert run(post("<p>参考:Russian forces attack</p>"), POOL) == []
+
+
+def test_a_linked_page_in_no_feed_matches_its_site_only_under_a_nearly_equal_headline() -> None:
+    moved = CITED.link.replace("-2024-05-10/", "-update-2024-05-10/")  # another URL, same story
+    assert run(post(f'<p>参考:<a href="{moved}">{CITED.title.removesuffix(" - Reuters")}</a></p>'), POOL) == [
+        (CITED.id, "headline")]
+    sibling = "Russian forces attack Ukraine's Sumy region, opening new front"  # a sibling story, not in the feeds
+    assert run(post(f'<p>参考:<a href="https://www.reuters.com/world/europe/sumy/">{sibling}</a></p>'), POOL) == []
