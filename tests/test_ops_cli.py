@@ -21,7 +21,7 @@ import pytest
 from aggregator.loopback import FeedServer, LibreTranslateServer
 from aggregator.storage import StoreLock
 from conftest import DEV, aggregator_cmd
-from test_pipeline_e2e import write_config
+from test_pipeline_e2e import serve_dev
 
 EXPECTED = {"blog": 40, "politico": 45, "reuters": 55, "kyivindependent": 61, "defensenews": 45,
             "breakingdefense": 45, "twz": 43}
@@ -41,12 +41,7 @@ class Site:
 
 
 def _serve(d: Path) -> Iterator[Site]:
-    with FeedServer() as feeds, LibreTranslateServer.from_jsonl(DEV / "translations.jsonl") as libre:
-        for f in (DEV / "feeds").iterdir():
-            feeds.add_file(f"/{f.name}", f)
-        cfg = d / "aggregator.yaml"
-        write_config(cfg, feeds, libre.url)
-        yield Site(d, cfg, feeds, libre)
+    yield from serve_dev(d, Site)
 
 
 @pytest.fixture

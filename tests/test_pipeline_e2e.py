@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import feedparser
 import pytest
@@ -16,6 +17,7 @@ from lxml import etree
 from aggregator.loopback import FeedServer, LibreTranslateServer
 from conftest import DEV, aggregator_cmd
 
+S = TypeVar("S")
 ATOM = "{http://www.w3.org/2005/Atom}"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 OUTLETS = ["politico", "reuters", "kyivindependent", "defensenews", "breakingdefense", "twz"]
@@ -56,14 +58,19 @@ def write_config(path: Path, feeds: FeedServer, libre_url: str, **extra: str) ->
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def serve_dev(d: Path, make: Callable[[Path, Path, FeedServer, LibreTranslateServer], S]) -> Iterator[S]:
+    """The dev feeds and translations on loopback, with a config in ``d`` that reads them."""
     with FeedServer() as feeds, LibreTranslateServer.from_jsonl(DEV / "translations.jsonl") as libre:
         for f in (DEV / "feeds").iterdir():
             feeds.add_file(f"/{f.name}", f)
-        cfg = tmp_path / "aggregator.yaml"
+        cfg = d / "aggregator.yaml"
         write_config(cfg, feeds, libre.url)
-        yield Site(tmp_path, cfg, feeds, libre)
+        yield make(d, cfg, feeds, libre)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    yield from serve_dev(tmp_path, Site)
 
 
 def translations() -> dict[str, str]:
