@@ -152,7 +152,7 @@ def run(once: bool, fetch_all: bool, config_path: str, quiet: bool) -> None:
     reported); 2 for a bad config; 3 for an unusable store or output; 4 when
     another run (daemon or --once) holds the store.
     """
-    from aggregator.storage import StoreLock
+    from aggregator.store.sqlite import StoreLock
 
     cfg = _load(config_path)
     if fetch_all and not once:
@@ -164,7 +164,7 @@ def run(once: bool, fetch_all: bool, config_path: str, quiet: bool) -> None:
     abandoned = False
     try:
         if not once:
-            from aggregator.daemon import Daemon
+            from aggregator.running.daemon import Daemon
 
             _console_level(logging.INFO, quiet)
             daemon = Daemon(cfg, config_path=config_path)
@@ -201,9 +201,9 @@ def _run_once(cfg: Config, *, fetch_all: bool, quiet: bool) -> bool:
     import signal
     import threading
 
-    from aggregator.pipeline import run_cycle
+    from aggregator.running.cycle import run_cycle
     from aggregator.progress import cycle_progress
-    from aggregator.storage import Store
+    from aggregator.store.sqlite import Store
 
     stop = threading.Event()
 
@@ -264,7 +264,7 @@ def check_config(path: str, strict: bool) -> None:
     click.echo(f"  translation: to {cfg.translation.target} via {provs} "
                f"(timeout {_dur(cfg.translation.timeout.total_seconds())})")
     from aggregator.exceptions import TranslationError
-    from aggregator.translation import make_provider
+    from aggregator.translating.chain import make_provider
 
     for p in cfg.translation.providers:
         try:
@@ -303,7 +303,7 @@ def status(as_json: bool, config_path: str, quiet: bool) -> None:
     """
     import shutil
 
-    from aggregator.status import collect, render_text
+    from aggregator.running.status import collect, render_text
 
     cfg = _load(config_path)
     try:
@@ -324,7 +324,7 @@ def explain(post_url: str, config_path: str, quiet: bool) -> None:
     """Why a blog post links (or does not link) each source.
 
     POST_URL is the blog post's link as its feed gives it."""
-    from aggregator.explain import explain_post
+    from aggregator.running.explain import explain_post
 
     cfg = _load(config_path)
     try:
@@ -345,7 +345,7 @@ def eval_matching(directory: str, as_json: bool, no_translation: bool, config_pa
     DIRECTORY holds feeds/, sources.yaml, gold.jsonl and translations.jsonl. The real
     pipeline runs on those feeds served over loopback (translations served by a
     loopback LibreTranslate-protocol server), in a temporary store."""
-    from aggregator.evaluation import evaluate, render_report
+    from aggregator.citing.evaluation import evaluate, render_report
 
     try:
         result = evaluate(Path(directory), translate=not no_translation)
@@ -373,7 +373,7 @@ def sources_list(as_json: bool, config_path: str, quiet: bool) -> None:
     import shutil
 
     from aggregator.redaction import redact
-    from aggregator.status import render_sources
+    from aggregator.running.status import render_sources
 
     cfg = _load(config_path)
     if as_json:
@@ -389,7 +389,7 @@ def sources_list(as_json: bool, config_path: str, quiet: bool) -> None:
 @common()
 def sources_export(config_path: str, quiet: bool) -> None:
     """Print the sources as OPML 2.0 (for feed readers)."""
-    from aggregator.opml import export_opml
+    from aggregator.running.opml import export_opml
 
     cfg = _load(config_path)
     sys.stdout.write(export_opml(cfg))
@@ -407,7 +407,7 @@ def sources_import(opml_file: str, role: str, language: str, dry_run: bool, conf
 
     Feeds already configured (same URL) are skipped; new ones get an id made from
     their title. The config is checked before and after, and written atomically."""
-    from aggregator.opml import import_opml
+    from aggregator.running.opml import import_opml
 
     try:
         added, skipped = import_opml(Path(config_path), Path(opml_file), role=role, language=language,
@@ -426,7 +426,7 @@ def sources_import(opml_file: str, role: str, language: str, dry_run: bool, conf
 @common()
 def serve(host: str, port: int, config_path: str, quiet: bool) -> None:
     """Serve output/ over HTTP, read-only, with the right content types and caching."""
-    from aggregator.server import serve_output
+    from aggregator.publishing.serve import serve_output
 
     cfg = _load(config_path)
     try:

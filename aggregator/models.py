@@ -44,7 +44,7 @@ class EntryData:
     """One feed entry as parsed, before it is stored.
 
     ``key`` is the entry's identity within its source: the guid, else the link, else
-    a hash of title and date (see :func:`aggregator.parsing.entry_key`).
+    a hash of title and date (see :func:`aggregator.sources.parse.entry_key`).
     ``published_offset`` is the UTC offset (minutes) the feed wrote the date with,
     which matters when a post says "on the 13th" in the outlet's local time.
     """

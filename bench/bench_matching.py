@@ -1,5 +1,5 @@
 """Matching at scale: N blog posts against M stored outlet articles, through the real
-store and the real match stage (aggregator.pipeline.match_stage).
+store and the real match stage (aggregator.running.cycle.match_stage).
 
     python bench/bench_matching.py --posts 1000 --articles 100000
     python bench/bench_matching.py --posts 2000 --articles 200000
@@ -24,11 +24,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from aggregator.config import parse_config
-from aggregator.embedding import Embedder
+from aggregator.citing.embeddings import Embedder
 from aggregator.models import EntryData
-from aggregator.pipeline import match_stage
-from aggregator.storage import Store
-from aggregator.translation import Translator
+from aggregator.running.cycle import match_stage
+from aggregator.store.sqlite import Store
+from aggregator.translating.chain import Translator
 
 T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
 OUTLETS = [f"outlet{i}" for i in range(20)]

@@ -56,8 +56,8 @@ class _Profile:
 
 def run_aggregator(config: str) -> dict[str, object]:
     t = time.perf_counter()
-    import aggregator.parsepool
-    import aggregator.pipeline  # noqa: F401  (what the CLI imports on its first cycle)
+    import aggregator.sources.parsepool
+    import aggregator.running.cycle  # noqa: F401  (what the CLI imports on its first cycle)
     from aggregator.cli import main
     from aggregator.config import load_config
 
@@ -72,7 +72,7 @@ def run_aggregator(config: str) -> dict[str, object]:
         if e.code:
             raise
     # The parsing processes would stop at exit; stopping them here counts their CPU time.
-    pool = aggregator.parsepool.DEFAULT
+    pool = aggregator.sources.parsepool.DEFAULT
     pool.shutdown()
     wall = time.perf_counter() - t0
     cpu1, rss, kids_rss = _usage()

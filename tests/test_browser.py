@@ -23,7 +23,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from aggregator.server import make_server
+from aggregator.publishing.serve import make_server
 from test_feed_validity import HOSTILE_POST_TITLE, SPECIAL_SHOWN, publish_hostile_cycle
 
 

@@ -4,9 +4,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from aggregator.citations import Outlet, classify, extract, find_mentions
+from aggregator.citing.extract import Outlet, classify, extract, find_mentions
 from aggregator.html_text import Block
-from aggregator.parsing import parse_feed
+from aggregator.sources.parse import parse_feed
 from conftest import DEV
 
 OUTLETS = [Outlet("politico", ("POLITICO", "ポリティコ")), Outlet("reuters", ("Reuters", "ロイター", "ロイター通信")),

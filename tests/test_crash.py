@@ -27,7 +27,7 @@ import feedparser
 from lxml import etree
 
 from aggregator.loopback import FeedServer, LibreTranslateServer
-from aggregator.parsing import parse_feed
+from aggregator.sources.parse import parse_feed
 from conftest import DEV, aggregator_cmd
 from test_pipeline_e2e import write_config
 

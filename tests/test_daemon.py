@@ -15,10 +15,10 @@ import feedparser
 import pytest
 
 from aggregator.config import SourceConfig, parse_config
-from aggregator.daemon import first_run
-from aggregator.pipeline import due_sources
+from aggregator.running.daemon import first_run
+from aggregator.running.cycle import due_sources
 from aggregator.loopback import FeedServer
-from aggregator.storage import SourceState
+from aggregator.store.sqlite import SourceState
 from conftest import DEV, aggregator_cmd
 
 WAIT = 60  # generous: the machine is shared

@@ -11,7 +11,7 @@ import pytest
 
 from aggregator import PROJECT_URL, USER_AGENT
 from aggregator.exceptions import FetchError
-from aggregator.fetching import (
+from aggregator.sources.fetch import (
     fetch,
     make_client,
     next_fetch_after_failure,

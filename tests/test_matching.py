@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from aggregator.citations import Outlet, extract
-from aggregator.matching import ArticleIndex, article_from_entry, headline_variants, match_post
+from aggregator.citing.extract import Outlet, extract
+from aggregator.citing.match import ArticleIndex, article_from_entry, headline_variants, match_post
 from aggregator.models import Entry
 
 T0 = datetime(2024, 5, 10, 12, 0, tzinfo=timezone.utc)

@@ -8,10 +8,10 @@ import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from aggregator.citations import NameFinder, Outlet, extract, find_mentions
-from aggregator.matching import ARTICLE_CHARS, article_from_entry, outlets_named
+from aggregator.citing.extract import NameFinder, Outlet, extract, find_mentions
+from aggregator.citing.match import ARTICLE_CHARS, article_from_entry, outlets_named
 from aggregator.models import EntryData
-from aggregator.storage import Store
+from aggregator.store.sqlite import Store
 
 T = datetime(2024, 5, 1, tzinfo=timezone.utc)
 

@@ -19,7 +19,7 @@ import pytest
 from lxml import etree
 
 from aggregator.loopback import FeedServer, LibreTranslateServer
-from aggregator.server import make_server
+from aggregator.publishing.serve import make_server
 from conftest import DEV, aggregator_cmd
 from test_pipeline_e2e import write_config
 

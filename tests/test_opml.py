@@ -1,4 +1,4 @@
-"""Tests for aggregator.opml: OPML 2.0 export, and import merged into a commented YAML config."""
+"""Tests for aggregator.running.opml: OPML 2.0 export, and import merged into a commented YAML config."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from lxml import etree
 from aggregator.config import Config, load_config
 from aggregator.exceptions import ConfigError
 from aggregator.config import format_duration
-from aggregator.opml import NS, export_opml, import_opml, join_aliases, split_aliases
+from aggregator.running.opml import NS, export_opml, import_opml, join_aliases, split_aliases
 
 A = "{%s}" % NS
 NOW = datetime(2024, 5, 19, 12, 0, tzinfo=timezone.utc)

@@ -1,4 +1,4 @@
-"""Feed parsing in worker processes (aggregator.parsepool): the same results and the same
+"""Feed parsing in worker processes (aggregator.sources.parsepool): the same results and the same
 per-source errors as parsing in the fetch threads, and no source lost when a worker dies."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from aggregator import parsepool
+from aggregator.sources import parsepool
 from aggregator.config import parse_config
 from aggregator.exceptions import ParseError
 from aggregator.loopback import FeedServer
-from aggregator.parsepool import ParsePool
-from aggregator.parsing import parse_feed
-from aggregator.pipeline import fetch_stage
-from aggregator.storage import Store
+from aggregator.sources.parsepool import ParsePool
+from aggregator.sources.parse import parse_feed
+from aggregator.running.cycle import fetch_stage
+from aggregator.store.sqlite import Store
 from conftest import DEV
 
 NOW = datetime(2024, 5, 21, tzinfo=timezone.utc)
@@ -146,7 +146,7 @@ def test_workers_leave_with_a_parent_that_exits_without_shutting_them_down(tmp_p
     script = tmp_path / "parent.py"
     script.write_text(
         "import multiprocessing, os, sys\n"
-        "from aggregator.parsepool import ParsePool\n"
+        "from aggregator.sources.parsepool import ParsePool\n"
         "if __name__ == '__main__':\n"
         "    p = ParsePool(workers=2, min_concurrent=1)\n"
         f"    p.parse(open({str(DEV / 'feeds' / 'twz.xml')!r}, 'rb').read())\n"

@@ -8,7 +8,7 @@ import pytest
 
 from aggregator.exceptions import ParseError
 from aggregator.models import iso
-from aggregator.parsing import MAX_TITLE, clean_prefix, parse_feed
+from aggregator.sources.parse import MAX_TITLE, clean_prefix, parse_feed
 from conftest import FIXTURES, REAL_FEEDS
 
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)

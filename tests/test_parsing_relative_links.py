@@ -1,12 +1,12 @@
 """Relative links in entry HTML: resolved where the feed gives a base (xml:base), as
 feedparser's own resolver does, and left as written where there is nothing to resolve
-against (aggregator.parsing resolves only the HTML that needs it)."""
+against (aggregator.sources.parse resolves only the HTML that needs it)."""
 
 from __future__ import annotations
 
 import feedparser
 
-from aggregator.parsing import parse_feed
+from aggregator.sources.parse import parse_feed
 
 ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom" xml:base="https://news.example/world/">

@@ -18,9 +18,9 @@ import pytest
 from aggregator import PROJECT_URL
 from aggregator.config import Config, parse_config
 from aggregator.loopback import FeedServer
-from aggregator.pipeline import fetch_stage
-from aggregator.status import collect, render_text
-from aggregator.storage import SourceState, Store
+from aggregator.running.cycle import fetch_stage
+from aggregator.running.status import collect, render_text
+from aggregator.store.sqlite import SourceState, Store
 from conftest import DEV, aggregator_cmd
 
 FEED = (DEV / "feeds" / "politico.xml").read_bytes()

@@ -12,8 +12,8 @@ import pytest
 
 from aggregator.config import Config, parse_config
 from aggregator.models import EntryData, Match
-from aggregator.publishing import publish
-from aggregator.storage import EntryTranslation, Store
+from aggregator.publishing.publish import publish
+from aggregator.store.sqlite import EntryTranslation, Store
 
 T = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
 
@@ -47,7 +47,7 @@ def _rendered(caplog: pytest.LogCaptureFixture) -> bool:
 
 def test_an_unchanged_publication_is_not_rendered_again(tmp_path: Path, store: Store,
                                                         caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="aggregator.publishing")
+    caplog.set_level(logging.DEBUG, logger="aggregator.publishing.publish")
     config = _config(tmp_path)
     paths, n = publish(store, config, now=T)
     assert n == 2 and {p.name for p in paths} >= {"feed.atom", "feed.rss", "feed.json", "index.html"}
@@ -61,7 +61,7 @@ def test_an_unchanged_publication_is_not_rendered_again(tmp_path: Path, store: S
 
 def test_what_a_reader_could_see_changing_renders_again(tmp_path: Path, store: Store,
                                                        caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="aggregator.publishing")
+    caplog.set_level(logging.DEBUG, logger="aggregator.publishing.publish")
     config = _config(tmp_path)
     publish(store, config, now=T)
     post, article = (store.newest_entries([role], 1)[0] for role in ("blog", "outlet"))

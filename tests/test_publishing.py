@@ -1,4 +1,4 @@
-"""Ids and ``updated`` (aggregator.publishing.build_items, pure): ids fixed at first
+"""Ids and ``updated`` (aggregator.publishing.publish.build_items, pure): ids fixed at first
 publication; ``updated`` moves when, and only when, what a reader sees changes."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 
 from aggregator.config import parse_config
 from aggregator.models import Entry, Match
-from aggregator.publishing import build_items, plausible
-from aggregator.rendering import FeedItem
-from aggregator.storage import EntryTranslation, Publication
+from aggregator.publishing.publish import build_items, plausible
+from aggregator.publishing.render import FeedItem
+from aggregator.store.sqlite import EntryTranslation, Publication
 
 T0 = datetime(2024, 5, 19, 12, 0, tzinfo=timezone.utc)
 SEEN = datetime(2024, 5, 19, 13, 0, tzinfo=timezone.utc)

@@ -1,4 +1,4 @@
-"""Tests for aggregator.rendering: parse every output back and check the contract (CONTRACT.md §3)."""
+"""Tests for aggregator.publishing.render: parse every output back and check the contract (CONTRACT.md §3)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import lxml.html
 import pytest
 from lxml import etree
 
-from aggregator import rendering
-from aggregator.rendering import (
+from aggregator.publishing import render as rendering
+from aggregator.publishing.render import (
     FeedItem, FeedMeta, SourceLink, render_atom, render_html, render_json, render_rss, write_output,
 )
 
@@ -395,7 +395,7 @@ def test_naive_datetime_rejected() -> None:
 def test_each_published_format_reads_back_through_our_own_parser() -> None:
     """An aggregator can subscribe to another's output: Atom, RSS and JSON Feed alike."""
     from aggregator.html_text import strip_tags
-    from aggregator.parsing import parse_feed
+    from aggregator.sources.parse import parse_feed
 
     for data in (render_atom(META, ITEMS), render_rss(META, ITEMS), render_json(META, ITEMS)):
         parsed = parse_feed(data, now=datetime(2030, 1, 1, tzinfo=timezone.utc))

@@ -16,7 +16,7 @@ from aggregator.config import parse_config
 from aggregator.exceptions import ConfigError
 from aggregator.loopback import FeedServer, LibreTranslateServer
 from aggregator.models import EntryData, Match
-from aggregator.retention import (
+from aggregator.running.retention import (
     ArticleAge,
     articles_to_prune,
     compact_if_due,
@@ -24,7 +24,7 @@ from aggregator.retention import (
     derived_hashes,
     prune_articles,
 )
-from aggregator.storage import EntryTranslation, Publication, Store
+from aggregator.store.sqlite import EntryTranslation, Publication, Store
 from conftest import DEV, aggregator_cmd
 from test_pipeline_e2e import write_config
 

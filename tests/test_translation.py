@@ -12,8 +12,8 @@ import pytest
 from aggregator.config import ProviderConfig
 from aggregator.exceptions import TranslationError
 from aggregator.loopback import DeepLServer, LibreTranslateServer
-from aggregator.storage import Store
-from aggregator.translation import (
+from aggregator.store.sqlite import Store
+from aggregator.translating.chain import (
     RateLimiter,
     Translator,
     apply_glossary,
@@ -225,7 +225,7 @@ def test_one_provider_refusing_for_good_while_another_is_down_stays_retryable(st
 
 
 def test_http_date_retry_after_is_understood() -> None:
-    from aggregator.fetching import parse_retry_after
+    from aggregator.sources.fetch import parse_retry_after
 
     now = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
     assert parse_retry_after("120", now) == 120
@@ -238,7 +238,7 @@ def test_http_date_retry_after_is_understood() -> None:
 
 def test_a_configured_request_limit_passes_the_text_to_the_next_provider_when_the_wait_is_long(store: Store) -> None:
     from aggregator.config import TranslationConfig
-    from aggregator.translation import build_translator
+    from aggregator.translating.chain import build_translator
 
     clock = [0.0]
     with LibreTranslateServer(TABLE) as a, LibreTranslateServer(TABLE) as b:
@@ -258,7 +258,7 @@ def test_a_configured_request_limit_passes_the_text_to_the_next_provider_when_th
 
 def test_a_configured_character_limit_waits_when_the_wait_is_short(store: Store) -> None:
     from aggregator.config import TranslationConfig
-    from aggregator.translation import build_translator
+    from aggregator.translating.chain import build_translator
 
     clock = [0.0]
     slept: list[float] = []
@@ -332,7 +332,7 @@ def test_deepl_that_never_answers_is_bounded_by_our_timeout_not_its_own(store: S
 
 
 def test_deepl_language_codes() -> None:
-    from aggregator.translation import deepl_source, deepl_target
+    from aggregator.translating.chain import deepl_source, deepl_target
 
     assert (deepl_source("ja"), deepl_source("pt-BR"), deepl_source("auto")) == ("JA", "PT", None)
     assert (deepl_target("en"), deepl_target("pt"), deepl_target("en-GB"), deepl_target("de")) == (
@@ -389,7 +389,7 @@ def test_providers_that_cannot_work_are_config_errors_with_the_reason(name: str)
 
 
 def test_pieces_respect_each_providers_limit_in_characters_and_in_the_url() -> None:
-    from aggregator.translation import encoded_length, fit_pieces
+    from aggregator.translating.chain import encoded_length, fit_pieces
 
     ja = "".join(f"これは{i}番目の、かなり長めの日本語の文です。" for i in range(400))
     en = " ".join(f"This is sentence number {i}, in English." for i in range(400))

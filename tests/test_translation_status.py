@@ -17,11 +17,11 @@ from aggregator.config import Config, parse_config
 from aggregator.language import detect, entry_language
 from aggregator.loopback import LibreTranslateServer
 from aggregator.models import EntryData
-from aggregator.pipeline import PERMANENT_ATTEMPTS, translate_stage
-from aggregator.publishing import publish, selection
-from aggregator.status import collect, render_text
-from aggregator.storage import Store
-from aggregator.translation import build_translator
+from aggregator.running.cycle import PERMANENT_ATTEMPTS, translate_stage
+from aggregator.publishing.publish import publish, selection
+from aggregator.running.status import collect, render_text
+from aggregator.store.sqlite import Store
+from aggregator.translating.chain import build_translator
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
 

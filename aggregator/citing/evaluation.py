@@ -19,10 +19,10 @@ from ruamel.yaml import YAML
 
 from aggregator.config import load_config
 from aggregator.exceptions import AggregatorError
-from aggregator.explain import rematch
+from aggregator.running.explain import rematch
 from aggregator.loopback import FeedServer, LibreTranslateServer
-from aggregator.pipeline import run_cycle
-from aggregator.storage import Store
+from aggregator.running.cycle import run_cycle
+from aggregator.store.sqlite import Store
 
 
 @dataclass

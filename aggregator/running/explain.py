@@ -3,13 +3,13 @@ and with what evidence, and why the others matched nothing."""
 
 from __future__ import annotations
 
-from aggregator.citations import PostText, extract
+from aggregator.citing.extract import PostText, extract
 from aggregator.config import Config
-from aggregator.embedding import Embedder
+from aggregator.citing.embeddings import Embedder
 from aggregator.exceptions import AggregatorError
-from aggregator.matching import ArticleIndex, Outcome, Params, article_from_entry, match_post
+from aggregator.citing.match import ArticleIndex, Outcome, Params, article_from_entry, match_post
 from aggregator.models import Entry
-from aggregator.pipeline import (
+from aggregator.running.cycle import (
     foreign_headlines,
     mention_texts,
     outlet_language,
@@ -17,7 +17,7 @@ from aggregator.pipeline import (
     own_hosts,
     post_hosts,
 )
-from aggregator.storage import Store
+from aggregator.store.sqlite import Store
 
 
 def rematch(store: Store, config: Config, post: Entry) -> tuple[PostText, Outcome]:

@@ -21,12 +21,12 @@ from importlib import resources
 from urllib.parse import urlsplit
 
 from aggregator import __version__
-from aggregator.citations import extract
+from aggregator.citing.extract import extract
 from aggregator.config import Config
 from aggregator.html_text import sanitize_html, strip_tags
 from aggregator.language import entry_language, same_language
 from aggregator.models import Entry, Match, iso
-from aggregator.rendering import (
+from aggregator.publishing.render import (
     ATOM_NAME,
     ATOM_XSL_NAME,
     HTML_NAME,
@@ -38,7 +38,7 @@ from aggregator.rendering import (
     SourceLink,
     write_output,
 )
-from aggregator.storage import EntryTranslation, Publication, Store
+from aggregator.store.sqlite import EntryTranslation, Publication, Store
 
 log = logging.getLogger(__name__)
 
@@ -245,10 +245,10 @@ def _code_digest() -> str:
     """The code and templates that turn the inputs into files (the whole package, read
     once per process): an upgrade, or any edit, renders anew."""
     h = hashlib.sha1(__version__.encode())
-    base = resources.files("aggregator")
-    files = [f for f in base.iterdir() if f.name.endswith(".py")] + list((base / "templates").iterdir())
-    for f in sorted(files, key=lambda f: f.name):
-        h.update(f.name.encode() + b"\x00" + f.read_bytes())
+    base = Path(str(resources.files("aggregator")))
+    files = [f for f in base.rglob("*") if f.is_file() and (f.suffix == ".py" or f.parent.name == "templates")]
+    for f in sorted(files):
+        h.update(str(f.relative_to(base)).encode() + b"\x00" + f.read_bytes())
     return h.hexdigest()
 
 

@@ -33,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
-from aggregator import parsing
+from aggregator.sources import parse as parsing
 from aggregator.exceptions import ParseError
 from aggregator.models import ParsedFeed
 
@@ -75,7 +75,7 @@ def _parse(data: bytes, url: str, headers: dict[str, str] | None, now: datetime 
 
 
 class ParsePool:
-    """``parse`` = :func:`aggregator.parsing.parse_feed`, in worker processes when parses overlap.
+    """``parse`` = :func:`aggregator.sources.parse.parse_feed`, in worker processes when parses overlap.
 
     ``workers``: processes in the pool (default: the CPUs this process may use; with one,
     everything is parsed in the calling thread). ``min_concurrent``: how many parses must
@@ -204,5 +204,5 @@ DEFAULT = ParsePool()
 
 def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = None,
                now: datetime | None = None) -> ParsedFeed:
-    """:func:`aggregator.parsing.parse_feed`, through the process-wide :data:`DEFAULT` pool."""
+    """:func:`aggregator.sources.parse.parse_feed`, through the process-wide :data:`DEFAULT` pool."""
     return DEFAULT.parse(data, url=url, headers=headers, now=now)

@@ -5,7 +5,7 @@ written on one line keeps its entities, and expat expands them: a 5 MB "billion 
 document cost 2 minutes and 4 GB here (expat's amplification limit grows with the input
 size). This driver is defusedxml's expat reader, its refusal turned into the SAX error
 feedparser expects: the document then goes to feedparser's loose parser, which expands
-no declared entity. Selected in :mod:`aggregator.parsing` by name, as ``xml.sax`` wants.
+no declared entity. Selected in :mod:`aggregator.sources.parse` by name, as ``xml.sax`` wants.
 """
 
 from __future__ import annotations

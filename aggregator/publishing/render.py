@@ -420,7 +420,7 @@ def _human_time(dt: datetime) -> str:
 @cache
 def _jinja() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("aggregator", "templates"),
+        loader=jinja2.PackageLoader("aggregator.publishing", "templates"),
         autoescape=True,  # the template name ends in .j2, so select_autoescape would not apply
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -479,7 +479,7 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _stylesheet(name: str) -> bytes:
-    return (resources.files("aggregator") / "templates" / name).read_bytes()
+    return (resources.files("aggregator.publishing") / "templates" / name).read_bytes()
 
 
 def write_output(out_dir: Path, meta: FeedMeta, items: Sequence[FeedItem]) -> list[Path]:

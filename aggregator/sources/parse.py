@@ -26,8 +26,8 @@ from aggregator.exceptions import ParseError
 from aggregator.html_text import strip_tags
 from aggregator.models import EntryData, ParsedFeed
 
-# Entity declarations are refused by the strict parser (see aggregator/safexml.py).
-feedparser.api.PREFERRED_XML_PARSERS = ["aggregator.safexml"]
+# Entity declarations are refused by the strict parser (see aggregator/sources/safexml.py).
+feedparser.api.PREFERRED_XML_PARSERS = ["aggregator.sources.safexml"]
 
 MAX_TITLE = 1_000
 MAX_SUMMARY = 100_000

@@ -17,7 +17,7 @@ from typing import Any
 from aggregator.config import Config
 from aggregator.models import Entry, from_iso, iso
 from aggregator.redaction import Redactor
-from aggregator.storage import EntryTranslation, SourceState, Store, StoreLock
+from aggregator.store.sqlite import EntryTranslation, SourceState, Store, StoreLock
 
 
 def source_result(st: SourceState | None) -> str:
@@ -90,7 +90,7 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
 
 
 def _collect(config: Config, now: datetime | None) -> dict[str, Any]:
-    from aggregator.publishing import selection
+    from aggregator.publishing.publish import selection
 
     now = now or datetime.now(timezone.utc)
     running = StoreLock(config.db_path).holder()

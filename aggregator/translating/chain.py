@@ -28,7 +28,7 @@ import requests
 
 from aggregator.config import UNUSABLE_PROVIDERS, ProviderConfig
 from aggregator.exceptions import TranslationError
-from aggregator.fetching import parse_retry_after
+from aggregator.sources.fetch import parse_retry_after
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.config import Config, SourceConfig, format_duration, load_config
 from aggregator.exceptions import AggregatorError, ConfigError
-from aggregator.fetching import HostLimiter
-from aggregator.pipeline import (
+from aggregator.sources.fetch import HostLimiter
+from aggregator.running.cycle import (
     CycleReport,
     SourceReport,
     fetch_stage,
@@ -38,7 +38,7 @@ from aggregator.pipeline import (
 )
 from aggregator.redaction import Redactor
 from aggregator.redaction import install as install_redaction
-from aggregator.storage import SourceState, Store
+from aggregator.store.sqlite import SourceState, Store
 
 log = logging.getLogger("aggregator")
 

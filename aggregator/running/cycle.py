@@ -20,24 +20,24 @@ from typing import Any
 
 import httpx
 
-from aggregator.citations import Outlet, Outlets, extract
+from aggregator.citing.extract import Outlet, Outlets, extract
 from aggregator.config import Config, SourceConfig
-from aggregator.embedding import Embedder
+from aggregator.citing.embeddings import Embedder
 from aggregator.exceptions import AggregatorError, FetchError, ParseError, TranslationError
-from aggregator.fetching import (
+from aggregator.sources.fetch import (
     HostLimiter,
     fetch,
     make_client,
     next_fetch_after_failure,
     next_fetch_after_success,
 )
-from aggregator.matching import ARTICLE_CHARS, ArticleIndex, OutletNames, Params, article_from_entry, match_post
+from aggregator.citing.match import ARTICLE_CHARS, ArticleIndex, OutletNames, Params, article_from_entry, match_post
 from aggregator.models import Entry, ParsedFeed, from_iso, iso
-from aggregator.parsepool import parse_feed  # in worker processes when parses overlap (GIL)
-from aggregator.publishing import posts_in_publication, publish, selection
+from aggregator.sources.parsepool import parse_feed  # in worker processes when parses overlap (GIL)
+from aggregator.publishing.publish import posts_in_publication, publish, selection
 from aggregator.redaction import Redactor
-from aggregator.storage import EntryTranslation, SourceState, Store
-from aggregator.translation import EntryTexts, Translator, build_translator, chain_signature, retry_delay
+from aggregator.store.sqlite import EntryTranslation, SourceState, Store
+from aggregator.translating.chain import EntryTexts, Translator, build_translator, chain_signature, retry_delay
 from aggregator.urls import host_of
 
 log = logging.getLogger("aggregator")
@@ -367,7 +367,7 @@ def mention_texts(post: Entry, text: Any) -> list[str]:
 def foreign_headlines(text: Any) -> list[str]:
     """Headline citations in another language than English, which the matcher compares
     by meaning (and through their translation, when there is one)."""
-    from aggregator.matching import looks_english
+    from aggregator.citing.match import looks_english
 
     return [c.text for c in text.citations if c.kind == "headline" and c.text and not looks_english(c.text)]
 
@@ -507,7 +507,7 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
     """Everything after fetching: match, prune (retention), translate, publish, compact.
     Fills ``report``. When ``stop`` is set, matching and translation wait for the next
     cycle but what is stored is still published."""
-    from aggregator.retention import compact_if_due, prune_articles
+    from aggregator.running.retention import compact_if_due, prune_articles
 
     own_translator = translator is None
     translator = translator or build_translator(config.translation, store, now=now)

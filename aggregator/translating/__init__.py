@@ -1,0 +1,1 @@
+"""translating stage."""
