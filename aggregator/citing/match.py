@@ -49,6 +49,11 @@ MENTION_EMBED_TOP = 8         # candidates whose meaning is computed (by words, 
 EMBED_CHARS = 400             # what of a text is embedded: its opening says what it is about
 MENTION_MEANING_ONLY = 0.72   # without a translation: meaning alone, stricter
 MENTION_MEANING_MARGIN = 0.15
+EDITED_TOP = 8                # an edited headline: candidates weighed (by headline score)
+EDITED_MIN_HEADLINE = 0.60    # ... its headline score (most words survived the edit)
+EDITED_ACCEPT = 0.75          # ... evidence (headline, kept words or slug, content) to accept
+EDITED_ACCEPT_TITLE_ONLY = 0.85  # ... without a translation: headline and kept words only
+EDITED_MARGIN = 0.10          # ... and its lead over every other candidate
 CROSSLINGUAL_ACCEPT = 0.60    # a headline in another language: meaning, outlet named
 CROSSLINGUAL_MARGIN = 0.10
 ARTICLE_CHARS = 5000          # what of an article's summary (or content) the matcher reads
@@ -152,13 +157,17 @@ class Article:
     that an index of a hundred thousand articles does not hold their summaries."""
 
     __slots__ = ("id", "source_id", "title", "summary", "canonical", "host", "date", "days", "variants", "_text",
-                 "_load")
+                 "_load", "site")
 
     def __init__(self, id: int, source_id: str, title: str, summary: str, canonical: str, host: str,
                  date: datetime, days: frozenset[int], variants: tuple[str, ...],
-                 load: Callable[[int], str] | None = None):
+                 load: Callable[[int], str] | None = None, site: str = ""):
         self.id, self.source_id, self.title, self.summary = id, source_id, title, summary
         self.canonical, self.host, self.date, self.days, self.variants = canonical, host, date, days, variants
+        # The site whose story this is when the feed is an aggregator's (Google News links
+        # are news.google.com/rss/articles/…; the item's <source url> or the source's
+        # configured ``site`` says it is Reuters'); else "".
+        self.site = site
         self._text: str | None = None
         self._load = load
 
@@ -171,7 +180,9 @@ class Article:
 
 
 def article_from_entry(e: Entry, outlet_names: Iterable[str] = (),
-                       load: Callable[[int], str] | None = None) -> Article:
+                       load: Callable[[int], str] | None = None, site: str = "") -> Article:
+    """``site``: the site the article's source carries (the source's ``site``), when
+    the entry does not say it itself (``<source url>``)."""
     d = e.date
     offset = timedelta(minutes=e.published_offset or 0)
     canonical = e.canonical_link if e.canonical_link is not None else (canonical_url(e.link) if e.link else "")
@@ -180,7 +191,13 @@ def article_from_entry(e: Entry, outlet_names: Iterable[str] = (),
         host=_host(canonical),
         date=d, days=frozenset({(d + offset).day, d.day, (d + JST).day}),
         variants=headline_variants(e.title, outlet_names), load=load,
+        site=site_host(e.source_site or site),
     )
+
+
+def site_host(url: str) -> str:
+    """A site's host as articles' canonical links spell it (no scheme, no www.)."""
+    return _host(canonical_url(url)) if url else ""
 
 
 def _host(canonical: str) -> str:
@@ -198,7 +215,7 @@ class ArticleIndex:
         self.by_token: dict[str, set[int]] = defaultdict(set)
         self.by_outlet: dict[str, list[int]] = defaultdict(list)
         self.by_day: dict[date, list[int]] = defaultdict(list)
-        self.hosts: dict[str, set[str]] = defaultdict(set)  # host -> outlet ids
+        self.hosts: dict[str, set[str]] = defaultdict(set)  # host (or carried site) -> outlet ids
         for a in articles:
             self.add(a)
 
@@ -214,6 +231,16 @@ class ArticleIndex:
         self.by_day[a.date.date()].append(a.id)
         if a.host:
             self.hosts[a.host].add(a.source_id)
+        if a.site:
+            self.hosts[a.site].add(a.source_id)
+
+    def site_outlets(self, host: str) -> set[str]:
+        """The outlets whose articles are on ``host``, or that carry its stories."""
+        return set(self.hosts.get(host, ()))
+
+    @staticmethod
+    def article_sites(a: Article) -> set[str]:
+        return {h for h in (a.host, a.site) if h}
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -260,11 +287,50 @@ class Params:
     after: timedelta = timedelta(days=1)       # ... and after (time zones, late feeds)
 
 
+@dataclass(frozen=True, slots=True)
+class NearMiss:
+    """A citation that linked nothing, and the closest candidates it had: what
+    ``explain`` shows. ``candidates``: (outlet id, title, score), best first."""
+
+    citation: Citation
+    reason: str
+    candidates: tuple[tuple[str, str, float], ...] = ()
+    needed: str = ""               # the test the best candidate had to pass
+    translated: bool | None = None  # None: no translation was needed for this decision
+
+    def describe(self) -> str:
+        lines = [self.reason]
+        for i, (outlet, title, score) in enumerate(self.candidates):
+            lines.append(f"    {'closest' if i == 0 else 'next'}: {score:.2f} {outlet}: {title[:100]}")
+        if self.candidates and self.needed:
+            lines.append(f"    needed: {self.needed}")
+        if self.translated is False:
+            lines.append("    no translation: content could not be compared")
+        return "\n".join(lines)
+
+
+@dataclass(slots=True)
+class Probe:
+    """What a search for one citation saw, for :class:`NearMiss`."""
+
+    ranked: list[tuple[Article, float]] = field(default_factory=list)
+    needed: str = ""
+    translated: bool | None = None
+
+    def top(self, n: int = 3) -> tuple[tuple[str, str, float], ...]:
+        return tuple((a.source_id, a.title, round(score, 2)) for a, score in self.ranked[:n])
+
+
 @dataclass(slots=True)
 class Outcome:
     matches: list[Match] = field(default_factory=list)
     unresolved: list[Citation] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # why citations did not match
+    near: list[NearMiss] = field(default_factory=list)  # why citations did not match
+    set_aside: list[Citation] = field(default_factory=list)  # in-text names of a 参考 line's outlet
+
+    @property
+    def notes(self) -> list[str]:
+        return [n.describe() for n in self.near]
 
     @property
     def state(self) -> str:
@@ -297,6 +363,35 @@ def headline_score(cite_variants: Sequence[str], truncated: bool, art: Article) 
     return best, how
 
 
+class _Post:
+    """What the matcher knows of one post, computed when first needed."""
+
+    def __init__(self, post: Entry, text: PostText, outlet_names: Mapping[str, Sequence[str]], translate: Lookup):
+        self.post, self.text, self.outlet_names, self._translate = post, text, outlet_names, translate
+        self._named: set[str] | None = None
+        self._words: dict[str, set[str] | None] = {}
+
+    def named(self) -> set[str]:
+        """The outlets the post's text names (any role)."""
+        if self._named is None:
+            self._named = outlets_named(self.text.body, self.outlet_names)
+        return self._named
+
+    def translate(self, s: str) -> str | None:
+        return self._translate(s) if s else None
+
+    def words_about(self, outlet: str) -> set[str] | None:
+        """Content words of what the post says about an outlet's report: its lead and the
+        paragraphs that cite that outlet, translated. None without a translation."""
+        if outlet not in self._words:
+            paras = [c.context for c in self.text.citations if c.kind == "mention" and c.outlet == outlet]
+            texts = [t for t in dict.fromkeys([self.text.lead, *paras]) if t]
+            found = [self.translate(t) for t in texts]
+            got = [t for t in found if t]
+            self._words[outlet] = content_words(" ".join(got)) if got else None
+        return self._words[outlet]
+
+
 def match_post(post: Entry, text: PostText, index: ArticleIndex, *,
                params: Params = Params(),
                outlet_names: Mapping[str, Sequence[str]] = {},
@@ -304,17 +399,20 @@ def match_post(post: Entry, text: PostText, index: ArticleIndex, *,
                embed: Embedder | None = None) -> Outcome:
     """Match one post. ``outlet_names`` maps each outlet's source id to its display name
     (first) and aliases; ``translate`` looks up a text's translation into the outlets'
-    language (None when there is none); ``embed`` maps texts to unit vectors."""
+    language (None when there is none); ``embed`` maps texts to unit vectors.
+
+    ``参考:`` lines first; then the in-text citations, except those that name the outlet
+    of a ``参考:`` line (the blog summarises the line's article: 「ロイター通信によると」
+    under a Reuters 参考 line) and, when a 参考 line's outlet is unknown (a headline that
+    matched nothing), plain attributions that may be that line's article."""
     out = Outcome()
     start, end = post.date - params.window, post.date + params.after
     all_names = outlet_names.normalized if isinstance(outlet_names, OutletNames) else \
         [n for names in outlet_names.values() for n in names]
+    ctx = _Post(post, text, outlet_names, translate)
     taken: set[int] = set()
-
-    @functools.cache
-    def named() -> set[str]:
-        # Only a doubtful headline needs it: most posts never ask.
-        return outlets_named(text.body, outlet_names)
+    ref_outlets: set[str] = set()
+    ref_unknown = False
 
     def add(hit: Hit) -> None:
         article, score, method, evidence = hit
@@ -322,74 +420,193 @@ def match_post(post: Entry, text: PostText, index: ArticleIndex, *,
             taken.add(article.id)
             out.matches.append(Match(post.id, article.id, round(score, 4), method, evidence))  # type: ignore[arg-type]
 
+    def miss(cite: Citation, reason: str, probe: Probe) -> None:
+        out.unresolved.append(cite)
+        out.near.append(NearMiss(cite, reason, probe.top(), probe.needed, probe.translated))
+
     for cite in text.citations:
         hit: Hit | None = None
+        probe = Probe()
         if cite.kind == "link" and cite.href:
-            ids = index.by_canonical.get(canonical_url(cite.href), [])
+            canonical = canonical_url(cite.href)
+            ids = index.by_canonical.get(canonical, [])
             if ids:
                 add((index.by_id[ids[0]], 1.0, "link", "link"))
+                ref_outlets.add(index.by_id[ids[0]].source_id)
                 continue
             # The link is in no feed. Its anchor text may still be the headline of an article
-            # of the same site (a changed slug, a redirect): only that site's articles count.
-            site = _host(canonical_url(cite.href))
-            if site in index.hosts and cite.text:
-                hit = _best_headline(cite, index, start, end, all_names, named, same_host=site)
+            # of the same site (a changed slug, a redirect; or an aggregator that carries the
+            # site under its own links): only that site's articles count.
+            site = _host(canonical)
+            ref_outlets |= index.site_outlets(site) | _outlets_by_host_name(site, outlet_names)
+            if index.site_outlets(site):
+                hit = _best_site_headline(cite, canonical, index, start, end, all_names, probe)
             if hit:
                 add(hit)
+                ref_outlets.add(hit[0].source_id)
             else:
-                out.unresolved.append(cite)
-                out.notes.append(f"link in no subscribed feed: {cite.href}")
+                miss(cite, f"link in no subscribed feed: {cite.href}", probe)
         elif cite.kind == "headline":
-            hit = _best_headline(cite, index, start, end, all_names, named)
+            hit = _best_headline(cite, index, start, end, all_names, ctx, probe)
             if hit is None and embed is not None and not looks_english(cite.text):
-                hit = _best_crosslingual(cite, index, start, end, embed, named, translate(cite.text))
+                hit = _best_crosslingual(cite, index, start, end, embed, ctx.named, translate(cite.text))
             if hit:
                 add(hit)
+                ref_outlets.add(hit[0].source_id)
             else:
-                out.unresolved.append(cite)
-                out.notes.append(f"no headline in the subscribed feeds close enough to: {cite.text[:120]}")
-        elif cite.kind == "mention" and cite.outlet:
-            names = outlet_names.get(cite.outlet) or (cite.outlet,)
-            hit = _best_mention(cite, post, text, index, start, end, translate, embed, names[0])
-            if hit:
-                add(hit)
-            else:
-                out.unresolved.append(cite)
-                day = f" of day {cite.day}" if cite.day else " of the days before"
-                out.notes.append(f"no {names[0]} article{day} clearly paraphrased by the post")
+                in_line = outlets_named_in(cite.text, outlet_names.items())
+                ref_outlets |= in_line
+                ref_unknown = ref_unknown or not in_line
+                miss(cite, f"no headline in the subscribed feeds close enough to: {cite.text[:120]}", probe)
+    for cite in text.citations:
+        if cite.kind != "mention" or not cite.outlet:
+            continue
+        if cite.outlet in ref_outlets or (ref_unknown and not (cite.also or cite.day or cite.form == "interview")):
+            out.set_aside.append(cite)
+            continue
+        names = outlet_names.get(cite.outlet) or (cite.outlet,)
+        probe = Probe()
+        hit = _best_mention(cite, post, text, index, start, end, translate, embed, names[0], probe)
+        if hit:
+            add(hit)
+        else:
+            day = f" of day {cite.day}" if cite.day else f" of the {params.window.days} days before"
+            miss(cite, f"no {names[0]} article{day} clearly paraphrased by the post", probe)
     return out
 
 
+def _outlets_by_host_name(host: str, outlet_names: Mapping[str, Sequence[str]]) -> set[str]:
+    """Outlets whose name is the host's name (politico.eu for POLITICO): a 参考 link there
+    cites that outlet's family even when its feed is another edition's."""
+    labels = host.split(".")
+    label = labels[-2] if len(labels) >= 2 else host
+    return {oid for oid, names in outlet_names.items()
+            if any(re.sub(r"[^0-9a-z]", "", n.casefold()) == label for n in names)}
+
+
+def _best_site_headline(cite: Citation, canonical: str, index: ArticleIndex, start: datetime, end: datetime,
+                        all_names: Sequence[str], probe: Probe) -> Hit | None:
+    """A link to a subscribed site that no feed item has: the site's article whose
+    headline is (nearly) the link's anchor text, or, for a bare link, the headline the
+    URL's slug spells."""
+    site = _host(canonical)
+    text = cite.text
+    bare = not text or is_url_text(text)
+    if bare:
+        text = " ".join(slug_words(canonical, stem=False))
+        if len(text.split()) < 3:
+            return None
+    c = Citation(kind="headline", text=text)
+    variants = headline_variants(_ELLIPSIS.sub("", text), all_names)
+    if not variants:
+        return None
+    cands = [a for a in index.headline_candidates(variants, start, end) if site in index.article_sites(a)]
+    truncated = bool(_ELLIPSIS.search(c.text))
+    scored = sorted(((headline_score(variants, truncated, a)[0] if not bare else _slug_score(canonical, a), a)
+                     for a in cands), key=lambda x: (-x[0], x[1].id))
+    probe.ranked = [(a, sc) for sc, a in scored]
+    probe.needed = f"≥ {LINK_FALLBACK_ACCEPT:.2f} and ahead of the next by {HEADLINE_MARGIN:.2f}"
+    if not scored:
+        return None
+    best, art = scored[0]
+    runner = scored[1][0] if len(scored) > 1 else 0.0
+    if best >= LINK_FALLBACK_ACCEPT and (best - runner >= HEADLINE_MARGIN or (best >= 1.0 and runner < 1.0)):
+        what = "slug" if bare else "headline"
+        how = "linked under another URL" if site == art.host else f"carried by {art.source_id}"
+        return art, best, "headline", f"{what} {best:.2f}, {how}"
+    return None
+
+
+def _slug_score(canonical: str, art: Article) -> float:
+    """How nearly a bare link's slug spells an article's headline."""
+    slug = " ".join(slug_words(canonical, stem=False))
+    return max((fuzz.ratio(slug, " ".join(tokens(v))) / 100 for v in art.variants), default=0.0)
+
+
+def is_url_text(text: str) -> bool:
+    return bool(re.match(r"^\s*(https?://|www\.)\S+\s*$", text, re.I))
+
+
+def slug_words(canonical: str, stem: bool = True) -> list[str]:
+    """The words of a link's slug (its path segment with the most hyphenated words),
+    without numbers and ids: many outlets spell the first headline there and keep it
+    when they edit the title."""
+    path = canonical.split("?", 1)[0].split("/", 1)[1] if "/" in canonical else ""
+    segs = [re.sub(r"\.(html?|php|aspx?)$", "", seg) for seg in path.split("/") if seg]
+    if not segs:
+        return []
+    seg = max(segs, key=lambda x: (x.count("-") + x.count("_"), len(x)))
+    words = [w for w in re.split(r"[-_]+", seg.casefold()) if w.isalpha()]
+    return [_stem(w) for w in tokens(" ".join(words))] if stem else words
+
+
 def _best_headline(cite: Citation, index: ArticleIndex, start: datetime, end: datetime,
-                   all_names: Sequence[str], named: Callable[[], set[str]],
-                   same_host: str | None = None) -> Hit | None:
+                   all_names: Sequence[str], ctx: _Post, probe: Probe) -> Hit | None:
     truncated = bool(_ELLIPSIS.search(cite.text))
     variants = headline_variants(_ELLIPSIS.sub("", cite.text), all_names)
     if not variants:
         return None
     cands = index.headline_candidates(variants, start, end)
-    if same_host:
-        cands = [a for a in cands if a.host == same_host]
     scored = sorted(((headline_score(variants, truncated, a), a) for a in cands),
                     key=lambda x: (-x[0][0], x[1].id))
+    probe.ranked = [(a, sc) for (sc, _), a in scored]
+    probe.needed = (f"headline ≥ {HEADLINE_ACCEPT:.2f} (≥ {HEADLINE_WITH_OUTLET:.2f} with its outlet named), "
+                    f"ahead of the next by {HEADLINE_MARGIN:.2f}")
     if not scored:
         return None
     (best, how), art = scored[0]
     runner = scored[1][0][0] if len(scored) > 1 else 0.0
     if best >= 1.0 and runner < 1.0:
         return art, best, "headline", how
-    if best - runner < HEADLINE_MARGIN:
-        return None  # two articles fit about equally: linking either could mislead
-    if same_host:
-        # The post links a page of this site that is in no feed: only a (nearly) equal
-        # headline says it is this article under another URL, not a sibling story of a
-        # series ("Russian attacks over past day kill 1…" / "…kill 2…").
-        return (art, best, "headline", f"{how} {best:.2f}, linked under another URL") \
-            if best >= LINK_FALLBACK_ACCEPT else None
-    if best >= HEADLINE_ACCEPT:
-        return art, best, "headline", f"{how} {best:.2f}"
-    if best >= HEADLINE_WITH_OUTLET and art.source_id in named():
-        return art, best, "headline", f"{how} {best:.2f} + outlet named"
+    if best - runner >= HEADLINE_MARGIN:
+        if best >= HEADLINE_ACCEPT:
+            return art, best, "headline", f"{how} {best:.2f}"
+        if best >= HEADLINE_WITH_OUTLET and art.source_id in ctx.named():
+            return art, best, "headline", f"{how} {best:.2f} + outlet named"
+    if best >= 1.0:
+        return None  # two articles carry the very headline: linking either could mislead
+    return _best_edited(cite, variants, [(sc, a) for (sc, _), a in scored], index, ctx, probe)
+
+
+def _best_edited(cite: Citation, variants: Sequence[str], scored: Sequence[tuple[float, Article]],
+                 index: ArticleIndex, ctx: _Post, probe: Probe) -> Hit | None:
+    """A headline the outlet edited after the post quoted it: the outlet's article whose
+    title it most resembles, only when the evidence together is strong — the outlet
+    named (in the text or the line), the words that survived the edit (in the title, or
+    in the link's slug, which outlets keep), and the post's text agreeing with the
+    article — and well ahead of every other candidate."""
+    named = ctx.named() | outlets_named_in(cite.text, ctx.outlet_names.items())
+    cite_words = {_stem(t) for v in variants for t in tokens(v)}
+    rows: list[tuple[float, Article, bool]] = []
+    for fz, art in scored[:EDITED_TOP]:
+        title_words = {_stem(t) for v in art.variants for t in tokens(v)}
+        kept = (_covered(cite_words, title_words, index) + _covered(title_words, cite_words, index)) / 2
+        slug = slug_words(art.canonical)
+        if len(slug) >= 3:
+            kept = max(kept, _covered(set(slug), cite_words, index))
+        about = ctx.words_about(art.source_id)
+        if about is not None:
+            agree = 0.6 * _covered(content_words(art.title), about, index) + \
+                0.4 * _covered(content_words(art.text), about, index)
+            score = (fz + kept + agree) / 3
+        else:
+            score = (fz + kept) / 2
+        rows.append((score, art, about is not None))
+    rows.sort(key=lambda r: (-r[0], r[1].id))
+    if not rows:
+        return None
+    best, art, content = rows[0]
+    runner = rows[1][0] if len(rows) > 1 else 0.0
+    accept = EDITED_ACCEPT if content else EDITED_ACCEPT_TITLE_ONLY
+    probe.ranked = [(a, sc) for sc, a, _ in rows]
+    probe.needed = (f"an edited headline needs its outlet named, headline ≥ {EDITED_MIN_HEADLINE:.2f}, "
+                    f"evidence ≥ {accept:.2f} and ahead of the next by {EDITED_MARGIN:.2f}")
+    probe.translated = content
+    fz = next(f for f, a in scored if a is art)
+    if (art.source_id in named and fz >= EDITED_MIN_HEADLINE and best >= accept
+            and best - runner >= EDITED_MARGIN):
+        extra = ", +content" if content else ""
+        return art, best, "headline", f"headline (edited) {best:.2f}{extra}, outlet named"
     return None
 
 
@@ -413,61 +630,85 @@ def _best_crosslingual(cite: Citation, index: ArticleIndex, start: datetime, end
 
 
 def _best_mention(cite: Citation, post: Entry, text: PostText, index: ArticleIndex, start: datetime,
-                  end: datetime, translate: Lookup, embed: Embedder | None, outlet: str) -> Hit | None:
-    """Among the named outlet's articles of the named day, the one the post paraphrases.
+                  end: datetime, translate: Lookup, embed: Embedder | None, outlet: str, probe: Probe) -> Hit | None:
+    """Among the named outlet's articles of the named day (without a day: of the window
+    before the post), the one the post paraphrases.
 
     Words: the share (weighted by rarity) of the article's title and summary words that
     the translated paragraph uses (the paragraph that names the outlet says what the
     outlet reported; a one-line mention borrows the post's title and lead). Meaning:
     cross-lingual embedding similarity of paragraph and article. The best must clear a
-    floor and lead the outlet's other articles of that day."""
+    floor and lead the outlet's other articles of that day (or window)."""
     assert cite.outlet is not None
     cands = index.outlet_window([cite.outlet], start - timedelta(days=1), end)
     if cite.day is not None:
         cands = [a for a in cands if cite.day in a.days]
     else:
-        cands = [a for a in cands if a.date >= post.date - timedelta(days=3)]
+        cands = [a for a in cands if a.date >= start]
     if not cands:
+        probe.needed = "an article of that outlet in the window"
         return None
     context_en = translate(cite.context)
+    probe.translated = context_en is not None
+    day = f" {cite.day}日" if cite.day else ""
     if context_en:
         words = content_words(context_en)
         if len(words) < MENTION_SHORT_CONTEXT:
             words |= content_words(" ".join(t for t in (translate(post.title), translate(text.lead)) if t))
-        lexical = [0.45 * _covered(content_words(a.title), words, index)
-                   + 0.25 * _covered(content_words(a.text), words, index) for a in cands]
-        ranked = sorted(range(len(cands)), key=lambda i: (-lexical[i], cands[i].id))
-        lead = lexical[ranked[0]]
-        second = lexical[ranked[1]] if len(ranked) > 1 else 0.0
-        # Meaning (in [0, 1], weight 0.30) is the costly part: skip it when it cannot
-        # change the decision, and otherwise compute it for the lexical front-runners only.
-        if lead + 0.30 < MENTION_ACCEPT:
+        probe.needed = f"content ≥ {MENTION_ACCEPT:.2f}, ahead of the next by {MENTION_MARGIN:.2f}"
+        scores = _content_scores(words, cands, cite.context, index, embed)
+        order = sorted(range(len(cands)), key=lambda i: (-scores[i], cands[i].id))
+        probe.ranked = [(cands[i], scores[i]) for i in order]
+        best, runner = scores[order[0]], (scores[order[1]] if len(order) > 1 else 0.0)
+        if best >= MENTION_ACCEPT and best - runner >= MENTION_MARGIN:
+            return cands[order[0]], best, "mention", f"mention {outlet}{day} + content {best:.2f}"
+        # A post without 参考 lines is about what it cites: when the paragraph alone leaves it
+        # open, the post's title and lead may confirm the paragraph's front-runner (never pick
+        # another). Beside 参考 lines they are about the line's article, so they never count.
+        if any(c.kind != "mention" for c in text.citations) or best - runner <= 0:
             return None
-        meaning = dict.fromkeys(range(len(cands)), 0.0)
-        decided = lead >= MENTION_ACCEPT and lead - (second + 0.30) >= MENTION_MARGIN
-        if embed is not None and not decided:
-            front = ranked[:MENTION_EMBED_TOP]
-            vecs = embed([_embed_text(cite.context)] + [_embed_text(cands[i].text) for i in front])
-            got = {i: min(1.0, max(0.0, float(x))) for i, x in zip(front, vecs[1:] @ vecs[0])}
-            # The others are scored as if they meant as much as the best front-runner, which
-            # can only narrow the winner's lead: it never lets a doubtful match through.
-            ceiling = max(got.values(), default=0.0)
-            meaning = {i: got.get(i, ceiling) for i in range(len(cands))}
-        scores = [lexical[i] + 0.30 * meaning[i] for i in range(len(cands))]
-        accept, margin, how = MENTION_ACCEPT, MENTION_MARGIN, "content"
-    elif embed is not None:
-        vecs = embed([_embed_text(cite.context)] + [_embed_text(a.text) for a in cands])
-        scores = [float(x) for x in vecs[1:] @ vecs[0]]
-        accept, margin, how = MENTION_MEANING_ONLY, MENTION_MEANING_MARGIN, "meaning"
-    else:
+        more = words | content_words(" ".join(t for t in (translate(post.title), translate(text.lead)) if t))
+        wider = _content_scores(more, cands, cite.context, index, embed)
+        order2 = sorted(range(len(cands)), key=lambda i: (-wider[i], cands[i].id))
+        best2, runner2 = wider[order2[0]], (wider[order2[1]] if len(order2) > 1 else 0.0)
+        if order2[0] == order[0] and best2 >= MENTION_ACCEPT and best2 - runner2 >= MENTION_MARGIN:
+            return cands[order[0]], best2, "mention", f"mention {outlet}{day} + content {best2:.2f} (with the title)"
         return None
+    if embed is None:
+        probe.needed = "a translation or embeddings to compare content"
+        return None
+    vecs = embed([_embed_text(cite.context)] + [_embed_text(a.text) for a in cands])
+    scores = [float(x) for x in vecs[1:] @ vecs[0]]
+    probe.needed = f"meaning alone ≥ {MENTION_MEANING_ONLY:.2f}, ahead of the next by {MENTION_MEANING_MARGIN:.2f}"
     order = sorted(range(len(cands)), key=lambda i: (-scores[i], cands[i].id))
-    best = scores[order[0]]
-    runner = scores[order[1]] if len(order) > 1 else 0.0
-    if best >= accept and best - runner >= margin:
-        day = f" {cite.day}日" if cite.day else ""
-        return cands[order[0]], best, "mention", f"mention {outlet}{day} + {how} {best:.2f}"
+    probe.ranked = [(cands[i], scores[i]) for i in order]
+    best, runner = scores[order[0]], (scores[order[1]] if len(order) > 1 else 0.0)
+    if best >= MENTION_MEANING_ONLY and best - runner >= MENTION_MEANING_MARGIN:
+        return cands[order[0]], best, "mention", f"mention {outlet}{day} + meaning {best:.2f}"
     return None
+
+
+def _content_scores(words: set[str], cands: Sequence[Article], context: str, index: ArticleIndex,
+                    embed: Embedder | None) -> list[float]:
+    """Each candidate's content score against the translated words of the post:
+    0.45 × its title words covered + 0.25 × its text's + 0.30 × meaning (embeddings)."""
+    lexical = [0.45 * _covered(content_words(a.title), words, index)
+               + 0.25 * _covered(content_words(a.text), words, index) for a in cands]
+    ranked = sorted(range(len(cands)), key=lambda i: (-lexical[i], cands[i].id))
+    lead = lexical[ranked[0]]
+    second = lexical[ranked[1]] if len(ranked) > 1 else 0.0
+    # Meaning (in [0, 1], weight 0.30) is the costly part: skip it when it cannot
+    # change the decision, and otherwise compute it for the lexical front-runners only.
+    if lead + 0.30 < MENTION_ACCEPT or embed is None or (
+            lead >= MENTION_ACCEPT and lead - (second + 0.30) >= MENTION_MARGIN):
+        return lexical
+    front = ranked[:MENTION_EMBED_TOP]
+    vecs = embed([_embed_text(context)] + [_embed_text(cands[i].text) for i in front])
+    got = {i: min(1.0, max(0.0, float(x))) for i, x in zip(front, vecs[1:] @ vecs[0])}
+    # The others are scored as if they meant as much as the best front-runner, which
+    # can only narrow the winner's lead: it never lets a doubtful match through.
+    ceiling = max(got.values(), default=0.0)
+    return [lexical[i] + 0.30 * got.get(i, ceiling) for i in range(len(cands))]
 
 
 def _embed_text(text: str) -> str:

@@ -379,19 +379,25 @@ def outlet_language(config: Config) -> str:
 
 def _mention_translations(text: Any, post: Entry, target: str,
                           translator: Translator | None) -> Callable[[str], str | None]:
-    """Translate what the matcher compares (cached), so it can compare words; without a
-    translator it compares meaning only."""
-    source = post.language or "ja"
-    wanted = [(t, source) for t in mention_texts(post, text)] + [(t, "auto") for t in foreign_headlines(text)]
-    if not wanted or translator is None:
+    """Translations of what the matcher compares (cached), asked for only when the
+    matcher needs them (an in-text citation that names a 参考 line's own outlet never
+    does); without a translator the matcher compares meaning only."""
+    if translator is None:
         return lambda s: None
-    found: dict[str, str] = {}
-    for t, lang in wanted:
-        try:
-            found[t] = translator.translate(t, lang, target)[0]
-        except TranslationError as e:
-            log.info("could not translate for matching %s: %s", post.link, e)
-    return found.get
+    source = post.language or "ja"
+    foreign = set(foreign_headlines(text))
+    found: dict[str, str | None] = {}
+
+    def lookup(s: str) -> str | None:
+        if s not in found:
+            try:
+                found[s] = translator.translate(s, "auto" if s in foreign else source, target)[0]
+            except TranslationError as e:
+                log.info("could not translate for matching %s: %s", post.link, e)
+                found[s] = None
+        return found[s]
+
+    return lookup
 
 
 # -- translation -------------------------------------------------------------------------
