@@ -121,8 +121,9 @@ _INTERVIEW = re.compile(
     r"に(?:対し(?:て)?、?)?(?:語|述べ|明か|話し|答え|コメントし))")
 _INTERVIEW_ALSO = re.compile(r"^(?:の|との)(?:単独|独占)?(?:取材|インタビュー)(?:に(?:対し)?|で)も")
 _SUBJECT = re.compile(r"^(?:は|も|が)")
-_REPORT_VERB = re.compile(r"(?:報じ|伝え|報道し|掲載し|配信し|明らかにし|指摘し|分析し|書い|報告し|特報し|スクープし)"
-                          r"(?:た|て|ており|ている|ていた|、)")
+_REPORT_VERB = re.compile(
+    r"(?:(?:報じ|伝え|報道し|掲載し|配信し|明らかにし|指摘し|分析し|書い|報告し|特報し|スクープし|入手し)"
+    r"(?!ていない|ておらず|ていません|ず|ない|ません)(?:た|て|ま|、)|と(?:し(?:た|て(?:いる|おり))))")
 # Between the name and the verb: the sentence speaks of a habit or of the future.
 _NOT_REPORTED = re.compile(r"今後|将来|いずれ|普段|いつも|常に|常々|しばしば|度々|たびたび|好んで|繰り返し")
 _DAY_AFTER = re.compile(r"^(?:は|も|が)、?\s*([0-9０-９]{1,2})日")

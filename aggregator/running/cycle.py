@@ -7,6 +7,7 @@ bad source, entry or translation: those are reported and the cycle goes on.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import random
@@ -34,7 +35,7 @@ from aggregator.sources.fetch import (
 from aggregator.citing.match import ARTICLE_CHARS, ArticleIndex, OutletNames, Params, article_from_entry, match_post
 from aggregator.models import Entry, ParsedFeed, from_iso, iso
 from aggregator.sources.parsepool import parse_feed  # in worker processes when parses overlap (GIL)
-from aggregator.publishing.publish import posts_in_publication, publish, selection
+from aggregator.publishing.publish import publish, selection
 from aggregator.redaction import Redactor
 from aggregator.store.sqlite import EntryTranslation, SourceState, Store
 from aggregator.translating.chain import EntryTexts, Translator, build_translator, chain_signature, retry_delay
@@ -316,12 +317,12 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     seen_before = store.get_meta("match_outlets_seen")
     new_articles = latest is not None and (seen_before is None or iso(latest) > seen_before)
     if posts is None:
+        # Every post, published or not (a post pushed out of the feed keeps its links for
+        # any later edition or export): the new ones, and, when new articles arrived, those
+        # still looking (first seen within late_window) whose window the new articles fall in.
         posts = store.posts_to_match(new_articles=new_articles, late_after=t - config.matching.late_window)
-        if posts:
-            # Only what will be published: a post further down waits (unmatched, so it
-            # is matched as soon as it enters the publication, e.g. when max_entries grows).
-            shown = posts_in_publication(store, config)
-            posts = [p for p in posts if p.id in shown]
+        if posts and new_articles:
+            posts = _worth_rematching(store, posts, seen_before, config)
     if not posts:
         if latest is not None:
             store.set_meta("match_outlets_seen", iso(latest) or "")
@@ -332,12 +333,7 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     all_names = names.normalized
     start = min(p.date for p in posts) - params.window
     end = max(p.date for p in posts) + params.after
-    # Summaries are read when a mention needs an article's text, not for the whole window.
-    def text_of(article_id: int) -> str:
-        return store.article_text(article_id, ARTICLE_CHARS)
-
-    index = ArticleIndex(article_from_entry(a, all_names, load=text_of)
-                         for a in store.article_heads_between(start, end, 0))
+    index = article_index(store, config, start, end, all_names)
     hosts = own_hosts(config)
     target_language = outlet_language(config)
     embedder = embedder or Embedder(store)
@@ -353,6 +349,40 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     if latest is not None:
         store.set_meta("match_outlets_seen", iso(latest) or "")
     return len(posts), changed
+
+
+def _worth_rematching(store: Store, posts: Sequence[Entry], seen_before: str | None,
+                      config: Config) -> list[Entry]:
+    """Of the posts to match, those never matched, and the unresolved ones whose window
+    holds an article that arrived since the last matching (the others would find what
+    they found before): the cost follows what changed, not how many posts wait."""
+    since = from_iso(seen_before)
+    if since is None:
+        return list(posts)
+    dates = store.outlet_dates_first_seen_after(since)
+    if not dates:
+        return [p for p in posts if store.match_state(p.id) is None]
+    dates = sorted(dates)
+    window, after = config.matching.window, Params().after
+    out = []
+    for p in posts:
+        # The matcher looks a day further back for a mention's local day.
+        i = bisect.bisect_left(dates, p.date - window - timedelta(days=1))
+        if store.match_state(p.id) is None or (i < len(dates) and dates[i] <= p.date + after):
+            out.append(p)
+    return out
+
+
+def article_index(store: Store, config: Config, start: datetime, end: datetime,
+                  all_names: Any) -> ArticleIndex:
+    """The outlet articles dated between ``start`` and ``end``, indexed for matching.
+    Summaries are read when a mention needs an article's text, not for the whole window."""
+    def text_of(article_id: int) -> str:
+        return store.article_text(article_id, ARTICLE_CHARS)
+
+    sites = {s.id: s.site for s in config.sources if s.site}
+    return ArticleIndex(article_from_entry(a, all_names, load=text_of, site=sites.get(a.source_id, ""))
+                        for a in store.article_heads_between(start, end, 0))
 
 
 def mention_texts(post: Entry, text: Any) -> list[str]:
