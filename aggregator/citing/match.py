@@ -327,6 +327,7 @@ class Outcome:
     unresolved: list[Citation] = field(default_factory=list)
     near: list[NearMiss] = field(default_factory=list)  # why citations did not match
     set_aside: list[Citation] = field(default_factory=list)  # in-text names of a 参考 line's outlet
+    probes: list[tuple[Citation, Probe]] = field(default_factory=list)  # what each search saw (margins)
 
     @property
     def notes(self) -> list[str]:
@@ -427,6 +428,7 @@ def match_post(post: Entry, text: PostText, index: ArticleIndex, *,
     for cite in text.citations:
         hit: Hit | None = None
         probe = Probe()
+        out.probes.append((cite, probe))
         if cite.kind == "link" and cite.href:
             canonical = canonical_url(cite.href)
             ids = index.by_canonical.get(canonical, [])
@@ -466,6 +468,7 @@ def match_post(post: Entry, text: PostText, index: ArticleIndex, *,
             continue
         names = outlet_names.get(cite.outlet) or (cite.outlet,)
         probe = Probe()
+        out.probes.append((cite, probe))
         hit = _best_mention(cite, post, text, index, start, end, translate, embed, names[0], probe)
         if hit:
             add(hit)
