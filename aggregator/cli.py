@@ -152,7 +152,7 @@ def run(once: bool, fetch_all: bool, config_path: str, quiet: bool) -> None:
     reported); 2 for a bad config; 3 for an unusable store or output; 4 when
     another run (daemon or --once) holds the store.
     """
-    from aggregator.store.sqlite import StoreLock
+    from aggregator.store import StoreLock
 
     cfg = _load(config_path)
     if fetch_all and not once:
@@ -203,7 +203,7 @@ def _run_once(cfg: Config, *, fetch_all: bool, quiet: bool) -> bool:
 
     from aggregator.running.cycle import run_cycle
     from aggregator.progress import cycle_progress
-    from aggregator.store.sqlite import Store
+    from aggregator.store import Store
 
     stop = threading.Event()
 
