@@ -4,7 +4,7 @@ and the near misses ``explain`` shows. The matcher alone: no I/O."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,7 +15,7 @@ from aggregator.exceptions import ConfigError
 from aggregator.models import Entry
 from aggregator.sources.parse import parse_feed
 
-T0 = datetime(2025, 3, 20, 6, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 20, 6, 0, tzinfo=UTC)
 NAMES = {"reuters": ("Reuters", "ロイター", "ロイター通信"), "politico": ("POLITICO", "ポリティコ", "米POLITICO"),
          "signal": ("Baltic Signal", "バルティック・シグナル")}
 _ids = iter(range(1, 100_000))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aggregator.citing.embeddings import Embedder
 from aggregator.citing.extract import PostText, extract
-from aggregator.citing.match import OutletNames, Outcome, Params, match_post
+from aggregator.citing.match import Outcome, OutletNames, Params, match_post
 from aggregator.config import Config
 from aggregator.exceptions import AggregatorError
 from aggregator.models import Citation, Entry
@@ -20,7 +20,7 @@ from aggregator.running.cycle import (
     own_hosts,
     post_hosts,
 )
-from aggregator.store.sqlite import Store
+from aggregator.store import Store
 
 
 def rematch(store: Store, config: Config, post: Entry) -> tuple[PostText, Outcome]:
