@@ -197,3 +197,32 @@ def test_a_source_may_say_which_site_it_carries() -> None:
     assert cfg.sources[1].site == "https://www.reuters.com" and cfg.sources[0].site is None
     with pytest.raises(ConfigError, match="site"):
         parse_config(base + ", site: 'reuters.com'}\n")
+
+
+# -- the post the issue was filed on (its shape; text written for this test) -------------------
+
+def test_a_post_citing_one_article_on_its_reference_line_and_an_interview_in_its_text() -> None:
+    names = {"politico": ("POLITICO", "米POLITICO"), "bsignal": ("Brussels Signal",)}
+    posted = datetime(2023, 10, 14, 9, 0, tzinfo=UTC)
+    cited = art("politico", "Blinken warned lawmakers Azerbaijan may invade Armenia in coming weeks",
+                "https://www.politico.com/news/2023/10/13/blinken-azerbaijan-armenia-00121597",
+                datetime(2023, 10, 13, 19, 0, tzinfo=UTC),
+                "The secretary of state told lawmakers Azerbaijan could move into southern Armenia within weeks.")
+    interview = art("bsignal", "Armenian envoy to EU: Azerbaijan could invade Armenia proper within weeks",
+                    "https://brusselssignal.eu/2023/10/armenian-envoy-azerbaijan-could-invade-within-weeks/",
+                    datetime(2023, 10, 9, 10, 0, tzinfo=UTC),
+                    "Armenia's ambassador to the EU told Brussels Signal he feared an attack on Armenian territory.")
+    other = art("bsignal", "EU leaders split over sanctions on Baku", "https://brusselssignal.eu/2023/10/eu-split-baku/",
+                datetime(2023, 10, 12, 10, 0, tzinfo=UTC), "Member states disagree on sanctions against Azerbaijan.")
+    para = ("アルメニアの駐EU大使は、アゼルバイジャンが数週間以内にアルメニア本土へ侵攻するおそれがあると"
+            "Brussels Signalのインタビューにも訴えていたが、米POLITICOも13日、ブリンケン国務長官が議員らに同様の警告をしたと報じた。")
+    para_en = ("Armenia's ambassador to the EU had also warned in an interview with Brussels Signal that Azerbaijan "
+               "could invade Armenia proper within weeks, and POLITICO reported on the 13th that Secretary Blinken "
+               "gave lawmakers a similar warning.")
+    p = post(f'<p>参考:<a href="{cited.link}">{cited.title}</a></p><p>{para}</p><p>出典:President.az/CC BY 4.0</p>',
+             when=posted)
+    idx = ArticleIndex(article_from_entry(a, [n for v in names.values() for n in v]) for a in (cited, interview, other))
+    text = extract(p.content, own_hosts=["blog.example.jp"], outlets=[Outlet(k, v) for k, v in names.items()])
+    out = match_post(p, text, idx, outlet_names=names, translate={para: para_en}.get)
+    assert linked(out) == [cited.id, interview.id]
+    assert [c.outlet for c in out.set_aside] == ["politico"]  # 「米POLITICOも13日」 is the 参考 line's article

@@ -123,10 +123,11 @@ _INTERVIEW = re.compile(
 _INTERVIEW_ALSO = re.compile(r"^(?:の|との)(?:単独|独占)?(?:取材|インタビュー)(?:に(?:対し)?|で)も")
 _SUBJECT = re.compile(r"^(?:は|も|が)")
 _REPORT_VERB = re.compile(
-    r"(?:(?:報じ|伝え|報道し|掲載し|配信し|明らかにし|指摘し|分析し|書い|報告し|特報し|スクープし|入手し)"
+    r"(?:(?:報じ|伝え|報道し|掲載し|配信し|明らかにし|指摘し|分析し|書い|報告し|特報し|スクープし|入手し|取り上げ)"
     r"(?!ていない|ておらず|ていません|ず|ない|ません)(?:た|て|ま|、)|と(?:し(?:た|て(?:いる|おり))))")
 # Between the name and the verb: the sentence speaks of a habit or of the future.
 _NOT_REPORTED = re.compile(r"今後|将来|いずれ|普段|いつも|常に|常々|しばしば|度々|たびたび|好んで|繰り返し")
+_PROSPECT = re.compile(r"(?:予定|見通し|だろう|でしょう|かもしれ|見込み|はずだ|ない)")
 _DAY_AFTER = re.compile(r"^(?:は|も|が)、?\s*([0-9０-９]{1,2})日")
 _DAY_BEFORE = re.compile(r"([0-9０-９]{1,2})日(?:付)?(?:の|に|、)?\s*[米英独仏露豪加]?$")
 _DAY_OF_REPORT = re.compile(r"^の([0-9０-９]{1,2})日(?:付)?の")
@@ -144,8 +145,13 @@ def attribution(sentence: str, start: int, end: int) -> tuple[str, bool, int | N
     elif _INTERVIEW.match(after):
         form, also = "interview", bool(_INTERVIEW_ALSO.match(after))
     elif _SUBJECT.match(after):
+        # A reporting verb, or the day of the report right after the name (「Xは13日、…。」:
+        # outlets do nothing else on a day), and no habit or prospect before it.
         verb = _REPORT_VERB.search(after)
-        if verb is None or _NOT_REPORTED.search(after[: verb.start()]):
+        dated = _DAY_AFTER.match(after)
+        if verb is None and (dated is None or _PROSPECT.search(after)):
+            return None
+        if _NOT_REPORTED.search(after[: verb.start()] if verb is not None else after):
             return None
         form, also = "report", after.startswith("も")
     if form is None:
