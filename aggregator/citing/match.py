@@ -140,6 +140,7 @@ def tokens(norm: str) -> list[str]:
     return [w for w in norm.split() if w not in _STOP and len(w) > 1]
 
 
+@functools.lru_cache(maxsize=65536)
 def _stem(w: str) -> str:
     for suffix in ("ing", "ed", "es", "s"):
         if w.endswith(suffix) and len(w) - len(suffix) >= 4:
@@ -159,8 +160,8 @@ class Article:
     ``load``, when given, fetches the summary (by article id) on that first use, so
     that an index of a hundred thousand articles does not hold their summaries."""
 
-    __slots__ = ("id", "source_id", "title", "summary", "canonical", "host", "date", "days", "variants", "_text",
-                 "_load", "site")
+    __slots__ = ("_load", "_text", "_text_words", "_title_words", "canonical", "date", "days", "host", "id", "site",
+                 "source_id", "summary", "title", "variants")
 
     def __init__(self, id: int, source_id: str, title: str, summary: str, canonical: str, host: str,
                  date: datetime, days: frozenset[int], variants: tuple[str, ...],
@@ -173,6 +174,17 @@ class Article:
         self.site = site
         self._text: str | None = None
         self._load = load
+        self._title_words: set[str] | None = None
+        self._text_words: set[str] | None = None
+
+    def preload(self, summary: str) -> None:
+        """Give the summary that ``load`` would fetch (several articles' in one query)."""
+        if self._text is None:
+            self._text = (self.title + ". " + strip_tags(summary[:ARTICLE_CHARS])[:1500]).strip()
+
+    @property
+    def needs_load(self) -> bool:
+        return self._text is None and self._load is not None
 
     @property
     def text(self) -> str:
@@ -180,6 +192,20 @@ class Article:
             summary = self._load(self.id) if self._load is not None else self.summary
             self._text = (self.title + ". " + strip_tags(summary[:ARTICLE_CHARS])[:1500]).strip()
         return self._text
+
+    @property
+    def title_words(self) -> set[str]:
+        """:func:`content_words` of the title, made once (an article is a candidate of many posts)."""
+        if self._title_words is None:
+            self._title_words = content_words(self.title)
+        return self._title_words
+
+    @property
+    def text_words(self) -> set[str]:
+        """:func:`content_words` of title and summary, made once."""
+        if self._text_words is None:
+            self._text_words = content_words(self.text)
+        return self._text_words
 
 
 def article_from_entry(e: Entry, outlet_names: Iterable[str] = (),
@@ -212,13 +238,17 @@ class ArticleIndex:
     """Candidate lookup whose cost does not grow as posts × articles: by canonical link,
     by rare headline word, by outlet, by day."""
 
-    def __init__(self, articles: Iterable[Article] = ()):
+    def __init__(self, articles: Iterable[Article] = (),
+                 load_many: Callable[[list[int]], dict[int, str]] | None = None):
+        self.load_many = load_many  # summaries of many articles at once (a store query)
         self.by_id: dict[int, Article] = {}
         self.by_canonical: dict[str, list[int]] = defaultdict(list)
         self.by_token: dict[str, set[int]] = defaultdict(set)
         self.by_outlet: dict[str, list[int]] = defaultdict(list)
         self.by_day: dict[date, list[int]] = defaultdict(list)
         self.hosts: dict[str, set[str]] = defaultdict(set)  # host (or carried site) -> outlet ids
+        self._idf: dict[str, float] = {}  # memo of idf(), emptied when an article is added
+        self._totals: dict[int, tuple[set[str], float]] = {}  # memo of cover()'s totals, likewise
         for a in articles:
             self.add(a)
 
@@ -226,6 +256,9 @@ class ArticleIndex:
         if a.id in self.by_id:
             return
         self.by_id[a.id] = a
+        if self._idf:
+            self._idf.clear()
+            self._totals.clear()
         if a.canonical:
             self.by_canonical[a.canonical].append(a.id)
         for t in {_stem(t) for v in a.variants for t in tokens(v)}:
@@ -244,6 +277,14 @@ class ArticleIndex:
 
     def __len__(self) -> int:
         return len(self.by_id)
+
+    def preload(self, articles: Sequence[Article]) -> None:
+        """Read the summaries of the articles that have not read theirs, in one go."""
+        todo = [a.id for a in articles if a.needs_load]
+        if todo and self.load_many is not None:
+            got = self.load_many(todo)
+            for i in todo:
+                self.by_id[i].preload(got.get(i, ""))
 
     def in_window(self, ids: Iterable[int], start: datetime, end: datetime) -> list[Article]:
         return [a for i in ids if start <= (a := self.by_id[i]).date <= end]
@@ -275,13 +316,26 @@ class ArticleIndex:
     def outlet_window(self, outlets: Iterable[str], start: datetime, end: datetime) -> list[Article]:
         return [a for o in outlets for a in self.in_window(self.by_outlet.get(o, ()), start, end)]
 
+    def cover(self, article_words: set[str], text_words: set[str]) -> float:
+        """:func:`_covered` for an article's (cached) word set: its rarity-weighted total
+        is computed once, only the shared words are summed each time."""
+        key = id(article_words)
+        got = self._totals.get(key)
+        if got is None or got[0] is not article_words:
+            got = self._totals[key] = (article_words, sum(self.idf(w) for w in article_words))
+        total = got[1]
+        return sum(self.idf(w) for w in article_words & text_words) / total if total else 0.0
+
     def idf(self, word: str) -> float:
         """Inverse document frequency of a (stemmed) word among the indexed headlines:
         rare words (names, numbers) say more about which article a text is about.
         Headline words only, so that it costs nothing more to keep; a word in no
         headline counts as rare."""
-        postings = self.by_token.get(word)
-        return math.log((len(self.by_id) + 1) / ((len(postings) if postings else 0) + 1)) + 1
+        got = self._idf.get(word)
+        if got is None:
+            postings = self.by_token.get(word)
+            got = self._idf[word] = math.log((len(self.by_id) + 1) / ((len(postings) if postings else 0) + 1)) + 1
+        return got
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,6 +636,11 @@ def _best_edited(cite: Citation, variants: Sequence[str], scored: Sequence[tuple
     in the link's slug, which outlets keep), and the post's text agreeing with the
     article — and well ahead of every other candidate."""
     named = ctx.named() | outlets_named_in(cite.text, ctx.outlet_names.items())
+    if not any(a.source_id in named and fz >= EDITED_MIN_HEADLINE for fz, a in scored[:EDITED_TOP]):
+        probe.needed = (f"headline ≥ {HEADLINE_ACCEPT:.2f}; or, edited, ≥ {EDITED_MIN_HEADLINE:.2f} "
+                        "with its outlet named in the post")
+        return None  # nothing could pass: the evidence is not worth gathering
+    index.preload([a for _, a in scored[:EDITED_TOP]])
     cite_words = {_stem(t) for v in variants for t in tokens(v)}
     rows: list[tuple[float, Article, bool]] = []
     for fz, art in scored[:EDITED_TOP]:
@@ -592,8 +651,7 @@ def _best_edited(cite: Citation, variants: Sequence[str], scored: Sequence[tuple
             kept = max(kept, _covered(set(slug), cite_words, index))
         about = ctx.words_about(art.source_id)
         if about is not None:
-            agree = 0.6 * _covered(content_words(art.title), about, index) + \
-                0.4 * _covered(content_words(art.text), about, index)
+            agree = 0.6 * _covered(art.title_words, about, index) + 0.4 * _covered(art.text_words, about, index)
             score = (fz + kept + agree) / 3
         else:
             score = (fz + kept) / 2
@@ -687,8 +745,8 @@ def _content_scores(words: set[str], cands: Sequence[Article], context: str, ind
                     embed: Embedder | None) -> list[float]:
     """Each candidate's content score against the translated words of the post:
     0.45 × its title words covered + 0.25 × its text's + 0.30 × meaning (embeddings)."""
-    lexical = [0.45 * _covered(content_words(a.title), words, index)
-               + 0.25 * _covered(content_words(a.text), words, index) for a in cands]
+    index.preload(cands)
+    lexical = [0.45 * index.cover(a.title_words, words) + 0.25 * index.cover(a.text_words, words) for a in cands]
     ranked = sorted(range(len(cands)), key=lambda i: (-lexical[i], cands[i].id))
     lead = lexical[ranked[0]]
     second = lexical[ranked[1]] if len(ranked) > 1 else 0.0

@@ -397,9 +397,12 @@ def article_index(store: Store, config: Config, start: datetime, end: datetime,
     def text_of(article_id: int) -> str:
         return store.article_text(article_id, ARTICLE_CHARS)
 
+    def texts_of(article_ids: list[int]) -> dict[int, str]:
+        return store.article_texts(article_ids, ARTICLE_CHARS)
+
     sites = {s.id: s.site for s in config.sources if s.site}
-    return ArticleIndex(article_from_entry(a, all_names, load=text_of, site=sites.get(a.source_id, ""))
-                        for a in store.article_heads_between(start, end, 0))
+    return ArticleIndex((article_from_entry(a, all_names, load=text_of, site=sites.get(a.source_id, ""))
+                         for a in store.article_heads_between(start, end, 0)), load_many=texts_of)
 
 
 def mention_texts(post: Entry, text: Any) -> list[str]:

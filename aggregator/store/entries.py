@@ -128,6 +128,14 @@ class EntriesStore(StoreBase):
         row = self.db.execute(f"SELECT {_ARTICLE_TEXT} FROM entries WHERE id=?", (chars, entry_id)).fetchone()
         return row[0] if row else ""
 
+    def article_texts(self, entry_ids: Sequence[int], chars: int) -> dict[int, str]:
+        """:meth:`article_text` of many entries, in a few queries."""
+        out: dict[int, str] = {}
+        for chunk in _chunks(list(entry_ids), 500):
+            q = f"SELECT id, {_ARTICLE_TEXT} FROM entries WHERE id IN ({','.join('?' * len(chunk))})"
+            out.update(self.db.execute(q, (chars, *chunk)).fetchall())
+        return out
+
     def match_state(self, entry_id: int) -> str | None:
         """``resolved``, ``unresolved``, or None for a post never matched (or changed since)."""
         row = self.db.execute("SELECT match_state FROM entries WHERE id=?", (entry_id,)).fetchone()
