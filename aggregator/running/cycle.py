@@ -23,7 +23,6 @@ import httpx
 from aggregator.citing.embeddings import Embedder
 from aggregator.citing.extract import Outlet, Outlets, extract
 from aggregator.citing.match import (
-    ARTICLE_CHARS,
     ArticleIndex,
     OutletNames,
     Params,
@@ -31,6 +30,7 @@ from aggregator.citing.match import (
     match_post,
 )
 from aggregator.config import Config, SourceConfig
+from aggregator.entryview import ARTICLE_CHARS, entry_texts, reader_language
 from aggregator.exceptions import (
     AggregatorError,
     FetchError,
@@ -52,7 +52,6 @@ from aggregator.sources.parsepool import (
 )
 from aggregator.store import EntryTranslation, SourceState, Store
 from aggregator.translating.chain import (
-    EntryTexts,
     Translator,
     build_translator,
     chain_signature,
@@ -414,18 +413,6 @@ def _mention_translations(text: Any, post: Entry, target: str,
 # -- translation -------------------------------------------------------------------------
 
 
-def entry_texts(entry: Entry) -> EntryTexts:
-    """What of an entry a reader sees, as plain paragraphs."""
-    from aggregator.html_text import blocks, strip_tags
-
-    if entry.role == "blog":
-        body = extract(entry.content or entry.summary)
-        lead = (body.lead,) if body.lead else (strip_tags(entry.summary)[:600],)
-        return EntryTexts(entry.title, tuple(p for p in lead if p), tuple(body.body[1:]))
-    paras = tuple(b.text for b in blocks(entry.summary or entry.content)) or ()
-    return EntryTexts(entry.title, paras)
-
-
 # A text every provider refuses for good (language not supported, HTTP 400) is tried
 # this many times, with backoff, before its entry is marked failed.
 PERMANENT_ATTEMPTS = 3
@@ -440,7 +427,7 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
     PERMANENT_ATTEMPTS times, failed with the reason. Failed entries are tried again
     when their text or the translation setup (providers, glossary) changes. When
     ``stop`` is set, the rest waits for the next cycle."""
-    from aggregator.language import entry_language, same_language
+    from aggregator.language import same_language
 
     tc = config.translation
     target = tc.target
@@ -455,8 +442,7 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
     translator.deadline = translator.clock() + tc.budget.total_seconds()
     done = pending = 0
     for e in entries:
-        lang = entry_language(e.title, e.summary, e.content, declared=langs.get(e.source_id, "auto"),
-                              feed_language=e.language)
+        lang = reader_language(e, langs.get(e.source_id, "auto"))
         if same_language(lang, target):
             continue
         source = lang or "auto"  # unknown: the provider detects it

@@ -39,7 +39,8 @@ def translation_backlog(entries: Sequence[Entry], translations: Mapping[int, Ent
     """Of the entries the feed shows, how many need translating and where they stand:
     done, pending (with the next retry), failed (with the reasons), not yet attempted,
     not needed (already in the readers' language); and which providers did them."""
-    from aggregator.language import entry_language, same_language
+    from aggregator.entryview import reader_language
+    from aggregator.language import same_language
 
     out: dict[str, Any] = {"target": target, "in_feed": len(entries), "needed": 0, "done": 0, "pending": 0,
                            "failed": 0, "untranslated": 0, "not_needed": 0, "next_retry": None}
@@ -47,8 +48,7 @@ def translation_backlog(entries: Sequence[Entry], translations: Mapping[int, Ent
     reasons: Counter[str] = Counter()
     retries: list[datetime] = []
     for e in entries:
-        lang = entry_language(e.title, e.summary, e.content, declared=source_languages.get(e.source_id, "auto"),
-                              feed_language=e.language)
+        lang = reader_language(e, source_languages.get(e.source_id, "auto"))
         if same_language(lang, target):
             out["not_needed"] += 1
             continue
