@@ -18,10 +18,11 @@ from aggregator.config import Config, parse_config
 from aggregator.language import detect, entry_language
 from aggregator.models import EntryData
 from aggregator.publishing.publish import publish, selection
-from aggregator.running.cycle import PERMANENT_ATTEMPTS, translate_stage
+from aggregator.running.cycle import translate_stage
 from aggregator.running.status import collect, render_text
 from aggregator.store import Store
 from aggregator.translating.chain import build_translator
+from aggregator.translating.decide import PERMANENT_ATTEMPTS
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
