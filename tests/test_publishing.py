@@ -12,7 +12,8 @@ import pytest
 
 from aggregator.config import parse_config
 from aggregator.models import Entry, Match
-from aggregator.publishing.publish import build_items, plausible
+from aggregator.models import plausible
+from aggregator.publishing.publish import build_items
 from aggregator.publishing.render import FeedItem
 from aggregator.store.sqlite import EntryTranslation, Publication
 

@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from importlib import resources
 from urllib.parse import urlsplit
@@ -25,7 +25,7 @@ from aggregator.citing.extract import extract
 from aggregator.config import Config
 from aggregator.html_text import sanitize_html, strip_tags
 from aggregator.language import entry_language, same_language
-from aggregator.models import Entry, Match, iso
+from aggregator.models import Entry, Match, iso, plausible
 from aggregator.publishing.render import (
     ATOM_NAME,
     ATOM_XSL_NAME,
@@ -73,19 +73,6 @@ def visible_hash(item: FeedItem) -> str:
             item.language, item.translation_status.split(" (")[0], item.author or "", list(item.categories),
             item.image or "", [(s.url, s.outlet, s.headline, s.headline_translated, s.evidence) for s in item.sources]]
     return hashlib.sha1(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
-
-
-EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
-SKEW = timedelta(days=1)
-
-
-def plausible(when: datetime | None, first_seen: datetime) -> datetime:
-    """A date a feed may carry: the source's own, unless it is missing, before 1990 or
-    more than a day after we first saw the entry (a source's broken clock), in which case
-    the time we first saw it. Validators flag such dates and readers misorder them."""
-    if when is None or when < EARLIEST or when > first_seen + SKEW:
-        return first_seen
-    return when
 
 
 def first_updated(updated: datetime | None, published: datetime, first_seen: datetime) -> datetime:
@@ -161,12 +148,14 @@ def build_items(entries: Sequence[Entry], *, config: Config, source_languages: M
             if a is None or not a.link:
                 continue
             tr = translations.get(a.id)
+            a_lang = entry_language(a.title, a.summary, a.content, declared=source_languages.get(a.source_id, "auto"),
+                                    feed_language=a.language)
             sources.append(SourceLink(
                 url=a.link, outlet=names.get(a.source_id, a.source_id), outlet_id=a.source_id, headline=a.title,
                 headline_translated=tr.title if tr is not None and tr.status == "done" else None,
-                evidence=m.evidence, score=m.score))
+                evidence=m.evidence, score=m.score, language=a_lang))
         pub = publications.get(e.id)
-        published = plausible(e.published or e.updated, e.first_seen)
+        published = e.date
         item = FeedItem(
             id=pub.pub_id if pub else publication_id(authority, e),
             kind="post" if e.role == "blog" else "article",

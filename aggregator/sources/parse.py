@@ -29,6 +29,25 @@ from aggregator.models import EntryData, ParsedFeed
 # Entity declarations are refused by the strict parser (see aggregator/sources/safexml.py).
 feedparser.api.PREFERRED_XML_PARSERS = ["aggregator.sources.safexml"]
 
+# An RFC 822 date without a zone ("Wed, 01 Jan 2025 10:00:00"), which feedparser drops when
+# it names the weekday. RFC 822 reads a missing zone as UT, as feedparser reads Atom's.
+_RFC822_NO_ZONE = re.compile(r"\s*(?:[A-Za-z]{3},?\s+)?\d{1,2}\s+[A-Za-z]{3}\s+\d{4}\s+\d{1,2}:\d{2}(?::\d{2})?\s*\Z")
+
+
+def _rfc822_without_zone(text: str) -> Any:
+    if not _RFC822_NO_ZONE.match(text):
+        return None
+    parsed = email.utils.parsedate_tz(text)
+    if parsed is None:
+        return None
+    try:
+        return datetime(*parsed[:6], tzinfo=timezone.utc).timetuple()
+    except ValueError:
+        return None
+
+
+feedparser.registerDateHandler(_rfc822_without_zone)
+
 MAX_TITLE = 1_000
 MAX_SUMMARY = 100_000
 MAX_CONTENT = 1_000_000
