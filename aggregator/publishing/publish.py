@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from aggregator import __version__
 from aggregator.citing.extract import extract
 from aggregator.config import Config
+from aggregator.exceptions import PublicationRefused
 from aggregator.html_text import sanitize_html, strip_tags
 from aggregator.language import entry_language, same_language
 from aggregator.models import Entry, Match, iso, plausible
@@ -191,9 +192,34 @@ def feed_meta(config: Config, items: Sequence[FeedItem], now: datetime) -> FeedM
     )
 
 
+def shrink_refusal(previous_posts: int, posts: int) -> str | None:
+    """Why a publication of ``posts`` blog posts must not replace one of
+    ``previous_posts`` (it drops more than half of them at once), or None."""
+    if previous_posts and posts * 2 < previous_posts:
+        return (f"publication refused: it would drop {previous_posts - posts} of the {previous_posts} published "
+                f"posts at once (a lost or replaced store, or a config that lost the blog?); the last publication "
+                f"is kept; if this is intended, run `aggregator run --once --allow-shrink`")
+    return None
+
+
+def published_posts(out_dir: Path) -> int:
+    """How many blog posts the last publication (``feed.json``) holds; 0 when there is
+    none or it cannot be read. Read from the output, not the store: a lost store must
+    not make an empty publication look like no change."""
+    try:
+        items = json.loads((out_dir / JSON_NAME).read_bytes()).get("items", [])
+        return sum(1 for i in items if (i.get("_aggregator") or {}).get("kind") == "post")
+    except (OSError, ValueError, AttributeError, TypeError):
+        return 0
+
+
 def publish(store: Store, config: Config, *, now: datetime, entries: Sequence[Entry] | None = None,
-            translations: Mapping[int, EntryTranslation] | None = None) -> tuple[list[Path], int]:
-    """Write the output files from the store. Returns (paths written, entries published)."""
+            translations: Mapping[int, EntryTranslation] | None = None,
+            allow_shrink: bool = False) -> tuple[list[Path], int]:
+    """Write the output files from the store. Returns (paths written, entries published).
+
+    Raises :class:`PublicationRefused` instead when the publication would drop more than
+    half of the published posts at once, unless ``allow_shrink``."""
     if entries is None:
         entries = selection(store, config)
     ids = [e.id for e in entries]
@@ -214,6 +240,10 @@ def publish(store: Store, config: Config, *, now: datetime, entries: Sequence[En
         entries, config=config, source_languages={s.id: s.language for s in config.sources},
         matches=matches, articles=articles, translations=translations,
         publications=publications, now=now)
+    if not allow_shrink:
+        refusal = shrink_refusal(published_posts(config.output_dir), sum(1 for i in items if i.kind == "post"))
+        if refusal:
+            raise PublicationRefused(refusal)
     meta = feed_meta(config, items, now)
     paths = write_output(config.output_dir, meta, items)
     # Ids are recorded after the files are in place: a crash in between only means the

@@ -491,19 +491,20 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
 def run_cycle(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: bool = False,
               rng: random.Random | None = None, progress: Callable[[SourceReport], None] | None = None,
               stop: threading.Event | None = None, translator: Translator | None = None,
-              on_due: Callable[[int], None] | None = None) -> CycleReport:
+              on_due: Callable[[int], None] | None = None, allow_shrink: bool = False) -> CycleReport:
     t0 = time.monotonic()
     report = CycleReport()
     report.sources = fetch_stage(store, config, now=now, fetch_all=fetch_all, rng=rng, progress=progress, stop=stop,
                                  on_due=on_due)
-    process_stage(store, config, report, now=now, stop=stop, translator=translator)
+    process_stage(store, config, report, now=now, stop=stop, translator=translator, allow_shrink=allow_shrink)
     report.seconds = time.monotonic() - t0
     log.info("%s", report.summary())
     return report
 
 
 def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clock = utcnow,
-                  stop: threading.Event | None = None, translator: Translator | None = None) -> CycleReport:
+                  stop: threading.Event | None = None, translator: Translator | None = None,
+                  allow_shrink: bool = False) -> CycleReport:
     """Everything after fetching: match, prune (retention), translate, publish, compact.
     Fills ``report``. When ``stop`` is set, matching and translation wait for the next
     cycle but what is stored is still published."""
@@ -523,7 +524,7 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
             report.translated, report.translation_pending = translate_stage(
                 store, config, entries, translator, now=now, stop=stop)
         log.info("publishing %d entries to %s", len(entries), config.output_dir)
-        _, report.published = publish(store, config, now=now(), entries=entries)
+        _, report.published = publish(store, config, now=now(), entries=entries, allow_shrink=allow_shrink)
         st = translator.stats
         report.translation_requests, report.translation_characters = st.total_requests, st.total_characters
         if st.total_requests or report.translation_pending:
