@@ -166,7 +166,7 @@ def run(once: bool, fetch_all: bool, allow_shrink: bool, config_path: str, quiet
     another run (daemon or --once) holds the store; 5 when the publication was
     refused because it would drop most published posts (see --allow-shrink).
     """
-    from aggregator.store.sqlite import StoreLock
+    from aggregator.store import StoreLock
 
     cfg = _load(config_path)
     if fetch_all and not once:
@@ -219,7 +219,7 @@ def _run_once(cfg: Config, *, fetch_all: bool, quiet: bool, allow_shrink: bool =
 
     from aggregator.running.cycle import run_cycle
     from aggregator.progress import cycle_progress
-    from aggregator.store.sqlite import Store
+    from aggregator.store import Store
 
     stop = threading.Event()
 

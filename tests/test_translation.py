@@ -12,7 +12,7 @@ import pytest
 from aggregator.config import ProviderConfig
 from aggregator.exceptions import TranslationError
 from aggregator.loopback import DeepLServer, LibreTranslateServer
-from aggregator.store.sqlite import Store
+from aggregator.store import Store
 from aggregator.translating.chain import (
     RateLimiter,
     Translator,

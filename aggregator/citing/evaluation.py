@@ -22,7 +22,7 @@ from aggregator.exceptions import AggregatorError
 from aggregator.running.explain import rematch
 from aggregator.loopback import FeedServer, LibreTranslateServer
 from aggregator.running.cycle import run_cycle
-from aggregator.store.sqlite import Store
+from aggregator.store import Store
 
 
 @dataclass

@@ -39,7 +39,7 @@ from aggregator.publishing.render import (
     SourceLink,
     write_output,
 )
-from aggregator.store.sqlite import EntryTranslation, Publication, Store
+from aggregator.store import EntryTranslation, Publication, Store
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from aggregator.models import Entry, ParsedFeed, from_iso, iso
 from aggregator.sources.parsepool import parse_feed  # in worker processes when parses overlap (GIL)
 from aggregator.publishing.publish import posts_in_publication, publish, selection
 from aggregator.redaction import Redactor
-from aggregator.store.sqlite import EntryTranslation, SourceState, Store
+from aggregator.store import EntryTranslation, SourceState, Store
 from aggregator.translating.chain import EntryTexts, Translator, build_translator, chain_signature, retry_delay
 from aggregator.urls import host_of
 

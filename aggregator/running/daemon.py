@@ -38,7 +38,7 @@ from aggregator.running.cycle import (
 )
 from aggregator.redaction import Redactor
 from aggregator.redaction import install as install_redaction
-from aggregator.store.sqlite import SourceState, Store
+from aggregator.store import SourceState, Store
 
 log = logging.getLogger("aggregator")
 

@@ -17,7 +17,7 @@ from aggregator.running.cycle import (
     own_hosts,
     post_hosts,
 )
-from aggregator.store.sqlite import Store
+from aggregator.store import Store
 
 
 def rematch(store: Store, config: Config, post: Entry) -> tuple[PostText, Outcome]:

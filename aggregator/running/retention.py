@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from aggregator.config import Config
 from aggregator.exceptions import StorageError
 from aggregator.models import Entry, from_iso, iso
-from aggregator.store.sqlite import Store, text_hash
+from aggregator.store import Store, text_hash
 
 log = logging.getLogger("aggregator")
 

@@ -17,7 +17,7 @@ from typing import Any
 from aggregator.config import Config
 from aggregator.models import Entry, from_iso, iso
 from aggregator.redaction import Redactor
-from aggregator.store.sqlite import EntryTranslation, SourceState, Store, StoreLock
+from aggregator.store import EntryTranslation, SourceState, Store, StoreLock
 
 
 def source_result(st: SourceState | None) -> str:
