@@ -15,7 +15,13 @@ import click
 
 from aggregator import __version__
 from aggregator.config import DEFAULT_CONFIG_PATH, Config, load_config
-from aggregator.exceptions import AggregatorError, ConfigError, PublicationRefused, StorageError, StoreLockedError
+from aggregator.exceptions import (
+    AggregatorError,
+    ConfigError,
+    PublicationRefused,
+    StorageError,
+    StoreLockedError,
+)
 
 log = logging.getLogger("aggregator")
 
@@ -217,8 +223,8 @@ def _run_once(cfg: Config, *, fetch_all: bool, quiet: bool, allow_shrink: bool =
     import signal
     import threading
 
-    from aggregator.running.cycle import run_cycle
     from aggregator.progress import cycle_progress
+    from aggregator.running.cycle import run_cycle
     from aggregator.store import Store
 
     stop = threading.Event()
@@ -280,7 +286,7 @@ def check_config(path: str, strict: bool) -> None:
     click.echo(f"  translation: to {cfg.translation.target} via {provs} "
                f"(timeout {_dur(cfg.translation.timeout.total_seconds())})")
     from aggregator.exceptions import TranslationError
-    from aggregator.translating.chain import make_provider
+    from aggregator.translating.providers import make_provider
 
     for p in cfg.translation.providers:
         try:

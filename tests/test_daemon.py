@@ -17,7 +17,7 @@ import pytest
 from aggregator.config import SourceConfig, parse_config
 from aggregator.running.daemon import first_run
 from aggregator.running.cycle import due_sources
-from aggregator.loopback import FeedServer
+from loopback import FeedServer
 from aggregator.store import SourceState
 from conftest import DEV, aggregator_cmd
 

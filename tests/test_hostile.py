@@ -22,7 +22,7 @@ import pytest
 from lxml import etree
 
 from aggregator.config import Config, parse_config
-from aggregator.loopback import Blackhole, FeedServer, LibreTranslateServer
+from loopback import Blackhole, FeedServer, LibreTranslateServer
 from aggregator.running.cycle import SourceReport, fetch_stage
 from aggregator.store import Store
 from conftest import DEV, aggregator_cmd

@@ -15,7 +15,7 @@ import pytest
 from aggregator.sources import parsepool
 from aggregator.config import parse_config
 from aggregator.exceptions import ParseError
-from aggregator.loopback import FeedServer
+from loopback import FeedServer
 from aggregator.sources.parsepool import ParsePool
 from aggregator.sources.parse import parse_feed
 from aggregator.running.cycle import fetch_stage

@@ -17,7 +17,7 @@ import pytest
 
 from aggregator import PROJECT_URL
 from aggregator.config import Config, parse_config
-from aggregator.loopback import FeedServer
+from loopback import FeedServer
 from aggregator.running.cycle import fetch_stage
 from aggregator.running.status import collect, render_text
 from aggregator.store import SourceState, Store

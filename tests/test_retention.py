@@ -14,7 +14,7 @@ import pytest
 
 from aggregator.config import parse_config
 from aggregator.exceptions import ConfigError
-from aggregator.loopback import FeedServer, LibreTranslateServer
+from loopback import FeedServer, LibreTranslateServer
 from aggregator.models import EntryData, Match
 from aggregator.running.retention import (
     ArticleAge,

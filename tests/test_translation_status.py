@@ -15,7 +15,7 @@ import pytest
 
 from aggregator.config import Config, parse_config
 from aggregator.language import detect, entry_language
-from aggregator.loopback import LibreTranslateServer
+from loopback import LibreTranslateServer
 from aggregator.models import EntryData
 from aggregator.running.cycle import PERMANENT_ATTEMPTS, translate_stage
 from aggregator.publishing.publish import publish, selection

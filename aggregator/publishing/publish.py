@@ -16,8 +16,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from importlib import resources
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from aggregator import __version__

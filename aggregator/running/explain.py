@@ -3,11 +3,17 @@ and with what evidence, and why the others matched nothing."""
 
 from __future__ import annotations
 
-from aggregator.citing.extract import PostText, extract
-from aggregator.config import Config
 from aggregator.citing.embeddings import Embedder
+from aggregator.citing.extract import PostText, extract
+from aggregator.citing.match import (
+    ArticleIndex,
+    Outcome,
+    Params,
+    article_from_entry,
+    match_post,
+)
+from aggregator.config import Config
 from aggregator.exceptions import AggregatorError
-from aggregator.citing.match import ArticleIndex, Outcome, Params, article_from_entry, match_post
 from aggregator.models import Entry
 from aggregator.running.cycle import (
     foreign_headlines,

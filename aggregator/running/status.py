@@ -8,8 +8,8 @@ that it greps and diffs well)."""
 
 from __future__ import annotations
 
-from collections import Counter
 import io
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -233,7 +233,6 @@ def render_sources(config: Config, *, terminal: bool = False, width: int | None 
     """``sources list``: one row per configured source."""
     from rich.console import Console
     from rich.table import Table
-
     from rich.text import Text
 
     from aggregator.config import format_duration

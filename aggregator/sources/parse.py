@@ -22,31 +22,10 @@ import feedparser
 import feedparser.api
 import feedparser.urls
 
+from aggregator import _compat
 from aggregator.exceptions import ParseError
 from aggregator.html_text import strip_tags
 from aggregator.models import EntryData, ParsedFeed
-
-# Entity declarations are refused by the strict parser (see aggregator/sources/safexml.py).
-feedparser.api.PREFERRED_XML_PARSERS = ["aggregator.sources.safexml"]
-
-# An RFC 822 date without a zone ("Wed, 01 Jan 2025 10:00:00"), which feedparser drops when
-# it names the weekday. RFC 822 reads a missing zone as UT, as feedparser reads Atom's.
-_RFC822_NO_ZONE = re.compile(r"\s*(?:[A-Za-z]{3},?\s+)?\d{1,2}\s+[A-Za-z]{3}\s+\d{4}\s+\d{1,2}:\d{2}(?::\d{2})?\s*\Z")
-
-
-def _rfc822_without_zone(text: str) -> Any:
-    if not _RFC822_NO_ZONE.match(text):
-        return None
-    parsed = email.utils.parsedate_tz(text)
-    if parsed is None:
-        return None
-    try:
-        return datetime(*parsed[:6], tzinfo=timezone.utc).timetuple()
-    except ValueError:
-        return None
-
-
-feedparser.registerDateHandler(_rfc822_without_zone)
 
 MAX_TITLE = 1_000
 MAX_SUMMARY = 100_000
@@ -85,6 +64,8 @@ def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = N
         return _parse_json_feed(data, now)
     data = clean_prefix(data)
     hdrs = {k.lower(): v for k, v in (headers or {}).items()}
+    _compat.install_feedparser_safe_xml()  # entity declarations refused (safexml)
+    _compat.install_feedparser_zoneless_dates()  # "Wed, 01 Jan 2025 10:00:00" read as UTC
     # feedparser would read a local path or URL if handed a str: always hand it bytes.
     d = feedparser.parse(data, response_headers=hdrs, sanitize_html=False,
                          resolve_relative_uris=False)
