@@ -297,10 +297,32 @@ def check_config(path: str, strict: bool) -> None:
     click.echo("  retention: " + (f"uncited outlet articles pruned after {_dur(keep.total_seconds())}"
                                   if keep is not None else "every article kept")
                + f"; posts kept; store compacted at most every {_dur(cfg.retention.compact_every.total_seconds())}")
+    _explain_source_changes(cfg)
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
     if strict and warnings:
         sys.exit(1)
+
+
+def _explain_source_changes(cfg: Config) -> None:
+    """What the config will do to the sources its store knows: renames, url changes,
+    removals (read-only: checking a config changes nothing)."""
+    from aggregator.running.cycle import configured_sources
+    from aggregator.sourceplan import describe, plan_sources
+    from aggregator.store.sources import stored_sources
+
+    if not cfg.db_path.exists():
+        return
+    try:
+        stored = stored_sources(cfg.db_path)
+    except StorageError as e:
+        click.echo(f"  warning: cannot read the store to compare its sources: {e}", err=True)
+        return
+    lines = describe(plan_sources(configured_sources(cfg), stored))
+    if lines:
+        click.echo(f"  source changes against the store ({len(lines)}), applied on the next run:")
+        for line in lines:
+            click.echo(f"    {line}")
 
 
 def _dur(seconds: float) -> str:

@@ -132,11 +132,13 @@ def display(entry: Entry, original_language: str, target: str,
 def build_items(entries: Sequence[Entry], *, config: Config, source_languages: Mapping[str, str],
                 matches: Mapping[int, Sequence[Match]], articles: Mapping[int, Entry],
                 translations: Mapping[int, EntryTranslation], publications: Mapping[int, Publication],
-                now: datetime) -> tuple[list[FeedItem], list[Publication]]:
-    """FeedItems for ``entries`` and the publication records to save (new or changed)."""
+                now: datetime, source_names: Mapping[str, str] | None = None) -> tuple[list[FeedItem], list[Publication]]:
+    """FeedItems for ``entries`` and the publication records to save (new or changed).
+    ``source_names``: the last names of sources no longer configured (a removed outlet's
+    articles are still linked from the posts that cite them)."""
     target = config.translation.target
     authority = urlsplit(config.output.link).hostname or "aggregator.invalid"
-    names = {s.id: s.title for s in config.sources}
+    names = {**(source_names or {}), **{s.id: s.title for s in config.sources}}
     items: list[FeedItem] = []
     changed: list[Publication] = []
     for e in entries:
@@ -239,7 +241,7 @@ def publish(store: Store, config: Config, *, now: datetime, entries: Sequence[En
     items, changed = build_items(
         entries, config=config, source_languages={s.id: s.language for s in config.sources},
         matches=matches, articles=articles, translations=translations,
-        publications=publications, now=now)
+        publications=publications, now=now, source_names=store.source_names())
     if not allow_shrink:
         refusal = shrink_refusal(published_posts(config.output_dir), sum(1 for i in items if i.kind == "post"))
         if refusal:
@@ -304,5 +306,7 @@ def selection(store: Store, config: Config) -> list[Entry]:
     if config.output.include == "cited":
         matches = store.matches_for([p.id for p in posts])
         cited = store.entries_by_ids({m.article_id for ms in matches.values() for m in ms})
-        return select_entries(posts, list(cited.values()), matches, "cited", n)
+        # A removed source's articles leave the publication; the posts citing them keep their links.
+        removed = store.removed_source_ids()
+        return select_entries(posts, [a for a in cited.values() if a.source_id not in removed], matches, "cited", n)
     return select_entries(posts, store.newest_entries(["outlet"], n), {}, "all", n)

@@ -5,17 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from aggregator.models import Entry, EntryData, from_iso, iso
+from aggregator.models import Entry, EntryData, from_iso, iso, plausible
 from aggregator.store.base import (
     _ARTICLE_TEXT,
     _ENTRY_COLUMNS,
     StoreBase,
     _chunks,
     _entry,
+    _readable,
 )
 from aggregator.urls import canonical_url
 
@@ -30,11 +31,12 @@ def entry_hash(e: EntryData) -> str:
 def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: Sequence[EntryData],
                     now: datetime) -> tuple[int, int, int]:
     keys = [e.key for e in entries]
-    existing: dict[str, tuple[int, str]] = {}
+    existing: dict[str, tuple[int, str, str]] = {}
     for chunk in _chunks(keys, 500):
-        q = f"SELECT key, id, hash FROM entries WHERE source_id=? AND key IN ({','.join('?' * len(chunk))})"
-        for k, i, h in db.execute(q, (source_id, *chunk)):
-            existing[k] = (i, h)
+        q = (f"SELECT key, id, hash, first_seen FROM entries WHERE source_id=?"
+             f" AND key IN ({','.join('?' * len(chunk))})")
+        for k, i, h, seen in db.execute(q, (source_id, *chunk)):
+            existing[k] = (i, h, seen)
     new = updated = unchanged = 0
     now_s = iso(now)
     inserts, updates, touches = [], [], []
@@ -45,11 +47,17 @@ def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: S
                json.dumps(list(e.categories), ensure_ascii=False), iso(e.published), iso(e.updated),
                e.published_offset, e.image, e.language, h)
         if e.key not in existing:
-            sort_date = iso(e.published or e.updated or now)
+            # Sorted (and windowed, and published) by the date a reader will see: the
+            # entry's own when plausible, else now (first seen), the same in every format.
+            sort_date = iso(plausible(e.published or e.updated, now))
             inserts.append((source_id, role, e.key, *row, now_s, now_s, sort_date))
             new += 1
         elif existing[e.key][1] != h:
-            sort_date = iso(e.published or e.updated) or None
+            try:
+                first_seen = from_iso(existing[e.key][2]) or now
+            except ValueError:
+                first_seen = now
+            sort_date = iso(plausible(e.published or e.updated, first_seen))
             updates.append((*row, now_s, sort_date, existing[e.key][0]))
             updated += 1
         else:
@@ -76,7 +84,33 @@ def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: S
 class EntriesStore(StoreBase):
     def _entries(self, where: str, args: Sequence[Any] = ()) -> list[Entry]:
         rows = self.db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE {where}", args).fetchall()
-        return [_entry(r) for r in rows]
+        return _readable(rows, self.path)
+
+    def iter_entries(self, batch: int = 500) -> Iterator[list[Entry]]:
+        """Every stored entry, ``batch`` at a time (a whole store never sits in memory)."""
+        last = 0
+        while True:
+            rows = self.db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id>? ORDER BY id LIMIT ?",
+                                   (last, batch)).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield _readable(rows, self.path)
+
+    def unreadable_entries(self) -> list[dict[str, Any]]:
+        """The rows :meth:`_entries` leaves out, with why (for ``status``)."""
+        date = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*"
+        suspects = self.db.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE NOT (first_seen GLOB ?)"
+            " OR (published IS NOT NULL AND NOT published GLOB ?) OR (updated IS NOT NULL AND NOT updated GLOB ?)"
+            " OR NOT json_valid(categories)", (date, date, date)).fetchall()
+        out = []
+        for r in suspects:
+            try:
+                _entry(r)
+            except (ValueError, TypeError, OverflowError) as e:
+                out.append({"id": r[0], "source_id": r[1], "key": r[3], "link": r[4], "error": str(e)})
+        return out
 
     def get_entry(self, entry_id: int) -> Entry | None:
         got = self._entries("id=?", (entry_id,))
@@ -119,7 +153,7 @@ class EntriesStore(StoreBase):
         rows = self.db.execute(
             f"SELECT {cols} FROM entries WHERE role='outlet' AND sort_date>=? AND sort_date<=? ORDER BY id",
             (chars, iso(start), iso(end))).fetchall()
-        return [_entry(r) for r in rows]
+        return _readable(rows, self.path)
 
     def article_text(self, entry_id: int, chars: int) -> str:
         """The first ``chars`` characters of an entry's summary (its content when it has
@@ -133,12 +167,16 @@ class EntriesStore(StoreBase):
         return row[0] if row else None
 
     def latest_outlet_first_seen(self) -> datetime | None:
-        row = self.db.execute("SELECT MAX(first_seen) FROM entries WHERE role='outlet'").fetchone()
+        row = self.db.execute("SELECT MAX(first_seen) FROM entries WHERE role='outlet'"
+                              " AND first_seen GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*'").fetchone()
         return from_iso(row[0]) if row and row[0] else None
 
     def newest_entries(self, roles: Sequence[str], limit: int) -> list[Entry]:
+        """The newest entries of sources still configured (a removed source's leave the publication)."""
         q = ",".join("?" * len(roles))
-        return self._entries(f"role IN ({q}) ORDER BY sort_date DESC, id DESC LIMIT ?", (*roles, limit))
+        return self._entries(
+            f"role IN ({q}) AND source_id NOT IN (SELECT id FROM sources WHERE removed IS NOT NULL)"
+            " ORDER BY sort_date DESC, id DESC LIMIT ?", (*roles, limit))
 
     def entries_needing_translation(self, target: str, now: datetime, limit: int = 100_000) -> list[Entry]:
         """Entries not in ``target`` with no translation yet, or one due for retry."""
