@@ -9,6 +9,7 @@ file the link points to is what is replaced, in its own folder; the link stays.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -21,10 +22,8 @@ def replace_file(path: Path, data: bytes, *, mode: int = 0o644) -> Path:
     gets ``mode``. Returns the path written (the link's target)."""
     target = Path(os.path.realpath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with contextlib.suppress(FileNotFoundError):
         mode = target.stat().st_mode & 0o777
-    except FileNotFoundError:
-        pass
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -20,19 +20,17 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from html import escape
 from pathlib import Path
 
 import feedparser
 import pytest
-
-from loopback import FeedServer, LibreTranslateServer
 from conftest import DEV, aggregator_cmd
+from loopback import FeedServer, LibreTranslateServer
 
 FAKETIME = shutil.which("faketime")
-needs_faketime = pytest.mark.skipif(FAKETIME is None, reason="Debian's faketime is not installed (.ci/run installs it)")
 WAIT = 60
 
 
@@ -51,7 +49,7 @@ def rss(title: str, items: Sequence[dict[str, str]], link: str = "https://exampl
 
 
 def rfc822(when: str) -> str:
-    return format_datetime(datetime.fromisoformat(when).replace(tzinfo=timezone.utc), usegmt=True)
+    return format_datetime(datetime.fromisoformat(when).replace(tzinfo=UTC), usegmt=True)
 
 
 def article(n: int, when: str, outlet: str = "politico") -> dict[str, str]:
@@ -92,7 +90,7 @@ class World:
     def cli(self, *args: str, at: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         cmd = aggregator_cmd(*args) if args[0] == "check-config" else aggregator_cmd(*args, "--config", str(self.cfg))
         if at is not None:
-            assert FAKETIME is not None
+            assert FAKETIME is not None, "Debian's faketime is needed: apt-get install faketime (.ci/run does)"
             cmd = [FAKETIME, at, *cmd]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
@@ -129,12 +127,13 @@ def test_1_an_item_dated_year_999_round_trips_and_never_stops_publication(world:
     from aggregator.models import from_iso, iso
 
     for y in (1, 999, 1000, 1969, 9999):
-        d = datetime(y, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+        d = datetime(y, 3, 4, 5, 6, 7, tzinfo=UTC)
         assert re.fullmatch(r"\d{4}-03-04T05:06:07Z", iso(d) or ""), iso(d)
         assert from_iso(iso(d)) == d
     world.feeds.add("/blog.xml", rss("blog", [post(1, "2026-02-08T09:00:00")]))
     world.feeds.add("/politico.xml", rss("POLITICO", [
-        {"title": "From the archive", "link": "https://www.politico.example/old", "date": "Tue, 01 Jan 0999 00:00:00 GMT"},
+        {"title": "From the archive", "link": "https://www.politico.example/old",
+         "date": "Tue, 01 Jan 0999 00:00:00 GMT"},
         article(2, "2026-02-08T10:00:00")]))
     world.feeds.add("/twz.xml", rss("TWZ", []))
     world.write_config()
@@ -168,7 +167,7 @@ def test_9_an_rss_date_without_zone_is_utc_and_a_1970_item_sorts_by_first_seen(w
     from aggregator.sources.parse import parse_feed
 
     parsed = parse_feed(rss("x", [{"title": "t", "link": "https://a.example/1", "date": "Wed, 01 Jan 2025 10:00:00"}]))
-    assert parsed.entries[0].published == datetime(2025, 1, 1, 10, tzinfo=timezone.utc)
+    assert parsed.entries[0].published == datetime(2025, 1, 1, 10, tzinfo=UTC)
     world.feeds.add("/blog.xml", rss("blog", [post(1, "2026-02-08T09:00:00")]))
     world.feeds.add("/politico.xml", rss("POLITICO", [
         {"title": "Epoch", "link": "https://www.politico.example/epoch", "date": "Thu, 01 Jan 1970 00:00:00 GMT"},
@@ -241,7 +240,6 @@ def test_2_a_publication_that_would_drop_most_posts_needs_allow_shrink(world: Wo
 # -- 3 and 4: retention ------------------------------------------------------------------
 
 
-@needs_faketime
 def test_3_retention_counts_a_304_or_a_failure_as_still_there(world: World) -> None:
     world.feeds.add("/blog.xml", rss("blog", [post(1, "2026-01-01T09:00:00")]))
     world.feeds.add("/politico.xml", rss("POLITICO", [article(i, f"2026-01-0{i}T10:00:00") for i in range(1, 4)]))
@@ -269,7 +267,6 @@ def test_3_retention_counts_a_304_or_a_failure_as_still_there(world: World) -> N
     assert world.sql("SELECT COUNT(*) FROM entries WHERE source_id='politico'") == [(1,)]
 
 
-@needs_faketime
 def test_4_a_cited_article_outlives_a_translator_failure_and_the_post_links_it_again(tmp_path: Path) -> None:
     gold = next(json.loads(line) for line in (DEV / "gold.jsonl").read_text(encoding="utf-8").splitlines()
                 if '"mention"' in line and "politico.com" in line)
@@ -282,12 +279,15 @@ def test_4_a_cited_article_outlives_a_translator_failure_and_the_post_links_it_a
         w.write_config(providers=f"[{{provider: libre, url: '{libre.url}'}}]")
         w.run(at="2024-05-08 12:00:00")
         cited = gold["cited"][0]
-        related = lambda: {l.href for e in w.atom().entries if e.link == gold["link"]  # noqa: E731
-                           for l in e.get("links", []) if l.rel == "related"}
+        def related() -> set[str]:
+            return {lk.href for e in w.atom().entries if e.link == gold["link"]
+                    for lk in e.get("links", []) if lk.rel == "related"}
+
         assert cited in related()
         # months later POLITICO's feed has moved on; the post is edited while the translator fails
         feeds.add("/politico.xml", rss("POLITICO", []))
-        edits = (("と冷静に対応", "と冷静に対応（更新）"), ("NATO当局者の反応を報じており", "NATO当局者らの反応を報じており"))
+        edits = (("と冷静に対応", "と冷静に対応（更新）"),
+                 ("NATO当局者の反応を報じており", "NATO当局者らの反応を報じており"))
         edited = blog
         for a, b in edits:
             assert a.encode() in edited
@@ -334,7 +334,7 @@ def test_5_renaming_a_source_keeps_its_entries_and_ids_and_removing_one_unpublis
     assert world.published() == ids
     assert world.sql("SELECT COUNT(*) FROM entries") == [(4,)]
     post_entry = next(e for e in world.atom().entries if e.link.startswith("https://blog."))
-    assert [l.title for l in post_entry.links if l.rel == "related"] == [f"POLITICO Europe: {cited['title']}"]
+    assert [lk.title for lk in post_entry.links if lk.rel == "related"] == [f"POLITICO Europe: {cited['title']}"]
     # remove politico_eu: not fetched, its articles leave; the post keeps its link
     world.write_config([renamed[0], renamed[2]])
     check = world.cli("check-config", str(world.cfg))
@@ -345,7 +345,7 @@ def test_5_renaming_a_source_keeps_its_entries_and_ids_and_removing_one_unpublis
     links = set(world.published())
     assert cited["link"] not in links and "https://www.politico.example/news/2" not in links
     post_entry = next(e for e in world.atom().entries if e.link.startswith("https://blog."))
-    assert [l.title for l in post_entry.links if l.rel == "related"] == [f"POLITICO Europe: {cited['title']}"]
+    assert [lk.title for lk in post_entry.links if lk.rel == "related"] == [f"POLITICO Europe: {cited['title']}"]
     st = json.loads(world.cli("status", "--json").stdout)
     removed = {s["id"]: s for s in st["removed_sources"]}
     assert removed["politico_eu"]["entries"] == 2
@@ -378,7 +378,6 @@ def test_6_sources_import_through_a_symlinked_config_replaces_the_target_and_kee
 # -- 7: translation cache ----------------------------------------------------------------
 
 
-@needs_faketime
 def test_7_cache_rows_no_entry_uses_go_with_retention(tmp_path: Path) -> None:
     with FeedServer() as feeds, LibreTranslateServer(unknown="echo") as libre:
         w = World(tmp_path, feeds, libre)
@@ -405,13 +404,13 @@ def test_7_cache_rows_no_entry_uses_go_with_retention(tmp_path: Path) -> None:
 def test_8_a_japanese_edition_has_japanese_labels_and_marks_english_text(world: World) -> None:
     from aggregator.publishing.render import FeedItem, FeedMeta, SourceLink, render_atom, render_html, render_json
 
-    now = datetime(2026, 2, 9, tzinfo=timezone.utc)
+    now = datetime(2026, 2, 9, tzinfo=UTC)
     meta = FeedMeta("防衛ニュース", "https://news.example.org/", "https://news.example.org/feeds/", "", "ja", now,
                     "aggregator")
     src = SourceLink("https://www.politico.example/news/1", "POLITICO", "politico", "Pentagon budget grows",
                      None, "link", 1.0, language="en")
-    post_item = FeedItem("tag:x,2026:1", "post", "https://blog.example.jp/p/1", "記事", "記事", "<p>本文</p>", None, "ja",
-                         "ja", False, "not needed", "blog", "ブログ", None, (), now, now, None, (src,))
+    post_item = FeedItem("tag:x,2026:1", "post", "https://blog.example.jp/p/1", "記事", "記事", "<p>本文</p>", None,
+                         "ja", "ja", False, "not needed", "blog", "ブログ", None, (), now, now, None, (src,))
     art = FeedItem("tag:x,2026:2", "article", "https://www.politico.example/news/2", "Pentagon budget grows",
                    "Pentagon budget grows", "<p>Text</p>", None, "en", "en", False, "pending (not yet attempted)",
                    "politico", "POLITICO", None, (), now, now, None, ())

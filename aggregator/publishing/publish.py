@@ -132,7 +132,8 @@ def display(entry: Entry, original_language: str, target: str,
 def build_items(entries: Sequence[Entry], *, config: Config, source_languages: Mapping[str, str],
                 matches: Mapping[int, Sequence[Match]], articles: Mapping[int, Entry],
                 translations: Mapping[int, EntryTranslation], publications: Mapping[int, Publication],
-                now: datetime, source_names: Mapping[str, str] | None = None) -> tuple[list[FeedItem], list[Publication]]:
+                now: datetime, source_names: Mapping[str, str] | None = None,
+                ) -> tuple[list[FeedItem], list[Publication]]:
     """FeedItems for ``entries`` and the publication records to save (new or changed).
     ``source_names``: the last names of sources no longer configured (a removed outlet's
     articles are still linked from the posts that cite them)."""
@@ -151,8 +152,8 @@ def build_items(entries: Sequence[Entry], *, config: Config, source_languages: M
             if a is None or not a.link:
                 continue
             tr = translations.get(a.id)
-            a_lang = entry_language(a.title, a.summary, a.content, declared=source_languages.get(a.source_id, "auto"),
-                                    feed_language=a.language)
+            a_lang = entry_language(a.title, a.summary, a.content,
+                                    declared=source_languages.get(a.source_id, "auto"), feed_language=a.language)
             sources.append(SourceLink(
                 url=a.link, outlet=names.get(a.source_id, a.source_id), outlet_id=a.source_id, headline=a.title,
                 headline_translated=tr.title if tr is not None and tr.status == "done" else None,

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -40,6 +40,7 @@ from aggregator.exceptions import (
 from aggregator.models import Entry, ParsedFeed, from_iso, iso
 from aggregator.publishing.publish import posts_in_publication, publish, selection
 from aggregator.redaction import Redactor
+from aggregator.sourceplan import Configured
 from aggregator.sources.fetch import (
     HostLimiter,
     fetch,
@@ -50,7 +51,6 @@ from aggregator.sources.fetch import (
 from aggregator.sources.parsepool import (
     parse_feed,  # in worker processes when parses overlap (GIL)
 )
-from aggregator.sourceplan import Configured
 from aggregator.store import EntryTranslation, SourceState, Store
 from aggregator.translating.chain import (
     EntryTexts,
@@ -67,7 +67,7 @@ Clock = Callable[[], datetime]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass

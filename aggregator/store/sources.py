@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 import logging
 import sqlite3
-from datetime import datetime, timezone
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -16,7 +16,6 @@ from aggregator.sourceplan import Configured, Intent, Stored, plan_sources
 from aggregator.store.base import StoreBase
 from aggregator.store.entries import upsert_entries
 from aggregator.store.records import SourceState, StoreResult
-
 
 log = logging.getLogger("aggregator")
 
@@ -55,7 +54,7 @@ class SourcesStore(StoreBase):
         validators and any permanent redirect belong to the old one), with its entries; one
         no longer configured is marked removed (kept until retention drops its articles)."""
         configured = [c if isinstance(c, Configured) else Configured(c[0], c[1], c[2], c[0]) for c in sources]
-        now_s = iso(now or datetime.now(timezone.utc))
+        now_s = iso(now or datetime.now(UTC))
         with self.transaction():
             intents = plan_sources(configured, self._stored())
             for i in intents:
