@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import feedparser
@@ -109,7 +109,7 @@ def rfc822_without_zone(text: str) -> time.struct_time | None:
     if parsed is None:
         return None
     try:
-        return datetime(*parsed[:6], tzinfo=timezone.utc).timetuple()
+        return datetime(*parsed[:6], tzinfo=UTC).timetuple()
     except ValueError:  # 31 February
         return None
 

@@ -9,11 +9,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from aggregator import __version__
+
+if TYPE_CHECKING:
+    from aggregator.app import Aggregator
+
 from aggregator.config import DEFAULT_CONFIG_PATH, Config, load_config
 from aggregator.exceptions import (
     AggregatorError,
@@ -35,7 +39,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is at the time: rich's progress bar replaces it
     with a proxy that prints log lines above the bar instead of through it."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 
@@ -172,15 +176,16 @@ def run(once: bool, fetch_all: bool, allow_shrink: bool, config_path: str, quiet
     another run (daemon or --once) holds the store; 5 when the publication was
     refused because it would drop most published posts (see --allow-shrink).
     """
-    from aggregator.store import StoreLock
+    from aggregator.app import Aggregator
 
     cfg = _load(config_path)
     if fetch_all and not once:
         raise click.UsageError("--all goes with --once (the daemon fetches on each source's schedule)")
     if allow_shrink and not once:
         raise click.UsageError("--allow-shrink goes with --once (one deliberate publication, then the daemon again)")
+    app = Aggregator(cfg, config_path=config_path)
     try:
-        lock = StoreLock(cfg.db_path).acquire("aggregator run --once" if once else "aggregator run (daemon)")
+        lock = app.lock("aggregator run --once" if once else "aggregator run (daemon)")
     except (StoreLockedError, OSError) as e:
         _fail(e if isinstance(e, AggregatorError) else StorageError(str(e)))
     abandoned = False
@@ -193,7 +198,7 @@ def run(once: bool, fetch_all: bool, allow_shrink: bool, config_path: str, quiet
             daemon.run()
             abandoned = daemon.abandoned
         else:
-            abandoned = _run_once(cfg, fetch_all=fetch_all, quiet=quiet, allow_shrink=allow_shrink)
+            abandoned = _run_once(app, fetch_all=fetch_all, quiet=quiet, allow_shrink=allow_shrink)
     except AggregatorError as e:
         _fail(e)
     finally:
@@ -218,15 +223,14 @@ def _console_level(level: int, quiet: bool) -> None:
     root.setLevel(min(root.level, level))
 
 
-def _run_once(cfg: Config, *, fetch_all: bool, quiet: bool, allow_shrink: bool = False) -> bool:
+def _run_once(app: Aggregator, *, fetch_all: bool, quiet: bool, allow_shrink: bool = False) -> bool:
     """One cycle; True when fetches were abandoned because of a signal."""
     import signal
     import threading
 
     from aggregator.progress import cycle_progress
-    from aggregator.running.cycle import run_cycle
-    from aggregator.store import Store
 
+    cfg = app.config
     stop = threading.Event()
 
     def on_stop(signum: int, frame: object) -> None:
@@ -235,9 +239,9 @@ def _run_once(cfg: Config, *, fetch_all: bool, quiet: bool, allow_shrink: bool =
 
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGTERM, on_stop)
-    with Store(cfg.db_path) as store, cycle_progress(enabled=not quiet) as progress:
-        report = run_cycle(store, cfg, fetch_all=fetch_all, progress=progress, stop=stop,
-                           on_due=progress.start if progress else None, allow_shrink=allow_shrink)
+    with cycle_progress(enabled=not quiet) as progress:
+        report = app.run_once(fetch_all=fetch_all, progress=progress, stop=stop,
+                              on_due=progress.start if progress else None, allow_shrink=allow_shrink)
     failed = report.failed_sources
     if quiet or (not sys.stdout.isatty() and not report.changed and not failed):
         return stop.is_set()
@@ -308,7 +312,7 @@ def _explain_source_changes(cfg: Config) -> None:
     """What the config will do to the sources its store knows: renames, url changes,
     removals (read-only: checking a config changes nothing)."""
     from aggregator.running.cycle import configured_sources
-    from aggregator.sourceplan import describe, plan_sources
+    from aggregator.sources.decide import describe, plan_sources
     from aggregator.store.sources import stored_sources
 
     if not cfg.db_path.exists():
@@ -347,11 +351,12 @@ def status(as_json: bool, config_path: str, quiet: bool) -> None:
     """
     import shutil
 
-    from aggregator.running.status import collect, render_text
+    from aggregator.app import Aggregator
+    from aggregator.running.status import render_text
 
     cfg = _load(config_path)
     try:
-        data = collect(cfg)
+        data = Aggregator(cfg, config_path=config_path).status()
     except AggregatorError as e:
         _fail(e)
     if as_json:
@@ -368,11 +373,11 @@ def explain(post_url: str, config_path: str, quiet: bool) -> None:
     """Why a blog post links (or does not link) each source.
 
     POST_URL is the blog post's link as its feed gives it."""
-    from aggregator.running.explain import explain_post
+    from aggregator.app import Aggregator
 
     cfg = _load(config_path)
     try:
-        text = explain_post(cfg, post_url)
+        text = Aggregator(cfg, config_path=config_path).explain(post_url)
     except AggregatorError as e:
         _fail(e)
     click.echo(text)
@@ -389,7 +394,7 @@ def eval_matching(directory: str, as_json: bool, no_translation: bool, config_pa
     DIRECTORY holds feeds/, sources.yaml, gold.jsonl and translations.jsonl. The real
     pipeline runs on those feeds served over loopback (translations served by a
     loopback LibreTranslate-protocol server), in a temporary store."""
-    from aggregator.citing.evaluation import evaluate, render_report
+    from aggregator.running.evaluation import evaluate, render_report
 
     try:
         result = evaluate(Path(directory), translate=not no_translation)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 Role = Literal["blog", "outlet"]
@@ -18,8 +18,8 @@ CitationKind = Literal["link", "headline", "mention"]
 def utc(dt: datetime) -> datetime:
     """Return ``dt`` as an aware UTC datetime (naive values are taken as UTC)."""
     if dt.tzinfo is None:
-        return dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -29,7 +29,7 @@ def iso(dt: datetime | None) -> str | None:
     else back, and a shorter year would sort after every four-digit one."""
     if dt is None:
         return None
-    if dt.tzinfo is not timezone.utc:
+    if dt.tzinfo is not UTC:
         dt = utc(dt)
     # The same text as strftime with a zero-padded year, at a third of its cost.
     return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}Z"
@@ -52,7 +52,7 @@ def from_iso(text: str | None) -> datetime | None:
 
 # A date a source may be trusted with: none before this, and none more than SKEW after we
 # first saw the entry (a source's broken clock). Validators flag others; readers misorder them.
-EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 SKEW = timedelta(days=1)
 
 

@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
 import pytest
+from conftest import DEV, aggregator_cmd
+from loopback import FeedServer, LibreTranslateServer
+from test_pipeline_e2e import write_config
 
 from aggregator.config import parse_config
 from aggregator.exceptions import ConfigError
-from loopback import FeedServer, LibreTranslateServer
 from aggregator.models import EntryData, Match
 from aggregator.running.retention import (
     ArticleAge,
@@ -25,10 +27,8 @@ from aggregator.running.retention import (
     prune_articles,
 )
 from aggregator.store import EntryTranslation, Publication, Store
-from conftest import DEV, aggregator_cmd
-from test_pipeline_e2e import write_config
 
-NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 
@@ -121,6 +121,32 @@ def test_pruning_forgets_old_uncited_articles_with_everything_hanging_off_them(t
         assert [m.article_id for m in s.all_matches()] == [ids["cited"]]
         # nothing more to prune
         assert prune_articles(s, CONFIG, NOW) == 0
+
+
+def test_pruning_forgets_the_embeddings_the_matcher_stored(tmp_path: Path) -> None:
+    """Keys computed the way the matcher computes them (its Article text, cut by its
+    embedding function, hashed as the Embedder hashes), not retention's own: a long
+    summary is where a key made from the whole text would differ."""
+    from aggregator.citing import match
+    from aggregator.entryview import text_hash
+
+    long_summary = "<p>" + " ".join(f"Sentence {i} of a long article about air defence." for i in range(60)) + "</p>"
+    with Store(tmp_path / "s.sqlite3") as s:
+        s.sync_sources([("out", "https://out.example/feed", "outlet")])
+        old = NOW - 200 * DAY
+        item = EntryData(key="long", link="https://out.example/long", title="Headline long", summary=long_summary,
+                         published=old)
+        s.record_success("out", "outlet", [item], now=old, next_fetch=old + DAY, status=200, etag=None,
+                         last_modified=None)
+        (entry,) = s.newest_entries(["outlet"], 10)
+        article = match.article_from_entry(entry)
+        assert len(article.text) > 400  # the case where the whole text and the embedded part differ
+        keys = [text_hash(match._embed_text(t)) for t in (article.title, article.text)]
+        s.put_embeddings([(k, b"\0" * 8) for k in keys])
+        assert len(s.embeddings(keys)) == 2
+
+        assert prune_articles(s, CONFIG, NOW) == 1
+        assert s.embeddings(keys) == {}
 
 
 def test_delete_never_removes_a_cited_article_whatever_it_is_told(tmp_path: Path) -> None:

@@ -21,11 +21,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aggregator import __version__
-from aggregator.citing.extract import extract
 from aggregator.config import Config
+from aggregator.entryview import post_paragraphs, reader_language
 from aggregator.exceptions import PublicationRefused
-from aggregator.html_text import sanitize_html, strip_tags
-from aggregator.language import entry_language, same_language
+from aggregator.html_text import sanitize_html
+from aggregator.language import same_language
 from aggregator.models import Entry, Match, iso, plausible
 from aggregator.publishing.render import (
     ATOM_NAME,
@@ -104,9 +104,7 @@ def display(entry: Entry, original_language: str, target: str,
     """The entry in the readers' language when its translation is complete, else in its
     own language with an honest status. A partly translated entry is never shown as done."""
     if entry.role == "blog":
-        body = extract(entry.content or entry.summary)
-        summary_paras: tuple[str, ...] = (body.lead,) if body.lead else (strip_tags(entry.summary)[:600],)
-        content_paras = body.body[1:]
+        summary_paras, content_paras = post_paragraphs(entry)
         orig_summary = paragraphs_html(summary_paras)
         orig_content = paragraphs_html(content_paras) or None
     else:
@@ -125,7 +123,7 @@ def display(entry: Entry, original_language: str, target: str,
         status = f"failed ({translation.error})"
     else:
         when = translation.retry_at.strftime("%Y-%m-%d %H:%M UTC") if translation.retry_at else "next cycle"
-        status = f"pending (retry at {when}: {translation.error})" if translation.error else f"pending (retry at {when})"
+        status = f"pending (retry at {when}: {translation.error})" if translation.error else f"pending (retry at {when})"  # noqa: E501
     return Display(entry.title, orig_summary, orig_content, original_language, False, status)
 
 
@@ -143,8 +141,7 @@ def build_items(entries: Sequence[Entry], *, config: Config, source_languages: M
     items: list[FeedItem] = []
     changed: list[Publication] = []
     for e in entries:
-        lang = entry_language(e.title, e.summary, e.content, declared=source_languages.get(e.source_id, "auto"),
-                              feed_language=e.language) or "und"
+        lang = reader_language(e, source_languages.get(e.source_id, "auto")) or "und"
         shown = display(e, lang, target, translations.get(e.id), now)
         sources = []
         for m in matches.get(e.id, ()):
@@ -152,8 +149,7 @@ def build_items(entries: Sequence[Entry], *, config: Config, source_languages: M
             if a is None or not a.link:
                 continue
             tr = translations.get(a.id)
-            a_lang = entry_language(a.title, a.summary, a.content,
-                                    declared=source_languages.get(a.source_id, "auto"), feed_language=a.language)
+            a_lang = reader_language(a, source_languages.get(a.source_id, "auto"))
             sources.append(SourceLink(
                 url=a.link, outlet=names.get(a.source_id, a.source_id), outlet_id=a.source_id, headline=a.title,
                 headline_translated=tr.title if tr is not None and tr.status == "done" else None,

@@ -17,14 +17,17 @@ import logging
 import signal
 import threading
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from apscheduler.executors.pool import ThreadPoolExecutor as APThreadPool
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from aggregator.app import Aggregator
 from aggregator.config import Config, SourceConfig, format_duration, load_config
 from aggregator.exceptions import AggregatorError, ConfigError, StoreGone
 from aggregator.redaction import Redactor
@@ -72,6 +75,7 @@ class Daemon:
         self.config = config
         self.config_path = config_path
         self.now = now
+        self.app = Aggregator(config, now=now, config_path=config_path)
         self.stop = threading.Event()
         self.abandoned = False  # a fetch was left in flight when stopping
         self._lock = threading.Lock()
@@ -92,7 +96,7 @@ class Daemon:
         self.scheduler = BlockingScheduler(
             executors={"default": APThreadPool(max(2, config.fetch.concurrency)), "process": APThreadPool(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
-            timezone=timezone.utc,
+            timezone=UTC,
         )
 
     # -- jobs --------------------------------------------------------------------------
@@ -166,13 +170,14 @@ class Daemon:
             if again:
                 self.schedule_processing()
 
-    def _store(self) -> Store:
+    @contextmanager
+    def _store(self) -> Iterator[Store]:
         """The store this daemon started on; :class:`StoreGone` when its file has vanished
         or another file now has its name (never a new, empty store in its place)."""
-        store = Store(self.config.db_path, expect=self.store_identity)
-        if self.store_identity is None:
-            self.store_identity = store.identity
-        return store
+        with self.app.store(expect=self.store_identity) as store:
+            if self.store_identity is None:
+                self.store_identity = store.identity
+            yield store
 
     # -- schedule ----------------------------------------------------------------------
     def _install_jobs(self, previous: Config | None = None) -> list[str]:
@@ -210,12 +215,12 @@ class Daemon:
                     store.reschedule(s.id, first)  # or the job would find it not due yet
                 self.scheduler.add_job(
                     self._fetch_job, IntervalTrigger(seconds=interval.total_seconds(), jitter=jitter or None,
-                                                     timezone=timezone.utc),
+                                                     timezone=UTC),
                     args=[s.id], id=f"fetch:{s.id}", name=f"fetch {s.id}", next_run_time=first,
                     replace_existing=True)
         # Translation retries, late matches and retention need no new entries to be due.
         self.scheduler.add_job(self.schedule_processing, IntervalTrigger(
-            seconds=cfg.schedule.every.total_seconds(), timezone=timezone.utc), id="tick",
+            seconds=cfg.schedule.every.total_seconds(), timezone=UTC), id="tick",
             kwargs={"postpone": False}, name="process periodically", replace_existing=True)
         return changes
 
@@ -239,11 +244,13 @@ class Daemon:
                 self._old_clients.append(self.client)
                 self.client = make_fetch_client(new)
             previous, self.config = self.config, new
+            self.app = self.app.with_config(new)
             install_redaction(Redactor(new.secrets))
             try:
                 changes = self._install_jobs(previous)
             except AggregatorError as e:
                 self.config = previous
+                self.app = self.app.with_config(previous)
                 log.error("config not reloaded: %s; keeping the running one", e)
                 return
             log.info("config reloaded from %s: %d sources%s", self.config_path, len(new.sources),

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aggregator.config import Config
+from aggregator.entryview import derived_keys, text_hash, translation_keys
 from aggregator.exceptions import StorageError
 from aggregator.models import Entry, from_iso, iso
-from aggregator.store import Store, text_hash
+from aggregator.store import Store
 
 log = logging.getLogger("aggregator")
 
@@ -67,17 +68,9 @@ def compaction_due(last: datetime | None, now: datetime, every: timedelta, free_
 
 
 def derived_hashes(article: Entry, glossary: dict[str, str]) -> set[str]:
-    """Hashes of the texts the store keeps for an article besides its row: its
-    embeddings (title; title and summary, as the matcher embeds them) and its cached
-    translations (each paragraph a reader sees, with and without the glossary)."""
-    from aggregator.citing.match import article_from_entry
-    from aggregator.running.cycle import entry_texts
-    from aggregator.translating.text import apply_glossary
-
-    texts = {article.title, article_from_entry(article).text}
-    for t in entry_texts(article).all():
-        texts.update((t, apply_glossary(t, glossary)))
-    return {text_hash(t) for t in texts if t}
+    """Keys of the rows the store keeps for an article besides its own: its embeddings
+    and its cached translations, exactly as the matcher and translation store them."""
+    return derived_keys(article, glossary)
 
 
 def prune_articles(store: Store, config: Config, now: datetime) -> int:
@@ -104,16 +97,18 @@ LAST_CACHE_SWEEP = "last_translation_cache_sweep"
 
 
 def texts_in_use(entry: Entry, glossary: dict[str, str]) -> set[str]:
-    """Hashes of every text of ``entry`` the translation cache may hold: what a reader
-    sees (:func:`derived_hashes`) and, for a post, what matching translates."""
-    hashes = derived_hashes(entry, glossary)
+    """Keys of every text of ``entry`` the translation cache may hold: what a reader
+    sees and, for a post, what matching translates (each as sent: with the glossary)."""
+    keys = translation_keys(entry, glossary)
     if entry.role == "blog":
         from aggregator.citing.extract import extract
         from aggregator.running.cycle import foreign_headlines, mention_texts
+        from aggregator.translating.text import apply_glossary
 
         text = extract(entry.content or entry.summary)
-        hashes |= {text_hash(t) for t in (*mention_texts(entry, text), *foreign_headlines(text)) if t}
-    return hashes
+        for t in (*mention_texts(entry, text), *foreign_headlines(text)):
+            keys |= {text_hash(t), text_hash(apply_glossary(t, glossary))}
+    return keys
 
 
 def sweep_translation_cache_if_due(store: Store, config: Config, now: datetime) -> int:

@@ -7,9 +7,11 @@ embeddings, publications, maintenance); the schema and its numbered migrations a
 
 from __future__ import annotations
 
-from aggregator.store.base import StoreBase, text_hash
+from aggregator.entryview import text_hash
+from aggregator.sources.decide import entry_hash
+from aggregator.store.base import StoreBase
 from aggregator.store.embeddings import EmbeddingsStore
-from aggregator.store.entries import EntriesStore, entry_hash
+from aggregator.store.entries import EntriesStore
 from aggregator.store.lock import StoreLock
 from aggregator.store.maintenance import MaintenanceStore
 from aggregator.store.matches import MatchesStore

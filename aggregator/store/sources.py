@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from aggregator.exceptions import StorageError
 from aggregator.models import EntryData, from_iso, iso
-from aggregator.sourceplan import Configured, Intent, Stored, plan_sources
+from aggregator.sources.decide import Configured, Intent, Stored, plan_sources
 from aggregator.store.base import StoreBase
 from aggregator.store.entries import upsert_entries
 from aggregator.store.records import SourceState, StoreResult
@@ -46,7 +46,7 @@ class SourcesStore(StoreBase):
     def sync_sources(self, sources: Iterable[Configured | tuple[str, str, str]], *,
                      now: datetime | None = None) -> list[Intent]:
         """Make the sources table follow the config: what
-        :func:`aggregator.sourceplan.plan_sources` decides, applied in one
+        :func:`aggregator.sources.decide.plan_sources` decides, applied in one
         transaction. Returns the intents (for the log).
 
         A source renamed (same url) takes its entries, and so their published ids, to its
