@@ -20,8 +20,7 @@ LAYERS: list[set[str]] = [
     {"aggregator.citing", "aggregator.entryview"},
     {"aggregator.translating"},
     {"aggregator.publishing"},
-    {"aggregator.running"},
-    {"aggregator.app"},
+    {"aggregator.running", "aggregator.app"},  # the front door runs the stages; the daemon holds one
     {"aggregator.cli", "aggregator.__main__"},
 ]
 
