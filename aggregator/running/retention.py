@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aggregator.config import Config
-from aggregator.entryview import derived_keys, text_hash, translation_keys
+from aggregator.entryview import derived_keys, translation_keys
 from aggregator.exceptions import StorageError
-from aggregator.models import Entry, from_iso, iso
+from aggregator.models import Entry, from_iso, iso, text_hash
 from aggregator.store import Store
 
 log = logging.getLogger("aggregator")
