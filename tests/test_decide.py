@@ -20,7 +20,7 @@ def _e(key: str, title: str = "T", published: datetime | None = None) -> EntryDa
 
 def test_new_changed_and_unchanged_entries() -> None:
     same, edited = _e("a"), _e("b", "new title", NOW - timedelta(days=1))
-    stored = {"a": (1, entry_hash(same)), "b": (2, entry_hash(_e("b", "old title")))}
+    stored = {"a": (1, entry_hash(same), NOW), "b": (2, entry_hash(_e("b", "old title")), NOW)}
     got = decide_entries([same, edited, _e("c")], stored, NOW)
     assert got.unchanged == [1]
     assert [(c.id, c.entry.title, c.sort_date) for c in got.changed] == [(2, "new title", NOW - timedelta(days=1))]
@@ -28,9 +28,17 @@ def test_new_changed_and_unchanged_entries() -> None:
 
 
 def test_a_changed_undated_entry_keeps_its_sort_date() -> None:
-    stored = {"a": (1, entry_hash(_e("a", "old")))}
+    stored = {"a": (1, entry_hash(_e("a", "old")), NOW)}
     (changed,) = decide_entries([_e("a", "new")], stored, NOW).changed
     assert changed.sort_date is None
+
+
+def test_an_implausible_date_sorts_by_first_seen() -> None:
+    seen = NOW - timedelta(days=3)
+    epoch, ahead = datetime(1970, 1, 1, tzinfo=UTC), NOW + timedelta(days=30)
+    got = decide_entries([_e("n", "x", epoch), _e("c", "y", ahead)], {"c": (2, "old", seen)}, NOW)
+    assert [n.sort_date for n in got.new] == [NOW]
+    assert [c.sort_date for c in got.changed] == [seen]
 
 
 def test_a_source_whose_url_changed_keeps_its_entries_and_a_renamed_one_takes_them_along() -> None:

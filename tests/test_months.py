@@ -383,19 +383,19 @@ def test_7_cache_rows_no_entry_uses_go_with_retention(tmp_path: Path) -> None:
         w = World(tmp_path, feeds, libre)
         feeds.add("/blog.xml", rss("blog", []))
         feeds.add("/twz.xml", rss("TWZ", []))
-        w.write_config(target="ja", providers=f"[{{provider: libre, url: '{libre.url}'}}]")
-        for i in range(12):  # a feed whose text changes on every fetch
+        w.write_config(target="ja", providers=f"[{{provider: libre, url: '{libre.url}'}}]",
+                       extra="retention: {compact_every: 2d}\n")
+        for i in range(6):  # a feed whose text changes on every fetch, fetched daily
             feeds.add("/politico.xml", rss("POLITICO", [
                 {**article(n, "2026-03-01T10:00:00"), "body": f"<p>Revision {i} of story {n}.</p>"}
                 for n in range(3)]))
             w.run("--all", at=f"2026-03-{1 + i:02d} 12:00:00")
-        db = sqlite3.connect(w.db)
-        texts = {r[0] for r in db.execute("SELECT text FROM translation_cache")}
-        db.close()
-        stale = {t for t in texts if t.startswith("Revision") and not t.startswith("Revision 11 ")}
-        # at most one compaction period's (7 days) worth of stale text is left
-        assert len(stale) <= 3 * 7, sorted(stale)
-        assert {f"Revision 11 of story {n}." for n in range(3)} <= texts
+        texts = {r[0] for r in w.sql("SELECT text FROM translation_cache")}
+        stale = {t for t in texts if t.startswith("Revision") and not t.startswith("Revision 5 ")}
+        # swept every 2 days (the last sweep on day 5): at most what one period added is left
+        assert len(stale) <= 3 * 2, sorted(stale)
+        assert {f"Revision 5 of story {n}." for n in range(3)} <= texts
+        assert len(libre.texts) >= 6 * 3  # every revision was translated (and cached) once
 
 
 # -- 8: a Japanese edition ---------------------------------------------------------------

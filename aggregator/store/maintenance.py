@@ -17,11 +17,12 @@ class MaintenanceStore(StoreBase):
     def outlet_articles_older_than(self, cutoff: datetime) -> list[tuple[int, datetime, datetime, bool]]:
         """(id, date, last seen, held) of the outlet articles dated before ``cutoff``;
         held: its feed held it at its last 200 (the feed has answered only 304s or failed
-        since) and its source is still configured."""
+        since), and its source is still configured and not disabled (410 Gone)."""
         out = []
         for r in self.db.execute(
-                "SELECT e.id, e.sort_date, e.last_seen, s.removed IS NULL AND s.last_content IS NOT NULL"
-                " AND e.last_seen >= s.last_content FROM entries e LEFT JOIN sources s ON s.id = e.source_id"
+                "SELECT e.id, e.sort_date, e.last_seen, s.removed IS NULL AND s.disabled IS NULL"
+                " AND s.last_content IS NOT NULL AND e.last_seen >= s.last_content"
+                " FROM entries e LEFT JOIN sources s ON s.id = e.source_id"
                 " WHERE e.role='outlet' AND e.sort_date<?", (iso(cutoff),)):
             try:
                 out.append((r[0], from_iso(r[1]), from_iso(r[2]), bool(r[3])))
