@@ -123,6 +123,34 @@ def test_pruning_forgets_old_uncited_articles_with_everything_hanging_off_them(t
         assert prune_articles(s, CONFIG, NOW) == 0
 
 
+def test_pruning_forgets_the_embeddings_the_matcher_stored(tmp_path: Path) -> None:
+    """Keys computed the way the matcher computes them (its Article text, cut by its
+    embedding function, hashed as the Embedder hashes), not retention's own: a long
+    summary is where a key made from the whole text would differ."""
+    from aggregator.citing import match
+    from aggregator.entryview import text_hash
+
+    long_summary = "<p>" + " ".join(f"Sentence {i} of a long article about air defence." for i in range(60)) + "</p>"
+    with Store(tmp_path / "s.sqlite3") as s:
+        s.sync_sources([("out", "https://out.example/feed", "outlet")])
+        old = NOW - 200 * DAY
+        item = EntryData(key="long", link="https://out.example/long", title="Headline long", summary=long_summary,
+                         published=old)
+        s.record_success("out", "outlet", [item], now=old, next_fetch=old + DAY, status=200, etag=None,
+                         last_modified=None)
+        s.record_success("out", "outlet", [], now=old + DAY, next_fetch=old + DAY, status=200, etag=None,
+                         last_modified=None)  # the feed moved on
+        (entry,) = s.newest_entries(["outlet"], 10)
+        article = match.article_from_entry(entry)
+        assert len(article.text) > 400  # the case where the whole text and the embedded part differ
+        keys = [text_hash(match._embed_text(t)) for t in (article.title, article.text)]
+        s.put_embeddings([(k, b"\0" * 8) for k in keys])
+        assert len(s.embeddings(keys)) == 2
+
+        assert prune_articles(s, CONFIG, NOW) == 1
+        assert s.embeddings(keys) == {}
+
+
 def test_delete_never_removes_a_cited_article_whatever_it_is_told(tmp_path: Path) -> None:
     with Store(tmp_path / "s.sqlite3") as s:
         s.sync_sources([("out", "https://out.example/feed", "outlet")])
@@ -141,6 +169,8 @@ def test_compaction_gives_space_back_at_most_once_a_period(tmp_path: Path) -> No
         big = [EntryData(key=f"k{i}", link=f"https://out.example/{i}", title=f"t{i}", summary="x" * 4000,
                          published=old) for i in range(300)]
         s.record_success("out", "outlet", big, now=old, next_fetch=old, status=200, etag=None, last_modified=None)
+        # then the feed moves on: a 200 without them
+        s.record_success("out", "outlet", [], now=old + DAY, next_fetch=old, status=200, etag=None, last_modified=None)
         s.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         assert prune_articles(s, CONFIG, NOW) == 300
         s.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -153,6 +183,7 @@ def test_compaction_gives_space_back_at_most_once_a_period(tmp_path: Path) -> No
         assert s.get_meta("last_compaction") == "2026-06-01T00:00:00Z"
         # a few days later, with space to give back again: not yet
         s.record_success("out", "outlet", big[:50], now=old, next_fetch=old, status=200, etag=None, last_modified=None)
+        s.record_success("out", "outlet", [], now=old + DAY, next_fetch=old, status=200, etag=None, last_modified=None)
         prune_articles(s, CONFIG, NOW + 3 * DAY)
         assert s.free_pages() > 0
         assert not compact_if_due(s, CONFIG, NOW + 3 * DAY)

@@ -13,11 +13,10 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 
 from aggregator.citing.extract import NameFinder, name_owners
-from aggregator.html_text import strip_tags
+from aggregator.entryview import article_text
 from aggregator.models import Entry
 from aggregator.urls import canonical_url
 
-ARTICLE_CHARS = 5000          # what of an article's summary (or content) the matcher reads
 JST = timedelta(hours=9)      # the blog writes "13日" in its own day, or in the outlet's
 
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "“": '"', "”": '"', "„": '"',
@@ -132,7 +131,7 @@ class Article:
     def preload(self, summary: str) -> None:
         """Give the summary that ``load`` would fetch (several articles' in one query)."""
         if self._text is None:
-            self._text = (self.title + ". " + strip_tags(summary[:ARTICLE_CHARS])[:1500]).strip()
+            self._text = article_text(self.title, summary)
 
     @property
     def needs_load(self) -> bool:
@@ -142,7 +141,7 @@ class Article:
     def text(self) -> str:
         if self._text is None:
             summary = self._load(self.id) if self._load is not None else self.summary
-            self._text = (self.title + ". " + strip_tags(summary[:ARTICLE_CHARS])[:1500]).strip()
+            self._text = article_text(self.title, summary)
         return self._text
 
     @property

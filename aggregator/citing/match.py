@@ -27,7 +27,6 @@ from rapidfuzz import fuzz
 
 from aggregator.citing.articles import (
     _ELLIPSIS,
-    ARTICLE_CHARS,
     JST,
     Article,
     ArticleIndex,
@@ -47,10 +46,11 @@ from aggregator.citing.articles import (
     tokens,
 )
 from aggregator.citing.extract import PostText, outlets_named_in
+from aggregator.entryview import embed_input
 from aggregator.models import Citation, Entry, Match
 from aggregator.urls import canonical_url
 
-__all__ = ["ARTICLE_CHARS", "JST", "Article", "ArticleIndex", "NameSet", "Outcome", "OutletNames", "Params",
+__all__ = ["JST", "Article", "ArticleIndex", "NameSet", "Outcome", "OutletNames", "Params",
            "article_from_entry", "content_words", "headline_variants", "looks_english", "match_post",
            "normalize_headline", "site_host", "slug_words", "tokens"]
 
@@ -66,7 +66,6 @@ MENTION_ACCEPT = 0.45         # content score for a mention (words and meaning)
 MENTION_MARGIN = 0.10         # ... and its lead over the outlet's other articles of that day
 MENTION_SHORT_CONTEXT = 12    # fewer content words than this: the post's title and lead count too
 MENTION_EMBED_TOP = 8         # candidates whose meaning is computed (by words, the best ones)
-EMBED_CHARS = 400             # what of a text is embedded: its opening says what it is about
 MENTION_MEANING_ONLY = 0.72   # without a translation: meaning alone, stricter
 MENTION_MEANING_MARGIN = 0.15
 EDITED_TOP = 8                # an edited headline: candidates weighed (by headline score)
@@ -493,7 +492,7 @@ def _content_scores(words: set[str], cands: Sequence[Article], context: str, ind
 
 
 def _embed_text(text: str) -> str:
-    return text[:EMBED_CHARS]
+    return embed_input(text)  # the key retention deletes by (aggregator.entryview)
 
 
 def outlets_named(body: Sequence[str], outlet_names: Mapping[str, Sequence[str]]) -> set[str]:

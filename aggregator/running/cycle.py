@@ -8,7 +8,6 @@ bad source, entry or translation: those are reported and the cycle goes on.
 from __future__ import annotations
 
 import bisect
-import json
 import logging
 import random
 import threading
@@ -24,7 +23,6 @@ import httpx
 from aggregator.citing.embeddings import Embedder
 from aggregator.citing.extract import Outlet, Outlets, extract
 from aggregator.citing.match import (
-    ARTICLE_CHARS,
     ArticleIndex,
     OutletNames,
     Params,
@@ -32,6 +30,7 @@ from aggregator.citing.match import (
     match_post,
 )
 from aggregator.config import Config, SourceConfig
+from aggregator.entryview import ARTICLE_CHARS, entry_texts, reader_language
 from aggregator.exceptions import (
     AggregatorError,
     FetchError,
@@ -41,6 +40,7 @@ from aggregator.exceptions import (
 from aggregator.models import Entry, ParsedFeed, from_iso, iso
 from aggregator.publishing.publish import publish, selection
 from aggregator.redaction import Redactor
+from aggregator.sources.decide import Configured
 from aggregator.sources.fetch import (
     HostLimiter,
     fetch,
@@ -51,14 +51,9 @@ from aggregator.sources.fetch import (
 from aggregator.sources.parsepool import (
     parse_feed,  # in worker processes when parses overlap (GIL)
 )
-from aggregator.store import EntryTranslation, SourceState, Store
-from aggregator.translating.chain import (
-    EntryTexts,
-    Translator,
-    build_translator,
-    chain_signature,
-    retry_delay,
-)
+from aggregator.store import SourceState, Store
+from aggregator.translating import decide
+from aggregator.translating.chain import Translator, build_translator, chain_signature
 from aggregator.urls import host_of
 
 log = logging.getLogger("aggregator")
@@ -93,6 +88,7 @@ class CycleReport:
     published: int = 0
     seconds: float = 0.0
     pruned: int = 0
+    cache_pruned: int = 0
     compacted: bool = False
 
     @property
@@ -174,7 +170,7 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
     so that they never have more than ``fetch.per_host`` connections open to one host
     (the owner of a client passed in closes it)."""
     rng = rng or random.Random()
-    store.sync_sources((s.id, s.url, s.role) for s in config.sources)
+    store.sync_sources(configured_sources(config), now=now())
     states = store.source_states()
     due = due_sources(config, states, now(), fetch_all, slack)
     if only is not None:
@@ -249,6 +245,11 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
     order = {s.id: i for i, s in enumerate(config.sources)}
     reports.sort(key=lambda r: order.get(r.id, 0))
     return reports
+
+
+def configured_sources(config: Config) -> list[Configured]:
+    """The config's sources as :func:`aggregator.sources.decide.plan_sources` reads them."""
+    return [Configured(s.id, s.url, s.role, s.title) for s in config.sources]
 
 
 def make_fetch_client(config: Config) -> httpx.Client:
@@ -327,8 +328,13 @@ def post_hosts(post: Entry) -> set[str]:
 
 
 def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator: Translator | None = None,
-                embedder: Embedder | None = None, posts: Sequence[Entry] | None = None) -> tuple[int, int]:
-    """Match the posts that need it. Returns (posts matched, matches that changed)."""
+                embedder: Embedder | None = None, posts: Sequence[Entry] | None = None,
+                incomplete: list[int] | None = None) -> tuple[int, int]:
+    """Match the posts that need it. Returns (posts matched, matches that changed).
+
+    A post whose texts could not all be translated for matching (a provider down) is
+    matched with what there is, but left "to match" so that the next cycle matches it
+    again; its id goes to ``incomplete`` (retention waits while there are any)."""
     t = now()
     latest = store.latest_outlet_first_seen()
     seen_before = store.get_meta("match_outlets_seen")
@@ -357,10 +363,13 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     changed = 0
     for post in posts:
         text = extract(post.content or post.summary, own_hosts=hosts | post_hosts(post), outlets=outlets)
-        lookup = _mention_translations(text, post, target_language, translator)
+        failed: list[str] = []
+        lookup = _mention_translations(text, post, target_language, translator, failed)
         outcome = match_post(post, text, index, params=params, outlet_names=names,
                              translate=lookup, embed=embedder)
-        if store.set_matches(post.id, outcome.matches, outcome.state, t):
+        if failed and incomplete is not None:
+            incomplete.append(post.id)
+        if store.set_matches(post.id, outcome.matches, None if failed else outcome.state, t):
             changed += 1
         log.debug("matched %s: %s", post.link, [m.evidence for m in outcome.matches])
     if latest is not None:
@@ -427,11 +436,12 @@ def outlet_language(config: Config) -> str:
     return "en" if "en" in langs or not langs else sorted(langs)[0]
 
 
-def _mention_translations(text: Any, post: Entry, target: str,
-                          translator: Translator | None) -> Callable[[str], str | None]:
+def _mention_translations(text: Any, post: Entry, target: str, translator: Translator | None,
+                          failed: list[str] | None = None) -> Callable[[str], str | None]:
     """Translations of what the matcher compares (cached), asked for only when the
     matcher needs them (an in-text citation that names a 参考 line's own outlet never
-    does); without a translator the matcher compares meaning only."""
+    does); without a translator the matcher compares meaning only. Texts whose
+    translation failed for now (not for good) go to ``failed``."""
     if translator is None:
         return lambda s: None
     source = post.language or "ja"
@@ -445,29 +455,14 @@ def _mention_translations(text: Any, post: Entry, target: str,
             except TranslationError as e:
                 log.info("could not translate for matching %s: %s", post.link, e)
                 found[s] = None
+                if failed is not None and e.retryable:  # a refusal for good will not get better by waiting
+                    failed.append(s)
         return found[s]
 
     return lookup
 
 
 # -- translation -------------------------------------------------------------------------
-
-
-def entry_texts(entry: Entry) -> EntryTexts:
-    """What of an entry a reader sees, as plain paragraphs."""
-    from aggregator.html_text import blocks, strip_tags
-
-    if entry.role == "blog":
-        body = extract(entry.content or entry.summary)
-        lead = (body.lead,) if body.lead else (strip_tags(entry.summary)[:600],)
-        return EntryTexts(entry.title, tuple(p for p in lead if p), tuple(body.body[1:]))
-    paras = tuple(b.text for b in blocks(entry.summary or entry.content)) or ()
-    return EntryTexts(entry.title, paras)
-
-
-# A text every provider refuses for good (language not supported, HTTP 400) is tried
-# this many times, with backoff, before its entry is marked failed.
-PERMANENT_ATTEMPTS = 3
 
 
 def translate_stage(store: Store, config: Config, entries: Sequence[Entry], translator: Translator, *,
@@ -479,7 +474,7 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
     PERMANENT_ATTEMPTS times, failed with the reason. Failed entries are tried again
     when their text or the translation setup (providers, glossary) changes. When
     ``stop`` is set, the rest waits for the next cycle."""
-    from aggregator.language import entry_language, same_language
+    from aggregator.language import same_language
 
     tc = config.translation
     target = tc.target
@@ -494,50 +489,34 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
     translator.deadline = translator.clock() + tc.budget.total_seconds()
     done = pending = 0
     for e in entries:
-        lang = entry_language(e.title, e.summary, e.content, declared=langs.get(e.source_id, "auto"),
-                              feed_language=e.language)
+        lang = reader_language(e, langs.get(e.source_id, "auto"))
         if same_language(lang, target):
             continue
         source = lang or "auto"  # unknown: the provider detects it
         texts = entry_texts(e)
         digest = texts.digest(target)
-        prev = existing.get(e.id)
-        same = prev is not None and prev.input_hash == digest
-        if prev is not None and same and prev.status == "done":
-            continue
-        if (prev is not None and same and prev.status == "failed"
-                and (chain_since is None or prev.updated >= chain_since)):
-            continue
         t = now()
-        if prev is not None and same and prev.status == "pending" and prev.retry_at and prev.retry_at > t:
+        step = decide.plan(existing.get(e.id), digest, t, chain_since)
+        if step.action == "leave":
+            continue
+        if step.action == "wait" or (translator.deadline is not None and translator.clock() >= translator.deadline) \
+                or (stop is not None and stop.is_set()):
             pending += 1
             continue
-        if (translator.deadline is not None and translator.clock() >= translator.deadline) or (
-                stop is not None and stop.is_set()):
-            pending += 1
-            continue
-        attempts = (prev.attempts if prev is not None and same and prev.status == "pending" else 0) + 1
         try:
             out = {s: translator.translate(s, source, target) for s in texts.all()}
         except TranslationError as err:
-            reason = redactor(str(err))[:500]
-            if not err.retryable and attempts >= PERMANENT_ATTEMPTS:
-                log.warning("translation of %s failed for good after %d attempts: %s", e.link, attempts, reason)
-                store.set_entry_translation(EntryTranslation(
-                    e.id, target, digest, "failed", None, reason, attempts, None, t, None, None, None))
-                continue
-            delay = retry_delay(attempts, tc.retry_backoff.total_seconds(), tc.max_retry_backoff.total_seconds())
-            store.set_entry_translation(EntryTranslation(
-                e.id, target, digest, "pending", None, reason, attempts, t + timedelta(seconds=delay), t,
-                None, None, None))
-            pending += 1
+            record = decide.after_failure(e.id, target, digest, step.attempts, redactor(str(err))[:500],
+                                          retryable=err.retryable, now=t, backoff=tc.retry_backoff,
+                                          max_backoff=tc.max_retry_backoff)
+            store.set_entry_translation(record)
+            if record.status == "failed":
+                log.warning("translation of %s failed for good after %d attempts: %s", e.link, step.attempts,
+                            record.error)
+            else:
+                pending += 1
             continue
-        providers = sorted({p for _, p in out.values() if p != "none"}) or ["cache"]
-        store.set_entry_translation(EntryTranslation(
-            e.id, target, digest, "done", "+".join(providers), None, attempts, None, t,
-            out.get(texts.title, (texts.title, ""))[0],
-            json.dumps([out[s][0] if s in out else s for s in texts.summary], ensure_ascii=False),
-            json.dumps([out[s][0] if s in out else s for s in texts.content], ensure_ascii=False)))
+        store.set_entry_translation(decide.after_success(e.id, target, digest, step.attempts, texts, out, t))
         done += 1
     return done, pending
 
@@ -548,23 +527,24 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
 def run_cycle(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: bool = False,
               rng: random.Random | None = None, progress: Callable[[SourceReport], None] | None = None,
               stop: threading.Event | None = None, translator: Translator | None = None,
-              on_due: Callable[[int], None] | None = None) -> CycleReport:
+              on_due: Callable[[int], None] | None = None, allow_shrink: bool = False) -> CycleReport:
     t0 = time.monotonic()
     report = CycleReport()
     report.sources = fetch_stage(store, config, now=now, fetch_all=fetch_all, rng=rng, progress=progress, stop=stop,
                                  on_due=on_due)
-    process_stage(store, config, report, now=now, stop=stop, translator=translator)
+    process_stage(store, config, report, now=now, stop=stop, translator=translator, allow_shrink=allow_shrink)
     report.seconds = time.monotonic() - t0
     log.info("%s", report.summary())
     return report
 
 
 def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clock = utcnow,
-                  stop: threading.Event | None = None, translator: Translator | None = None) -> CycleReport:
+                  stop: threading.Event | None = None, translator: Translator | None = None,
+                  allow_shrink: bool = False) -> CycleReport:
     """Everything after fetching: match, prune (retention), translate, publish, compact.
     Fills ``report``. When ``stop`` is set, matching and translation wait for the next
     cycle but what is stored is still published."""
-    from aggregator.running.retention import compact_if_due, prune_articles
+    from aggregator.running.retention import compact_if_due, prune_articles, sweep_translation_cache_if_due
 
     own_translator = translator is None
     translator = translator or build_translator(config.translation, store, now=now)
@@ -572,15 +552,24 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
         # One line per stage at -v: where a cycle spends its time, and where it stopped.
         if stop is None or not stop.is_set():
             log.info("matching posts to the articles they cite")
-            report.matched_posts, report.new_matches = match_stage(store, config, now=now, translator=translator)
-            report.pruned = prune_articles(store, config, now())
+            incomplete: list[int] = []
+            report.matched_posts, report.new_matches = match_stage(store, config, now=now, translator=translator,
+                                                                   incomplete=incomplete)
+            if incomplete:
+                # A post matched without all its translations may cite an article retention
+                # would forget: prune only after a cycle whose matching had every provider.
+                log.info("retention waits: %d post%s matched without all translations (matched again next cycle)",
+                         len(incomplete), "s" if len(incomplete) != 1 else "")
+            else:
+                report.pruned = prune_articles(store, config, now())
         entries = selection(store, config)
         if stop is None or not stop.is_set():
             log.info("translating what the feed will show (%d entries)", len(entries))
             report.translated, report.translation_pending = translate_stage(
                 store, config, entries, translator, now=now, stop=stop)
+        store.check_identity()  # the file deleted or replaced under us: never publish from what is left
         log.info("publishing %d entries to %s", len(entries), config.output_dir)
-        _, report.published = publish(store, config, now=now(), entries=entries)
+        _, report.published = publish(store, config, now=now(), entries=entries, allow_shrink=allow_shrink)
         st = translator.stats
         report.translation_requests, report.translation_characters = st.total_requests, st.total_characters
         if st.total_requests or report.translation_pending:
@@ -589,6 +578,7 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
                      ", ".join(f"{p}: {n} requests, {st.characters[p]} characters" for p, n in st.requests.items())
                      or "nothing", st.cache_hits)
         if stop is None or not stop.is_set():
+            report.cache_pruned = sweep_translation_cache_if_due(store, config, now())
             report.compacted = compact_if_due(store, config, now())
     finally:
         if own_translator:
