@@ -98,7 +98,7 @@ class OutputConfig(_Model):
     base_url: str = "https://example.org/feeds/"
     description: str = "Blog posts linked to the outlet articles they cite, translated."
     max_entries: int = Field(200, ge=1, le=100_000)
-    include: Literal["all", "cited", "blog"] = "all"
+    include: Literal["all", "cited", "blog"] = "cited"
 
     @field_validator("link", "base_url")
     @classmethod

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from aggregator import __version__
 from aggregator.citing.extract import extract
 from aggregator.config import Config
-from aggregator.html_text import sanitize_html, strip_tags
+from aggregator.html_text import sanitize_html, strip_boilerplate, strip_tags
 from aggregator.language import entry_language, same_language
 from aggregator.models import Entry, Match, iso
 from aggregator.publishing.render import (
@@ -45,18 +45,20 @@ log = logging.getLogger(__name__)
 
 def select_entries(posts: Sequence[Entry], articles: Sequence[Entry], matches: Mapping[int, Sequence[Match]],
                    include: str, max_entries: int) -> list[Entry]:
-    """Blog posts and, per ``include``, outlet articles: newest first, at most ``max_entries``.
+    """The newest ``max_entries`` blog posts with, per ``include``, outlet articles; newest first.
 
-    ``include``: ``all`` (every article), ``cited`` (articles some selected post cites),
-    ``blog`` (posts only)."""
-    chosen: dict[int, Entry] = {p.id: p for p in posts}
-    if include == "all":
-        chosen.update((a.id, a) for a in articles)
-    elif include == "cited":
-        cited = {m.article_id for p in posts for m in matches.get(p.id, ())}
+    Posts come first: ``max_entries`` counts posts, and the articles a chosen post cites
+    come with it whatever their number. ``include``: ``cited`` (those articles),
+    ``all`` (also the newest ``max_entries`` uncited articles), ``blog`` (posts only)."""
+    chosen_posts = sorted(posts, key=lambda e: (e.date, e.id), reverse=True)[:max_entries]
+    chosen: dict[int, Entry] = {p.id: p for p in chosen_posts}
+    if include in ("cited", "all"):
+        cited = {m.article_id for p in chosen_posts for m in matches.get(p.id, ())}
         chosen.update((a.id, a) for a in articles if a.id in cited)
-    ordered = sorted(chosen.values(), key=lambda e: (e.date, e.id), reverse=True)
-    return ordered[:max_entries]
+        if include == "all":
+            uncited = sorted((a for a in articles if a.id not in cited), key=lambda e: (e.date, e.id), reverse=True)
+            chosen.update((a.id, a) for a in uncited[:max_entries])
+    return sorted(chosen.values(), key=lambda e: (e.date, e.id), reverse=True)
 
 
 def publication_id(authority: str, entry: Entry) -> str:
@@ -70,8 +72,10 @@ def publication_id(authority: str, entry: Entry) -> str:
 def visible_hash(item: FeedItem) -> str:
     """Hash of what a reader sees; ``updated`` moves only when it changes."""
     data = [item.link, item.title, item.title_original, item.summary_html, item.content_html or "",
-            item.language, item.translation_status.split(" (")[0], item.author or "", list(item.categories),
-            item.image or "", [(s.url, s.outlet, s.headline, s.headline_translated, s.evidence) for s in item.sources]]
+            item.language, item.translation_status, item.author or "", list(item.categories),
+            item.image or "", [(s.url, s.outlet, s.headline, s.headline_translated, s.evidence, s.summary,
+                                               s.published.isoformat() if s.published else None)
+                                              for s in item.sources]]
     return hashlib.sha1(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -122,7 +126,7 @@ def display(entry: Entry, original_language: str, target: str,
         orig_summary = paragraphs_html(summary_paras)
         orig_content = paragraphs_html(content_paras) or None
     else:
-        orig_summary = sanitize_html(entry.summary or entry.content, base_url=entry.link)
+        orig_summary = sanitize_html(strip_boilerplate(entry.summary or entry.content), base_url=entry.link)
         orig_content = None
     if same_language(original_language, target):
         return Display(entry.title, orig_summary, orig_content, original_language, False, "not needed")
@@ -131,14 +135,13 @@ def display(entry: Entry, original_language: str, target: str,
         content = json.loads(translation.content or "[]")
         return Display(translation.title, paragraphs_html(summary), paragraphs_html(content) or None,
                        target, True, f"done by {translation.provider}")
-    if translation is None:
-        status = "pending (not yet attempted)"
-    elif translation.status == "failed":
-        status = f"failed ({translation.error})"
-    else:
-        when = translation.retry_at.strftime("%Y-%m-%d %H:%M UTC") if translation.retry_at else "next cycle"
-        status = f"pending (retry at {when}: {translation.error})" if translation.error else f"pending (retry at {when})"
-    return Display(entry.title, orig_summary, orig_content, original_language, False, status)
+    # Readers get one coarse state: why it is not translated yet (provider, error, next
+    # retry) is the operator's business, shown by status, explain and the log.
+    return Display(entry.title, orig_summary, orig_content, original_language, False, NOT_AVAILABLE)
+
+
+NOT_AVAILABLE = "not available yet"
+SUMMARY_CHARS = 400  # a cited article's summary inside a post's card
 
 
 def build_items(entries: Sequence[Entry], *, config: Config, source_languages: Mapping[str, str],
@@ -151,20 +154,27 @@ def build_items(entries: Sequence[Entry], *, config: Config, source_languages: M
     names = {s.id: s.title for s in config.sources}
     items: list[FeedItem] = []
     changed: list[Publication] = []
-    for e in entries:
-        lang = entry_language(e.title, e.summary, e.content, declared=source_languages.get(e.source_id, "auto"),
+    def language_of(e: Entry) -> str:
+        return entry_language(e.title, e.summary, e.content, declared=source_languages.get(e.source_id, "auto"),
                               feed_language=e.language) or "und"
+
+    for e in entries:
+        lang = language_of(e)
         shown = display(e, lang, target, translations.get(e.id), now)
         sources = []
         for m in matches.get(e.id, ()):
             a = articles.get(m.article_id)
             if a is None or not a.link:
                 continue
-            tr = translations.get(a.id)
+            a_shown = display(a, language_of(a), target, translations.get(a.id), now)
+            summary = strip_tags(a_shown.summary_html)
+            if len(summary) > SUMMARY_CHARS:
+                summary = summary[:SUMMARY_CHARS].rsplit(" ", 1)[0].rstrip(",.;:") + "…"
             sources.append(SourceLink(
                 url=a.link, outlet=names.get(a.source_id, a.source_id), outlet_id=a.source_id, headline=a.title,
-                headline_translated=tr.title if tr is not None and tr.status == "done" else None,
-                evidence=m.evidence, score=m.score))
+                headline_translated=a_shown.title if a_shown.translated and a_shown.title != a.title else None,
+                evidence=m.evidence, score=m.score, summary=summary,
+                published=plausible(a.published or a.updated, a.first_seen)))
         pub = publications.get(e.id)
         published = plausible(e.published or e.updated, e.first_seen)
         item = FeedItem(
@@ -194,12 +204,29 @@ def _with_updated(item: FeedItem, when: datetime) -> FeedItem:
     return replace(item, updated=when)
 
 
-def feed_meta(config: Config, items: Sequence[FeedItem], now: datetime) -> FeedMeta:
+def feed_meta(config: Config, items: Sequence[FeedItem], published_at: datetime) -> FeedMeta:
+    """``published_at``: when what the feed holds last changed (see :func:`published_at`)."""
     return FeedMeta(
         title=config.output.title, link=config.output.link, base_url=config.output.base_url,
         description=config.output.description, language=config.translation.target,
-        updated=max((i.updated for i in items), default=now), generator=f"aggregator {__version__}",
+        updated=published_at, generator=f"aggregator {__version__}",
     )
+
+
+def content_key(items: Sequence[FeedItem]) -> str:
+    """What the feed holds, as a reader sees it (entries, their order and their text)."""
+    return hashlib.sha1(json.dumps([(i.id, visible_hash(i)) for i in items]).encode()).hexdigest()
+
+
+def published_at(previous_key: str | None, previous_at: str | None, key: str, now: datetime) -> datetime:
+    """The feed's "updated": the publication that last changed what it holds, so that a
+    publication changing nothing a reader sees keeps the files byte for byte."""
+    if previous_key == key and previous_at:
+        try:
+            return datetime.fromisoformat(previous_at)
+        except ValueError:
+            pass
+    return now
 
 
 def publish(store: Store, config: Config, *, now: datetime, entries: Sequence[Entry] | None = None,
@@ -225,8 +252,12 @@ def publish(store: Store, config: Config, *, now: datetime, entries: Sequence[En
         entries, config=config, source_languages={s.id: s.language for s in config.sources},
         matches=matches, articles=articles, translations=translations,
         publications=publications, now=now)
-    meta = feed_meta(config, items, now)
+    key = content_key(items)
+    when = published_at(store.get_meta(CONTENT_KEY), store.get_meta(CONTENT_AT_KEY), key, now)
+    meta = feed_meta(config, items, when)
     paths = write_output(config.output_dir, meta, items)
+    store.set_meta(CONTENT_KEY, key)
+    store.set_meta(CONTENT_AT_KEY, when.isoformat())
     # Ids are recorded after the files are in place: a crash in between only means the
     # same ids are computed again next time (they depend on the entry, not on the run).
     store.save_publications(changed)
@@ -237,6 +268,8 @@ def publish(store: Store, config: Config, *, now: datetime, entries: Sequence[En
 
 
 INPUTS_KEY = "publication_inputs"
+CONTENT_KEY = "publication_content"
+CONTENT_AT_KEY = "publication_content_at"
 OUTPUT_NAMES = (ATOM_NAME, RSS_NAME, JSON_NAME, HTML_NAME, ATOM_XSL_NAME, RSS_XSL_NAME)
 
 
@@ -268,11 +301,9 @@ def inputs_digest(config: Config, entries: Sequence[Entry], matches: Mapping[int
 
 
 def posts_in_publication(store: Store, config: Config) -> set[int]:
-    """The ids of the blog posts the next publication will hold. Which posts it holds does
-    not depend on their matches (only on dates and ``output``), so matching can be
-    limited to them: work on posts no reader will see would be wasted."""
-    if config.output.include == "all":
-        return {e.id for e in selection(store, config) if e.role == "blog"}
+    """The ids of the blog posts the next publication will hold: the newest
+    ``max_entries``, whatever ``include`` says (it only adds articles). Matching is limited
+    to them: work on posts no reader will see would be wasted."""
     return {p.id for p in store.newest_entries(["blog"], config.output.max_entries)}
 
 
@@ -282,8 +313,9 @@ def selection(store: Store, config: Config) -> list[Entry]:
     posts = store.newest_entries(["blog"], n)
     if config.output.include == "blog":
         return select_entries(posts, [], {}, "blog", n)
-    if config.output.include == "cited":
-        matches = store.matches_for([p.id for p in posts])
-        cited = store.entries_by_ids({m.article_id for ms in matches.values() for m in ms})
-        return select_entries(posts, list(cited.values()), matches, "cited", n)
-    return select_entries(posts, store.newest_entries(["outlet"], n), {}, "all", n)
+    matches = store.matches_for([p.id for p in posts])
+    cited = store.entries_by_ids({m.article_id for ms in matches.values() for m in ms})
+    articles = list(cited.values())
+    if config.output.include == "all":
+        articles += [a for a in store.newest_entries(["outlet"], n + len(cited)) if a.id not in cited]
+    return select_entries(posts, articles, matches, config.output.include, n)

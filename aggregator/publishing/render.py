@@ -47,6 +47,8 @@ class SourceLink:
     headline_translated: str | None
     evidence: str  # e.g. "link", "headline 0.93", "mention POLITICO 13日 + content 0.71"
     score: float
+    summary: str = ""  # the article's summary as plain text, in the readers' language when translated
+    published: datetime | None = None  # the article's date
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,7 @@ class FeedItem:
     language: str  # language of title/summary as published
     original_language: str | None
     translated: bool  # True when title/summary were machine translated
-    translation_status: str  # "done by google", "pending (retry at ...)", "failed (...)", "not needed"
+    translation_status: str  # "done by google", "not needed", "not available yet" (reader-facing only)
     source_id: str
     source_name: str
     author: str | None
@@ -121,15 +123,14 @@ def translation_ok(status: str) -> bool:
     return status.startswith(("done", "not needed"))
 
 
+UNTRANSLATED_NOTE = "Machine translation not available yet"
+
+
 def translation_note(item: FeedItem) -> str:
-    """What the feeds tell a reader about an untranslated entry. Deliberately coarse: the
-    detailed status (next retry time, last error) changes on every failed retry, and the
-    feeds must not change while nothing a reader cares about did (it stays in
-    ``_aggregator.translation_status`` and on index.html)."""
-    lang = f" ({item.language})" if item.language else ""
-    if item.translation_status.startswith("failed"):
-        return f"Machine translation failed: shown in the original language{lang}."
-    return f"Machine translation pending: shown in the original language{lang}."
+    """What the feeds and the page tell a reader about an untranslated entry. Deliberately
+    coarse: the detail (provider, error, next retry) is the operator's (status, explain,
+    the log), and the feeds must not change while nothing a reader cares about did."""
+    return f"{UNTRANSLATED_NOTE}."
 
 
 # Characters XML 1.0 forbids (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF) and
@@ -226,11 +227,18 @@ def body_html(item: FeedItem, fragment: str) -> str:
     if item.sources:
         lis = []
         for s in item.sources:
-            also = f" ({esc(s.headline_translated)})" if s.headline_translated else ""
+            also = f' <span class="headline-translated">({esc(s.headline_translated)})</span>' \
+                if s.headline_translated else ""
+            when = f" <small>{esc(_human_date(s.published))}</small>" if s.published else ""
+            summary = f"<br>{esc(s.summary)}" if s.summary else ""
             lis.append(f'<li>{esc(s.outlet)}: <a href="{esc(s.url)}" rel="related">{esc(s.headline)}</a>'
-                       f'{also} <small>[{esc(s.evidence)}]</small></li>')
+                       f"{also}{when}{summary}</li>")
         parts.append('<p class="sources-label">Sources:</p><ul class="sources">' + "".join(lis) + "</ul>")
     return "\n".join(parts)
+
+
+def _human_date(dt: datetime) -> str:
+    return _time(dt).strftime("%Y-%m-%d")
 
 
 # ------------------------------------------------------------------ feedgen extension
@@ -428,6 +436,7 @@ def _jinja() -> jinja2.Environment:
     )
     env.filters["rfc3339"] = rfc3339
     env.filters["human_time"] = _human_time
+    env.filters["human_date"] = _human_date
     env.tests["translation_ok"] = translation_ok
     return env
 
@@ -435,8 +444,14 @@ def _jinja() -> jinja2.Environment:
 def render_html(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
     """index.html: a readable page of the same entries, with feed autodiscovery links."""
     meta, items = _prepare(meta, items)
+    # Posts are cards holding their sources; an article a post cites is shown there, and
+    # only the others (include: all) get a section of their own.
+    cited = {s.url for i in items for s in i.sources}
+    posts = [i for i in items if i.kind == "post"]
+    others = [i for i in items if i.kind != "post" and i.link not in cited]
     page = _jinja().get_template("index.html.j2").render(
-        meta=meta, items=items, atom=ATOM_NAME, rss=RSS_NAME, json_feed=JSON_NAME)
+        meta=meta, posts=posts, others=others, atom=ATOM_NAME, rss=RSS_NAME, json_feed=JSON_NAME,
+        untranslated_note=UNTRANSLATED_NOTE)
     return page.encode("utf-8")
 
 
