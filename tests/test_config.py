@@ -27,7 +27,7 @@ def test_minimal_config_gets_every_default(tmp_path: Path) -> None:
     assert cfg.translation.target == "en"
     assert cfg.translation.timeout == timedelta(seconds=20)
     assert cfg.schedule.every == timedelta(minutes=30)
-    assert cfg.output.include == "all" and cfg.output.max_entries == 200
+    assert cfg.output.include == "cited" and cfg.output.max_entries == 200
     # relative paths are relative to the config file's folder
     assert cfg.db_path == (tmp_path / "data" / "aggregator.sqlite3").resolve()
     assert cfg.output_dir == (tmp_path / "output").resolve()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aggregator.citing.extract import PostText, extract
 from aggregator.config import Config
 from aggregator.citing.embeddings import Embedder
-from aggregator.exceptions import AggregatorError
+from aggregator.exceptions import NotFoundError
 from aggregator.citing.match import ArticleIndex, Outcome, Params, article_from_entry, match_post
 from aggregator.models import Entry
 from aggregator.running.cycle import (
@@ -38,11 +38,11 @@ def rematch(store: Store, config: Config, post: Entry) -> tuple[PostText, Outcom
 
 def explain_post(config: Config, post_url: str) -> str:
     if not config.db_path.exists():
-        raise AggregatorError(f"no store at {config.db_path}: run `aggregator run --once` first")
+        raise NotFoundError(f"no store at {config.db_path}: run `aggregator run --once` first")
     with Store(config.db_path) as store:
         found = [e for e in store.find_entries_by_link(post_url) if e.role == "blog"]
         if not found:
-            raise AggregatorError(f"no blog post with the link {post_url} in the store")
+            raise NotFoundError(f"no blog post with the link {post_url} in the store")
         post = found[0]
         text, outcome = rematch(store, config, post)
         stored = store.matches_for([post.id]).get(post.id, [])
