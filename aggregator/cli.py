@@ -481,6 +481,91 @@ def sources_import(opml_file: str, role: str, language: str, dry_run: bool, conf
 
 
 @main.command(epilog=examples(
+    "aggregator init                      # asks for the two addresses",
+    "aggregator init --link https://news.example.org/ --base-url https://news.example.org/feeds/",
+    "aggregator init --config /etc/aggregator.yaml --link https://news.example.org/ --base-url https://news.example.org/"))
+@click.option("--link", help="output.link: the site the feed belongs to (its ids are made from this host).")
+@click.option("--base-url", help="output.base_url: where the output folder is served (the feeds' self links).")
+@click.option("--force", is_flag=True, help="Overwrite an existing config.")
+@common()
+def init(link: str | None, base_url: str | None, force: bool, config_path: str, quiet: bool) -> None:
+    """Write a config (default config/aggregator.yaml) from the example shipped with aggregator.
+
+    The example reads the real blog and the outlets it cites; only two addresses are
+    yours to give: output.link and output.base_url (asked for on a terminal, else
+    given as options). The written config is checked before anything is said done."""
+    from aggregator.running.setup import InitError, write_config
+
+    path = Path(config_path)
+    if path.exists() and not force:
+        click.echo(f"error: {path} exists (--force overwrites it)", err=True)
+        sys.exit(1)
+    interactive = sys.stdin.isatty()
+    if link is None:
+        if not interactive:
+            raise click.UsageError("--link is required when not on a terminal")
+        link = click.prompt("The site this feed belongs to (output.link)", default="https://example.org/")
+    if base_url is None:
+        if not interactive:
+            raise click.UsageError("--base-url is required when not on a terminal")
+        base_url = click.prompt("Where output/ will be served (output.base_url)", default=link.rstrip("/") + "/feeds/")
+    try:
+        written = write_config(path, link=link, base_url=base_url)
+    except InitError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    click.echo(f"wrote {written}")
+    click.echo(f"next: aggregator check-config --config {written}   then: aggregator run --once --config {written}")
+
+
+@main.command(epilog=examples(
+    "aggregator demo                       # then open the printed http://127.0.0.1:8080/",
+    "aggregator demo --port 8000",
+    "aggregator demo --output /tmp/demo    # write the output there and exit (no server)"))
+@click.option("--port", default=8080, show_default=True, type=int,
+              help="Serve the result on http://127.0.0.1:PORT/ (0: any free port).")
+@click.option("--output", "output_dir", type=click.Path(file_okay=False),
+              help="Write the output (feeds and page) to this folder and exit.")
+@common(default_level=logging.WARNING)
+def demo(port: int, output_dir: str | None, config_path: str, quiet: bool) -> None:
+    """The whole product offline, on a sample written for the project.
+
+    A Japanese defence blog's feed (15 posts) and five outlets' feeds are served on
+    127.0.0.1; one full cycle fetches, stores (in a temporary store), matches each post
+    to the articles it cites, translates the posts with the sample's translation memory
+    (no network, no translation provider) and publishes. The result is served at the
+    printed URL until Ctrl-C, or, with --output, written to a folder. Your own config
+    (--config) is not read or changed."""
+    from aggregator.demo import run_demo_cycle, work_directory
+
+    try:
+        with work_directory() as work:
+            if output_dir:
+                out = Path(output_dir).resolve()
+                cfg, report = run_demo_cycle(out, f"http://127.0.0.1:{port or 8080}/", work)
+                _demo_summary(report, cfg)
+                click.echo(f"Output in {out}: open {out / 'index.html'}, or subscribe to {out / 'feed.atom'}")
+                return
+            from aggregator.publishing.serve import make_server, serve_output
+
+            out = work / "output"
+            out.mkdir()
+            server = make_server(out, "127.0.0.1", port)
+            site = f"http://127.0.0.1:{server.server_address[1]}/"
+            cfg, report = run_demo_cycle(out, site, work)
+            _demo_summary(report, cfg)
+            click.echo(f"Serving the demo at {site} (feeds: {site}feed.atom, {site}feed.rss, {site}feed.json); "
+                       "Ctrl-C to stop")
+            serve_output(out, host="127.0.0.1", port=port, server=server)
+    except AggregatorError as e:
+        _fail(e)
+
+
+def _demo_summary(report: Any, cfg: Config) -> None:
+    click.echo(f"demo: {report.summary()}")
+
+
+@main.command(epilog=examples(
     "aggregator serve                          # http://127.0.0.1:8080/",
     "aggregator serve --host 0.0.0.0 --port 8000"))
 @click.option("--host", default="127.0.0.1", show_default=True)

@@ -167,6 +167,9 @@ class TranslationConfig(_Model):
     timeout: Duration = timedelta(seconds=20)
     providers: tuple[ProviderConfig, ...] = (ProviderConfig(provider="google"),)
     glossary: dict[str, str] = Field(default_factory=dict)
+    # Human translations (a TMX 1.4 file, relative to the config's folder): used before
+    # any provider, looked up by exact source text.
+    memory: str | None = None
     retry_backoff: Duration = timedelta(minutes=5)
     max_retry_backoff: Duration = timedelta(hours=6)
     budget: Duration = timedelta(minutes=10)
@@ -268,6 +271,14 @@ class Config(_Model):
     @property
     def output_dir(self) -> Path:
         p = Path(self.output.dir)
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def memory_path(self) -> Path | None:
+        """translation.memory, resolved against the config's folder."""
+        if not self.translation.memory:
+            return None
+        p = Path(self.translation.memory).expanduser()
         return p if p.is_absolute() else (self.base_dir / p).resolve()
 
     def source(self, source_id: str) -> SourceConfig:

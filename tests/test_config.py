@@ -114,7 +114,7 @@ def test_sizes() -> None:
 
 
 def test_shipped_config_is_valid_and_has_the_real_sources() -> None:
-    cfg = load_config(ROOT / "config" / "aggregator.yaml")
+    cfg = load_config(ROOT / "aggregator" / "example.yaml")
     ids = {s.id for s in cfg.sources}
     assert {"grandfleet", "politico", "brusselssignal", "reuters", "kyivindependent", "defensenews",
             "breakingdefense"} <= ids
