@@ -15,9 +15,9 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from importlib import resources
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from aggregator import __version__
@@ -38,7 +38,7 @@ from aggregator.publishing.render import (
     SourceLink,
     write_output,
 )
-from aggregator.store.sqlite import EntryTranslation, Publication, Store
+from aggregator.store import EntryTranslation, Publication, Store
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def visible_hash(item: FeedItem) -> str:
     return hashlib.sha1(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
 
 
-EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 SKEW = timedelta(days=1)
 
 
