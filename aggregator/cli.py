@@ -257,6 +257,9 @@ def _run_once(cfg: Config, *, fetch_all: bool, quiet: bool) -> bool:
     with Store(cfg.db_path) as store, cycle_progress(enabled=not quiet) as progress:
         report = run_cycle(store, cfg, fetch_all=fetch_all, progress=progress, stop=stop,
                            on_due=progress.start if progress else None)
+    # A cron user sees stderr: a translator that failed is said there, once per provider.
+    for line in report.provider_warnings():
+        log.warning("%s", line)
     failed = report.failed_sources
     if quiet or (not sys.stdout.isatty() and not report.changed and not failed):
         return stop.is_set()
@@ -317,6 +320,16 @@ def check_config(path: str | None, strict: bool, config_path: str, quiet: bool) 
             make_provider(p)  # no network: catches what the config alone cannot (a missing package)
         except TranslationError as e:
             click.echo(f"  warning: translation provider {p.provider} will be left out: {e}", err=True)
+    if cfg.memory_path is not None:
+        from aggregator.translating.memory import memory_for
+
+        try:
+            memory = memory_for(cfg.memory_path)
+        except ConfigError as e:
+            click.echo(f"{path}: {e}", err=True)
+            sys.exit(1)
+        click.echo(f"  translation memory: {memory.units if memory else 0} translation units from {cfg.memory_path}"
+                   " (used before any provider)")
     keep = cfg.retention.articles
     click.echo("  retention: " + (f"uncited outlet articles pruned after {_dur(keep.total_seconds())}"
                                   if keep is not None else "every article kept")

@@ -18,7 +18,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from demo_sample_data import ARTICLES, BLOG, OUTLETS, POSTS  # noqa: E402
+from demo_sample_data import ARTICLES, BLOG, CITES, OUTLETS, POSTS
 
 OUT = Path(__file__).resolve().parent.parent / "aggregator" / "demo" / "sample"
 BLOG_NAME = "軍事ニュース解説ブログ(デモ)"
@@ -156,7 +156,9 @@ def main() -> None:
     sources += [{"id": oid, "name": name, "file": f"{oid}.xml", "role": "outlet", "language": "en",
                  "site": site, "aliases": aliases} for oid, (name, _, site, aliases) in OUTLETS.items()]
     (OUT / "sources.json").write_text(json.dumps(sources, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    cases = [{"link": f"{BLOG}/{p['slug']}/", "case": p["case"]} for p in POSTS]
+    links = {a[1]: a[4] for a in ARTICLES}
+    cases = [{"link": f"{BLOG}/{p['slug']}/", "case": p["case"], "cites": sorted(links[k] for k in CITES[p["slug"]])}
+             for p in POSTS]
     (OUT / "cases.json").write_text(json.dumps(cases, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {len(POSTS)} posts, {len(ARTICLES)} articles in {len(OUTLETS)} outlet feeds to {OUT}")
     assert not re.search(r"[\x00-\x08]", blog_feed())

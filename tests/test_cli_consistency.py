@@ -77,9 +77,33 @@ def test_explain_of_an_unknown_post_exits_1(config: Path) -> None:
     result = runner.invoke(main, ["explain", "--config", str(config), "https://blog.example.jp/nope"])
     assert result.exit_code == 1, result.output
     from aggregator.config import load_config
-    from aggregator.store.sqlite import Store
+    from aggregator.store import Store
 
     with Store(load_config(config).db_path):
         pass
     result = runner.invoke(main, ["-q", "--config", str(config), "explain", "https://blog.example.jp/nope"])
     assert result.exit_code == 1 and "no blog post" in result.output
+
+
+def test_init_writes_the_example_with_the_two_addresses(tmp_path: Path) -> None:
+    from aggregator.config import load_config
+
+    path = tmp_path / "config" / "aggregator.yaml"
+    args = ["init", "--config", str(path), "--link", "https://news.example.net/",
+            "--base-url", "https://news.example.net/feeds"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    cfg = load_config(path)
+    assert (cfg.output.link, cfg.output.base_url) == ("https://news.example.net/", "https://news.example.net/feeds/")
+    assert {"grandfleet", "reuters"} <= {s.id for s in cfg.sources}
+    assert "# the site this feed belongs to" in path.read_text(encoding="utf-8")  # comments kept
+    # never overwrites unless asked; refuses what would not be a valid config
+    assert CliRunner().invoke(main, args).exit_code == 1
+    bad = CliRunner().invoke(main, [*args[:-4], "--link", "example", "--base-url", "x", "--force"])
+    assert bad.exit_code == 1 and "output.link" in bad.output
+    assert load_config(path).output.link == "https://news.example.net/"  # the old one is untouched
+
+
+def test_init_without_a_terminal_needs_both_addresses(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["init", "--config", str(tmp_path / "c.yaml")], input="")
+    assert result.exit_code == 2 and "--link" in result.output

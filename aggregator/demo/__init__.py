@@ -84,7 +84,7 @@ def run_demo_cycle(output_dir: Path, site_url: str, work_dir: Path) -> tuple[Con
     """Serve the sample, run one full cycle into a store in ``work_dir``; returns the
     config and the cycle's report."""
     from aggregator.running.cycle import run_cycle
-    from aggregator.store.sqlite import Store
+    from aggregator.store import Store
 
     with sample_server() as feeds_url:
         text = demo_config_text(feeds_url, work_dir, output_dir, site_url)

@@ -58,6 +58,9 @@ from aggregator.translating.chain import (
     chain_signature,
     retry_delay,
 )
+from aggregator.running.providers import META_KEY as PROVIDERS_KEY
+from aggregator.running.providers import Transition, dump_states, load_states, next_states
+from aggregator.translating.memory import memory_for
 from aggregator.urls import host_of
 
 log = logging.getLogger("aggregator")
@@ -93,6 +96,23 @@ class CycleReport:
     seconds: float = 0.0
     pruned: int = 0
     compacted: bool = False
+    # Translation providers that failed this cycle (name -> last error), the state
+    # changes since the last cycle, and the texts of the entries still waiting.
+    provider_failures: dict[str, str] = field(default_factory=dict)
+    provider_transitions: list[Transition] = field(default_factory=list)
+    waiting_texts: int = 0
+
+    def provider_warnings(self) -> list[str]:
+        """One line per provider that failed this cycle: what, and how much waits."""
+        return [f"translation: {name} failed this cycle ({error}); {self.waiting_texts} texts of "
+                f"{self.translation_pending} entries wait for a translation"
+                for name, error in self.provider_failures.items()]
+
+    def transition_lines(self) -> list[str]:
+        """One line per provider that went down or came back since the last cycle."""
+        return [f"translation: {t.name} is down ({t.error}); {self.waiting_texts} texts of "
+                f"{self.translation_pending} entries wait for a translation" if t.state == "down"
+                else f"translation: {t.name} is back" for t in self.provider_transitions]
 
     @property
     def changed(self) -> bool:
@@ -407,7 +427,8 @@ def _mention_translations(text: Any, post: Entry, target: str,
         try:
             found[t] = translator.translate(t, lang, target)[0]
         except TranslationError as e:
-            log.info("could not translate for matching %s: %s", post.link, e)
+            # said once per provider and cycle by the translate stage's health report
+            log.debug("could not translate for matching %s: %s", post.link, e)
     return found.get
 
 
@@ -446,7 +467,7 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
     target = tc.target
     langs = {s.id: s.language for s in config.sources}
     existing = store.entry_translations([e.id for e in entries], target)
-    signature = chain_signature(tc)
+    signature = chain_signature(tc, translator.memory)
     if store.get_meta("translation_chain") != signature:
         store.set_meta("translation_chain", signature)
         store.set_meta("translation_chain_since", iso(now()) or "")
@@ -506,6 +527,26 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
 # -- the cycle ---------------------------------------------------------------------------
 
 
+def _provider_health(store: Store, config: Config, report: CycleReport, translator: Translator,
+                     entries: Sequence[Entry], t: datetime) -> None:
+    """Which providers failed this cycle, what changed since the last one (kept in the
+    store for ``status`` and the next cycle), and how many texts wait."""
+    st = translator.stats
+    report.provider_failures = {name: st.last_error.get(name, "failed") for name in st.failures
+                                if not st.texts.get(name)}
+    previous = load_states(store.get_meta(PROVIDERS_KEY))
+    states, report.provider_transitions = next_states(
+        previous, [p.name for p in translator.providers], report.provider_failures,
+        [name for name, n in st.texts.items() if n], t)
+    if states != previous:
+        store.set_meta(PROVIDERS_KEY, dump_states(states))
+    if report.translation_pending:
+        rows = store.entry_translations([e.id for e in entries], config.translation.target)
+        report.waiting_texts = sum(len(entry_texts(e).all()) for e in entries
+                                   if (r := rows.get(e.id)) is not None and r.status == "pending")
+
+
+
 def run_cycle(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: bool = False,
               rng: random.Random | None = None, progress: Callable[[SourceReport], None] | None = None,
               stop: threading.Event | None = None, translator: Translator | None = None,
@@ -528,7 +569,8 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
     from aggregator.running.retention import compact_if_due, prune_articles
 
     own_translator = translator is None
-    translator = translator or build_translator(config.translation, store, now=now)
+    translator = translator or build_translator(config.translation, store, now=now,
+                                                memory=memory_for(config.memory_path))
     try:
         # One line per stage at -v: where a cycle spends its time, and where it stopped.
         if stop is None or not stop.is_set():
@@ -544,6 +586,7 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
         _, report.published = publish(store, config, now=now(), entries=entries)
         st = translator.stats
         report.translation_requests, report.translation_characters = st.total_requests, st.total_characters
+        _provider_health(store, config, report, translator, entries, now())
         if st.total_requests or report.translation_pending:
             log.info("translation: %d done, %d pending; sent %s; %d texts from the cache",
                      report.translated, report.translation_pending,

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from aggregator.models import iso
+
 META_KEY = "translation_providers"
 
 
@@ -35,7 +37,7 @@ def next_states(previous: Mapping[str, ProviderState], configured: Sequence[str]
                 succeeded: Sequence[str], now: datetime) -> tuple[dict[str, ProviderState], list[Transition]]:
     """A provider that translated something this cycle is up; one that only failed is
     down; one the cycle did not call keeps its state (nothing to say about it)."""
-    when = now.isoformat(timespec="seconds")
+    when = iso(now) or ""
     states: dict[str, ProviderState] = {}
     events: list[Transition] = []
     for name in configured:

@@ -276,9 +276,16 @@ def _detail(resp: requests.Response) -> str:
     return ""
 
 
+# A URL's query (or a request path's): requests puts the whole request URL in its
+# messages, and for the GET protocols that is the text being translated, percent-encoded.
+_QUERY = re.compile(r"((?:https?://|url: ?/)[^\s?'\"]*)\?[^\s'\")]*", re.I)
+
+
 def _short(e: BaseException) -> str:
+    """An exception's message fit for a log line: no query strings (the text sent, an
+    api_key), and short."""
     text = str(e)
-    # requests puts the full URL (with query, so maybe an api_key) in its messages.
+    text = _QUERY.sub(r"\1", text)
     text = re.sub(r"(api_key|key|auth_key|token|appkey|sign)=[^&\s'\"]+", r"\1=***", text, flags=re.I)
     return text[:200]
 
