@@ -3,11 +3,11 @@ transition when a provider goes down, one when it is back, none in between."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from aggregator.running.providers import ProviderState, dump_states, load_states, next_states
 
-T0 = datetime(2026, 12, 6, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
 
 
 def test_down_once_back_once_and_silence_in_between() -> None:

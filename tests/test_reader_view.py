@@ -4,7 +4,7 @@ with them), publisher boilerplate removed, the feed's "updated" the publication 
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from aggregator.html_text import strip_boilerplate
 from aggregator.models import Entry, Match
 from aggregator.publishing.publish import published_at, select_entries
 
-T0 = datetime(2024, 5, 19, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 19, 12, 0, tzinfo=UTC)
 
 
 def _entry(i: int, role: str, hours_ago: float) -> Entry:

@@ -39,7 +39,7 @@ POLITICO = SourceLink(
     url="https://www.politico.com/news/2024/05/18/ukraine-aid-00158812?utm_source=rss&x=1",
     outlet="POLITICO", outlet_id="politico", headline="Ukraine aid bill stalls",
     headline_translated=None, evidence="link", score=1.0, summary="The House left for recess.",
-    published=datetime(2024, 5, 18, 9, 0, tzinfo=timezone.utc))
+    published=datetime(2024, 5, 18, 9, 0, tzinfo=UTC))
 REUTERS = SourceLink(
     url="https://www.reuters.com/world/japan-defence-2024-05-18/",
     outlet="Reuters", outlet_id="reuters", headline="Japan boosts defence <budget> & more",
