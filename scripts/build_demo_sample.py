@@ -11,8 +11,8 @@ from __future__ import annotations
 import html
 import json
 import re
-import zlib
 import sys
+import zlib
 from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -102,9 +102,11 @@ def outlet_feed(oid: str) -> str:
     items = []
     for _, key, d, t, link, s, au in arts:
         if kind == "googlenews":
+            # Google News: no summary, only the headline linked again and the outlet's name.
+            desc = f'<a href="{link}" target="_blank">{_esc(t)}</a>&nbsp;&nbsp;<font color="#6f6f6f">{name}</font>'
             items.append(f"""<item><title>{_esc(t)}</title><link>{_esc(link)}</link>
 <guid isPermaLink="false">{key}-{zlib.crc32(link.encode()):010d}</guid><pubDate>{_rfc822(d)}</pubDate>
-<description>{_esc(f'<a href="{link}" target="_blank">{_esc(t)}</a>&nbsp;&nbsp;<font color="#6f6f6f">{name}</font>')}</description>
+<description>{_esc(desc)}</description>
 <source url="{site}">{_esc(name)}</source></item>""")
             continue
         summary = f"<p>{_esc(s)}</p>"

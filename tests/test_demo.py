@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 
 import httpx
+from conftest import aggregator_cmd
 
 from aggregator.demo import sample_dir
-from conftest import aggregator_cmd
 
 
 def test_demo_output_is_english_posts_with_their_sources(tmp_path: Path) -> None:

@@ -14,13 +14,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import aggregator_cmd
 from loopback import LibreTranslateServer
+from test_pipeline_e2e import Site, serve_dev
 
 from aggregator.config import load_config
 from aggregator.running.cycle import CycleReport, process_stage
 from aggregator.store import Store
-from conftest import aggregator_cmd
-from test_pipeline_e2e import Site, serve_dev
 
 
 def closed_port_url() -> str:

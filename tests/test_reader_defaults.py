@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from test_pipeline_e2e import Site, serve_dev
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from loopback import LibreTranslateServer
+from test_translation_status import LEAD, SECOND, T0, TITLE, add_posts, post
 
 from aggregator.config import load_config, parse_config
 from aggregator.exceptions import ConfigError
@@ -17,7 +18,6 @@ from aggregator.running.cycle import translate_stage
 from aggregator.store import Store
 from aggregator.translating.chain import build_translator, chain_signature
 from aggregator.translating.memory import load_memory, memory_for
-from test_translation_status import LEAD, SECOND, T0, TITLE, add_posts, post
 
 TMX = """<?xml version="1.0" encoding="UTF-8"?>
 <tmx version="1.4">

@@ -40,6 +40,8 @@ from aggregator.exceptions import (
 from aggregator.models import Entry, ParsedFeed, from_iso, iso
 from aggregator.publishing.publish import posts_in_publication, publish, selection
 from aggregator.redaction import Redactor
+from aggregator.running.providers import META_KEY as PROVIDERS_KEY
+from aggregator.running.providers import Transition, dump_states, load_states, next_states
 from aggregator.sources.fetch import (
     HostLimiter,
     fetch,
@@ -58,8 +60,6 @@ from aggregator.translating.chain import (
     chain_signature,
     retry_delay,
 )
-from aggregator.running.providers import META_KEY as PROVIDERS_KEY
-from aggregator.running.providers import Transition, dump_states, load_states, next_states
 from aggregator.translating.memory import memory_for
 from aggregator.urls import host_of
 

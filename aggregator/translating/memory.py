@@ -64,7 +64,7 @@ def load_memory(path: Path) -> Memory:
     except OSError as e:
         raise ConfigError(f"translation.memory: cannot read {path}: {e.strerror or e}") from None
     try:
-        store = tmx.tmxfile.parsestring(data)
+        store = tmx.tmxfile.parsestring(data)  # type: ignore[no-untyped-call]  # translate-toolkit: partly typed
     except Exception as e:  # lxml's XMLSyntaxError, or translate-toolkit's assertion on the root
         raise ConfigError(f"translation.memory: {path} is not a TMX file: {e or type(e).__name__}") from None
     index: dict[tuple[str, str, str], str] = {}
