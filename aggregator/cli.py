@@ -308,7 +308,7 @@ def check_config(path: str | None, strict: bool, config_path: str, quiet: bool) 
     click.echo(f"  schedule: each source on its interval, plus up to "
                f"{_dur(cfg.schedule.jitter.total_seconds())} of random delay")
     click.echo(f"  store:   {cfg.db_path}")
-    click.echo(f"  output:  {cfg.output_dir} (include {cfg.output.include}, at most {cfg.output.max_entries} entries)")
+    click.echo(f"  output:  {cfg.output_dir} (include {cfg.output.include}, the newest {cfg.output.max_entries} posts)")
     provs = ", ".join(p.provider for p in cfg.translation.providers) or "none"
     click.echo(f"  translation: to {cfg.translation.target} via {provs} "
                f"(timeout {_dur(cfg.translation.timeout.total_seconds())})")
