@@ -41,7 +41,7 @@ from aggregator.models import Entry, ParsedFeed, from_iso, iso
 from aggregator.publishing.publish import posts_in_publication, publish, selection
 from aggregator.redaction import Redactor
 from aggregator.running.providers import META_KEY as PROVIDERS_KEY
-from aggregator.running.providers import Transition, dump_states, load_states, next_states
+from aggregator.running.providers import ProviderState, Transition, dump_states, load_states, next_states
 from aggregator.sources.fetch import (
     HostLimiter,
     fetch,
@@ -100,13 +100,19 @@ class CycleReport:
     # changes since the last cycle, and the texts of the entries still waiting.
     provider_failures: dict[str, str] = field(default_factory=dict)
     provider_transitions: list[Transition] = field(default_factory=list)
+    provider_states: dict[str, ProviderState] = field(default_factory=dict)
     waiting_texts: int = 0
 
     def provider_warnings(self) -> list[str]:
-        """One line per provider that failed this cycle: what, and how much waits."""
-        return [f"translation: {name} failed this cycle ({error}); {self.waiting_texts} texts of "
-                f"{self.translation_pending} entries wait for a translation"
-                for name, error in self.provider_failures.items()]
+        """One line per provider that failed this cycle, or is still known down (a cycle
+        with nothing due for retry does not call it): what, and how much waits."""
+        wait = f"{self.waiting_texts} texts of {self.translation_pending} entries wait for a translation"
+        lines = [f"translation: {name} failed this cycle ({error}); {wait}"
+                 for name, error in self.provider_failures.items()]
+        lines += [f"translation: {st.name} down since {_utc_minute(st.since)} ({st.error}); {wait}"
+                  for st in self.provider_states.values()
+                  if st.state == "down" and st.name not in self.provider_failures and self.translation_pending]
+        return lines
 
     def transition_lines(self) -> list[str]:
         """One line per provider that went down or came back since the last cycle."""
@@ -527,6 +533,11 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
 # -- the cycle ---------------------------------------------------------------------------
 
 
+def _utc_minute(when: str) -> str:
+    t = from_iso(when)
+    return t.strftime("%Y-%m-%d %H:%M UTC") if t else when
+
+
 def _provider_health(store: Store, config: Config, report: CycleReport, translator: Translator,
                      entries: Sequence[Entry], t: datetime) -> None:
     """Which providers failed this cycle, what changed since the last one (kept in the
@@ -535,9 +546,10 @@ def _provider_health(store: Store, config: Config, report: CycleReport, translat
     report.provider_failures = {name: st.last_error.get(name, "failed") for name in st.failures
                                 if not st.texts.get(name)}
     previous = load_states(store.get_meta(PROVIDERS_KEY))
-    states, report.provider_transitions = next_states(
+    states, transitions = next_states(
         previous, [p.name for p in translator.providers], report.provider_failures,
         [name for name, n in st.texts.items() if n], t)
+    report.provider_states, report.provider_transitions = states, transitions
     if states != previous:
         store.set_meta(PROVIDERS_KEY, dump_states(states))
     if report.translation_pending:
