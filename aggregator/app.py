@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aggregator import _compat
 from aggregator.config import Config, load_config
-from aggregator.exceptions import AggregatorError, NotFoundError
+from aggregator.exceptions import NotFoundError
 from aggregator.store import Store, StoreLock
 
 if TYPE_CHECKING:

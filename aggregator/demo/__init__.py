@@ -83,16 +83,14 @@ def demo_config_text(feeds_url: str, work_dir: Path, output_dir: Path, site_url:
 def run_demo_cycle(output_dir: Path, site_url: str, work_dir: Path) -> tuple[Config, Any]:
     """Serve the sample, run one full cycle into a store in ``work_dir``; returns the
     config and the cycle's report."""
-    from aggregator.running.cycle import run_cycle
-    from aggregator.store import Store
+    from aggregator.app import Aggregator
 
     with sample_server() as feeds_url:
         text = demo_config_text(feeds_url, work_dir, output_dir, site_url)
         path = work_dir / "aggregator.yaml"
         path.write_text(text, encoding="utf-8")
         config = parse_config(text, filename=str(path), path=path)
-        with Store(config.db_path) as store:
-            report = run_cycle(store, config, fetch_all=True)
+        report = Aggregator(config, config_path=path).run_once(fetch_all=True)
     return config, report
 
 
