@@ -1,7 +1,8 @@
 """``aggregator demo``: the whole product offline, on a sample written for the project.
 
 The sample (``sample/``: a Japanese blog's feed and five outlets' feeds, made by
-``scripts/build_demo_sample.py``) is served on loopback by a plain static server, one
+``scripts/build_demo_sample.py``) is served on loopback by the package's plain
+:class:`~aggregator.running.sampleserver.SampleServer`, one
 full cycle runs into a temporary store with the sample's translation memory (no
 network, no provider), and the output is written to a folder or served until Ctrl-C.
 """
@@ -11,16 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from aggregator.config import Config, FetchConfig, SourceConfig, parse_config
+from aggregator.running.sampleserver import SampleServer
 
 log = logging.getLogger(__name__)
 
@@ -29,28 +28,14 @@ def sample_dir() -> Path:
     return Path(str(resources.files("aggregator.demo") / "sample"))
 
 
-class _SampleHandler(SimpleHTTPRequestHandler):
-    """The sample's feeds, read-only, with feed content types and no access log."""
-
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".xml": "application/xml; charset=utf-8"}
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("sample server: " + format, *args)
-
-
 @contextmanager
 def sample_server(directory: Path | None = None) -> Iterator[str]:
     """Serve the sample's feeds on 127.0.0.1 (a free port); yields the base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_SampleHandler, directory=str(directory or sample_dir())))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              name="demo-sample", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    folder = directory or sample_dir()
+    with SampleServer() as server:
+        for f in sorted(folder.glob("*.xml")):
+            server.add_file(f"/{f.name}", f)
+        yield server.base_url + "/"
 
 
 def _q(value: str) -> str:
