@@ -61,6 +61,11 @@ def test_run_once_says_on_stderr_that_the_translator_is_down(down: Site) -> None
     st = subprocess.run(aggregator_cmd("status", "--config", str(down.config)), capture_output=True, text=True,
                         timeout=60)
     assert re.search(r"provider libre: DOWN since \S+ \S+ \(.*\): libre: connection failed", st.stdout), st.stdout
+    # explain: the post's translation, for the operator
+    ex = subprocess.run(aggregator_cmd("explain", "--config", str(down.config), items[0]["url"]),
+                        capture_output=True, text=True, timeout=60)
+    assert re.search(r"translation to en: pending, attempt \d, next try \d{4}-.* UTC: libre: .*connection failed",
+                     ex.stdout), ex.stdout
     js = json.loads(subprocess.run(aggregator_cmd("status", "--json", "--config", str(down.config)),
                                    capture_output=True, text=True, timeout=60).stdout)
     assert [(p["name"], p["state"]) for p in js["translation"]["providers"]] == [("libre", "down")]

@@ -42,6 +42,20 @@ def rematch(store: Store, config: Config, post: Entry) -> tuple[PostText, Outcom
     return text, outcome
 
 
+def translation_line(store: Store, config: Config, post: Entry) -> str:
+    """The operator's view of the post's translation (readers only see whether there is one)."""
+    target = config.translation.target
+    tr = store.entry_translations([post.id], target).get(post.id)
+    if tr is None:
+        return f"translation to {target}: not attempted yet (or not needed)"
+    if tr.status == "done":
+        return f"translation to {target}: done by {tr.provider}"
+    if tr.status == "failed":
+        return f"translation to {target}: failed after {tr.attempts} attempts: {tr.error}"
+    when = f"{tr.retry_at:%Y-%m-%d %H:%M} UTC" if tr.retry_at else "the next cycle"
+    return f"translation to {target}: pending, attempt {tr.attempts}, next try {when}: {tr.error}"
+
+
 def explain_post(store: Store, config: Config, post_url: str) -> str:
     found = [e for e in store.find_entries_by_link(post_url) if e.role == "blog"]
     if not found:
@@ -53,7 +67,8 @@ def explain_post(store: Store, config: Config, post_url: str) -> str:
     if never_matched:  # not in the publication yet: show what matching would link
         stored = outcome.matches
     arts = store.entries_by_ids([m.article_id for m in stored])
-    lines = [f"post: {post.title}", f"      {post.link}  ({post.date:%Y-%m-%d %H:%M} UTC)", ""]
+    lines = [f"post: {post.title}", f"      {post.link}  ({post.date:%Y-%m-%d %H:%M} UTC)",
+             translation_line(store, config, post), ""]
     if not text.citations:
         lines.append("no citations: no 参考: line, and no subscribed outlet named with a day in the text")
     else:

@@ -258,7 +258,8 @@ class Translator:
             self.rest_reason[i] = f"{e.kind}: asked to wait {e.retry_after:.0f} s"
         elif e.kind in ("timeout", "connection"):
             self.rest_until[i] = now + REST_UNREACHABLE
-            self.rest_reason[i] = "no answer earlier this cycle" if e.kind == "timeout" else "unreachable"
+            # The cause itself, so that every text skipped meanwhile says what is wrong.
+            self.rest_reason[i] = str(e).removeprefix(f"{e.provider}: ") if e.provider else str(e)
         elif e.kind == "auth":
             self.rest_until[i] = now + REST_AUTH
             self.rest_reason[i] = "authorization failed"
