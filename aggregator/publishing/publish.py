@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,9 +23,10 @@ from urllib.parse import urlsplit
 from aggregator import __version__
 from aggregator.config import Config
 from aggregator.entryview import post_paragraphs, reader_language
+from aggregator.exceptions import PublicationRefused
 from aggregator.html_text import sanitize_html, strip_boilerplate, strip_tags
 from aggregator.language import same_language
-from aggregator.models import Entry, Match, iso
+from aggregator.models import Entry, Match, iso, plausible
 from aggregator.publishing.render import (
     ATOM_NAME,
     ATOM_XSL_NAME,
@@ -77,19 +78,6 @@ def visible_hash(item: FeedItem) -> str:
                                                s.published.isoformat() if s.published else None)
                                               for s in item.sources]]
     return hashlib.sha1(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
-
-
-EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
-SKEW = timedelta(days=1)
-
-
-def plausible(when: datetime | None, first_seen: datetime) -> datetime:
-    """A date a feed may carry: the source's own, unless it is missing, before 1990 or
-    more than a day after we first saw the entry (a source's broken clock), in which case
-    the time we first saw it. Validators flag such dates and readers misorder them."""
-    if when is None or when < EARLIEST or when > first_seen + SKEW:
-        return first_seen
-    return when
 
 
 def first_updated(updated: datetime | None, published: datetime, first_seen: datetime) -> datetime:
@@ -145,11 +133,14 @@ SUMMARY_CHARS = 400  # a cited article's summary inside a post's card
 def build_items(entries: Sequence[Entry], *, config: Config, source_languages: Mapping[str, str],
                 matches: Mapping[int, Sequence[Match]], articles: Mapping[int, Entry],
                 translations: Mapping[int, EntryTranslation], publications: Mapping[int, Publication],
-                now: datetime) -> tuple[list[FeedItem], list[Publication]]:
-    """FeedItems for ``entries`` and the publication records to save (new or changed)."""
+                now: datetime, source_names: Mapping[str, str] | None = None,
+                ) -> tuple[list[FeedItem], list[Publication]]:
+    """FeedItems for ``entries`` and the publication records to save (new or changed).
+    ``source_names``: the last names of sources no longer configured (a removed outlet's
+    articles are still linked from the posts that cite them)."""
     target = config.translation.target
     authority = urlsplit(config.output.link).hostname or "aggregator.invalid"
-    names = {s.id: s.title for s in config.sources}
+    names = {**(source_names or {}), **{s.id: s.title for s in config.sources}}
     items: list[FeedItem] = []
     changed: list[Publication] = []
     def language_of(e: Entry) -> str:
@@ -163,17 +154,17 @@ def build_items(entries: Sequence[Entry], *, config: Config, source_languages: M
             a = articles.get(m.article_id)
             if a is None or not a.link:
                 continue
-            a_shown = display(a, language_of(a), target, translations.get(a.id), now)
+            a_lang = reader_language(a, source_languages.get(a.source_id, "auto"))
+            a_shown = display(a, a_lang or "und", target, translations.get(a.id), now)
             summary = strip_tags(a_shown.summary_html)
             if len(summary) > SUMMARY_CHARS:
                 summary = summary[:SUMMARY_CHARS].rsplit(" ", 1)[0].rstrip(",.;:") + "…"
             sources.append(SourceLink(
                 url=a.link, outlet=names.get(a.source_id, a.source_id), outlet_id=a.source_id, headline=a.title,
                 headline_translated=a_shown.title if a_shown.translated and a_shown.title != a.title else None,
-                evidence=m.evidence, score=m.score, summary=summary,
-                published=plausible(a.published or a.updated, a.first_seen)))
+                evidence=m.evidence, score=m.score, summary=summary, published=a.date, language=a_lang))
         pub = publications.get(e.id)
-        published = plausible(e.published or e.updated, e.first_seen)
+        published = e.date
         item = FeedItem(
             id=pub.pub_id if pub else publication_id(authority, e),
             kind="post" if e.role == "blog" else "article",
@@ -226,9 +217,34 @@ def published_at(previous_key: str | None, previous_at: str | None, key: str, no
     return now
 
 
+def shrink_refusal(previous_posts: int, posts: int) -> str | None:
+    """Why a publication of ``posts`` blog posts must not replace one of
+    ``previous_posts`` (it drops more than half of them at once), or None."""
+    if previous_posts and posts * 2 < previous_posts:
+        return (f"publication refused: it would drop {previous_posts - posts} of the {previous_posts} published "
+                f"posts at once (a lost or replaced store, or a config that lost the blog?); the last publication "
+                f"is kept; if this is intended, run `aggregator run --once --allow-shrink`")
+    return None
+
+
+def published_posts(out_dir: Path) -> int:
+    """How many blog posts the last publication (``feed.json``) holds; 0 when there is
+    none or it cannot be read. Read from the output, not the store: a lost store must
+    not make an empty publication look like no change."""
+    try:
+        items = json.loads((out_dir / JSON_NAME).read_bytes()).get("items", [])
+        return sum(1 for i in items if (i.get("_aggregator") or {}).get("kind") == "post")
+    except (OSError, ValueError, AttributeError, TypeError):
+        return 0
+
+
 def publish(store: Store, config: Config, *, now: datetime, entries: Sequence[Entry] | None = None,
-            translations: Mapping[int, EntryTranslation] | None = None) -> tuple[list[Path], int]:
-    """Write the output files from the store. Returns (paths written, entries published)."""
+            translations: Mapping[int, EntryTranslation] | None = None,
+            allow_shrink: bool = False) -> tuple[list[Path], int]:
+    """Write the output files from the store. Returns (paths written, entries published).
+
+    Raises :class:`PublicationRefused` instead when the publication would drop more than
+    half of the published posts at once, unless ``allow_shrink``."""
     if entries is None:
         entries = selection(store, config)
     ids = [e.id for e in entries]
@@ -248,7 +264,11 @@ def publish(store: Store, config: Config, *, now: datetime, entries: Sequence[En
     items, changed = build_items(
         entries, config=config, source_languages={s.id: s.language for s in config.sources},
         matches=matches, articles=articles, translations=translations,
-        publications=publications, now=now)
+        publications=publications, now=now, source_names=store.source_names())
+    if not allow_shrink:
+        refusal = shrink_refusal(published_posts(config.output_dir), sum(1 for i in items if i.kind == "post"))
+        if refusal:
+            raise PublicationRefused(refusal)
     key = content_key(items)
     when = published_at(store.get_meta(CONTENT_KEY), store.get_meta(CONTENT_AT_KEY), key, now)
     meta = feed_meta(config, items, when)
@@ -312,7 +332,10 @@ def selection(store: Store, config: Config) -> list[Entry]:
         return select_entries(posts, [], {}, "blog", n)
     matches = store.matches_for([p.id for p in posts])
     cited = store.entries_by_ids({m.article_id for ms in matches.values() for m in ms})
-    articles = list(cited.values())
+    # A removed source's articles leave the publication; the posts citing them keep their links.
+    removed = store.removed_source_ids()
+    articles = [a for a in cited.values() if a.source_id not in removed]
     if config.output.include == "all":
-        articles += [a for a in store.newest_entries(["outlet"], n + len(cited)) if a.id not in cited]
+        articles += [a for a in store.newest_entries(["outlet"], n + len(cited))
+                     if a.id not in cited and a.source_id not in removed]
     return select_entries(posts, articles, matches, config.output.include, n)

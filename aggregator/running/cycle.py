@@ -41,6 +41,7 @@ from aggregator.publishing.publish import posts_in_publication, publish, selecti
 from aggregator.redaction import Redactor
 from aggregator.running.providers import META_KEY as PROVIDERS_KEY
 from aggregator.running.providers import ProviderState, Transition, dump_states, load_states, next_states
+from aggregator.sources.decide import Configured
 from aggregator.sources.fetch import (
     HostLimiter,
     fetch,
@@ -89,6 +90,7 @@ class CycleReport:
     published: int = 0
     seconds: float = 0.0
     pruned: int = 0
+    cache_pruned: int = 0
     compacted: bool = False
     # Translation providers that failed this cycle (name -> last error), the state
     # changes since the last cycle, and the texts of the entries still waiting.
@@ -193,7 +195,7 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
     so that they never have more than ``fetch.per_host`` connections open to one host
     (the owner of a client passed in closes it)."""
     rng = rng or random.Random()
-    store.sync_sources((s.id, s.url, s.role) for s in config.sources)
+    store.sync_sources(configured_sources(config), now=now())
     states = store.source_states()
     due = due_sources(config, states, now(), fetch_all, slack)
     if only is not None:
@@ -268,6 +270,11 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
     order = {s.id: i for i, s in enumerate(config.sources)}
     reports.sort(key=lambda r: order.get(r.id, 0))
     return reports
+
+
+def configured_sources(config: Config) -> list[Configured]:
+    """The config's sources as :func:`aggregator.sources.decide.plan_sources` reads them."""
+    return [Configured(s.id, s.url, s.role, s.title) for s in config.sources]
 
 
 def make_fetch_client(config: Config) -> httpx.Client:
@@ -346,8 +353,13 @@ def post_hosts(post: Entry) -> set[str]:
 
 
 def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator: Translator | None = None,
-                embedder: Embedder | None = None, posts: Sequence[Entry] | None = None) -> tuple[int, int]:
-    """Match the posts that need it. Returns (posts matched, matches that changed)."""
+                embedder: Embedder | None = None, posts: Sequence[Entry] | None = None,
+                incomplete: list[int] | None = None) -> tuple[int, int]:
+    """Match the posts that need it. Returns (posts matched, matches that changed).
+
+    A post whose texts could not all be translated for matching (a provider down) is
+    matched with what there is, but left "to match" so that the next cycle matches it
+    again; its id goes to ``incomplete`` (retention waits while there are any)."""
     t = now()
     latest = store.latest_outlet_first_seen()
     seen_before = store.get_meta("match_outlets_seen")
@@ -381,10 +393,13 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     changed = 0
     for post in posts:
         text = extract(post.content or post.summary, own_hosts=hosts | post_hosts(post), outlets=outlets)
-        lookup = _mention_translations(text, post, target_language, translator)
+        failed: list[str] = []
+        lookup = _mention_translations(text, post, target_language, translator, failed)
         outcome = match_post(post, text, index, params=params, outlet_names=names,
                              translate=lookup, embed=embedder)
-        if store.set_matches(post.id, outcome.matches, outcome.state, t):
+        if failed and incomplete is not None:
+            incomplete.append(post.id)
+        if store.set_matches(post.id, outcome.matches, None if failed else outcome.state, t):
             changed += 1
         log.debug("matched %s: %s", post.link, [m.evidence for m in outcome.matches])
     if latest is not None:
@@ -414,8 +429,8 @@ def outlet_language(config: Config) -> str:
     return "en" if "en" in langs or not langs else sorted(langs)[0]
 
 
-def _mention_translations(text: Any, post: Entry, target: str,
-                          translator: Translator | None) -> Callable[[str], str | None]:
+def _mention_translations(text: Any, post: Entry, target: str, translator: Translator | None,
+                          failed: list[str] | None = None) -> Callable[[str], str | None]:
     """Translate what the matcher compares (cached), so it can compare words; without a
     translator it compares meaning only."""
     source = post.language or "ja"
@@ -429,6 +444,8 @@ def _mention_translations(text: Any, post: Entry, target: str,
         except TranslationError as e:
             # said once per provider and cycle by the translate stage's health report
             log.debug("could not translate for matching %s: %s", post.link, e)
+            if failed is not None and e.retryable:  # a refusal for good will not get better by waiting
+                failed.append(t)
     return found.get
 
 
@@ -523,23 +540,24 @@ def _provider_health(store: Store, config: Config, report: CycleReport, translat
 def run_cycle(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: bool = False,
               rng: random.Random | None = None, progress: Callable[[SourceReport], None] | None = None,
               stop: threading.Event | None = None, translator: Translator | None = None,
-              on_due: Callable[[int], None] | None = None) -> CycleReport:
+              on_due: Callable[[int], None] | None = None, allow_shrink: bool = False) -> CycleReport:
     t0 = time.monotonic()
     report = CycleReport()
     report.sources = fetch_stage(store, config, now=now, fetch_all=fetch_all, rng=rng, progress=progress, stop=stop,
                                  on_due=on_due)
-    process_stage(store, config, report, now=now, stop=stop, translator=translator)
+    process_stage(store, config, report, now=now, stop=stop, translator=translator, allow_shrink=allow_shrink)
     report.seconds = time.monotonic() - t0
     log.info("%s", report.summary())
     return report
 
 
 def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clock = utcnow,
-                  stop: threading.Event | None = None, translator: Translator | None = None) -> CycleReport:
+                  stop: threading.Event | None = None, translator: Translator | None = None,
+                  allow_shrink: bool = False) -> CycleReport:
     """Everything after fetching: match, prune (retention), translate, publish, compact.
     Fills ``report``. When ``stop`` is set, matching and translation wait for the next
     cycle but what is stored is still published."""
-    from aggregator.running.retention import compact_if_due, prune_articles
+    from aggregator.running.retention import compact_if_due, prune_articles, sweep_translation_cache_if_due
 
     own_translator = translator is None
     translator = translator or build_translator(config.translation, store, now=now,
@@ -548,15 +566,24 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
         # One line per stage at -v: where a cycle spends its time, and where it stopped.
         if stop is None or not stop.is_set():
             log.info("matching posts to the articles they cite")
-            report.matched_posts, report.new_matches = match_stage(store, config, now=now, translator=translator)
-            report.pruned = prune_articles(store, config, now())
+            incomplete: list[int] = []
+            report.matched_posts, report.new_matches = match_stage(store, config, now=now, translator=translator,
+                                                                   incomplete=incomplete)
+            if incomplete:
+                # A post matched without all its translations may cite an article retention
+                # would forget: prune only after a cycle whose matching had every provider.
+                log.info("retention waits: %d post%s matched without all translations (matched again next cycle)",
+                         len(incomplete), "s" if len(incomplete) != 1 else "")
+            else:
+                report.pruned = prune_articles(store, config, now())
         entries = selection(store, config)
         if stop is None or not stop.is_set():
             log.info("translating what the feed will show (%d entries)", len(entries))
             report.translated, report.translation_pending = translate_stage(
                 store, config, entries, translator, now=now, stop=stop)
+        store.check_identity()  # the file deleted or replaced under us: never publish from what is left
         log.info("publishing %d entries to %s", len(entries), config.output_dir)
-        _, report.published = publish(store, config, now=now(), entries=entries)
+        _, report.published = publish(store, config, now=now(), entries=entries, allow_shrink=allow_shrink)
         st = translator.stats
         report.translation_requests, report.translation_characters = st.total_requests, st.total_characters
         _provider_health(store, config, report, translator, entries, now())
@@ -566,6 +593,7 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
                      ", ".join(f"{p}: {n} requests, {st.characters[p]} characters" for p, n in st.requests.items())
                      or "nothing", st.cache_hits)
         if stop is None or not stop.is_set():
+            report.cache_pruned = sweep_translation_cache_if_due(store, config, now())
             report.compacted = compact_if_due(store, config, now())
     finally:
         if own_translator:
