@@ -16,7 +16,7 @@ from aggregator.models import from_iso
 from aggregator.store import Store, migrations
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store-v0.1.0.sql"
-V010_SCHEMA = 1  # the schema the fixture was written with
+V010 = 1  # the schema version aggregator 0.1.0 wrote
 
 
 def _v010_store(tmp_path: Path) -> Path:
@@ -70,10 +70,10 @@ def test_pending_migrations_run_in_one_transaction_after_a_backup(tmp_path: Path
     with Store(path) as s:
         assert s.get_meta("schema_version") == str(version + 1)
         assert s.db.execute("SELECT test_note FROM entries LIMIT 1").fetchone() == ("x",)
-    backup = path.with_name(f"{path.name}.schema-{V010_SCHEMA}.bak")
+    backup = path.with_name(f"{path.name}.schema-{V010}.bak")
     assert backup.exists()
     db = sqlite3.connect(backup)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(V010_SCHEMA),)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(V010),)
     assert db.execute("SELECT COUNT(*) FROM entries").fetchone() == (2,)
     db.close()
 
@@ -93,7 +93,7 @@ def test_a_failing_migration_changes_nothing(tmp_path: Path, monkeypatch: pytest
         Store(path)
     assert _contents(path) == before
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(V010_SCHEMA),)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(V010),)
     db.close()
 
 
