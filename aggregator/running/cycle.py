@@ -104,8 +104,16 @@ class CycleReport:
         """One line per provider that failed this cycle, or is still known down (a cycle
         with nothing due for retry does not call it): what, and how much waits."""
         wait = f"{self.waiting_texts} texts of {self.translation_pending} entries wait for a translation"
-        lines = [f"translation: {name} failed this cycle ({error}); {wait}"
-                 for name, error in self.provider_failures.items()]
+        # A provider already down before this cycle that failed again (matching asks for
+        # translations too) is said with since when, like one this cycle did not call.
+        went_down = {t.name for t in self.provider_transitions if t.state == "down"}
+        lines = []
+        for name, error in self.provider_failures.items():
+            st = self.provider_states.get(name)
+            if st is not None and st.state == "down" and name not in went_down:
+                lines.append(f"translation: {name} down since {_utc_minute(st.since)} ({error}); {wait}")
+            else:
+                lines.append(f"translation: {name} failed this cycle ({error}); {wait}")
         lines += [f"translation: {st.name} down since {_utc_minute(st.since)} ({st.error}); {wait}"
                   for st in self.provider_states.values()
                   if st.state == "down" and st.name not in self.provider_failures and self.translation_pending]
