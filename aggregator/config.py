@@ -114,7 +114,7 @@ class OutputConfig(_Model):
 
 
 ProviderName = Literal["google", "mymemory", "libre", "deepl", "linguee", "pons",
-                       "yandex", "qcri", "papago", "baidu", "chatgpt", "microsoft"]
+                       "yandex", "qcri", "papago", "baidu", "chatgpt", "microsoft", "openai"]
 
 # Providers deep-translator lists that cannot work as it ships them (1.11.4); config
 # validation rejects them with these reasons (see docs/translation.md).
@@ -124,7 +124,7 @@ UNUSABLE_PROVIDERS = {
     "papago": "deep-translator's Papago client sends language names ('Japanese') where the API wants"
               " codes, and Naver has moved Papago to a different API",
     "chatgpt": "deep-translator's ChatGPT client calls openai.ChatCompletion, which the openai package"
-               " removed in version 1.0",
+               " removed in version 1.0; use provider openai (with model and api_key) instead",
     "linguee": "Linguee is a dictionary (single words), not a text translator",
     "pons": "PONS is a dictionary (single words), not a text translator",
 }
@@ -139,6 +139,11 @@ class ProviderConfig(_Model):
     region: str | None = None
     requests_per_minute: float | None = Field(None, gt=0)
     characters_per_minute: float | None = Field(None, gt=0)
+    # openai (any OpenAI-compatible chat-completions server) only:
+    model: str | None = Field(None, min_length=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_texts_per_request: int | None = Field(None, ge=1, le=500)
+    max_characters_per_request: int | None = Field(None, ge=100, le=1_000_000)
 
     @field_validator("url")
     @classmethod
@@ -159,6 +164,17 @@ class ProviderConfig(_Model):
             raise ValueError("provider libre needs url (the LibreTranslate server, e.g. http://127.0.0.1:5000/)")
         if self.provider in ("deepl", "yandex", "microsoft") and not self.api_key:
             raise ValueError(f"provider {self.provider} needs api_key")
+        if self.provider == "openai":
+            if not self.model:
+                raise ValueError("provider openai needs model (e.g. gpt-4o-mini, or qwen2.5:7b on Ollama)")
+            if (self.url is None or "//api.openai.com/" in self.url) and not self.api_key:
+                raise ValueError("provider openai needs api_key for api.openai.com (a local server such as"
+                                 " Ollama needs url instead, e.g. http://localhost:11434/v1/)")
+        else:
+            given = [k for k in ("model", "temperature", "max_texts_per_request", "max_characters_per_request")
+                     if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only for provider openai")
         return self
 
 

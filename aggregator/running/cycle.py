@@ -402,11 +402,15 @@ def _mention_translations(text: Any, post: Entry, target: str,
     if not wanted or translator is None:
         return lambda s: None
     found: dict[str, str] = {}
-    for t, lang in wanted:
+    # One call per language: a language model gets the post's texts in one request.
+    for lang in dict.fromkeys(lang for _, lang in wanted):
+        texts = [t for t, language in wanted if language == lang]
         try:
-            found[t] = translator.translate(t, lang, target)[0]
+            done = translator.translate_many(texts, lang, target)
         except TranslationError as e:
             log.info("could not translate for matching %s: %s", post.link, e)
+            done = translator.cached(texts, lang, target)  # what was translated before the failure
+        found.update((t, translation) for t, (translation, _) in done.items())
     return found.get
 
 
@@ -465,7 +469,7 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
             continue
         attempts = (prev.attempts if prev is not None and same and prev.status == "pending" else 0) + 1
         try:
-            out = {s: translator.translate(s, source, target) for s in texts.all()}
+            out = translator.translate_many(texts.all(), source, target)
         except TranslationError as err:
             reason = redactor(str(err))[:500]
             if not err.retryable and attempts >= PERMANENT_ATTEMPTS:
@@ -515,6 +519,7 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
 
     own_translator = translator is None
     translator = translator or build_translator(config.translation, store, now=now)
+    used_before = translator.stats.usage()
     try:
         # One line per stage at -v: where a cycle spends its time, and where it stopped.
         if stop is None or not stop.is_set():
@@ -530,11 +535,19 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
         _, report.published = publish(store, config, now=now(), entries=entries)
         st = translator.stats
         report.translation_requests, report.translation_characters = st.total_requests, st.total_characters
+        used: dict[str, tuple[int, int, int, int]] = {}  # this cycle's, per provider
+        for p, (req, chars, prompt, completion) in st.usage().items():
+            req0, chars0, prompt0, completion0 = used_before.get(p, (0, 0, 0, 0))
+            used[p] = (req - req0, chars - chars0, prompt - prompt0, completion - completion0)
+        if stop is None or not stop.is_set() or any(n[0] for n in used.values()):
+            store.record_translation_usage(used, now())
         if st.total_requests or report.translation_pending:
             log.info("translation: %d done, %d pending; sent %s; %d texts from the cache",
                      report.translated, report.translation_pending,
-                     ", ".join(f"{p}: {n} requests, {st.characters[p]} characters" for p, n in st.requests.items())
-                     or "nothing", st.cache_hits)
+                     ", ".join(f"{p}: {n} requests, {st.characters[p]} characters"
+                               + (f", {st.prompt_tokens.get(p, 0)}+{st.completion_tokens.get(p, 0)} tokens"
+                                  if p in st.prompt_tokens else "")
+                               for p, n in st.requests.items()) or "nothing", st.cache_hits)
         if stop is None or not stop.is_set():
             report.compacted = compact_if_due(store, config, now())
     finally:

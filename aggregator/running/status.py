@@ -122,7 +122,8 @@ def _collect(config: Config, now: datetime | None) -> dict[str, Any]:
             "sources": sources,
             "entries": {"posts": counts.get("blog", 0), "articles": counts.get("outlet", 0)},
             "matches": len(store.all_matches()),
-            "translation": {**backlog, "cached_texts": store.translation_cache_stats()},
+            "translation": {**backlog, "cached_texts": store.translation_cache_stats(),
+                            "usage": store.translation_usage()},
             "last_publication": iso(from_iso(published)) if published else None,
             "published_entries": len(entries) if published else 0,
             "last_compaction": store.get_meta("last_compaction"),
@@ -131,6 +132,14 @@ def _collect(config: Config, now: datetime | None) -> dict[str, Any]:
 
 
 # -- text -------------------------------------------------------------------------------
+def _usage(u: Mapping[str, int]) -> str:
+    """"3 requests, 1,234 characters, 900 + 400 tokens" (tokens only when a server counted them)."""
+    text = f"{u['requests']:,} requests, {u['characters']:,} characters"
+    if u["prompt_tokens"] or u["completion_tokens"]:
+        text += f", {u['prompt_tokens']:,} + {u['completion_tokens']:,} tokens (prompt + answer)"
+    return text
+
+
 
 
 def ago(when: str | None, now: datetime, *, short: bool = False) -> str:
@@ -211,6 +220,8 @@ def render_text(d: dict[str, Any], *, now: datetime | None = None, terminal: boo
             lines.append(f"  failed ({reason}): {n}")
         lines.append("texts translated, by provider: "
                      + (", ".join(f"{k} {v}" for k, v in (t.get("cached_texts") or {}).items()) or "none yet"))
+        for provider, u in (t.get("usage") or {}).items():
+            lines.append(f"  sent to {provider}: last cycle {_usage(u['cycle'])}; in total {_usage(u['total'])}")
     pub = d.get("last_publication")
     lines.append(f"last publication: {ago(pub, now)}, {d.get('published_entries', 0)} entries in {d['output']}"
                  if pub else f"last publication: never ({d['output']})")

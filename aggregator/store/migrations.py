@@ -119,7 +119,26 @@ def _to_1(db: sqlite3.Connection) -> None:
             db.execute(stmt)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1]
+def _to_2(db: sqlite3.Connection) -> None:
+    """What each translation provider was sent: requests, characters and (language
+    models' ``usage``) tokens, in the last cycle that translated and in total."""
+    db.execute("""
+        CREATE TABLE translation_usage (
+            provider TEXT PRIMARY KEY,
+            requests INTEGER NOT NULL DEFAULT 0,
+            characters INTEGER NOT NULL DEFAULT 0,
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            cycle_requests INTEGER NOT NULL DEFAULT 0,
+            cycle_characters INTEGER NOT NULL DEFAULT 0,
+            cycle_prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            cycle_completion_tokens INTEGER NOT NULL DEFAULT 0,
+            since TEXT NOT NULL,
+            last_used TEXT
+        )""")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
