@@ -8,6 +8,7 @@ is replaced from the environment before validation.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from datetime import timedelta
@@ -505,6 +506,12 @@ def config_warnings(config: Config) -> list[tuple[tuple[Any, ...], str]]:
     if not config.translation.providers and any(s.language != target for s in config.sources):
         out.append((("translation", "providers"), f"no provider: entries not in {target} will be published "
                                                   "untranslated"))
+    for i, p in enumerate(config.translation.providers):
+        package = {"openai": "openai", "deepl": "deepl"}.get(p.provider)
+        if package and importlib.util.find_spec(package) is None:
+            out.append((("translation", "providers", i), f"provider {p.provider} needs the {package!r} package, "
+                                                         f"which is not installed: pip install 'aggregator[{package}]'"
+                                                         " (until then the chain goes without it)"))
     for key in ("link", "base_url"):
         value = getattr(config.output, key)
         if EXAMPLE_HOST in value.split("/")[2:3]:

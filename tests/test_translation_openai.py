@@ -13,7 +13,7 @@ from conftest import DEV
 from loopback import LibreTranslateServer
 from openai_server import OpenAIServer
 
-from aggregator.config import ConfigError, ProviderConfig, parse_config
+from aggregator.config import ConfigError, ProviderConfig, config_warnings, parse_config
 from aggregator.exceptions import TranslationError
 from aggregator.store import Store
 from aggregator.translating.batch import plan_batches
@@ -280,9 +280,13 @@ def test_config_of_the_openai_provider(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(built, OpenAIProvider)
     assert (built.url, built.max_texts, built.max_chars, built.temperature) == (
         "https://api.openai.com/v1/", 20, 4000, 0.0)
-    local = parse_config(_config("{provider: openai, url: 'http://localhost:11434/v1', model: 'qwen2.5:7b'}"),
-                         filename="c.yaml").translation.providers[0]
+    local_cfg = parse_config(_config("{provider: openai, url: 'http://localhost:11434/v1', model: 'qwen2.5:7b'}"),
+                             filename="c.yaml")
+    local = local_cfg.translation.providers[0]
+    assert not [why for _, why in config_warnings(local_cfg) if "openai" in why]
     assert local.url == "http://localhost:11434/v1/" and local.api_key is None
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "openai" else object())
+    assert any("pip install 'aggregator[openai]'" in why for _, why in config_warnings(local_cfg))
     for bad, says in [("{provider: openai}", "needs model"),
                       ("{provider: openai, model: gpt-4o-mini}", "needs api_key for api.openai.com"),
                       ("{provider: libre, url: 'http://127.0.0.1:5000/', model: x}", "only for provider openai"),
