@@ -25,6 +25,14 @@ def _v010_store(tmp_path: Path) -> Path:
     return path
 
 
+def _schema(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+    finally:
+        db.close()
+
+
 def _contents(path: Path) -> dict[str, list[tuple[object, ...]]]:
     db = sqlite3.connect(path)
     try:
@@ -58,7 +66,7 @@ def test_a_v010_store_opens_and_keeps_everything(tmp_path: Path) -> None:
 def test_pending_migrations_run_in_one_transaction_after_a_backup(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     path = _v010_store(tmp_path)
-    version = migrations.SCHEMA_VERSION
+    version, stored = migrations.SCHEMA_VERSION, _schema(path)  # the store may be several steps behind
 
     def add_column(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE entries ADD COLUMN test_note TEXT DEFAULT 'x'")
@@ -68,10 +76,10 @@ def test_pending_migrations_run_in_one_transaction_after_a_backup(tmp_path: Path
     with Store(path) as s:
         assert s.get_meta("schema_version") == str(version + 1)
         assert s.db.execute("SELECT test_note FROM entries LIMIT 1").fetchone() == ("x",)
-    backup = path.with_name(f"{path.name}.schema-{version}.bak")
+    backup = path.with_name(f"{path.name}.schema-{stored}.bak")
     assert backup.exists()
     db = sqlite3.connect(backup)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(version),)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(stored),)
     assert db.execute("SELECT COUNT(*) FROM entries").fetchone() == (2,)
     db.close()
 
@@ -79,7 +87,7 @@ def test_pending_migrations_run_in_one_transaction_after_a_backup(tmp_path: Path
 def test_a_failing_migration_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _v010_store(tmp_path)
     before = _contents(path)
-    version = migrations.SCHEMA_VERSION
+    version, stored = migrations.SCHEMA_VERSION, _schema(path)
 
     def half_then_fail(db: sqlite3.Connection) -> None:
         db.execute("DELETE FROM matches")
@@ -91,7 +99,7 @@ def test_a_failing_migration_changes_nothing(tmp_path: Path, monkeypatch: pytest
         Store(path)
     assert _contents(path) == before
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(version),)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(stored),)
     db.close()
 
 
@@ -103,3 +111,21 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StorageError, match="newer aggregator"):
         Store(path)
+
+
+def test_a_v010_store_gains_an_empty_translation_usage_table(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    path = _v010_store(tmp_path)
+    with Store(path) as s:
+        assert s.translation_usage() == {}
+        when = datetime(2026, 1, 1, tzinfo=UTC)
+        s.record_translation_usage({"openai:m": (2, 300, 120, 90), "libre": (5, 200, 0, 0)}, when)
+        s.record_translation_usage({"openai:m": (1, 100, 40, 30)}, when)
+        usage = s.translation_usage()
+    assert usage["openai:m"]["cycle"] == {"requests": 1, "characters": 100, "prompt_tokens": 40,
+                                          "completion_tokens": 30}
+    assert usage["openai:m"]["total"] == {"requests": 3, "characters": 400, "prompt_tokens": 160,
+                                          "completion_tokens": 120}
+    # a provider the last cycle did not use: nothing this cycle, its total kept
+    assert usage["libre"]["cycle"]["requests"] == 0 and usage["libre"]["total"]["requests"] == 5
