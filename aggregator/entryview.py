@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from aggregator.citing.extract import extract
 from aggregator.html_text import blocks, strip_tags
-from aggregator.models import Entry
+from aggregator.models import Entry, text_hash
 
 EMBED_CHARS = 400        # what of a text is embedded: its opening says what it is about
 ARTICLE_CHARS = 5000     # what of an article's summary (or content) the matcher reads
@@ -22,9 +22,13 @@ ARTICLE_TEXT_CHARS = 1500  # what of that, as plain text, follows the title in t
 LEAD_CHARS = 600         # a post without a lead paragraph shows this much of its summary
 
 
-def text_hash(text: str) -> str:
-    """The key of a text in the translation cache and the embedding store."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+def apply_glossary(text: str, glossary: dict[str, str]) -> str:
+    """Replace glossary terms (longest first) so that names come out consistently.
+    Here because the translation cache keys the text as sent, glossary applied."""
+    for term in sorted(glossary, key=len, reverse=True):
+        if term in text:
+            text = text.replace(term, glossary[term])
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +88,6 @@ def embedding_keys(entry: Entry) -> set[str]:
 def translation_keys(entry: Entry, glossary: dict[str, str]) -> set[str]:
     """Keys of the cached translations of the texts a reader sees of ``entry``, with
     and without the glossary applied (the cache holds the text as sent)."""
-    from aggregator.translating.text import apply_glossary
-
     texts: set[str] = set()
     for t in entry_texts(entry).all():
         texts.update((t, apply_glossary(t, glossary)))

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from aggregator.entryview import text_hash
-from aggregator.models import from_iso, iso
+from aggregator.models import from_iso, iso, text_hash
 from aggregator.store.base import StoreBase, _chunks
 from aggregator.store.records import EntryTranslation
 

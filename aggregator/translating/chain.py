@@ -433,8 +433,3 @@ def chain_signature(cfg: Any) -> str:
     providers = [[p.provider, p.url or "", bool(p.api_key), *([p.model] if p.model else [])] for p in cfg.providers]
     data = [cfg.target, providers, sorted(cfg.glossary.items())]
     return hashlib.sha1(json.dumps(data, ensure_ascii=False).encode()).hexdigest()[:16]
-
-
-def retry_delay(attempts: int, base: float, cap: float) -> float:
-    """Backoff before retrying an entry's translation: base × 2^(attempts-1), capped."""
-    return float(min(cap, base * 2 ** max(0, attempts - 1)))
