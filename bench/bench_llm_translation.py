@@ -34,7 +34,7 @@ from conftest import DEV, aggregator_cmd  # noqa: E402
 from loopback import LibreTranslateServer  # noqa: E402
 from openai_server import OpenAIServer  # noqa: E402
 from test_translation_e2e import dev_feeds  # noqa: E402
-from test_translation_openai_e2e import write_config  # noqa: E402
+from test_translation_openai_e2e import FOREIGN, write_config  # noqa: E402
 
 
 def run(cfg: Path, *args: str) -> tuple[float, str]:
@@ -60,7 +60,7 @@ def main() -> None:
     setups = [("openai", None), ("openai, 5/request", 5), ("libre", None), ("hang -> openai", None)]
     for name, per_request in setups:
         with tempfile.TemporaryDirectory() as tmp, dev_feeds() as feeds, \
-                OpenAIServer.from_jsonl(table) as llm, LibreTranslateServer.from_jsonl(table) as libre, \
+                OpenAIServer.from_jsonl(table, FOREIGN) as llm, LibreTranslateServer.from_jsonl(table) as libre, \
                 OpenAIServer(models=["dead"]) as dead:
             dead.fault = "hang"
             cfg = Path(tmp) / "aggregator.yaml"

@@ -89,9 +89,11 @@ class OpenAIServer(LoopbackServer):
         self._ids = 0
 
     @classmethod
-    def from_jsonl(cls, path: str | Path, **kwargs: Any) -> OpenAIServer:
-        """A (not yet started) server whose table is the rows {source, target, text, translation}."""
-        table: dict[tuple[str, str, str], str] = {}
+    def from_jsonl(cls, path: str | Path, extra: Mapping[tuple[str, str, str], str] | None = None,
+                   **kwargs: Any) -> OpenAIServer:
+        """A (not yet started) server whose table is the rows {source, target, text,
+        translation}, and ``extra``."""
+        table: dict[tuple[str, str, str], str] = dict(extra or {})
         for line in Path(path).read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
