@@ -19,10 +19,13 @@ from typing import Any, Protocol
 
 from aggregator.exceptions import TranslationError
 from aggregator.translating.batch import BatchAnswer, BatchProvider, plan_batches
+from aggregator.translating.memory import Memory
 from aggregator.translating.providers import Provider, _classify, make_provider
 from aggregator.translating.text import apply_glossary, fit_pieces, join_pieces, split_text
 
 log = logging.getLogger(__name__)
+
+MEMORY = "memory"  # the "provider" of a translation found in translation.memory
 
 
 class RateLimiter:
@@ -80,7 +83,9 @@ class ChainStats:
     characters: dict[str, int] = field(default_factory=dict)
     texts: dict[str, int] = field(default_factory=dict)
     cache_hits: int = 0
+    memory_hits: int = 0
     failures: dict[str, int] = field(default_factory=dict)
+    last_error: dict[str, str] = field(default_factory=dict)  # provider -> its last failure this cycle
     # Tokens the servers said a request took (language models' ``usage``).
     prompt_tokens: dict[str, int] = field(default_factory=dict)
     completion_tokens: dict[str, int] = field(default_factory=dict)
@@ -127,7 +132,8 @@ class Translator:
     def __init__(self, providers: Sequence[Provider], cache: Cache, *, timeout: float,
                  limits: Sequence[RateLimiter | None] | None = None, glossary: dict[str, str] | None = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                 now: Callable[[], datetime] | None = None):
+                 now: Callable[[], datetime] | None = None, memory: Memory | None = None):
+        self.memory = memory
         self.providers = list(providers)
         self.cache = cache
         self.timeout = timeout
@@ -173,10 +179,17 @@ class Translator:
                 todo.append(t)
         if not todo:
             return out
-        if not self.providers:
-            raise TranslationError("no translation provider configured", retryable=False, kind="error")
         prepared = {t: apply_glossary(t, self.glossary) for t in todo}
-        hits = self.cache.cached_translations(set(prepared.values()), source, target)
+        if self.memory is not None:
+            # Human translations win over the cache and every provider: by the exact
+            # source text, then by the text after the glossary.
+            for t in todo:
+                human = self.memory.lookup(t, source, target) or self.memory.lookup(prepared[t], source, target)
+                if human is not None:
+                    self.stats.memory_hits += 1
+                    out[t] = (human, MEMORY)
+            todo = [t for t in todo if t not in out]
+        hits = self.cache.cached_translations(set(prepared[t] for t in todo), source, target) if todo else {}
         errors: dict[str, list[TranslationError]] = {}
         for t in todo:
             if prepared[t] in hits:
@@ -184,6 +197,8 @@ class Translator:
                 out[t] = hits[prepared[t]]
             else:
                 errors[t] = []
+        if errors and not self.providers:
+            raise TranslationError("no translation provider configured", retryable=False, kind="error")
         for i, provider in enumerate(self.providers):
             pending = [t for t in errors if t not in out]
             if not pending:
@@ -233,8 +248,10 @@ class Translator:
         errors.append(e)
         if e.retryable and e.kind != "limit":  # the provider is in trouble, not just this text
             self.stats.failures[provider.name] = self.stats.failures.get(provider.name, 0) + 1
+            self.stats.last_error[provider.name] = str(e)
         self._rest(i, e)
-        log.info("translation: %s", e)
+        # Per text, so DEBUG: the cycle says once per provider what failed (WARNING).
+        log.debug("translation: %s", e)
 
     def _slot(self, i: int, provider: Provider, chars: int) -> None:
         """Wait for the provider's own rate limit, or fail with ``limit`` if that takes too long."""
@@ -308,9 +325,10 @@ class Translator:
             else:
                 errors[t].append(r)
                 bad.append(r)
-                log.info("translation: %s", r)
+                log.debug("translation: %s", r)
         if len(bad) == len(batch):  # nothing usable: as a failed request
             self.stats.failures[provider.name] = self.stats.failures.get(provider.name, 0) + 1
+            self.stats.last_error[provider.name] = str(bad[0])
             self._rest(i, bad[0])
         else:
             self._fails.pop(i, None)
@@ -378,7 +396,8 @@ class Translator:
             self.rest_reason[i] = f"{e.kind}: asked to wait {e.retry_after:.0f} s"
         elif e.kind in ("timeout", "connection"):
             self.rest_until[i] = now + REST_UNREACHABLE
-            self.rest_reason[i] = "no answer earlier this cycle" if e.kind == "timeout" else "unreachable"
+            # The cause itself, so that every text skipped meanwhile says what is wrong.
+            self.rest_reason[i] = str(e).removeprefix(f"{e.provider}: ") if e.provider else str(e)
         elif e.kind == "auth":
             self.rest_until[i] = now + REST_AUTH
             self.rest_reason[i] = "authorization failed"
@@ -405,9 +424,10 @@ def _chain_error(failed: Sequence[str], errors: Mapping[str, Sequence[Translatio
 
 
 def build_translator(cfg: Any, cache: Cache, *, clock: Callable[[], float] = time.monotonic,
-                     now: Callable[[], datetime] | None = None) -> Translator:
-    """A :class:`Translator` for ``cfg`` (a ``TranslationConfig``). Providers that cannot
-    be built (a missing optional package) are left out with a warning."""
+                     now: Callable[[], datetime] | None = None, memory: Memory | None = None) -> Translator:
+    """A :class:`Translator` for ``cfg`` (a ``TranslationConfig``), with ``memory`` (the
+    loaded ``translation.memory``) in front. Providers that cannot be built (a missing
+    optional package) are left out with a warning."""
     providers: list[Provider] = []
     limits: list[RateLimiter | None] = []
     for p in cfg.providers:
@@ -419,17 +439,19 @@ def build_translator(cfg: Any, cache: Cache, *, clock: Callable[[], float] = tim
         limits.append(RateLimiter(p.requests_per_minute, p.characters_per_minute, clock)
                       if (p.requests_per_minute or p.characters_per_minute) else None)
     return Translator(providers, cache, timeout=cfg.timeout.total_seconds(), limits=limits,
-                      glossary=dict(cfg.glossary), clock=clock, now=now)
+                      glossary=dict(cfg.glossary), clock=clock, now=now, memory=memory)
 
 
-def chain_signature(cfg: Any) -> str:
-    """What identifies a translation setup (providers, their servers, target, glossary):
-    entries that failed for good are tried again when it changes."""
+def chain_signature(cfg: Any, memory: Memory | None = None) -> str:
+    """What identifies a translation setup (providers, their servers, target, glossary,
+    the memory's content): entries that failed for good are tried again when it changes."""
     import hashlib
     import json
 
     # A model is part of the setup (another model may translate what one refused); the
     # list keeps its old form for other providers, so their signature does not change.
     providers = [[p.provider, p.url or "", bool(p.api_key), *([p.model] if p.model else [])] for p in cfg.providers]
-    data = [cfg.target, providers, sorted(cfg.glossary.items())]
+    data: list[Any] = [cfg.target, providers, sorted(cfg.glossary.items())]
+    if memory is not None:
+        data.append(memory.digest)
     return hashlib.sha1(json.dumps(data, ensure_ascii=False).encode()).hexdigest()[:16]
