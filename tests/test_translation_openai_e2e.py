@@ -77,6 +77,7 @@ def test_a_posts_texts_go_in_one_request_and_a_second_run_sends_nothing(tmp_path
         assert m and (int(m.group(1)), int(m.group(2))) == (llm.requests, llm.characters), first.stdout
         st = status(cfg)
         assert (st["done"], st["pending"], st["failed"]) == (BLOG_POSTS, 0, 0)
+        assert [(p["name"], p["state"]) for p in st["providers"]] == [("openai:loopback-model", "up")]
         usage = st["usage"]["openai:loopback-model"]
         assert usage["cycle"] == usage["total"] == {
             "requests": llm.requests, "characters": llm.characters,
@@ -110,3 +111,6 @@ def test_a_model_that_never_answers_costs_one_timeout_and_the_next_model_finishe
         assert elapsed < TIMEOUT * 3 + 60, elapsed
         st = status(cfg)
         assert st["done"] == BLOG_POSTS and st["entries_by_provider"] == {"openai:small": BLOG_POSTS}
+        assert [(p["name"], p["state"]) for p in st["providers"]] == [
+            ("openai:loopback-model", "down"), ("openai:small", "up")]
+        assert "timed out" in st["providers"][0]["error"]
