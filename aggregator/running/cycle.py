@@ -539,7 +539,7 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
             pending += 1
             continue
         try:
-            out = {s: translator.translate(s, source, target) for s in texts.all()}
+            out = translator.translate_many(texts.all(), source, target)
         except TranslationError as err:
             record = decide.after_failure(e.id, target, digest, step.attempts, redactor(str(err))[:500],
                                           retryable=err.retryable, now=t, backoff=tc.retry_backoff,
@@ -610,6 +610,7 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
     own_translator = translator is None
     translator = translator or build_translator(config.translation, store, now=now,
                                                 memory=memory_for(config.memory_path))
+    used_before = translator.stats.usage()
     try:
         # One line per stage at -v: where a cycle spends its time, and where it stopped.
         if stop is None or not stop.is_set():
@@ -634,12 +635,20 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
         _, report.published = publish(store, config, now=now(), entries=entries, allow_shrink=allow_shrink)
         st = translator.stats
         report.translation_requests, report.translation_characters = st.total_requests, st.total_characters
+        used: dict[str, tuple[int, int, int, int]] = {}  # this cycle's, per provider
+        for p, (req, chars, prompt, completion) in st.usage().items():
+            req0, chars0, prompt0, completion0 = used_before.get(p, (0, 0, 0, 0))
+            used[p] = (req - req0, chars - chars0, prompt - prompt0, completion - completion0)
+        if stop is None or not stop.is_set() or any(n[0] for n in used.values()):
+            store.record_translation_usage(used, now())
         _provider_health(store, config, report, translator, entries, now())
         if st.total_requests or report.translation_pending:
             log.info("translation: %d done, %d pending; sent %s; %d texts from the cache",
                      report.translated, report.translation_pending,
-                     ", ".join(f"{p}: {n} requests, {st.characters[p]} characters" for p, n in st.requests.items())
-                     or "nothing", st.cache_hits)
+                     ", ".join(f"{p}: {n} requests, {st.characters[p]} characters"
+                               + (f", {st.prompt_tokens.get(p, 0)}+{st.completion_tokens.get(p, 0)} tokens"
+                                  if p in st.prompt_tokens else "")
+                               for p, n in st.requests.items()) or "nothing", st.cache_hits)
         if stop is None or not stop.is_set():
             report.cache_pruned = sweep_translation_cache_if_due(store, config, now())
             report.compacted = compact_if_due(store, config, now())

@@ -129,6 +129,7 @@ def _collect(config: Config, store: Store | None, running: str | None, now: date
         "entries": {"posts": counts.get("blog", 0), "articles": counts.get("outlet", 0)},
         "matches": len(store.all_matches()),
         "translation": {**backlog, "cached_texts": store.translation_cache_stats(),
+                        "usage": store.translation_usage(),
                         "providers": _providers(config, store.get_meta(PROVIDERS_KEY))},
         "last_publication": iso(from_iso(published)) if published else None,
         "published_entries": len(entries) if published else 0,
@@ -144,8 +145,8 @@ def _providers(config: Config, meta: str | None) -> list[dict[str, Any]]:
     states = load_states(meta)
     out = []
     for p in config.translation.providers:
-        st = states.get(p.provider)
-        out.append(asdict(st) if st else {"name": p.provider, "state": "unknown", "since": None, "error": None})
+        st = states.get(p.label)
+        out.append(asdict(st) if st else {"name": p.label, "state": "unknown", "since": None, "error": None})
     if config.translation.memory:
         out.insert(0, {"name": "memory", "state": "up", "since": None, "error": None,
                        "file": str(config.memory_path)})
@@ -153,6 +154,14 @@ def _providers(config: Config, meta: str | None) -> list[dict[str, Any]]:
 
 
 # -- text -------------------------------------------------------------------------------
+def _usage(u: Mapping[str, int]) -> str:
+    """"3 requests, 1,234 characters, 900 + 400 tokens" (tokens only when a server counted them)."""
+    text = f"{u['requests']:,} requests, {u['characters']:,} characters"
+    if u["prompt_tokens"] or u["completion_tokens"]:
+        text += f", {u['prompt_tokens']:,} + {u['completion_tokens']:,} tokens (prompt + answer)"
+    return text
+
+
 
 
 def ago(when: str | None, now: datetime, *, short: bool = False) -> str:
@@ -240,6 +249,8 @@ def render_text(d: dict[str, Any], *, now: datetime | None = None, terminal: boo
                 lines.append(f"  provider {p['name']}: not used yet")
         lines.append("texts translated, by provider: "
                      + (", ".join(f"{k} {v}" for k, v in (t.get("cached_texts") or {}).items()) or "none yet"))
+        for provider, u in (t.get("usage") or {}).items():
+            lines.append(f"  sent to {provider}: last cycle {_usage(u['cycle'])}; in total {_usage(u['total'])}")
     for r in d.get("removed_sources") or []:
         lines.append(f"removed source {r['id']} ({r['name']}): not in the config since "
                      f"{ago(r['removed'], now) if r.get('removed') else '?'}, no longer fetched or published; "

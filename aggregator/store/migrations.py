@@ -165,7 +165,27 @@ def _to_3(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS entries_role_first_seen ON entries (role, first_seen)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3]
+def _to_4(db: sqlite3.Connection) -> None:
+    """Schema 4 (issue 15, language models): ``translation_usage``, what each translation
+    provider was sent: requests, characters and (language models' ``usage``) tokens, in
+    the last cycle and in total."""
+    db.execute("""
+        CREATE TABLE translation_usage (
+            provider TEXT PRIMARY KEY,
+            requests INTEGER NOT NULL DEFAULT 0,
+            characters INTEGER NOT NULL DEFAULT 0,
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            cycle_requests INTEGER NOT NULL DEFAULT 0,
+            cycle_characters INTEGER NOT NULL DEFAULT 0,
+            cycle_prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            cycle_completion_tokens INTEGER NOT NULL DEFAULT 0,
+            since TEXT NOT NULL,
+            last_used TEXT
+        )""")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3, _to_4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
