@@ -92,7 +92,7 @@ def _walk(el: lxml.html.HtmlElement, out: list[Block]) -> None:
     has_block_child = any(isinstance(c.tag, str) and c.tag in _BLOCK_TAGS | {"div", "ul", "ol", "figure", "section", "article", "table", "tbody", "tr"}
                           for c in el)
     if el.tag in _BLOCK_TAGS and not has_block_child or (el.tag == "div" and not has_block_child):
-        out.extend(_split_lines(el))
+        out.extend(block_lines(el))
         return
     # Loose text directly inside a container counts as its own block.
     if el.text and el.text.strip():
@@ -103,8 +103,8 @@ def _walk(el: lxml.html.HtmlElement, out: list[Block]) -> None:
             out.append(Block(_WS.sub(" ", child.tail).strip()))
 
 
-def _split_lines(el: lxml.html.HtmlElement) -> list[Block]:
-    """A block's lines (split at ``<br>``), each with its links."""
+def block_lines(el: lxml.html.HtmlElement) -> list[Block]:
+    """A block element's lines (split at ``<br>``), each with its links."""
     lines: list[tuple[list[str], list[tuple[str, str]]]] = [([], [])]
 
     def visit(node: lxml.html.HtmlElement) -> None:

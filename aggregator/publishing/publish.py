@@ -116,7 +116,7 @@ def display(entry: Entry, original_language: str, target: str,
     """The entry in the readers' language when its translation is complete, else in its
     own language with an honest status. A partly translated entry is never shown as done."""
     if entry.role == "blog":
-        body = extract(entry.content or entry.summary)
+        body = extract(entry.body)
         summary_paras: tuple[str, ...] = (body.lead,) if body.lead else (strip_tags(entry.summary)[:600],)
         content_paras = body.body[1:]
         orig_summary = paragraphs_html(summary_paras)

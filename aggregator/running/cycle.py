@@ -36,6 +36,7 @@ from aggregator.models import Entry, ParsedFeed, from_iso, iso
 from aggregator.sources.parsepool import parse_feed  # in worker processes when parses overlap (GIL)
 from aggregator.publishing.publish import posts_in_publication, publish, selection
 from aggregator.redaction import Redactor
+from aggregator.running.pages import PageReport, page_stage
 from aggregator.store import EntryTranslation, SourceState, Store
 from aggregator.translating.chain import EntryTexts, Translator, build_translator, chain_signature, retry_delay
 from aggregator.urls import host_of
@@ -58,6 +59,7 @@ class SourceReport:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    pages: PageReport | None = None  # the entries' own pages fetched after the feed
 
 
 @dataclass
@@ -76,8 +78,8 @@ class CycleReport:
 
     @property
     def changed(self) -> bool:
-        return any(s.new or s.updated for s in self.sources) or bool(self.new_matches or self.translated
-                                                                      or self.pruned)
+        return any(s.new or s.updated or (s.pages and s.pages.texts) for s in self.sources) or bool(
+            self.new_matches or self.translated or self.pruned)
 
     @property
     def failed_sources(self) -> list[SourceReport]:
@@ -101,6 +103,10 @@ class CycleReport:
                 f"{self.translated} translated ({self.translation_pending} pending; "
                 f"{self.translation_requests} requests, {self.translation_characters} characters sent to translators), "
                 f"{self.published} entries published")
+        pages = [s.pages for s in fetched if s.pages is not None]
+        if pages:
+            line += (f", {sum(p.requests for p in pages)} pages fetched ({sum(p.texts for p in pages)} texts, "
+                     f"{sum(p.failed for p in pages)} failed, {sum(p.waiting for p in pages)} waiting)")
         if self.pruned:
             line += f", {self.pruned} old articles pruned"
         if len(fetched) < len(self.sources):
@@ -216,6 +222,14 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                 reports.append(report)
                 if progress:
                     progress(report)
+        if not abandoned and (stop is None or not stop.is_set()):
+            # Then the entries' own pages, where a feed gave excerpts (sources[].full_text).
+            fetched = [s for s in due if any(r.id == s.id and r.outcome not in ("error", "abandoned")
+                                             for r in reports)]
+            page_reports = page_stage(store, config, fetched, client=client, limiter=limiter, now=now, rng=rng,
+                                      stop=stop)
+            for r in reports:
+                r.pages = page_reports.get(r.id)
     finally:
         if abandoned:
             # A request blocked on a slow server cannot be interrupted from here; its
@@ -343,7 +357,7 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     embedder = embedder or Embedder(store)
     changed = 0
     for post in posts:
-        text = extract(post.content or post.summary, own_hosts=hosts | post_hosts(post), outlets=outlets)
+        text = extract(post.body, own_hosts=hosts | post_hosts(post), outlets=outlets)
         lookup = _mention_translations(text, post, target_language, translator)
         outcome = match_post(post, text, index, params=params, outlet_names=names,
                              translate=lookup, embed=embedder)
@@ -402,7 +416,7 @@ def entry_texts(entry: Entry) -> EntryTexts:
     from aggregator.html_text import blocks, strip_tags
 
     if entry.role == "blog":
-        body = extract(entry.content or entry.summary)
+        body = extract(entry.body)
         lead = (body.lead,) if body.lead else (strip_tags(entry.summary)[:600],)
         return EntryTexts(entry.title, tuple(p for p in lead if p), tuple(body.body[1:]))
     paras = tuple(b.text for b in blocks(entry.summary or entry.content)) or ()

@@ -24,7 +24,7 @@ def rematch(store: Store, config: Config, post: Entry) -> tuple[PostText, Outcom
     """Run the matcher again on one post, from the store, without saving: the notes
     on citations that matched nothing are not stored, so they are recomputed."""
     outlets = outlets_of(config)
-    text = extract(post.content or post.summary, own_hosts=own_hosts(config) | post_hosts(post), outlets=outlets)
+    text = extract(post.body, own_hosts=own_hosts(config) | post_hosts(post), outlets=outlets)
     params = Params(window=config.matching.window)
     index = ArticleIndex(article_from_entry(a, [n for o in outlets for n in o.names])
                          for a in store.articles_between(post.date - params.window, post.date + params.after))
