@@ -9,6 +9,7 @@ from aggregator.citing.embeddings import Embedder
 from aggregator.exceptions import AggregatorError
 from aggregator.citing.match import ArticleIndex, Outcome, Params, article_from_entry, match_post
 from aggregator.models import Entry
+from aggregator.sources.fulltext import PageState, is_excerpt
 from aggregator.running.cycle import (
     foreign_headlines,
     mention_texts,
@@ -36,6 +37,33 @@ def rematch(store: Store, config: Config, post: Entry) -> tuple[PostText, Outcom
     return text, outcome
 
 
+def text_provenance(post: Entry, page: PageState | None, mode: str) -> str:
+    """Where the text the matcher read came from, and what became of the post's page."""
+    if post.page_text:
+        when = f"{post.page_fetched:%Y-%m-%d %H:%M} UTC" if post.page_fetched else "at an unknown time"
+        line = f"from the page ({post.page_from or 'extracted'}), fetched {when}"
+        if page is not None and page.status == "retry":
+            line += f"; fetching it again failed ({page.error}), next try {_when(page)}"
+        return line
+    feed = "from the feed (its full content)" if post.content else "from the feed (its summary)"
+    if not is_excerpt(post):
+        return feed
+    feed = "the feed's excerpt only"
+    if mode == "never":
+        return f"{feed} (full_text: never)"
+    if page is None or page.status == "waiting":
+        return f"{feed}; its page waits for a cycle with room (fetch.pages_per_cycle)"
+    if page.status == "retry":
+        return f"{feed}; fetching its page failed {page.attempts} time(s) ({page.error}), next try {_when(page)}"
+    if page.status == "given up":
+        return f"{feed}; its page was given up after {page.attempts} tries ({page.error})"
+    return feed
+
+
+def _when(page: PageState) -> str:
+    return f"{page.retry_at:%Y-%m-%d %H:%M} UTC" if page.retry_at else "next cycle"
+
+
 def explain_post(config: Config, post_url: str) -> str:
     if not config.db_path.exists():
         raise AggregatorError(f"no store at {config.db_path}: run `aggregator run --once` first")
@@ -50,7 +78,13 @@ def explain_post(config: Config, post_url: str) -> str:
         if never_matched:  # not in the publication yet: show what matching would link
             stored = outcome.matches
         arts = store.entries_by_ids([m.article_id for m in stored])
-    lines = [f"post: {post.title}", f"      {post.link}  ({post.date:%Y-%m-%d %H:%M} UTC)", ""]
+        page = store.page_state(post.id)
+    try:
+        mode = config.source(post.source_id).full_text
+    except KeyError:
+        mode = "auto"
+    lines = [f"post: {post.title}", f"      {post.link}  ({post.date:%Y-%m-%d %H:%M} UTC)",
+             f"text: {text_provenance(post, page, mode)}", ""]
     if not text.citations:
         lines.append("no citations: no 参考: line, and no subscribed outlet named with a day in the text")
     else:

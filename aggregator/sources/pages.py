@@ -26,6 +26,8 @@ from aggregator.html_text import block_lines, blocks
 
 EXTRACTOR = f"trafilatura {version('trafilatura')}"
 
+# Less article text than this (a "Home" link, a cookie notice) is no article.
+MIN_TEXT = 15
 _WS = re.compile(r"\s+")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 _HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
@@ -105,7 +107,7 @@ def extract_article(page: str, url: str | None = None) -> str:
                                     include_comments=False, include_images=False, include_tables=True,
                                     favor_precision=True, with_metadata=False)
     kept = [b.text for b in blocks(kept_html or "")]
-    if not kept:
+    if sum(len(t) for t in kept) < MIN_TEXT:
         raise ExtractionError("no article text found on the page")
     try:
         doc = lxml.html.document_fromstring(page)
@@ -119,15 +121,18 @@ def extract_article(page: str, url: str | None = None) -> str:
         hit = next((el for el, t in leaves if text in t), None)
         if hit is not None:
             hits.append(hit)
-    if not hits:
-        return kept_html or ""
+    if not hits:  # trafilatura's text is nowhere in a paragraph of the page: take it as it is
+        return _inner(lxml.html.document_fromstring(kept_html or "<p></p>").body)
     box = _common_ancestor(hits)
     if box.tag in ("p", "li", "h1", "h2", "h3", "h4", "h5", "h6") and box.getparent() is not None:
         box = box.getparent()
     kept_text = "\n".join(kept)
     _filter(box, kept_text)
-    inner = (box.text or "") + "".join(etree.tostring(c, encoding="unicode", method="html") for c in box)
-    return inner.strip()
+    return _inner(box)
+
+
+def _inner(el: lxml.html.HtmlElement) -> str:
+    return ((el.text or "") + "".join(etree.tostring(c, encoding="unicode", method="html") for c in el)).strip()
 
 
 def _is_leaf(el: lxml.html.HtmlElement) -> bool:
