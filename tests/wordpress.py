@@ -254,14 +254,14 @@ class DevRun:
     """Matching figures of one dev-set run and what the loopback server saw."""
 
     results: list[Any]  # aggregator.citing.evaluation.EvalResult after each cycle
-    page_requests: list[Counter[int]]  # per cycle: HTTP status -> page requests
+    page_requests: list[Counter[str]]  # per cycle: "plain" | "conditional" -> page requests
     feed_requests: list[int]  # per cycle
     store: Path
     pages: dict[str, tuple[bytes, Page]]
 
 
 def dev_run(dev: Path, tmp: Path, *, excerpt: bool, cycles: int = 2, translate: bool = True,
-            pages_per_cycle: int = 20) -> DevRun:
+            pages_per_cycle: int = 20, full_text: str = "auto") -> DevRun:
     """The dev set through the real cycle on loopback, full feed or excerpt feed + pages;
     scored as ``aggregator eval-matching`` scores it (by each post's original link)."""
     from aggregator.citing.evaluation import _score, _slug, read_sources
@@ -288,7 +288,8 @@ def dev_run(dev: Path, tmp: Path, *, excerpt: bool, cycles: int = 2, translate: 
             feeds.add(path, data)
             cfg_sources.append({"id": _slug(str(s["id"])), "name": s.get("name") or s["id"], "url": feeds.url(path),
                                 "role": s.get("role", "outlet"), "language": s.get("language", "en"),
-                                "aliases": [str(a) for a in s.get("aliases") or []]})
+                                "aliases": [str(a) for a in s.get("aliases") or []],
+                                **({"full_text": full_text} if s.get("role") == "blog" else {})})
         providers = [{"provider": "libre", "url": lt.url}] if translate else []
         cfg = tmp / "aggregator.yaml"
         cfg.write_text(json.dumps({
@@ -297,7 +298,7 @@ def dev_run(dev: Path, tmp: Path, *, excerpt: bool, cycles: int = 2, translate: 
             "fetch": {"allow_private_networks": True, "pages_per_cycle": pages_per_cycle},
             "sources": cfg_sources}, ensure_ascii=False), encoding="utf-8")
         config = load_config(cfg)
-        page_requests: list[Counter[int]] = []
+        page_requests: list[Counter[str]] = []
         feed_requests: list[int] = []
         results = []
         scored_gold = [{**g, "link": relink(g["link"])} for g in gold]
@@ -306,12 +307,10 @@ def dev_run(dev: Path, tmp: Path, *, excerpt: bool, cycles: int = 2, translate: 
                 before = len(feeds.requests)
                 run_cycle(store, config, fetch_all=True)
                 done = feeds.requests[before:]
-                page_requests.append(Counter(_status(feeds, r) for r in done if r.path.startswith("/posts/")))
+                page_requests.append(Counter("conditional" if r.headers.get("If-None-Match") or
+                                             r.headers.get("If-Modified-Since") else "plain"
+                                             for r in done if r.path.startswith("/posts/")))
                 feed_requests.append(sum(1 for r in done if not r.path.startswith("/posts/")))
                 results.append(_score(store, config, scored_gold))
     return DevRun(results, page_requests, feed_requests, config.db_path, pages)
 
-
-def _status(feeds: Any, r: Any) -> int:
-    """200, or 304 when the request carried a validator the server still holds."""
-    return 304 if r.headers.get("If-None-Match") or r.headers.get("If-Modified-Since") else 200
