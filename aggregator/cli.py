@@ -15,7 +15,12 @@ import click
 
 from aggregator import __version__
 from aggregator.config import DEFAULT_CONFIG_PATH, Config, load_config
-from aggregator.exceptions import AggregatorError, ConfigError, StorageError, StoreLockedError
+from aggregator.exceptions import (
+    AggregatorError,
+    ConfigError,
+    StorageError,
+    StoreLockedError,
+)
 
 log = logging.getLogger("aggregator")
 
@@ -28,7 +33,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is at the time: rich's progress bar replaces it
     with a proxy that prints log lines above the bar instead of through it."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 
@@ -201,8 +206,8 @@ def _run_once(cfg: Config, *, fetch_all: bool, quiet: bool) -> bool:
     import signal
     import threading
 
-    from aggregator.running.cycle import run_cycle
     from aggregator.progress import cycle_progress
+    from aggregator.running.cycle import run_cycle
     from aggregator.store import Store
 
     stop = threading.Event()
@@ -264,7 +269,7 @@ def check_config(path: str, strict: bool) -> None:
     click.echo(f"  translation: to {cfg.translation.target} via {provs} "
                f"(timeout {_dur(cfg.translation.timeout.total_seconds())})")
     from aggregator.exceptions import TranslationError
-    from aggregator.translating.chain import make_provider
+    from aggregator.translating.providers import make_provider
 
     for p in cfg.translation.providers:
         try:

@@ -4,9 +4,10 @@ keeps the citation lines and never takes a citation from the page's chrome. Pure
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from wordpress import Page, Related, Trap
 
 from aggregator.citing.extract import Outlet, Outlets, extract
 from aggregator.exceptions import ExtractionError
@@ -14,9 +15,8 @@ from aggregator.models import Entry
 from aggregator.sources import fulltext
 from aggregator.sources.fulltext import Candidate, PageState, is_excerpt, plan, wants_page
 from aggregator.sources.pages import decode_page, extract_article
-from wordpress import Page, Related, Trap
 
-NOW = datetime(2026, 5, 13, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 5, 13, 12, 0, tzinfo=UTC)
 OWN = {"blog.example.jp"}
 OUTLETS = Outlets([Outlet("reuters", ("Reuters", "ロイター", "ロイター通信")),
                    Outlet("politico", ("POLITICO", "米POLITICO")),

@@ -6,22 +6,22 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from loopback import FeedServer
 from lxml import etree
+from wordpress import Page, Related, Trap
 
 from aggregator.config import Config, load_config
-from aggregator.loopback import FeedServer
 from aggregator.running.cycle import CycleReport, run_cycle
 from aggregator.running.explain import explain_post
 from aggregator.running.status import collect, render_text
 from aggregator.store import Store
-from wordpress import Page, Related, Trap
 
-T0 = datetime(2026, 5, 14, 3, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 14, 3, 0, tzinfo=UTC)
 ATOM = "{http://www.w3.org/2005/Atom}"
 REUTERS = "https://www.reuters.com/world/europe"
 # (id, title, summary): long plain summaries, so no outlet page is ever wanted

@@ -14,11 +14,11 @@ import html
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 SITE_NAME = "軍事ニュース解説ブログ"
@@ -264,9 +264,10 @@ def dev_run(dev: Path, tmp: Path, *, excerpt: bool, cycles: int = 2, translate: 
             pages_per_cycle: int = 20, full_text: str = "auto") -> DevRun:
     """The dev set through the real cycle on loopback, full feed or excerpt feed + pages;
     scored as ``aggregator eval-matching`` scores it (by each post's original link)."""
+    from loopback import FeedServer, LibreTranslateServer
+
     from aggregator.citing.evaluation import _score, _slug, read_sources
     from aggregator.config import load_config
-    from aggregator.loopback import FeedServer, LibreTranslateServer
     from aggregator.running.cycle import run_cycle
     from aggregator.store import Store
 

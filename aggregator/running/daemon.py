@@ -17,8 +17,9 @@ import logging
 import signal
 import threading
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from apscheduler.executors.pool import ThreadPoolExecutor as APThreadPool
@@ -27,7 +28,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.config import Config, SourceConfig, format_duration, load_config
 from aggregator.exceptions import AggregatorError, ConfigError
-from aggregator.sources.fetch import HostLimiter
+from aggregator.redaction import Redactor
+from aggregator.redaction import install as install_redaction
 from aggregator.running.cycle import (
     CycleReport,
     SourceReport,
@@ -36,8 +38,7 @@ from aggregator.running.cycle import (
     process_stage,
     utcnow,
 )
-from aggregator.redaction import Redactor
-from aggregator.redaction import install as install_redaction
+from aggregator.sources.fetch import HostLimiter
 from aggregator.store import SourceState, Store
 
 log = logging.getLogger("aggregator")
@@ -87,7 +88,7 @@ class Daemon:
         self.scheduler = BlockingScheduler(
             executors={"default": APThreadPool(max(2, config.fetch.concurrency)), "process": APThreadPool(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
-            timezone=timezone.utc,
+            timezone=UTC,
         )
 
     # -- jobs --------------------------------------------------------------------------
@@ -192,12 +193,12 @@ class Daemon:
                     store.reschedule(s.id, first)  # or the job would find it not due yet
                 self.scheduler.add_job(
                     self._fetch_job, IntervalTrigger(seconds=interval.total_seconds(), jitter=jitter or None,
-                                                     timezone=timezone.utc),
+                                                     timezone=UTC),
                     args=[s.id], id=f"fetch:{s.id}", name=f"fetch {s.id}", next_run_time=first,
                     replace_existing=True)
         # Translation retries, late matches and retention need no new entries to be due.
         self.scheduler.add_job(self.schedule_processing, IntervalTrigger(
-            seconds=cfg.schedule.every.total_seconds(), timezone=timezone.utc), id="tick",
+            seconds=cfg.schedule.every.total_seconds(), timezone=UTC), id="tick",
             kwargs={"postpone": False}, name="process periodically", replace_existing=True)
         return changes
 

@@ -3,13 +3,18 @@ and with what evidence, and why the others matched nothing."""
 
 from __future__ import annotations
 
-from aggregator.citing.extract import PostText, extract
-from aggregator.config import Config
 from aggregator.citing.embeddings import Embedder
+from aggregator.citing.extract import PostText, extract
+from aggregator.citing.match import (
+    ArticleIndex,
+    Outcome,
+    Params,
+    article_from_entry,
+    match_post,
+)
+from aggregator.config import Config
 from aggregator.exceptions import AggregatorError
-from aggregator.citing.match import ArticleIndex, Outcome, Params, article_from_entry, match_post
 from aggregator.models import Entry
-from aggregator.sources.fulltext import PageState, is_excerpt
 from aggregator.running.cycle import (
     foreign_headlines,
     mention_texts,
@@ -18,6 +23,7 @@ from aggregator.running.cycle import (
     own_hosts,
     post_hosts,
 )
+from aggregator.sources.fulltext import PageState, is_excerpt
 from aggregator.store import Store
 
 

@@ -108,7 +108,7 @@ def page_stage(store: Store, config: Config, sources: Iterable[SourceConfig], *,
 
     by_source: dict[str, list[_Got]] = {}
     with ThreadPoolExecutor(max_workers=min(fc.concurrency, len(jobs)), thread_name_prefix="page") as pool:
-        for (src, _), got in zip(jobs, pool.map(work, [c for _, c in jobs])):
+        for (src, _), got in zip(jobs, pool.map(work, [c for _, c in jobs]), strict=True):
             by_source.setdefault(src.id, []).append(got)
     for src, _ in {s.id: (s, None) for s, _ in jobs}.values():
         report = reports.setdefault(src.id, PageReport())

@@ -8,10 +8,10 @@ that it greps and diffs well)."""
 
 from __future__ import annotations
 
-from collections import Counter
 import io
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aggregator.config import Config
@@ -28,10 +28,7 @@ def source_result(st: SourceState | None) -> str:
         return f"disabled: {st.disabled}"
     if st.consecutive_failures:
         return f"error: {st.last_error}"
-    if st.last_status == 304:
-        result = "not modified"
-    else:
-        result = f"ok: {st.last_new} new, {st.last_updated} updated"
+    result = "not modified" if st.last_status == 304 else f"ok: {st.last_new} new, {st.last_updated} updated"
     if st.last_error:
         result += f" (warning: {st.last_error})"
     return result
@@ -112,13 +109,14 @@ def _never(config: Config, running: str | None) -> dict[str, Any]:
 
 def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
     """Everything ``status`` shows, as JSON-ready data, secrets (URL passwords, keys) masked."""
-    return Redactor(config.secrets).obj(_collect(config, now))
+    masked: dict[str, Any] = Redactor(config.secrets).obj(_collect(config, now))
+    return masked
 
 
 def _collect(config: Config, now: datetime | None) -> dict[str, Any]:
     from aggregator.publishing.publish import selection
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     running = StoreLock(config.db_path).holder()
     if not config.db_path.exists():
         return _never(config, running)
@@ -192,7 +190,7 @@ def render_text(d: dict[str, Any], *, now: datetime | None = None, terminal: boo
     from rich.console import Console
     from rich.table import Table
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     # On a terminal, times are relative ("5m ago") to fit; plain output says both.
     table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold underline" if terminal else "")
     # A terminal has no room for a last-success column: a failing source's result says it.
@@ -265,7 +263,6 @@ def render_sources(config: Config, *, terminal: bool = False, width: int | None 
     """``sources list``: one row per configured source."""
     from rich.console import Console
     from rich.table import Table
-
     from rich.text import Text
 
     from aggregator.config import format_duration

@@ -14,14 +14,14 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 
-from aggregator import USER_AGENT
+from aggregator import USER_AGENT, _compat
 from aggregator.exceptions import FetchError
 from aggregator.models import FetchResult
 
@@ -42,7 +42,7 @@ def make_client(*, connect_timeout: float, read_timeout: float, max_connections:
         timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout,
                               pool=read_timeout + connect_timeout),
         limits=limits,
-        transport=_DeadlineTransport(limits),
+        transport=_compat.transport_with_backend(limits, _DeadlineBackend()),
         follow_redirects=False,
         trust_env=False,
     )
@@ -107,20 +107,6 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-class _DeadlineTransport(httpx.HTTPTransport):
-    """httpx's own transport over a connection pool whose sockets honour the deadline.
-
-    httpx has no parameter for httpcore's ``network_backend``, so the pool it builds is
-    replaced by the same pool with ours (``_pool`` is the one private name used)."""
-
-    def __init__(self, limits: httpx.Limits):
-        super().__init__(limits=limits, trust_env=False)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False), max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry, network_backend=_DeadlineBackend())
-
-
 class HostLimiter:
     """At most ``per_host`` requests in flight to one host, whatever the concurrency."""
 
@@ -175,7 +161,7 @@ def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str 
                 if resp.status_code in (301, 302, 303, 307, 308):
                     location = resp.headers.get("location")
                     if not location:
-                        raise FetchError(f"HTTP {resp.status_code} redirect without a Location", status=resp.status_code)
+                        raise FetchError(f"HTTP {resp.status_code} redirect without a Location", status=resp.status_code)  # noqa: E501
                     nxt = str(resp.url.join(location))
                     if resp.status_code not in (301, 308):
                         all_permanent = False
@@ -195,7 +181,7 @@ def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str 
                     raise FetchError(
                         f"HTTP {resp.status_code} {resp.reason_phrase}".strip(),
                         status=resp.status_code,
-                        retry_after=parse_retry_after(resp.headers.get("retry-after"), datetime.now(timezone.utc)),
+                        retry_after=parse_retry_after(resp.headers.get("retry-after"), datetime.now(UTC)),
                         permanent=resp.status_code == 410,
                     )
                 declared = resp.headers.get("content-length")
@@ -260,7 +246,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     except (TypeError, ValueError, IndexError):
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return max(0.0, (dt - now).total_seconds())
 
 
@@ -275,7 +261,7 @@ def server_freshness(headers: dict[str, str], now: datetime) -> timedelta | None
         try:
             dt = email.utils.parsedate_to_datetime(h["expires"])
             if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=timezone.utc)
+                dt = dt.replace(tzinfo=UTC)
             return max(timedelta(0), dt - now)
         except (TypeError, ValueError, IndexError):
             return None

@@ -142,7 +142,7 @@ def _is_leaf(el: lxml.html.HtmlElement) -> bool:
 def _common_ancestor(els: list[lxml.html.HtmlElement]) -> lxml.html.HtmlElement:
     paths = [list(reversed([el, *el.iterancestors()])) for el in els]
     common = paths[0][0]
-    for level in zip(*paths):
+    for level in zip(*paths, strict=False):  # up to the shortest path
         if all(x is level[0] for x in level):
             common = level[0]
         else:
