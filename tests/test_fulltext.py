@@ -17,6 +17,7 @@ from aggregator.sources.fulltext import Candidate, PageState, is_excerpt, plan, 
 from aggregator.sources.pages import decode_page, extract_article
 
 NOW = datetime(2026, 5, 13, 12, 0, tzinfo=UTC)
+FEED = "https://blog.example.jp/feed/"
 OWN = {"blog.example.jp"}
 OUTLETS = Outlets([Outlet("reuters", ("Reuters", "ロイター", "ロイター通信")),
                    Outlet("politico", ("POLITICO", "米POLITICO")),
@@ -48,7 +49,7 @@ def entry(summary: str = "", content: str = "", link: str | None = "https://blog
 ])
 def test_excerpts_are_recognised(summary: str) -> None:
     assert is_excerpt(entry(summary))
-    assert wants_page("auto", entry(summary))
+    assert wants_page("auto", entry(summary), FEED)
 
 
 @pytest.mark.parametrize("e", [
@@ -57,15 +58,25 @@ def test_excerpts_are_recognised(summary: str) -> None:
 ])
 def test_full_feeds_and_plain_summaries_are_not_excerpts(e: Entry) -> None:
     assert not is_excerpt(e)
-    assert not wants_page("auto", e)
-    assert wants_page("always", e)
-    assert not wants_page("never", entry(""))
+    assert not wants_page("auto", e, FEED)
+    assert wants_page("always", e, FEED)
+    assert not wants_page("never", entry(""), FEED)
 
 
 def test_links_that_cannot_hold_the_text_are_not_fetched() -> None:
-    assert not wants_page("auto", entry("", link="https://news.google.com/rss/articles/CBMiX2h0dHBz?oc=5"))
-    assert not wants_page("always", entry("", link=None))
-    assert not wants_page("always", entry("", link="javascript:alert(1)"))
+    assert not wants_page("auto", entry("", link="https://news.google.com/rss/articles/CBMiX2h0dHBz?oc=5"), FEED)
+    assert not wants_page("always", entry("", link=None), FEED)
+    assert not wants_page("always", entry("", link="javascript:alert(1)"), FEED)
+
+
+def test_auto_reads_only_pages_on_the_feeds_own_site() -> None:
+    """A feed must not send us to other people's servers; always is the user's choice."""
+    e = entry("", link="https://www.politico.com/news/2026/05/13/story-00123")
+    assert wants_page("auto", e, "https://rss.politico.com/politics-news.xml")
+    assert not wants_page("auto", e, FEED)
+    assert wants_page("always", e, FEED)
+    assert not wants_page("auto", entry("", link="https://other.co.uk/p/"), "https://blog.co.uk/feed/")
+    assert wants_page("auto", entry("", link="http://127.0.0.1:8000/posts/1/"), "http://127.0.0.1:8000/feed/")
 
 
 def cand(eid: int, hours_ago: int, state: PageState | None = None, version: str = "v1") -> Candidate:
@@ -73,10 +84,10 @@ def cand(eid: int, hours_ago: int, state: PageState | None = None, version: str 
 
 
 def test_the_bound_takes_the_newest_and_leaves_the_rest_waiting() -> None:
-    p = plan("auto", [cand(i, hours_ago=i) for i in range(1, 8)], 3, NOW)
+    p = plan("auto", [cand(i, hours_ago=i) for i in range(1, 8)], 3, NOW, FEED)
     assert [c.entry.id for c in p.fetch] == [1, 2, 3]
     assert [c.entry.id for c in p.waiting] == [4, 5, 6, 7]
-    assert plan("never", [cand(1, 1)], 3, NOW).not_needed
+    assert plan("never", [cand(1, 1)], 3, NOW, FEED).not_needed
 
 
 def test_a_failing_page_waits_for_its_retry_time_and_is_given_up_in_the_end() -> None:
@@ -85,8 +96,8 @@ def test_a_failing_page_waits_for_its_retry_time_and_is_given_up_in_the_end() ->
     st = fulltext.after_failure(c, NOW, "HTTP 500", interval=timedelta(minutes=30), max_backoff=timedelta(hours=24),
                                 rng=rng)
     assert st.status == "retry" and st.attempts == 1 and st.retry_at is not None and st.retry_at > NOW
-    assert not plan("auto", [cand(1, 1, st)], 10, NOW).fetch  # not due yet
-    assert plan("auto", [cand(1, 1, st)], 10, st.retry_at).fetch  # due
+    assert not plan("auto", [cand(1, 1, st)], 10, NOW, FEED).fetch  # not due yet
+    assert plan("auto", [cand(1, 1, st)], 10, st.retry_at, FEED).fetch  # due
     for _ in range(fulltext.MAX_ATTEMPTS - 1):
         st = fulltext.after_failure(cand(1, 1, st), NOW, "HTTP 500", interval=timedelta(minutes=30),
                                     max_backoff=timedelta(hours=24), rng=rng)
@@ -95,7 +106,7 @@ def test_a_failing_page_waits_for_its_retry_time_and_is_given_up_in_the_end() ->
                                   max_backoff=timedelta(hours=24), rng=rng, permanent=True)
     assert gone.status == "given up"
     # a new version of the entry (the feed changed it) is tried again
-    assert plan("auto", [cand(1, 1, st, version="v2")], 10, NOW).fetch
+    assert plan("auto", [cand(1, 1, st, version="v2")], 10, NOW, FEED).fetch
 
 
 def test_validators_are_sent_only_with_the_text_they_vouch_for() -> None:

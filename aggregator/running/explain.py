@@ -23,7 +23,7 @@ from aggregator.running.cycle import (
     own_hosts,
     post_hosts,
 )
-from aggregator.sources.fulltext import PageState, is_excerpt
+from aggregator.sources.fulltext import Mode, PageState, is_excerpt, wants_page
 from aggregator.store import Store
 
 
@@ -43,7 +43,7 @@ def rematch(store: Store, config: Config, post: Entry) -> tuple[PostText, Outcom
     return text, outcome
 
 
-def text_provenance(post: Entry, page: PageState | None, mode: str) -> str:
+def text_provenance(post: Entry, page: PageState | None, mode: Mode, feed_url: str) -> str:
     """Where the text the matcher read came from, and what became of the post's page."""
     if post.page_text:
         when = f"{post.page_fetched:%Y-%m-%d %H:%M} UTC" if post.page_fetched else "at an unknown time"
@@ -57,6 +57,8 @@ def text_provenance(post: Entry, page: PageState | None, mode: str) -> str:
     feed = "the feed's excerpt only"
     if mode == "never":
         return f"{feed} (full_text: never)"
+    if not wants_page(mode, post, feed_url):
+        return f"{feed} (its page is not on the feed's site; full_text: always would read it)"
     if page is None or page.status == "waiting":
         return f"{feed}; its page waits for a cycle with room (fetch.pages_per_cycle)"
     if page.status == "retry":
@@ -86,11 +88,12 @@ def explain_post(config: Config, post_url: str) -> str:
         arts = store.entries_by_ids([m.article_id for m in stored])
         page = store.page_state(post.id)
     try:
-        mode = config.source(post.source_id).full_text
+        src = config.source(post.source_id)
+        mode, feed_url = src.full_text, src.url
     except KeyError:
-        mode = "auto"
+        mode, feed_url = "auto", ""
     lines = [f"post: {post.title}", f"      {post.link}  ({post.date:%Y-%m-%d %H:%M} UTC)",
-             f"text: {text_provenance(post, page, mode)}", ""]
+             f"text: {text_provenance(post, page, mode, feed_url)}", ""]
     if not text.citations:
         lines.append("no citations: no 参考: line, and no subscribed outlet named with a day in the text")
     else:

@@ -73,7 +73,7 @@ def page_stage(store: Store, config: Config, sources: Iterable[SourceConfig], *,
         if not candidates:
             continue
         t = now()
-        p = fulltext.plan(src.full_text, candidates, fc.pages_per_cycle, t)
+        p = fulltext.plan(src.full_text, candidates, fc.pages_per_cycle, t, src.url)
         # The feed's text serves these: a body kept from an earlier version goes.
         store.save_pages([fulltext.not_needed(c, t) for c in p.not_needed]
                          + [fulltext.waiting(c, t) for c in p.waiting],

@@ -1,10 +1,10 @@
 """Which entries need their own page fetched for their text, and what a fetch outcome
 means for the entry's page state. Pure: plain data in, intents out.
 
-``full_text: auto`` (the default) fetches a page when the feed's text is an excerpt: no
-full content (``content:encoded``, Atom ``content``), and a summary that is missing,
-very short, or ends the way excerpts end (an ellipsis, ``[…]``, 続きを読む, "Continue
-reading", "Read more"). ``always`` fetches every entry's page, ``never`` none. Each
+``full_text: auto`` (the default) fetches a page on the feed's own site when the feed's
+text is an excerpt: no full content (``content:encoded``, Atom ``content``), and a
+summary that is missing, very short, or ends the way excerpts end (an ellipsis, ``[…]``,
+続きを読む, "Continue reading", "Read more"). ``always`` fetches every entry's page, ``never`` none. Each
 page is fetched once per version of its entry (the entry's hash): a page is asked for
 again only when the feed changes the entry, and then conditionally.
 """
@@ -21,7 +21,7 @@ from typing import Literal
 from aggregator.html_text import strip_tags
 from aggregator.models import Entry
 from aggregator.sources.fetch import next_fetch_after_failure
-from aggregator.urls import host_of, is_http_url
+from aggregator.urls import host_of, is_http_url, site_of
 
 Mode = Literal["auto", "always", "never"]
 PageStatus = Literal["not needed", "waiting", "done", "retry", "given up"]
@@ -80,15 +80,20 @@ def is_excerpt(entry: Entry) -> bool:
     return len(text) < SHORT_SUMMARY or bool(_EXCERPT_END.search(text[-60:]))
 
 
-def wants_page(mode: Mode, entry: Entry) -> bool:
+def wants_page(mode: Mode, entry: Entry, feed_url: str) -> bool:
+    """``auto`` reads only pages on the feed's own site (its registrable domain: a feed
+    on rss.politico.com links www.politico.com): a feed must not be able to send us
+    to other people's servers, twenty pages a cycle. ``always`` reads any."""
     if mode == "never" or not entry.link or not is_http_url(entry.link):
         return False
     if mode == "always":
         return True
-    return is_excerpt(entry) and host_of(entry.link).lower() not in REDIRECTOR_HOSTS
+    return (is_excerpt(entry) and host_of(entry.link).lower() not in REDIRECTOR_HOSTS
+            and site_of(entry.link) == site_of(feed_url))
 
 
-def plan(mode: Mode, candidates: Sequence[Candidate], budget: int, now: datetime) -> PagePlan:
+def plan(mode: Mode, candidates: Sequence[Candidate], budget: int, now: datetime,
+         feed_url: str) -> PagePlan:
     """Split the entries that need a decision: fetch (newest first, at most ``budget``),
     wait for a later cycle, or no page needed. A page failing with backoff is not due
     before its retry time; one given up is asked for again only in a new entry version."""
@@ -99,7 +104,7 @@ def plan(mode: Mode, candidates: Sequence[Candidate], budget: int, now: datetime
         same_version = c.state is not None and c.state.version == c.version
         if same_version and c.state is not None and c.state.status in ("done", "given up", "not needed"):
             continue
-        if not wants_page(mode, c.entry):
+        if not wants_page(mode, c.entry, feed_url):
             skip.append(c)
         elif same_version and c.state is not None and c.state.status == "retry" and \
                 c.state.retry_at is not None and c.state.retry_at > now:
