@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from wordpress import Page, dev_pages, dev_run  # noqa: E402
 
-from aggregator.citing.evaluation import read_sources  # noqa: E402
 from aggregator.citing.extract import Outlet, Outlets, extract  # noqa: E402
+from aggregator.running.evaluation import read_sources  # noqa: E402
 from aggregator.sources.pages import extract_article  # noqa: E402
 
 CHROME = ["名無し", "シェアする", "コメントを残す", "最近のコメント", "前の投稿"]

@@ -15,10 +15,10 @@ from loopback import FeedServer
 from lxml import etree
 from wordpress import Page, Related, Trap
 
+from aggregator.app import Aggregator
 from aggregator.config import Config, load_config
 from aggregator.running.cycle import CycleReport, run_cycle
-from aggregator.running.explain import explain_post
-from aggregator.running.status import collect, render_text
+from aggregator.running.status import render_text
 from aggregator.store import Store
 
 T0 = datetime(2026, 5, 14, 3, 0, tzinfo=UTC)
@@ -160,9 +160,9 @@ def test_excerpt_feed_is_read_from_the_pages_and_matched_as_a_full_feed(site: Si
         site.cycle(store, T0 + timedelta(hours=1))
         assert site.page_requests(n) == []
 
-    out = explain_post(site.config, site.link("northern-line"))
+    out = Aggregator(site.config).explain(site.link("northern-line"))
     assert f"text: from the page ({post.page_from}), fetched 2026-05-14 03:00 UTC" in out
-    status = collect(site.config, now=T0)
+    status = Aggregator(site.config).status(now=T0)
     (blog,) = [s for s in status["sources"] if s["id"] == "blog"]
     assert blog["pages"]["from_page"] == 3 and blog["full_text"] == "auto"
     assert "full text: blog: 3 entries read from their pages" in render_text(status, now=T0)
@@ -191,10 +191,10 @@ def test_a_failing_page_keeps_the_excerpt_shows_why_and_is_retried_with_backoff(
         assert cited(store, site)["northern-line"] == set()
         state = store.page_state(post.id)
         assert state is not None and state.status == "retry" and state.retry_at is not None
-        status = collect(site.config, now=T0)
+        status = Aggregator(site.config).status(now=T0)
         assert "1 failing (their excerpt is kept)" in render_text(status, now=T0)
         assert "HTTP 503" in render_text(status, now=T0)
-        assert "fetching its page failed 1 time(s) (HTTP 503" in explain_post(site.config, site.link("northern-line"))
+        assert "fetching its page failed 1 time(s) (HTTP 503" in Aggregator(site.config).explain(site.link("northern-line"))
         atom = etree.parse(str(site.config.output_dir / "feed.atom")).getroot()
         entry_id, updated = _atom_entry(atom, post.link)
 
@@ -231,7 +231,7 @@ def test_pages_per_cycle_bounds_the_requests_and_the_rest_come_later(tmp_path: P
                 site.cycle(store, T0 + timedelta(hours=hour))
                 counts.append(len(site.page_requests(n)))
                 if hour == 0:
-                    assert "1 waiting for a later cycle" in render_text(collect(site.config, now=T0), now=T0)
+                    assert "1 waiting for a later cycle" in render_text(Aggregator(site.config).status(now=T0), now=T0)
             assert counts == [2, 1, 0]
             assert cited(store, site) == WANT
 
@@ -253,4 +253,4 @@ def test_full_text_never_fetches_no_page_and_a_page_over_the_size_cap_fails(tmp_
             n = len(feeds.requests)
             site.cycle(store)
             assert site.page_requests(n) == []
-            assert "full_text: never" in explain_post(site.config, site.link("northern-line"))
+            assert "full_text: never" in Aggregator(site.config).explain(site.link("northern-line"))

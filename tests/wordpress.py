@@ -253,7 +253,7 @@ def _plain(fragment: str) -> str:
 class DevRun:
     """Matching figures of one dev-set run and what the loopback server saw."""
 
-    results: list[Any]  # aggregator.citing.evaluation.EvalResult after each cycle
+    results: list[Any]  # aggregator.running.evaluation.EvalResult after each cycle
     page_requests: list[Counter[str]]  # per cycle: "plain" | "conditional" -> page requests
     feed_requests: list[int]  # per cycle
     store: Path
@@ -266,9 +266,9 @@ def dev_run(dev: Path, tmp: Path, *, excerpt: bool, cycles: int = 2, translate: 
     scored as ``aggregator eval-matching`` scores it (by each post's original link)."""
     from loopback import FeedServer, LibreTranslateServer
 
-    from aggregator.citing.evaluation import _score, _slug, read_sources
     from aggregator.config import load_config
     from aggregator.running.cycle import run_cycle
+    from aggregator.running.evaluation import _score, _slug, read_sources
     from aggregator.store import Store
 
     sources = read_sources(dev)

@@ -26,7 +26,7 @@ from aggregator.sources import fulltext
 from aggregator.sources.fetch import PAGE_ACCEPT, HostLimiter, fetch
 from aggregator.sources.fulltext import Candidate, PageState
 from aggregator.sources.pages import EXTRACTOR, decode_page, extract_article
-from aggregator.store import PageText, Store
+from aggregator.store import PageText, StoreType
 
 log = logging.getLogger("aggregator")
 
@@ -59,7 +59,7 @@ class _Got:
     skipped: bool = False  # the run is stopping
 
 
-def page_stage(store: Store, config: Config, sources: Iterable[SourceConfig], *, client: httpx.Client,
+def page_stage(store: StoreType, config: Config, sources: Iterable[SourceConfig], *, client: httpx.Client,
                limiter: HostLimiter, now: Callable[[], datetime], rng: random.Random,
                stop: threading.Event | None = None) -> dict[str, PageReport]:
     """Fetch the pages the given sources' entries need now; returns a report per source

@@ -7,17 +7,21 @@ embeddings, publications, maintenance, pages); the schema and its numbered migra
 
 from __future__ import annotations
 
-from aggregator.store.base import StoreBase, text_hash
+from aggregator.models import text_hash
+from aggregator.sources.decide import entry_hash
+from aggregator.store.base import StoreBase
 from aggregator.store.embeddings import EmbeddingsStore
-from aggregator.store.entries import EntriesStore, entry_hash
+from aggregator.store.entries import EntriesStore
 from aggregator.store.lock import StoreLock
 from aggregator.store.maintenance import MaintenanceStore
 from aggregator.store.matches import MatchesStore
 from aggregator.store.migrations import SCHEMA_VERSION
-from aggregator.store.pages import PagesStore, PageText
+from aggregator.store.pages import PagesStore
+from aggregator.store.protocol import StoreType
 from aggregator.store.publications import PublicationsStore
 from aggregator.store.records import (
     EntryTranslation,
+    PageText,
     Publication,
     SourceState,
     StoreResult,
@@ -34,5 +38,9 @@ class Store(SourcesStore, EntriesStore, MatchesStore, TranslationsStore, Embeddi
         return self
 
 
+def _conforms(store: Store) -> StoreType:
+    return store  # mypy checks here that Store satisfies the protocol the stages use
+
+
 __all__ = ["SCHEMA_VERSION", "EntryTranslation", "PageText", "Publication", "SourceState", "Store", "StoreBase",
-           "StoreLock", "StoreResult", "entry_hash", "text_hash"]
+           "StoreLock", "StoreResult", "StoreType", "entry_hash", "text_hash"]

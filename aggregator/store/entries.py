@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -10,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from aggregator.models import Entry, EntryData, from_iso, iso
+from aggregator.sources.decide import decide_entries
 from aggregator.store.base import (
     _ARTICLE_TEXT,
     _ENTRY_COLUMNS,
@@ -20,57 +20,41 @@ from aggregator.store.base import (
 from aggregator.urls import canonical_url
 
 
-def entry_hash(e: EntryData) -> str:
-    # One update of the joined parts: the same digest as updating part by part.
-    parts = (e.link or "", e.title, e.summary, e.content, e.author or "", "\x1f".join(e.categories),
-             iso(e.published) or "", iso(e.updated) or "", e.image or "", e.language or "", "")
-    return hashlib.sha1("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: Sequence[EntryData],
-                    now: datetime) -> tuple[int, int, int]:
+                   now: datetime) -> tuple[int, int, int]:
+    """Read what the source holds of ``entries``, let :func:`decide_entries` say what each
+    one is, and apply that. Returns (new, updated, unchanged)."""
     keys = [e.key for e in entries]
-    existing: dict[str, tuple[int, str]] = {}
+    stored: dict[str, tuple[int, str]] = {}
     for chunk in _chunks(keys, 500):
         q = f"SELECT key, id, hash FROM entries WHERE source_id=? AND key IN ({','.join('?' * len(chunk))})"
         for k, i, h in db.execute(q, (source_id, *chunk)):
-            existing[k] = (i, h)
-    new = updated = unchanged = 0
+            stored[k] = (i, h)
+    intents = decide_entries(entries, stored, now)
     now_s = iso(now)
-    inserts, updates, touches = [], [], []
-    for e in entries:
-        h = entry_hash(e)
+
+    def row(e: EntryData, h: str) -> tuple[Any, ...]:
         canon = canonical_url(e.link) if e.link else None
-        row = (e.link, canon, e.title, e.summary, e.content, e.author,
-               json.dumps(list(e.categories), ensure_ascii=False), iso(e.published), iso(e.updated),
-               e.published_offset, e.image, e.language, h)
-        if e.key not in existing:
-            sort_date = iso(e.published or e.updated or now)
-            inserts.append((source_id, role, e.key, *row, now_s, now_s, sort_date))
-            new += 1
-        elif existing[e.key][1] != h:
-            sort_date = iso(e.published or e.updated) or None
-            updates.append((*row, now_s, sort_date, existing[e.key][0]))
-            updated += 1
-        else:
-            touches.append((now_s, existing[e.key][0]))
-            unchanged += 1
-    if inserts:
+        return (e.link, canon, e.title, e.summary, e.content, e.author,
+                json.dumps(list(e.categories), ensure_ascii=False), iso(e.published), iso(e.updated),
+                e.published_offset, e.image, e.language, h)
+
+    if intents.new:
         db.executemany(
             "INSERT INTO entries(source_id, role, key, link, canonical_link, title, summary, content,"
             " author, categories, published, updated, published_offset, image, language, hash,"
             " first_seen, last_seen, sort_date) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            inserts)
-    if updates:
-        # A changed entry keeps its row (and so its published id); matching runs again.
+            [(source_id, role, n.entry.key, *row(n.entry, n.hash), now_s, now_s, iso(n.sort_date))
+             for n in intents.new])
+    if intents.changed:
         db.executemany(
             "UPDATE entries SET link=?, canonical_link=?, title=?, summary=?, content=?, author=?,"
             " categories=?, published=?, updated=?, published_offset=?, image=?, language=?, hash=?,"
             " last_seen=?, sort_date=COALESCE(?, sort_date), match_state=NULL WHERE id=?",
-            updates)
-    if touches:
-        db.executemany("UPDATE entries SET last_seen=? WHERE id=?", touches)
-    return new, updated, unchanged
+            [(*row(c.entry, c.hash), now_s, iso(c.sort_date), c.id) for c in intents.changed])
+    if intents.unchanged:
+        db.executemany("UPDATE entries SET last_seen=? WHERE id=?", [(now_s, i) for i in intents.unchanged])
+    return len(intents.new), len(intents.changed), len(intents.unchanged)
 
 
 class EntriesStore(StoreBase):

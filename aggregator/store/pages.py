@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from aggregator.models import from_iso, iso
 from aggregator.sources.fulltext import Candidate, PageState, PageStatus
 from aggregator.store.base import _ENTRY_COLUMNS, StoreBase, _entry
+from aggregator.store.records import PageText
 
 _STATE_COLUMNS = "entry_id, version, status, url, etag, last_modified, attempts, error, retry_at, checked"
 
@@ -17,16 +17,6 @@ _STATE_COLUMNS = "entry_id, version, status, url, etag, last_modified, attempts,
 def _state(r: Sequence[Any]) -> PageState:
     return PageState(r[0], r[1], cast(PageStatus, r[2]), r[3], r[4], r[5], r[6], r[7], from_iso(r[8]),
                      from_iso(r[9]))
-
-
-@dataclass(frozen=True, slots=True)
-class PageText:
-    """A page's extracted body to keep with its entry (``text`` "" drops a kept one)."""
-
-    entry_id: int
-    text: str
-    source: str | None  # the extractor ("trafilatura 2.3.1")
-    fetched: datetime | None
 
 
 class PagesStore(StoreBase):
