@@ -14,6 +14,11 @@ from lxml import etree
 # A tag opens with "<" and a letter, "/", "!" or "?" (HTML tokenizer): "5 < 6" is text.
 _TAG = re.compile(r"<[A-Za-z/!?][^>]{0,2000}>")
 _WS = re.compile(r"\s+")
+# A citation line, "参考:" and its variants (the citation extractor's, and the page
+# extractor's, which must keep these lines): full-width colon, brackets, 参考記事, 参照, ソース, Source(s).
+CITATION_LINE = re.compile(
+    r"^\s*[※＊*・■◆●]?\s*[【\[]?(?:参考(?:記事|資料|文献|リンク)?|参照|ソース|引用元|Sources?)[】\]]?\s*[:：]\s*",
+    re.I)
 
 _ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dl", "dt",

@@ -254,3 +254,24 @@ def test_full_text_never_fetches_no_page_and_a_page_over_the_size_cap_fails(tmp_
             site.cycle(store)
             assert site.page_requests(n) == []
             assert "full_text: never" in Aggregator(site.config).explain(site.link("northern-line"))
+
+
+def test_a_store_from_0_1_0_gets_page_state_and_keeps_its_posts(tmp_path: Path) -> None:
+    """Migration 2 adds the page columns and table to a store written before them."""
+    import sqlite3
+
+    from aggregator.sources import fulltext
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript((Path(__file__).parent / "fixtures" / "store-v0.1.0.sql").read_text(encoding="utf-8"))
+    db.close()
+    with Store(path) as s:
+        (post,) = s.newest_entries(["blog"], 10)
+        assert post.page_text == "" and post.page_from is None and post.body == (post.content or post.summary)
+        (cand,) = s.page_candidates("blog", T0)
+        assert cand.entry.id == post.id and cand.state is None
+        s.save_pages([fulltext.not_needed(cand, T0)])
+        assert s.page_candidates("blog", T0) == []  # decided once per entry version
+        state = s.page_state(post.id)
+        assert state is not None and state.status == "not needed"

@@ -15,6 +15,7 @@ from aggregator.exceptions import StorageError
 from aggregator.store import Store, migrations
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store-v0.1.0.sql"
+FIXTURE_SCHEMA = 1  # the schema 0.1.0 wrote; later migrations take it further
 
 
 def _v010_store(tmp_path: Path) -> Path:
@@ -68,10 +69,10 @@ def test_pending_migrations_run_in_one_transaction_after_a_backup(tmp_path: Path
     with Store(path) as s:
         assert s.get_meta("schema_version") == str(version + 1)
         assert s.db.execute("SELECT test_note FROM entries LIMIT 1").fetchone() == ("x",)
-    backup = path.with_name(f"{path.name}.schema-{version}.bak")
+    backup = path.with_name(f"{path.name}.schema-{FIXTURE_SCHEMA}.bak")
     assert backup.exists()
     db = sqlite3.connect(backup)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(version),)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(FIXTURE_SCHEMA),)
     assert db.execute("SELECT COUNT(*) FROM entries").fetchone() == (2,)
     db.close()
 
@@ -91,7 +92,7 @@ def test_a_failing_migration_changes_nothing(tmp_path: Path, monkeypatch: pytest
         Store(path)
     assert _contents(path) == before
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(version),)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(FIXTURE_SCHEMA),)
     db.close()
 
 

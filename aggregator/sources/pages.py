@@ -20,9 +20,8 @@ import charset_normalizer
 import lxml.html
 from lxml import etree
 
-from aggregator.citing.extract import classify
 from aggregator.exceptions import ExtractionError
-from aggregator.html_text import block_lines, blocks
+from aggregator.html_text import CITATION_LINE, block_lines, blocks
 
 EXTRACTOR = f"trafilatura {version('trafilatura')}"
 
@@ -171,7 +170,7 @@ def _filter(box: lxml.html.HtmlElement, kept_text: str) -> None:
             if el.tag != "figure" and not el.xpath(".//img"):
                 doomed.append(el)
             continue
-        cite = [b for b in lines if classify(b) == "cite"]
+        cite = [b for b in lines if CITATION_LINE.match(b.text)]
         keep = any(b.text in kept_text for b in lines)
         restore = not _in_chrome(el, box) and (bool(cite) or (listing and el.tag == "li"))
         if el.tag != "li":
