@@ -193,7 +193,7 @@ def test_a_failing_page_keeps_the_excerpt_shows_why_and_is_retried_with_backoff(
         assert state is not None and state.status == "retry" and state.retry_at is not None
         status = Aggregator(site.config).status(now=T0)
         assert "1 failing (their excerpt is kept)" in render_text(status, now=T0)
-        assert "HTTP 503" in render_text(status, now=T0)
+        assert f"last error: {post.link}: HTTP 503 Service Unavailable" in render_text(status, now=T0)
         assert "fetching its page failed 1 time(s) (HTTP 503" in Aggregator(site.config).explain(site.link("northern-line"))
         atom = etree.parse(str(site.config.output_dir / "feed.atom")).getroot()
         entry_id, updated = _atom_entry(atom, post.link)

@@ -137,14 +137,16 @@ def after_failure(c: Candidate, now: datetime, error: str, *, interval: timedelt
     Validators of an earlier success are kept for the next try."""
     prev = c.state if c.state is not None and c.state.version == c.version else None
     attempts = (prev.attempts if prev is not None and prev.status == "retry" else 0) + 1
-    base = c.state or PageState(c.entry.id, c.version, "retry")
+    base = c.state or PageState(c.entry.id, c.version, "retry", c.entry.link)
+    if base.url != c.entry.link:  # the entry moved: the old page's validators are no use
+        base = replace(base, etag=None, last_modified=None)
     if permanent or attempts >= MAX_ATTEMPTS:
-        return replace(base, version=c.version, status="given up", attempts=attempts, error=error, retry_at=None,
-                       checked=now)
+        return replace(base, version=c.version, status="given up", url=c.entry.link, attempts=attempts, error=error,
+                       retry_at=None, checked=now)
     retry = next_fetch_after_failure(now, interval, attempts, retry_after=retry_after, max_backoff=max_backoff,
                                      rng=rng)
-    return replace(base, version=c.version, status="retry", attempts=attempts, error=error, retry_at=retry,
-                   checked=now)
+    return replace(base, version=c.version, status="retry", url=c.entry.link, attempts=attempts, error=error,
+                   retry_at=retry, checked=now)
 
 
 def not_needed(c: Candidate, now: datetime) -> PageState:
