@@ -154,6 +154,9 @@ def test_excerpt_feed_is_read_from_the_pages_and_matched_as_a_full_feed(site: Si
         assert post.summary.endswith("[&#8230;]")  # what the feed said is kept beside it
         assert report.sources[0].pages is not None and report.sources[0].pages.texts == 3
         assert "3 pages fetched (3 texts" in report.summary()
+        # readers get the whole post, not the excerpt
+        atom = (site.config.output_dir / "feed.atom").read_text(encoding="utf-8")
+        assert "追加の支援が間に合うかが焦点だ" in atom and "欧州の在庫から2基を捻出する" in atom
 
         # a second cycle downloads no page again
         n = len(site.feeds.requests)

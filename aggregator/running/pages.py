@@ -84,7 +84,8 @@ def page_stage(store: StoreType, config: Config, sources: Iterable[SourceConfig]
     if not jobs:
         return reports
 
-    def work(c: Candidate) -> _Got:
+    def work(job: tuple[SourceConfig, Candidate]) -> _Got:
+        src, c = job
         got = _Got(c)
         if stop is not None and stop.is_set():
             got.skipped = True
@@ -94,7 +95,8 @@ def page_stage(store: StoreType, config: Config, sources: Iterable[SourceConfig]
         try:
             with limiter(url):
                 # The feeds' fetch: timeouts, size cap, redirects, User-Agent (and the
-                # private-network guard, which pages must pass like feeds).
+                # private-network guard, which pages must pass like feeds: its options
+                # for ``src`` go here when it lands, as on the feed's own fetch).
                 got.result = fetch(client, url, etag=etag, last_modified=last_modified, max_bytes=fc.max_bytes,
                                    total_timeout=fc.timeout.total_seconds(), accept=PAGE_ACCEPT)
             if got.result.content is not None:
@@ -108,7 +110,7 @@ def page_stage(store: StoreType, config: Config, sources: Iterable[SourceConfig]
 
     by_source: dict[str, list[_Got]] = {}
     with ThreadPoolExecutor(max_workers=min(fc.concurrency, len(jobs)), thread_name_prefix="page") as pool:
-        for (src, _), got in zip(jobs, pool.map(work, [c for _, c in jobs]), strict=True):
+        for (src, _), got in zip(jobs, pool.map(work, jobs), strict=True):
             by_source.setdefault(src.id, []).append(got)
     for src, _ in {s.id: (s, None) for s, _ in jobs}.values():
         report = reports.setdefault(src.id, PageReport())
