@@ -216,3 +216,13 @@ def test_a_long_comment_thread_is_not_taken_for_the_post() -> None:
 def test_a_page_without_an_article_is_an_error() -> None:
     with pytest.raises(ExtractionError):
         extract_article("<html><body><nav><a href='/'>Home</a></nav></body></html>", "https://blog.example.jp/")
+
+
+def test_a_short_heading_that_is_also_in_the_navigation_does_not_widen_the_article() -> None:
+    content = ('<h2>ウクライナ戦況</h2>'  # also a menu item and the category link, earlier on the page
+               + CASES["参考 lines with links, a headline, 出典, 関連記事"]
+               + '<div class="sharedaddy"><ul><li><a href="https://twitter.com/share">X</a></li></ul></div>')
+    body = extract_article(wp(content), "https://blog.example.jp/ukraine-war/test/")
+    assert cites(body) == cites(content)
+    for chrome in ["お問い合わせ", "名無し", "Trap", "twitter.com", "コンテンツへスキップ"]:
+        assert chrome not in body

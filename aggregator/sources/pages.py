@@ -27,6 +27,8 @@ EXTRACTOR = f"trafilatura {version('trafilatura')}"
 
 # Less article text than this (a "Home" link, a cookie notice) is no article.
 MIN_TEXT = 15
+# Paragraphs at least this long locate the article on the page.
+DISTINCTIVE = 20
 _WS = re.compile(r"\s+")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 _HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
@@ -115,8 +117,11 @@ def extract_article(page: str, url: str | None = None) -> str:
     for bad in doc.xpath("|".join(f"//{t}" for t in _DROP)):
         bad.drop_tree()
     leaves = [(el, _norm(el.text_content())) for el in doc.iter(*_LEAF_TAGS) if _is_leaf(el)]
+    # The article is found by its distinctive paragraphs: a short one ("まとめ", a byline)
+    # may also stand in the navigation or a widget, earlier on the page.
+    distinctive = [t for t in kept if len(t) >= DISTINCTIVE] or kept
     hits = []
-    for text in kept:
+    for text in distinctive:
         hit = next((el for el, t in leaves if text in t), None)
         if hit is not None:
             hits.append(hit)
@@ -125,8 +130,7 @@ def extract_article(page: str, url: str | None = None) -> str:
     box = _common_ancestor(hits)
     if box.tag in ("p", "li", "h1", "h2", "h3", "h4", "h5", "h6") and box.getparent() is not None:
         box = box.getparent()
-    kept_text = "\n".join(kept)
-    _filter(box, kept_text)
+    _filter(box, set(kept), "\n".join(kept))
     return _inner(box)
 
 
@@ -158,8 +162,10 @@ def _in_chrome(el: lxml.html.HtmlElement, box: lxml.html.HtmlElement) -> bool:
     return False
 
 
-def _filter(box: lxml.html.HtmlElement, kept_text: str) -> None:
-    """Drop from ``box`` every block that trafilatura dropped, except citation lines."""
+def _filter(box: lxml.html.HtmlElement, kept: set[str], kept_text: str) -> None:
+    """Drop from ``box`` every block that trafilatura dropped, except citation lines.
+    A line is kept when trafilatura kept it (whole, or inside a longer block of its own;
+    a short line such as a share button's "X" only when whole)."""
     listing = False
     doomed = []
     for el in list(box.iter(*_LEAF_TAGS)):
@@ -171,7 +177,7 @@ def _filter(box: lxml.html.HtmlElement, kept_text: str) -> None:
                 doomed.append(el)
             continue
         cite = [b for b in lines if CITATION_LINE.match(b.text)]
-        keep = any(b.text in kept_text for b in lines)
+        keep = any(b.text in kept or (len(b.text) >= DISTINCTIVE // 2 and b.text in kept_text) for b in lines)
         restore = not _in_chrome(el, box) and (bool(cite) or (listing and el.tag == "li"))
         if el.tag != "li":
             listing = bool(cite) and not any(b.links for b in cite)
