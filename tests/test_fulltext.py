@@ -226,3 +226,13 @@ def test_a_short_heading_that_is_also_in_the_navigation_does_not_widen_the_artic
     assert cites(body) == cites(content)
     for chrome in ["お問い合わせ", "名無し", "Trap", "twitter.com", "コンテンツへスキップ"]:
         assert chrome not in body
+
+
+def test_citation_lines_after_a_themes_inner_box_are_kept() -> None:
+    inner = ('<div class="wp-block-group"><div class="wp-block-group__inner-container">'
+             '<p>ウクライナ軍は13日、ハルキウ州北部の防衛線を再編したと発表した。</p>'
+             '<p>管理人は、この再編が時間稼ぎだと見ている。追加の支援が間に合うかが焦点になるだろう。</p></div></div>')
+    content = inner + ('<p>参考:</p><ul><li><a href="https://www.reuters.com/world/europe/regroup-2024-05-13/">'
+                       'Ukraine regroups in Kharkiv</a></li></ul>')
+    body = extract_article(wp(content), "https://blog.example.jp/ukraine-war/test/")
+    assert cites(body) == cites(content) and len(cites(content)) == 1

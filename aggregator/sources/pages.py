@@ -42,6 +42,8 @@ _CONTAINERS = {"div", "ul", "ol", "figure", "section", "article", "table", "tbod
                "dl", "main"}
 _DROP = ("script", "style", "noscript", "template", "form", "iframe", "ins", "button", "svg", "input",
          "textarea", "select")
+# What themes call the element holding a post's text (WordPress's entry-content first).
+_CONTENT = re.compile(r"\b(?:entry-content|post-content|entry-body|post-body|article-body|single-content)\b")
 # Never restore a line from inside these, whatever trafilatura's verdict on the page.
 _CHROME = re.compile(r"comment|respond|share|sharing|sns|social|related|widget|sidebar|breadcrumb|"
                      r"navigation|nav-links|post-nav|footer|author|ad-|ads|sponsor|popular|ranking|recommend",
@@ -130,6 +132,10 @@ def extract_article(page: str, url: str | None = None) -> str:
     box = _common_ancestor(hits)
     if box.tag in ("p", "li", "h1", "h2", "h3", "h4", "h5", "h6") and box.getparent() is not None:
         box = box.getparent()
+    # Themes wrap the text in inner boxes; the post's 参考 lines may sit after them, in the
+    # element the theme calls the post's content.
+    box = next((a for a in box.iterancestors() if _CONTENT.search(f"{a.get('class', '')} {a.get('id', '')}")),
+               box)
     _filter(box, set(kept), "\n".join(kept))
     return _inner(box)
 
