@@ -52,9 +52,10 @@ class Aggregator:
         return self.config.db_path.exists()
 
     @contextmanager
-    def store(self) -> Iterator[Store]:
-        """The store, open for the duration of the block (one per thread that needs one)."""
-        with Store(self.config.db_path) as store:
+    def store(self, *, expect: tuple[int, int] | None = None) -> Iterator[Store]:
+        """The store, open for the duration of the block (one per thread that needs one).
+        ``expect``: the file identity it must have (:class:`StoreGone` otherwise)."""
+        with Store(self.config.db_path, expect=expect) as store:
             yield store
 
     def lock(self, what: str) -> StoreLock:

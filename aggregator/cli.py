@@ -22,6 +22,7 @@ from aggregator.config import DEFAULT_CONFIG_PATH, Config, load_config
 from aggregator.exceptions import (
     AggregatorError,
     ConfigError,
+    PublicationRefused,
     StorageError,
     StoreLockedError,
 )
@@ -31,6 +32,7 @@ log = logging.getLogger("aggregator")
 EXIT_CONFIG = 2
 EXIT_STORE = 3
 EXIT_LOCKED = 4
+EXIT_REFUSED = 5
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -114,6 +116,8 @@ def _fail(e: AggregatorError) -> None:
     click.echo(f"error: {redact(str(e))}", err=True)
     if isinstance(e, StoreLockedError):
         sys.exit(EXIT_LOCKED)
+    if isinstance(e, PublicationRefused):
+        sys.exit(EXIT_REFUSED)
     if isinstance(e, ConfigError):
         sys.exit(EXIT_CONFIG)
     sys.exit(EXIT_STORE)
@@ -138,8 +142,10 @@ def main() -> None:
 @main.command()
 @click.option("--once", is_flag=True, help="Run one cycle and exit (for cron or a systemd timer).")
 @click.option("--all", "fetch_all", is_flag=True, help="With --once: fetch every source now, due or not.")
+@click.option("--allow-shrink", is_flag=True,
+              help="With --once: publish even when that drops more than half of the published posts at once.")
 @common(default_level=logging.WARNING)
-def run(once: bool, fetch_all: bool, config_path: str, quiet: bool) -> None:
+def run(once: bool, fetch_all: bool, allow_shrink: bool, config_path: str, quiet: bool) -> None:
     """Fetch, store, match, translate and publish: once, or on the schedule.
 
     A cycle fetches the sources that are due (all of them on a first run), stores new
@@ -157,15 +163,26 @@ def run(once: bool, fetch_all: bool, config_path: str, quiet: bool) -> None:
       stop, abandoning fetches in flight, and exit 0.
 
     \b
+    The last good publication is never replaced by a much smaller one by accident:
+      one that would drop more than half of the published posts at once (a lost
+      store, a config that lost the blog) is refused, with one line saying so,
+      until `run --once --allow-shrink` publishes it. A store file that vanishes or
+      is replaced under a running daemon stops its publications (ERROR in the log)
+      until the file is back or the daemon restarts.
+
+    \b
     Exit status: 0 when the cycle ran, even if some sources failed (they are
     reported); 2 for a bad config; 3 for an unusable store or output; 4 when
-    another run (daemon or --once) holds the store.
+    another run (daemon or --once) holds the store; 5 when the publication was
+    refused because it would drop most published posts (see --allow-shrink).
     """
     from aggregator.app import Aggregator
 
     cfg = _load(config_path)
     if fetch_all and not once:
         raise click.UsageError("--all goes with --once (the daemon fetches on each source's schedule)")
+    if allow_shrink and not once:
+        raise click.UsageError("--allow-shrink goes with --once (one deliberate publication, then the daemon again)")
     app = Aggregator(cfg, config_path=config_path)
     try:
         lock = app.lock("aggregator run --once" if once else "aggregator run (daemon)")
@@ -181,7 +198,7 @@ def run(once: bool, fetch_all: bool, config_path: str, quiet: bool) -> None:
             daemon.run()
             abandoned = daemon.abandoned
         else:
-            abandoned = _run_once(app, fetch_all=fetch_all, quiet=quiet)
+            abandoned = _run_once(app, fetch_all=fetch_all, quiet=quiet, allow_shrink=allow_shrink)
     except AggregatorError as e:
         _fail(e)
     finally:
@@ -206,7 +223,7 @@ def _console_level(level: int, quiet: bool) -> None:
     root.setLevel(min(root.level, level))
 
 
-def _run_once(app: Aggregator, *, fetch_all: bool, quiet: bool) -> bool:
+def _run_once(app: Aggregator, *, fetch_all: bool, quiet: bool, allow_shrink: bool = False) -> bool:
     """One cycle; True when fetches were abandoned because of a signal."""
     import signal
     import threading
@@ -224,7 +241,7 @@ def _run_once(app: Aggregator, *, fetch_all: bool, quiet: bool) -> bool:
     signal.signal(signal.SIGTERM, on_stop)
     with cycle_progress(enabled=not quiet) as progress:
         report = app.run_once(fetch_all=fetch_all, progress=progress, stop=stop,
-                              on_due=progress.start if progress else None)
+                              on_due=progress.start if progress else None, allow_shrink=allow_shrink)
     failed = report.failed_sources
     if quiet or (not sys.stdout.isatty() and not report.changed and not failed):
         return stop.is_set()
@@ -284,10 +301,32 @@ def check_config(path: str, strict: bool) -> None:
     click.echo("  retention: " + (f"uncited outlet articles pruned after {_dur(keep.total_seconds())}"
                                   if keep is not None else "every article kept")
                + f"; posts kept; store compacted at most every {_dur(cfg.retention.compact_every.total_seconds())}")
+    _explain_source_changes(cfg)
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
     if strict and warnings:
         sys.exit(1)
+
+
+def _explain_source_changes(cfg: Config) -> None:
+    """What the config will do to the sources its store knows: renames, url changes,
+    removals (read-only: checking a config changes nothing)."""
+    from aggregator.running.cycle import configured_sources
+    from aggregator.sources.decide import describe, plan_sources
+    from aggregator.store.sources import stored_sources
+
+    if not cfg.db_path.exists():
+        return
+    try:
+        stored = stored_sources(cfg.db_path)
+    except StorageError as e:
+        click.echo(f"  warning: cannot read the store to compare its sources: {e}", err=True)
+        return
+    lines = describe(plan_sources(configured_sources(cfg), stored))
+    if lines:
+        click.echo(f"  source changes against the store ({len(lines)}), applied on the next run:")
+        for line in lines:
+            click.echo(f"    {line}")
 
 
 def _dur(seconds: float) -> str:

@@ -66,3 +66,12 @@ class TranslationError(AggregatorError):
 
 class PublishError(AggregatorError):
     """The output could not be written."""
+
+
+class PublicationRefused(PublishError):
+    """A publication would lose most of what readers have (a lost store, a broken config):
+    the last one is kept until a person allows it (``run --once --allow-shrink``)."""
+
+
+class StoreGone(StorageError):
+    """The store file a running process works on has vanished or been replaced."""

@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,9 +23,10 @@ from urllib.parse import urlsplit
 from aggregator import __version__
 from aggregator.config import Config
 from aggregator.entryview import post_paragraphs, reader_language
+from aggregator.exceptions import PublicationRefused
 from aggregator.html_text import sanitize_html
 from aggregator.language import same_language
-from aggregator.models import Entry, Match, iso
+from aggregator.models import Entry, Match, iso, plausible
 from aggregator.publishing.render import (
     ATOM_NAME,
     ATOM_XSL_NAME,
@@ -73,19 +74,6 @@ def visible_hash(item: FeedItem) -> str:
             item.language, item.translation_status.split(" (")[0], item.author or "", list(item.categories),
             item.image or "", [(s.url, s.outlet, s.headline, s.headline_translated, s.evidence) for s in item.sources]]
     return hashlib.sha1(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
-
-
-EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
-SKEW = timedelta(days=1)
-
-
-def plausible(when: datetime | None, first_seen: datetime) -> datetime:
-    """A date a feed may carry: the source's own, unless it is missing, before 1990 or
-    more than a day after we first saw the entry (a source's broken clock), in which case
-    the time we first saw it. Validators flag such dates and readers misorder them."""
-    if when is None or when < EARLIEST or when > first_seen + SKEW:
-        return first_seen
-    return when
 
 
 def first_updated(updated: datetime | None, published: datetime, first_seen: datetime) -> datetime:
@@ -142,11 +130,14 @@ def display(entry: Entry, original_language: str, target: str,
 def build_items(entries: Sequence[Entry], *, config: Config, source_languages: Mapping[str, str],
                 matches: Mapping[int, Sequence[Match]], articles: Mapping[int, Entry],
                 translations: Mapping[int, EntryTranslation], publications: Mapping[int, Publication],
-                now: datetime) -> tuple[list[FeedItem], list[Publication]]:
-    """FeedItems for ``entries`` and the publication records to save (new or changed)."""
+                now: datetime, source_names: Mapping[str, str] | None = None,
+                ) -> tuple[list[FeedItem], list[Publication]]:
+    """FeedItems for ``entries`` and the publication records to save (new or changed).
+    ``source_names``: the last names of sources no longer configured (a removed outlet's
+    articles are still linked from the posts that cite them)."""
     target = config.translation.target
     authority = urlsplit(config.output.link).hostname or "aggregator.invalid"
-    names = {s.id: s.title for s in config.sources}
+    names = {**(source_names or {}), **{s.id: s.title for s in config.sources}}
     items: list[FeedItem] = []
     changed: list[Publication] = []
     for e in entries:
@@ -158,12 +149,13 @@ def build_items(entries: Sequence[Entry], *, config: Config, source_languages: M
             if a is None or not a.link:
                 continue
             tr = translations.get(a.id)
+            a_lang = reader_language(a, source_languages.get(a.source_id, "auto"))
             sources.append(SourceLink(
                 url=a.link, outlet=names.get(a.source_id, a.source_id), outlet_id=a.source_id, headline=a.title,
                 headline_translated=tr.title if tr is not None and tr.status == "done" else None,
-                evidence=m.evidence, score=m.score))
+                evidence=m.evidence, score=m.score, language=a_lang))
         pub = publications.get(e.id)
-        published = plausible(e.published or e.updated, e.first_seen)
+        published = e.date
         item = FeedItem(
             id=pub.pub_id if pub else publication_id(authority, e),
             kind="post" if e.role == "blog" else "article",
@@ -199,9 +191,34 @@ def feed_meta(config: Config, items: Sequence[FeedItem], now: datetime) -> FeedM
     )
 
 
+def shrink_refusal(previous_posts: int, posts: int) -> str | None:
+    """Why a publication of ``posts`` blog posts must not replace one of
+    ``previous_posts`` (it drops more than half of them at once), or None."""
+    if previous_posts and posts * 2 < previous_posts:
+        return (f"publication refused: it would drop {previous_posts - posts} of the {previous_posts} published "
+                f"posts at once (a lost or replaced store, or a config that lost the blog?); the last publication "
+                f"is kept; if this is intended, run `aggregator run --once --allow-shrink`")
+    return None
+
+
+def published_posts(out_dir: Path) -> int:
+    """How many blog posts the last publication (``feed.json``) holds; 0 when there is
+    none or it cannot be read. Read from the output, not the store: a lost store must
+    not make an empty publication look like no change."""
+    try:
+        items = json.loads((out_dir / JSON_NAME).read_bytes()).get("items", [])
+        return sum(1 for i in items if (i.get("_aggregator") or {}).get("kind") == "post")
+    except (OSError, ValueError, AttributeError, TypeError):
+        return 0
+
+
 def publish(store: Store, config: Config, *, now: datetime, entries: Sequence[Entry] | None = None,
-            translations: Mapping[int, EntryTranslation] | None = None) -> tuple[list[Path], int]:
-    """Write the output files from the store. Returns (paths written, entries published)."""
+            translations: Mapping[int, EntryTranslation] | None = None,
+            allow_shrink: bool = False) -> tuple[list[Path], int]:
+    """Write the output files from the store. Returns (paths written, entries published).
+
+    Raises :class:`PublicationRefused` instead when the publication would drop more than
+    half of the published posts at once, unless ``allow_shrink``."""
     if entries is None:
         entries = selection(store, config)
     ids = [e.id for e in entries]
@@ -221,7 +238,11 @@ def publish(store: Store, config: Config, *, now: datetime, entries: Sequence[En
     items, changed = build_items(
         entries, config=config, source_languages={s.id: s.language for s in config.sources},
         matches=matches, articles=articles, translations=translations,
-        publications=publications, now=now)
+        publications=publications, now=now, source_names=store.source_names())
+    if not allow_shrink:
+        refusal = shrink_refusal(published_posts(config.output_dir), sum(1 for i in items if i.kind == "post"))
+        if refusal:
+            raise PublicationRefused(refusal)
     meta = feed_meta(config, items, now)
     paths = write_output(config.output_dir, meta, items)
     # Ids are recorded after the files are in place: a crash in between only means the
@@ -282,5 +303,7 @@ def selection(store: Store, config: Config) -> list[Entry]:
     if config.output.include == "cited":
         matches = store.matches_for([p.id for p in posts])
         cited = store.entries_by_ids({m.article_id for ms in matches.values() for m in ms})
-        return select_entries(posts, list(cited.values()), matches, "cited", n)
+        # A removed source's articles leave the publication; the posts citing them keep their links.
+        removed = store.removed_source_ids()
+        return select_entries(posts, [a for a in cited.values() if a.source_id not in removed], matches, "cited", n)
     return select_entries(posts, store.newest_entries(["outlet"], n), {}, "all", n)

@@ -40,6 +40,7 @@ from aggregator.models import Entry, ParsedFeed, from_iso, iso
 from aggregator.publishing.publish import posts_in_publication, publish, selection
 from aggregator.redaction import Redactor
 from aggregator.running.pages import PageReport, page_stage
+from aggregator.sources.decide import Configured
 from aggregator.sources.fetch import (
     HostLimiter,
     fetch,
@@ -88,6 +89,7 @@ class CycleReport:
     published: int = 0
     seconds: float = 0.0
     pruned: int = 0
+    cache_pruned: int = 0
     compacted: bool = False
 
     @property
@@ -173,7 +175,7 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
     so that they never have more than ``fetch.per_host`` connections open to one host
     (the owner of a client passed in closes it)."""
     rng = rng or random.Random()
-    store.sync_sources((s.id, s.url, s.role) for s in config.sources)
+    store.sync_sources(configured_sources(config), now=now())
     states = store.source_states()
     due = due_sources(config, states, now(), fetch_all, slack)
     if only is not None:
@@ -258,6 +260,11 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
     return reports
 
 
+def configured_sources(config: Config) -> list[Configured]:
+    """The config's sources as :func:`aggregator.sources.decide.plan_sources` reads them."""
+    return [Configured(s.id, s.url, s.role, s.title) for s in config.sources]
+
+
 def make_fetch_client(config: Config) -> httpx.Client:
     fc = config.fetch
     return make_client(connect_timeout=fc.connect_timeout.total_seconds(),
@@ -334,8 +341,13 @@ def post_hosts(post: Entry) -> set[str]:
 
 
 def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator: Translator | None = None,
-                embedder: Embedder | None = None, posts: Sequence[Entry] | None = None) -> tuple[int, int]:
-    """Match the posts that need it. Returns (posts matched, matches that changed)."""
+                embedder: Embedder | None = None, posts: Sequence[Entry] | None = None,
+                incomplete: list[int] | None = None) -> tuple[int, int]:
+    """Match the posts that need it. Returns (posts matched, matches that changed).
+
+    A post whose texts could not all be translated for matching (a provider down) is
+    matched with what there is, but left "to match" so that the next cycle matches it
+    again; its id goes to ``incomplete`` (retention waits while there are any)."""
     t = now()
     latest = store.latest_outlet_first_seen()
     seen_before = store.get_meta("match_outlets_seen")
@@ -369,10 +381,13 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     changed = 0
     for post in posts:
         text = extract(post.body, own_hosts=hosts | post_hosts(post), outlets=outlets)
-        lookup = _mention_translations(text, post, target_language, translator)
+        failed: list[str] = []
+        lookup = _mention_translations(text, post, target_language, translator, failed)
         outcome = match_post(post, text, index, params=params, outlet_names=names,
                              translate=lookup, embed=embedder)
-        if store.set_matches(post.id, outcome.matches, outcome.state, t):
+        if failed and incomplete is not None:
+            incomplete.append(post.id)
+        if store.set_matches(post.id, outcome.matches, None if failed else outcome.state, t):
             changed += 1
         log.debug("matched %s: %s", post.link, [m.evidence for m in outcome.matches])
     if latest is not None:
@@ -402,8 +417,8 @@ def outlet_language(config: Config) -> str:
     return "en" if "en" in langs or not langs else sorted(langs)[0]
 
 
-def _mention_translations(text: Any, post: Entry, target: str,
-                          translator: Translator | None) -> Callable[[str], str | None]:
+def _mention_translations(text: Any, post: Entry, target: str, translator: Translator | None,
+                          failed: list[str] | None = None) -> Callable[[str], str | None]:
     """Translate what the matcher compares (cached), so it can compare words; without a
     translator it compares meaning only."""
     source = post.language or "ja"
@@ -416,6 +431,8 @@ def _mention_translations(text: Any, post: Entry, target: str,
             found[t] = translator.translate(t, lang, target)[0]
         except TranslationError as e:
             log.info("could not translate for matching %s: %s", post.link, e)
+            if failed is not None and e.retryable:  # a refusal for good will not get better by waiting
+                failed.append(t)
     return found.get
 
 
@@ -484,23 +501,24 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
 def run_cycle(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: bool = False,
               rng: random.Random | None = None, progress: Callable[[SourceReport], None] | None = None,
               stop: threading.Event | None = None, translator: Translator | None = None,
-              on_due: Callable[[int], None] | None = None) -> CycleReport:
+              on_due: Callable[[int], None] | None = None, allow_shrink: bool = False) -> CycleReport:
     t0 = time.monotonic()
     report = CycleReport()
     report.sources = fetch_stage(store, config, now=now, fetch_all=fetch_all, rng=rng, progress=progress, stop=stop,
                                  on_due=on_due)
-    process_stage(store, config, report, now=now, stop=stop, translator=translator)
+    process_stage(store, config, report, now=now, stop=stop, translator=translator, allow_shrink=allow_shrink)
     report.seconds = time.monotonic() - t0
     log.info("%s", report.summary())
     return report
 
 
 def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clock = utcnow,
-                  stop: threading.Event | None = None, translator: Translator | None = None) -> CycleReport:
+                  stop: threading.Event | None = None, translator: Translator | None = None,
+                  allow_shrink: bool = False) -> CycleReport:
     """Everything after fetching: match, prune (retention), translate, publish, compact.
     Fills ``report``. When ``stop`` is set, matching and translation wait for the next
     cycle but what is stored is still published."""
-    from aggregator.running.retention import compact_if_due, prune_articles
+    from aggregator.running.retention import compact_if_due, prune_articles, sweep_translation_cache_if_due
 
     own_translator = translator is None
     translator = translator or build_translator(config.translation, store, now=now)
@@ -508,15 +526,24 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
         # One line per stage at -v: where a cycle spends its time, and where it stopped.
         if stop is None or not stop.is_set():
             log.info("matching posts to the articles they cite")
-            report.matched_posts, report.new_matches = match_stage(store, config, now=now, translator=translator)
-            report.pruned = prune_articles(store, config, now())
+            incomplete: list[int] = []
+            report.matched_posts, report.new_matches = match_stage(store, config, now=now, translator=translator,
+                                                                   incomplete=incomplete)
+            if incomplete:
+                # A post matched without all its translations may cite an article retention
+                # would forget: prune only after a cycle whose matching had every provider.
+                log.info("retention waits: %d post%s matched without all translations (matched again next cycle)",
+                         len(incomplete), "s" if len(incomplete) != 1 else "")
+            else:
+                report.pruned = prune_articles(store, config, now())
         entries = selection(store, config)
         if stop is None or not stop.is_set():
             log.info("translating what the feed will show (%d entries)", len(entries))
             report.translated, report.translation_pending = translate_stage(
                 store, config, entries, translator, now=now, stop=stop)
+        store.check_identity()  # the file deleted or replaced under us: never publish from what is left
         log.info("publishing %d entries to %s", len(entries), config.output_dir)
-        _, report.published = publish(store, config, now=now(), entries=entries)
+        _, report.published = publish(store, config, now=now(), entries=entries, allow_shrink=allow_shrink)
         st = translator.stats
         report.translation_requests, report.translation_characters = st.total_requests, st.total_characters
         if st.total_requests or report.translation_pending:
@@ -525,6 +552,7 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
                      ", ".join(f"{p}: {n} requests, {st.characters[p]} characters" for p, n in st.requests.items())
                      or "nothing", st.cache_hits)
         if stop is None or not stop.is_set():
+            report.cache_pruned = sweep_translation_cache_if_due(store, config, now())
             report.compacted = compact_if_due(store, config, now())
     finally:
         if own_translator:

@@ -17,7 +17,8 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,19 +29,20 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.app import Aggregator
 from aggregator.config import Config, SourceConfig, format_duration, load_config
-from aggregator.exceptions import AggregatorError, ConfigError
+from aggregator.exceptions import AggregatorError, ConfigError, StoreGone
 from aggregator.redaction import Redactor
 from aggregator.redaction import install as install_redaction
 from aggregator.running.cycle import (
     CycleReport,
     SourceReport,
+    configured_sources,
     fetch_stage,
     make_fetch_client,
     process_stage,
     utcnow,
 )
 from aggregator.sources.fetch import HostLimiter
-from aggregator.store import SourceState
+from aggregator.store import SourceState, Store
 
 log = logging.getLogger("aggregator")
 
@@ -87,6 +89,10 @@ class Daemon:
         self.limiter = HostLimiter(config.fetch.per_host)
         self.client = make_fetch_client(config)
         self._old_clients: list[httpx.Client] = []
+        # The store file this daemon started on (device, inode): every job checks that its
+        # name still leads to it, so a deleted or replaced file is noticed, never silently
+        # replaced by a new, empty store that would then be published.
+        self.store_identity: tuple[int, int] | None = None
         self.scheduler = BlockingScheduler(
             executors={"default": APThreadPool(max(2, config.fetch.concurrency)), "process": APThreadPool(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
@@ -103,9 +109,12 @@ class Daemon:
         except KeyError:  # removed by a reload a moment ago
             return
         try:
-            with self.app.store() as store:
+            with self._store() as store:
                 reports = fetch_stage(store, cfg, now=self.now, only=[source_id], stop=self.stop, slack=slack,
                                       limiter=self.limiter, client=self.client)
+        except StoreGone as e:
+            log.debug("%s: not fetched: %s", source_id, e)  # processing says so, at ERROR
+            return
         except AggregatorError as e:
             log.error("%s: %s", source_id, e)
             return
@@ -144,10 +153,12 @@ class Daemon:
             self._fetched = []
         t0 = time.monotonic()
         try:
-            with self.app.store() as store:
+            with self._store() as store:
                 process_stage(store, self.config, report, now=self.now, stop=self.stop)
             report.seconds = time.monotonic() - t0
             log.info("%s", report.summary())
+        except StoreGone as e:
+            log.error("%s", e)
         except AggregatorError as e:
             log.error("processing failed: %s", e)
         except Exception:
@@ -158,6 +169,15 @@ class Daemon:
                 again = self._requested
             if again:
                 self.schedule_processing()
+
+    @contextmanager
+    def _store(self) -> Iterator[Store]:
+        """The store this daemon started on; :class:`StoreGone` when its file has vanished
+        or another file now has its name (never a new, empty store in its place)."""
+        with self.app.store(expect=self.store_identity) as store:
+            if self.store_identity is None:
+                self.store_identity = store.identity
+            yield store
 
     # -- schedule ----------------------------------------------------------------------
     def _install_jobs(self, previous: Config | None = None) -> list[str]:
@@ -171,8 +191,8 @@ class Daemon:
             if job.id.startswith("fetch:") and job.id not in wanted:
                 job.remove()
                 changes.append(f"{job.id.removeprefix('fetch:')} removed")
-        with self.app.store() as store:
-            store.sync_sources((s.id, s.url, s.role) for s in cfg.sources)
+        with self._store() as store:
+            store.sync_sources(configured_sources(cfg), now=now)
             states = store.source_states()
             for s in cfg.sources:
                 interval = cfg.interval(s)

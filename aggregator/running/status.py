@@ -136,6 +136,10 @@ def _collect(config: Config, store: Store | None, running: str | None, now: date
             "disabled": st.disabled if st else None,
             "full_text": s.full_text, "pages": _pages(pages.get(s.id)),
         })
+    configured = {s.id for s in config.sources}
+    removed = [{"id": st.id, "name": st.name or st.id, "role": st.role, "removed": st.removed,
+                "entries": st.entry_count, "url": st.url}
+               for st in states.values() if st.id not in configured]
     counts = store.count_entries()
     entries = selection(store, config)
     target = config.translation.target
@@ -146,6 +150,8 @@ def _collect(config: Config, store: Store | None, running: str | None, now: date
         "store": str(config.db_path), "store_exists": True, "store_bytes": store.size_bytes(),
         "running": running,
         "sources": sources,
+        "removed_sources": removed,
+        "unreadable_entries": store.unreadable_entries(),
         "entries": {"posts": counts.get("blog", 0), "articles": counts.get("outlet", 0)},
         "matches": len(store.all_matches()),
         "translation": {**backlog, "cached_texts": store.translation_cache_stats()},
@@ -241,6 +247,13 @@ def render_text(d: dict[str, Any], *, now: datetime | None = None, terminal: boo
             lines.append(f"  failed ({reason}): {n}")
         lines.append("texts translated, by provider: "
                      + (", ".join(f"{k} {v}" for k, v in (t.get("cached_texts") or {}).items()) or "none yet"))
+    for r in d.get("removed_sources") or []:
+        lines.append(f"removed source {r['id']} ({r['name']}): not in the config since "
+                     f"{ago(r['removed'], now) if r.get('removed') else '?'}, no longer fetched or published; "
+                     f"{r['entries']} entries kept until retention drops them")
+    for u in d.get("unreadable_entries") or []:
+        lines.append(f"unreadable entry {u['id']} ({u['source_id']}: {u['link'] or u['key']}): {u['error']}; "
+                     "left out of the publication")
     pub = d.get("last_publication")
     lines.append(f"last publication: {ago(pub, now)}, {d.get('published_entries', 0)} entries in {d['output']}"
                  if pub else f"last publication: never ({d['output']})")

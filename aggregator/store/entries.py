@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from aggregator.store.base import (
     StoreBase,
     _chunks,
     _entry,
+    _readable,
 )
 from aggregator.urls import canonical_url
 
@@ -25,11 +26,12 @@ def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: S
     """Read what the source holds of ``entries``, let :func:`decide_entries` say what each
     one is, and apply that. Returns (new, updated, unchanged)."""
     keys = [e.key for e in entries]
-    stored: dict[str, tuple[int, str]] = {}
+    stored: dict[str, tuple[int, str, datetime | None]] = {}
     for chunk in _chunks(keys, 500):
-        q = f"SELECT key, id, hash FROM entries WHERE source_id=? AND key IN ({','.join('?' * len(chunk))})"
-        for k, i, h in db.execute(q, (source_id, *chunk)):
-            stored[k] = (i, h)
+        q = (f"SELECT key, id, hash, first_seen FROM entries WHERE source_id=?"
+             f" AND key IN ({','.join('?' * len(chunk))})")
+        for k, i, h, seen in db.execute(q, (source_id, *chunk)):
+            stored[k] = (i, h, _seen(seen))
     intents = decide_entries(entries, stored, now)
     now_s = iso(now)
 
@@ -57,10 +59,43 @@ def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: S
     return len(intents.new), len(intents.changed), len(intents.unchanged)
 
 
+def _seen(text: str) -> datetime | None:
+    try:
+        return from_iso(text)
+    except ValueError:  # an unreadable row (status reports it)
+        return None
+
+
 class EntriesStore(StoreBase):
     def _entries(self, where: str, args: Sequence[Any] = ()) -> list[Entry]:
         rows = self.db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE {where}", args).fetchall()
-        return [_entry(r) for r in rows]
+        return _readable(rows, self.path)
+
+    def iter_entries(self, batch: int = 500) -> Iterator[list[Entry]]:
+        """Every stored entry, ``batch`` at a time (a whole store never sits in memory)."""
+        last = 0
+        while True:
+            rows = self.db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id>? ORDER BY id LIMIT ?",
+                                   (last, batch)).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield _readable(rows, self.path)
+
+    def unreadable_entries(self) -> list[dict[str, Any]]:
+        """The rows :meth:`_entries` leaves out, with why (for ``status``)."""
+        date = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*"
+        suspects = self.db.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE NOT (first_seen GLOB ?)"
+            " OR (published IS NOT NULL AND NOT published GLOB ?) OR (updated IS NOT NULL AND NOT updated GLOB ?)"
+            " OR NOT json_valid(categories)", (date, date, date)).fetchall()
+        out = []
+        for r in suspects:
+            try:
+                _entry(r)
+            except (ValueError, TypeError, OverflowError) as e:
+                out.append({"id": r[0], "source_id": r[1], "key": r[3], "link": r[4], "error": str(e)})
+        return out
 
     def get_entry(self, entry_id: int) -> Entry | None:
         got = self._entries("id=?", (entry_id,))
@@ -103,7 +138,7 @@ class EntriesStore(StoreBase):
         rows = self.db.execute(
             f"SELECT {cols} FROM entries WHERE role='outlet' AND sort_date>=? AND sort_date<=? ORDER BY id",
             (chars, iso(start), iso(end))).fetchall()
-        return [_entry(r) for r in rows]
+        return _readable(rows, self.path)
 
     def article_text(self, entry_id: int, chars: int) -> str:
         """The first ``chars`` characters of an entry's summary (its content when it has
@@ -117,12 +152,16 @@ class EntriesStore(StoreBase):
         return row[0] if row else None
 
     def latest_outlet_first_seen(self) -> datetime | None:
-        row = self.db.execute("SELECT MAX(first_seen) FROM entries WHERE role='outlet'").fetchone()
+        row = self.db.execute("SELECT MAX(first_seen) FROM entries WHERE role='outlet'"
+                              " AND first_seen GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*'").fetchone()
         return from_iso(row[0]) if row and row[0] else None
 
     def newest_entries(self, roles: Sequence[str], limit: int) -> list[Entry]:
+        """The newest entries of sources still configured (a removed source's leave the publication)."""
         q = ",".join("?" * len(roles))
-        return self._entries(f"role IN ({q}) ORDER BY sort_date DESC, id DESC LIMIT ?", (*roles, limit))
+        return self._entries(
+            f"role IN ({q}) AND source_id NOT IN (SELECT id FROM sources WHERE removed IS NOT NULL)"
+            " ORDER BY sort_date DESC, id DESC LIMIT ?", (*roles, limit))
 
     def entries_needing_translation(self, target: str, now: datetime, limit: int = 100_000) -> list[Entry]:
         """Entries not in ``target`` with no translation yet, or one due for retry."""

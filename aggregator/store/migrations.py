@@ -120,7 +120,45 @@ def _to_1(db: sqlite3.Connection) -> None:
 
 
 def _to_2(db: sqlite3.Connection) -> None:
-    """Full text from the entry's own page (sources[].full_text): the extracted body and
+    """Schema 2 (issue 19, running for months):
+
+    * ``sources.name`` (the configured name, kept for a source once removed),
+      ``sources.removed`` (when it left the config), ``sources.last_content`` (the last
+      fetch that brought the feed's content: entries last seen then are those its feed
+      held, still there through 304s and failures); the latter is what every entry of
+      the last 200 was stamped with, so it starts as the source's newest ``last_seen``;
+    * ``entries.cited``: some post cited the article in some cycle (retention keeps it);
+    * dates with a year of fewer than four digits, as aggregator 0.1.0 wrote years before
+      1000, padded (they could not be read back); ``sort_date`` is the date a reader sees,
+      the entry's own when plausible, else first seen (it was the feed's, 1970 included).
+    """
+    from aggregator.models import from_iso, iso, plausible
+
+    db.execute("ALTER TABLE sources ADD COLUMN name TEXT")
+    db.execute("ALTER TABLE sources ADD COLUMN removed TEXT")
+    db.execute("ALTER TABLE sources ADD COLUMN last_content TEXT")
+    db.execute("UPDATE sources SET last_content=(SELECT MAX(last_seen) FROM entries WHERE source_id=sources.id)")
+    db.execute("ALTER TABLE entries ADD COLUMN cited INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE entries SET cited=1 WHERE id IN (SELECT article_id FROM matches)")
+    rows = db.execute("SELECT id, published, updated, first_seen, last_seen, sort_date FROM entries").fetchall()
+    changes = []
+    for i, *dates in rows:
+        try:
+            published, updated, first_seen, last_seen, _ = (from_iso(d) for d in dates)
+        except ValueError:
+            continue  # unreadable: reported by status, left as it is
+        if first_seen is None or last_seen is None:
+            continue
+        fixed = (iso(published), iso(updated), iso(first_seen), iso(last_seen),
+                 iso(plausible(published or updated, first_seen)))
+        if list(fixed) != dates:
+            changes.append((*fixed, i))
+    db.executemany("UPDATE entries SET published=?, updated=?, first_seen=?, last_seen=?, sort_date=? WHERE id=?",
+                   changes)
+
+
+def _to_3(db: sqlite3.Connection) -> None:
+    """Schema 3 (issue 13): full text from the entry's own page (sources[].full_text): the extracted body and
     its provenance beside what the feed said, and the page's fetch state per entry."""
     for stmt in (
         "ALTER TABLE entries ADD COLUMN page_text TEXT NOT NULL DEFAULT ''",
@@ -145,7 +183,7 @@ def _to_2(db: sqlite3.Connection) -> None:
         db.execute(stmt)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

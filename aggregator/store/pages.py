@@ -32,8 +32,13 @@ class PagesStore(StoreBase):
             " ORDER BY e.sort_date DESC, e.id DESC",
             (source_id, iso(now))).fetchall()
         n = len(_ENTRY_COLUMNS.split(","))
-        return [Candidate(_entry(r[:n]), r[n], _state(r[n + 1:]) if r[n + 1] is not None else None)
-                for r in rows]
+        out = []
+        for r in rows:
+            try:
+                out.append(Candidate(_entry(r[:n]), r[n], _state(r[n + 1:]) if r[n + 1] is not None else None))
+            except (ValueError, TypeError, OverflowError):
+                continue  # a row with an unreadable date: status reports it; no page for it
+        return out
 
     def save_pages(self, states: Iterable[PageState], texts: Iterable[PageText] = ()) -> None:
         """Record page states, and the texts fetched, in one transaction. An entry whose

@@ -25,6 +25,9 @@ class SourceState:
     last_new: int
     last_updated: int
     entry_count: int = 0
+    name: str | None = None  # as configured (kept once the source is removed)
+    removed: str | None = None  # when the source left the config (ISO time)
+    last_content: datetime | None = None  # the last fetch that brought content (a 200)
 
 
 @dataclass(frozen=True, slots=True)
