@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from aggregator.exceptions import StorageError
+from aggregator.models import from_iso
 from aggregator.store import Store, migrations
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store-v0.1.0.sql"
-FIXTURE_SCHEMA = 1  # the schema 0.1.0 wrote; later migrations take it further
+V010 = 1  # the schema version aggregator 0.1.0 wrote
 
 
 def _v010_store(tmp_path: Path) -> Path:
@@ -69,10 +70,10 @@ def test_pending_migrations_run_in_one_transaction_after_a_backup(tmp_path: Path
     with Store(path) as s:
         assert s.get_meta("schema_version") == str(version + 1)
         assert s.db.execute("SELECT test_note FROM entries LIMIT 1").fetchone() == ("x",)
-    backup = path.with_name(f"{path.name}.schema-{FIXTURE_SCHEMA}.bak")
+    backup = path.with_name(f"{path.name}.schema-{V010}.bak")
     assert backup.exists()
     db = sqlite3.connect(backup)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(FIXTURE_SCHEMA),)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(V010),)
     assert db.execute("SELECT COUNT(*) FROM entries").fetchone() == (2,)
     db.close()
 
@@ -92,7 +93,7 @@ def test_a_failing_migration_changes_nothing(tmp_path: Path, monkeypatch: pytest
         Store(path)
     assert _contents(path) == before
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(FIXTURE_SCHEMA),)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(V010),)
     db.close()
 
 
@@ -104,3 +105,25 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StorageError, match="newer aggregator"):
         Store(path)
+
+
+def test_schema_2_pads_short_years_sorts_by_plausible_dates_and_remembers_citations(tmp_path: Path) -> None:
+    """0.1.0 wrote a year before 1000 with fewer than four digits, which could not be
+    read back, and sorted an entry by whatever date its feed gave (1970 included)."""
+    path = _v010_store(tmp_path)
+    db = sqlite3.connect(path)
+    (article,) = db.execute("SELECT article_id FROM matches").fetchone()
+    db.execute("UPDATE entries SET published='999-01-01T00:00:00Z', sort_date='999-01-01T00:00:00Z' WHERE id=?",
+               (article,))
+    db.commit()
+    last_seen = dict(db.execute("SELECT source_id, MAX(last_seen) FROM entries GROUP BY source_id"))
+    db.close()
+    with Store(path) as s:
+        a = s.get_entry(article)
+        assert a is not None and a.published is not None and a.published.year == 999
+        row = s.db.execute("SELECT published, sort_date, cited FROM entries WHERE id=?", (article,)).fetchone()
+        assert row == ("0999-01-01T00:00:00Z", s.db.execute(
+            "SELECT first_seen FROM entries WHERE id=?", (article,)).fetchone()[0], 1)
+        assert {sid: st.last_content for sid, st in s.source_states().items()} == {
+            sid: from_iso(t) for sid, t in last_seen.items()}
+        assert s.unreadable_entries() == []

@@ -7,6 +7,7 @@ bad source, entry or translation: those are reported and the cycle goes on.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import random
 import threading
@@ -37,9 +38,11 @@ from aggregator.exceptions import (
     TranslationError,
 )
 from aggregator.models import Entry, ParsedFeed, from_iso, iso
-from aggregator.publishing.publish import posts_in_publication, publish, selection
+from aggregator.publishing.publish import publish, selection
 from aggregator.redaction import Redactor
 from aggregator.running.pages import PageReport, page_stage
+from aggregator.running.providers import META_KEY as PROVIDERS_KEY
+from aggregator.running.providers import ProviderState, Transition, dump_states, load_states, next_states
 from aggregator.sources.decide import Configured
 from aggregator.sources.fetch import (
     HostLimiter,
@@ -54,6 +57,7 @@ from aggregator.sources.parsepool import (
 from aggregator.store import SourceState, Store
 from aggregator.translating import decide
 from aggregator.translating.chain import Translator, build_translator, chain_signature
+from aggregator.translating.memory import memory_for
 from aggregator.urls import host_of
 
 log = logging.getLogger("aggregator")
@@ -91,6 +95,29 @@ class CycleReport:
     pruned: int = 0
     cache_pruned: int = 0
     compacted: bool = False
+    # Translation providers that failed this cycle (name -> last error), the state
+    # changes since the last cycle, and the texts of the entries still waiting.
+    provider_failures: dict[str, str] = field(default_factory=dict)
+    provider_transitions: list[Transition] = field(default_factory=list)
+    provider_states: dict[str, ProviderState] = field(default_factory=dict)
+    waiting_texts: int = 0
+
+    def provider_warnings(self) -> list[str]:
+        """One line per provider that failed this cycle, or is still known down (a cycle
+        with nothing due for retry does not call it): what, and how much waits."""
+        wait = f"{self.waiting_texts} texts of {self.translation_pending} entries wait for a translation"
+        lines = [f"translation: {name} failed this cycle ({error}); {wait}"
+                 for name, error in self.provider_failures.items()]
+        lines += [f"translation: {st.name} down since {_utc_minute(st.since)} ({st.error}); {wait}"
+                  for st in self.provider_states.values()
+                  if st.state == "down" and st.name not in self.provider_failures and self.translation_pending]
+        return lines
+
+    def transition_lines(self) -> list[str]:
+        """One line per provider that went down or came back since the last cycle."""
+        return [f"translation: {t.name} is down ({t.error}); {self.waiting_texts} texts of "
+                f"{self.translation_pending} entries wait for a translation" if t.state == "down"
+                else f"translation: {t.name} is back" for t in self.provider_transitions]
 
     @property
     def changed(self) -> bool:
@@ -353,12 +380,12 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     seen_before = store.get_meta("match_outlets_seen")
     new_articles = latest is not None and (seen_before is None or (iso(latest) or "") > seen_before)
     if posts is None:
+        # Every post, published or not (a post pushed out of the feed keeps its links for
+        # any later edition or export): the new ones, and, when new articles arrived, those
+        # still looking (first seen within late_window) whose window the new articles fall in.
         posts = store.posts_to_match(new_articles=new_articles, late_after=t - config.matching.late_window)
-        if posts:
-            # Only what will be published: a post further down waits (unmatched, so it
-            # is matched as soon as it enters the publication, e.g. when max_entries grows).
-            shown = posts_in_publication(store, config)
-            posts = [p for p in posts if p.id in shown]
+        if posts and new_articles:
+            posts = _worth_rematching(store, posts, seen_before, config)
     if not posts:
         if latest is not None:
             store.set_meta("match_outlets_seen", iso(latest) or "")
@@ -369,12 +396,7 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     all_names = names.normalized
     start = min(p.date for p in posts) - params.window
     end = max(p.date for p in posts) + params.after
-    # Summaries are read when a mention needs an article's text, not for the whole window.
-    def text_of(article_id: int) -> str:
-        return store.article_text(article_id, ARTICLE_CHARS)
-
-    index = ArticleIndex(article_from_entry(a, all_names, load=text_of)
-                         for a in store.article_heads_between(start, end, 0))
+    index = article_index(store, config, start, end, all_names)
     hosts = own_hosts(config)
     target_language = outlet_language(config)
     embedder = embedder or Embedder(store)
@@ -393,6 +415,43 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     if latest is not None:
         store.set_meta("match_outlets_seen", iso(latest) or "")
     return len(posts), changed
+
+
+def _worth_rematching(store: Store, posts: Sequence[Entry], seen_before: str | None,
+                      config: Config) -> list[Entry]:
+    """Of the posts to match, those never matched, and the unresolved ones whose window
+    holds an article that arrived since the last matching (the others would find what
+    they found before): the cost follows what changed, not how many posts wait."""
+    since = from_iso(seen_before)
+    if since is None:
+        return list(posts)
+    dates = store.outlet_dates_first_seen_after(since)
+    if not dates:
+        return [p for p in posts if store.match_state(p.id) is None]
+    dates = sorted(dates)
+    window, after = config.matching.window, Params().after
+    out = []
+    for p in posts:
+        # The matcher looks a day further back for a mention's local day.
+        i = bisect.bisect_left(dates, p.date - window - timedelta(days=1))
+        if store.match_state(p.id) is None or (i < len(dates) and dates[i] <= p.date + after):
+            out.append(p)
+    return out
+
+
+def article_index(store: Store, config: Config, start: datetime, end: datetime,
+                  all_names: Any) -> ArticleIndex:
+    """The outlet articles dated between ``start`` and ``end``, indexed for matching.
+    Summaries are read when a mention needs an article's text, not for the whole window."""
+    def text_of(article_id: int) -> str:
+        return store.article_text(article_id, ARTICLE_CHARS)
+
+    def texts_of(article_ids: list[int]) -> dict[int, str]:
+        return store.article_texts(article_ids, ARTICLE_CHARS)
+
+    sites = {s.id: s.site for s in config.sources if s.site}
+    return ArticleIndex((article_from_entry(a, all_names, load=text_of, site=sites.get(a.source_id, ""))
+                         for a in store.article_heads_between(start, end, 0)), load_many=texts_of)
 
 
 def mention_texts(post: Entry, text: Any) -> list[str]:
@@ -419,21 +478,29 @@ def outlet_language(config: Config) -> str:
 
 def _mention_translations(text: Any, post: Entry, target: str, translator: Translator | None,
                           failed: list[str] | None = None) -> Callable[[str], str | None]:
-    """Translate what the matcher compares (cached), so it can compare words; without a
-    translator it compares meaning only."""
-    source = post.language or "ja"
-    wanted = [(t, source) for t in mention_texts(post, text)] + [(t, "auto") for t in foreign_headlines(text)]
-    if not wanted or translator is None:
+    """Translations of what the matcher compares (cached), asked for only when the
+    matcher needs them (an in-text citation that names a 参考 line's own outlet never
+    does); without a translator the matcher compares meaning only. Texts whose
+    translation failed for now (not for good) go to ``failed``."""
+    if translator is None:
         return lambda s: None
-    found: dict[str, str] = {}
-    for t, lang in wanted:
-        try:
-            found[t] = translator.translate(t, lang, target)[0]
-        except TranslationError as e:
-            log.info("could not translate for matching %s: %s", post.link, e)
-            if failed is not None and e.retryable:  # a refusal for good will not get better by waiting
-                failed.append(t)
-    return found.get
+    source = post.language or "ja"
+    foreign = set(foreign_headlines(text))
+    found: dict[str, str | None] = {}
+
+    def lookup(s: str) -> str | None:
+        if s not in found:
+            try:
+                found[s] = translator.translate(s, "auto" if s in foreign else source, target)[0]
+            except TranslationError as e:
+                # said once per provider and cycle by the translate stage's health report
+                log.debug("could not translate for matching %s: %s", post.link, e)
+                found[s] = None
+                if failed is not None and e.retryable:  # a refusal for good will not get better by waiting
+                    failed.append(s)
+        return found[s]
+
+    return lookup
 
 
 # -- translation -------------------------------------------------------------------------
@@ -454,7 +521,7 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
     target = tc.target
     langs = {s.id: s.language for s in config.sources}
     existing = store.entry_translations([e.id for e in entries], target)
-    signature = chain_signature(tc)
+    signature = chain_signature(tc, translator.memory)
     if store.get_meta("translation_chain") != signature:
         store.set_meta("translation_chain", signature)
         store.set_meta("translation_chain_since", iso(now()) or "")
@@ -498,6 +565,32 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
 # -- the cycle ---------------------------------------------------------------------------
 
 
+def _utc_minute(when: str) -> str:
+    t = from_iso(when)
+    return t.strftime("%Y-%m-%d %H:%M UTC") if t else when
+
+
+def _provider_health(store: Store, config: Config, report: CycleReport, translator: Translator,
+                     entries: Sequence[Entry], t: datetime) -> None:
+    """Which providers failed this cycle, what changed since the last one (kept in the
+    store for ``status`` and the next cycle), and how many texts wait."""
+    st = translator.stats
+    report.provider_failures = {name: st.last_error.get(name, "failed") for name in st.failures
+                                if not st.texts.get(name)}
+    previous = load_states(store.get_meta(PROVIDERS_KEY))
+    states, transitions = next_states(
+        previous, [p.name for p in translator.providers], report.provider_failures,
+        [name for name, n in st.texts.items() if n], t)
+    report.provider_states, report.provider_transitions = states, transitions
+    if states != previous:
+        store.set_meta(PROVIDERS_KEY, dump_states(states))
+    if report.translation_pending:
+        rows = store.entry_translations([e.id for e in entries], config.translation.target)
+        report.waiting_texts = sum(len(entry_texts(e).all()) for e in entries
+                                   if (r := rows.get(e.id)) is not None and r.status == "pending")
+
+
+
 def run_cycle(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: bool = False,
               rng: random.Random | None = None, progress: Callable[[SourceReport], None] | None = None,
               stop: threading.Event | None = None, translator: Translator | None = None,
@@ -521,7 +614,8 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
     from aggregator.running.retention import compact_if_due, prune_articles, sweep_translation_cache_if_due
 
     own_translator = translator is None
-    translator = translator or build_translator(config.translation, store, now=now)
+    translator = translator or build_translator(config.translation, store, now=now,
+                                                memory=memory_for(config.memory_path))
     try:
         # One line per stage at -v: where a cycle spends its time, and where it stopped.
         if stop is None or not stop.is_set():
@@ -546,6 +640,7 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
         _, report.published = publish(store, config, now=now(), entries=entries, allow_shrink=allow_shrink)
         st = translator.stats
         report.translation_requests, report.translation_characters = st.total_requests, st.total_characters
+        _provider_health(store, config, report, translator, entries, now())
         if st.total_requests or report.translation_pending:
             log.info("translation: %d done, %d pending; sent %s; %d texts from the cache",
                      report.translated, report.translation_pending,

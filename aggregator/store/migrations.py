@@ -158,7 +158,15 @@ def _to_2(db: sqlite3.Connection) -> None:
 
 
 def _to_3(db: sqlite3.Connection) -> None:
-    """Schema 3 (issue 13): full text from the entry's own page (sources[].full_text): the extracted body and
+    """Schema 3 (issue 11, matching): ``entries.source_site``, the site an aggregator's
+    item carries (``<source url>``); outlet articles indexed by arrival (which posts a
+    cycle's new articles concern)."""
+    db.execute("ALTER TABLE entries ADD COLUMN source_site TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS entries_role_first_seen ON entries (role, first_seen)")
+
+
+def _to_4(db: sqlite3.Connection) -> None:
+    """Schema 4 (issue 13): full text from the entry's own page (sources[].full_text): the extracted body and
     its provenance beside what the feed said, and the page's fetch state per entry."""
     for stmt in (
         "ALTER TABLE entries ADD COLUMN page_text TEXT NOT NULL DEFAULT ''",
@@ -183,7 +191,7 @@ def _to_3(db: sqlite3.Connection) -> None:
         db.execute(stmt)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3, _to_4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
