@@ -260,7 +260,7 @@ def test_full_text_never_fetches_no_page_and_a_page_over_the_size_cap_fails(tmp_
 
 
 def test_a_store_from_0_1_0_gets_page_state_and_keeps_its_posts(tmp_path: Path) -> None:
-    """Migration 3 adds the page columns and table to a store written before them."""
+    """Migration 4 adds the page columns and table to a store written before them."""
     import sqlite3
 
     from aggregator.sources import fulltext
