@@ -212,6 +212,12 @@ class FetchConfig(_Model):
     # Politeness: more than two connections to one publisher looks like an attack.
     per_host: int = Field(2, ge=1, le=2)
     max_backoff: Duration = timedelta(hours=24)
+    # Post pages (sources[].full_text) fetched per source and cycle, at most: subscribing
+    # to a blog with 500 excerpt-only posts must not fire 500 requests at it at once.
+    pages_per_cycle: int = Field(20, ge=0, le=1000)
+    # Loopback, private and link-local addresses are refused unless this is set (the
+    # private-network guard; loopback test servers need it).
+    allow_private_networks: bool = False
 
 
 class MatchingConfig(_Model):
@@ -243,6 +249,9 @@ class SourceConfig(_Model):
     # The site an aggregated feed carries (Google News' per-site feed: https://www.reuters.com):
     # a 参考 link to that site matches this source's item under the link's headline.
     site: str | None = None
+    # The post's own page is fetched for its text: auto when the feed carries only an
+    # excerpt (docs/fetching.md, "Full text"), always for every new entry, or never.
+    full_text: Literal["auto", "always", "never"] = "auto"
 
     @field_validator("url", "site")
     @classmethod

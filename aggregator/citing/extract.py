@@ -14,14 +14,11 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from aggregator.html_text import CITATION_LINE as _CITE
 from aggregator.html_text import Block, blocks
 from aggregator.models import Citation
 from aggregator.urls import host_of, is_http_url
 
-# "参考:" and its variants: full-width colon, brackets, 参考記事, 参照, ソース, Source(s).
-_CITE = re.compile(
-    r"^\s*[※＊*・■◆●]?\s*[【\[]?(?:参考(?:記事|資料|文献|リンク)?|参照|ソース|引用元|Sources?)[】\]]?\s*[:：]\s*",
-    re.I)
 _CREDIT = re.compile(r"^\s*[※＊*・■◆●]?\s*[【\[]?(?:出典|画像出典|写真|画像|Photo(?: by)?|Image(?: by)?|Credit)[】\]]?\s*[:：]", re.I)  # noqa: E501
 _RELATED = re.compile(r"^\s*[【\[]?関連(?:記事|リンク)?[】\]]?\s*[:：]?")
 _FOOTER = re.compile(r"^The post .{0,400} appeared first on ", re.S)

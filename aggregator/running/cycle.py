@@ -40,6 +40,7 @@ from aggregator.exceptions import (
 from aggregator.models import Entry, ParsedFeed, from_iso, iso
 from aggregator.publishing.publish import publish, selection
 from aggregator.redaction import Redactor
+from aggregator.running.pages import PageReport, page_stage
 from aggregator.running.providers import META_KEY as PROVIDERS_KEY
 from aggregator.running.providers import ProviderState, Transition, dump_states, load_states, next_states
 from aggregator.sources.decide import Configured
@@ -77,6 +78,7 @@ class SourceReport:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    pages: PageReport | None = None  # the entries' own pages fetched after the feed
 
 
 @dataclass
@@ -127,8 +129,8 @@ class CycleReport:
 
     @property
     def changed(self) -> bool:
-        return any(s.new or s.updated for s in self.sources) or bool(self.new_matches or self.translated
-                                                                      or self.pruned)
+        return any(s.new or s.updated or (s.pages and s.pages.texts) for s in self.sources) or bool(
+            self.new_matches or self.translated or self.pruned)
 
     @property
     def failed_sources(self) -> list[SourceReport]:
@@ -152,6 +154,10 @@ class CycleReport:
                 f"{self.translated} translated ({self.translation_pending} pending; "
                 f"{self.translation_requests} requests, {self.translation_characters} characters sent to translators), "
                 f"{self.published} entries published")
+        pages = [s.pages for s in fetched if s.pages is not None]
+        if pages:
+            line += (f", {sum(p.requests for p in pages)} pages fetched ({sum(p.texts for p in pages)} texts, "
+                     f"{sum(p.failed for p in pages)} failed, {sum(p.waiting for p in pages)} waiting)")
         if self.pruned:
             line += f", {self.pruned} old articles pruned"
         if len(fetched) < len(self.sources):
@@ -267,6 +273,14 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                 reports.append(report)
                 if progress:
                     progress(report)
+        if not abandoned and (stop is None or not stop.is_set()):
+            # Then the entries' own pages, where a feed gave excerpts (sources[].full_text).
+            fetched = [s for s in due if any(r.id == s.id and r.outcome not in ("error", "abandoned")
+                                             for r in reports)]
+            page_reports = page_stage(store, config, fetched, client=client, limiter=limiter, now=now, rng=rng,
+                                      stop=stop)
+            for r in reports:
+                r.pages = page_reports.get(r.id)
     finally:
         if abandoned:
             # A request blocked on a slow server cannot be interrupted from here; its
@@ -396,7 +410,7 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     embedder = embedder or Embedder(store)
     changed = 0
     for post in posts:
-        text = extract(post.content or post.summary, own_hosts=hosts | post_hosts(post), outlets=outlets)
+        text = extract(post.body, own_hosts=hosts | post_hosts(post), outlets=outlets)
         failed: list[str] = []
         lookup = _mention_translations(text, post, target_language, translator, failed)
         outcome = match_post(post, text, index, params=params, outlet_names=names,

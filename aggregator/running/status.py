@@ -75,11 +75,37 @@ def translation_backlog(entries: Sequence[Entry], translations: Mapping[int, Ent
     return out
 
 
+def _pages(counts: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A source's entries by the state of their own page (sources[].full_text)."""
+    c = counts or {}
+    return {"from_page": c.get("done", 0), "waiting": c.get("waiting", 0), "failing": c.get("retry", 0),
+            "given_up": c.get("given up", 0), "last_error": c.get("last_error")}
+
+
+def page_line(source_id: str, p: Mapping[str, Any], now: datetime) -> str | None:
+    """``status``'s line on a source's pages, when it has any to speak of."""
+    if not (p["from_page"] or p["waiting"] or p["failing"] or p["given_up"]):
+        return None
+    line = f"full text: {source_id}: {p['from_page']} entries read from their pages"
+    if p["waiting"]:
+        line += f", {p['waiting']} waiting for a later cycle"
+    if p["failing"]:
+        line += f", {p['failing']} failing (their excerpt is kept)"
+    if p["given_up"]:
+        line += f", {p['given_up']} given up"
+    err = p.get("last_error")
+    if err:
+        retry = f"; next try {ago(err['retry_at'], now)}" if err.get("retry_at") else ""
+        line += f"; last error: {err['url']}: {err['error']}{retry}"
+    return line
+
+
 def _never(config: Config, running: str | None) -> dict[str, Any]:
     return {"store": str(config.db_path), "store_exists": False, "running": running, "sources": [
         {"id": s.id, "role": s.role, "url": s.url, "last_fetch": None, "last_success": None, "last_status": None,
          "result": "never fetched", "last_error": None, "entries": 0, "consecutive_failures": 0,
-         "next_fetch": None, "due": True, "disabled": None} for s in config.sources],
+         "next_fetch": None, "due": True, "disabled": None, "full_text": s.full_text, "pages": _pages(None)}
+        for s in config.sources],
         "translation": {}, "last_publication": None, "store_bytes": 0, "output": str(config.output_dir)}
 
 
@@ -96,6 +122,7 @@ def _collect(config: Config, store: Store | None, running: str | None, now: date
     if store is None:
         return _never(config, running)
     states = store.source_states()
+    pages = store.page_counts()
     sources = []
     for s in config.sources:
         st = states.get(s.id)
@@ -109,6 +136,7 @@ def _collect(config: Config, store: Store | None, running: str | None, now: date
             "consecutive_failures": st.consecutive_failures if st else 0,
             "next_fetch": iso(nxt), "due": bool(st is None or not st.disabled and (nxt is None or nxt <= now)),
             "disabled": st.disabled if st else None,
+            "full_text": s.full_text, "pages": _pages(pages.get(s.id)),
         })
     configured = {s.id for s in config.sources}
     removed = [{"id": st.id, "name": st.name or st.id, "role": st.role, "removed": st.removed,
@@ -222,6 +250,10 @@ def render_text(d: dict[str, Any], *, now: datetime | None = None, terminal: boo
             table.add_row(s["id"], s["role"], str(s["entries"]), ago(s["last_fetch"], now),
                           ago(s.get("last_success"), now), s["result"], str(s["consecutive_failures"]), nxt)
     lines: list[str] = []
+    for s in d["sources"]:
+        pl = page_line(s["id"], s["pages"], now) if s.get("pages") else None
+        if pl:
+            lines.append(pl)
     if not d.get("store_exists"):
         lines.append(f"store {d['store']} does not exist yet: run `aggregator run --once` first")
     running = d.get("running")
