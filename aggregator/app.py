@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aggregator import _compat
 from aggregator.config import Config, load_config
-from aggregator.exceptions import AggregatorError
+from aggregator.exceptions import NotFoundError
 from aggregator.store import Store, StoreLock
 
 if TYPE_CHECKING:
@@ -91,6 +91,6 @@ class Aggregator:
         from aggregator.running.explain import explain_post
 
         if not self.has_store:
-            raise AggregatorError(f"no store at {self.config.db_path}: run `aggregator run --once` first")
+            raise NotFoundError(f"no store at {self.config.db_path}: run `aggregator run --once` first")
         with self.store() as store:
             return explain_post(store, self.config, post_url)

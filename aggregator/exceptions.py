@@ -11,6 +11,10 @@ class AggregatorError(Exception):
     """Base class of every error aggregator raises on purpose."""
 
 
+class NotFoundError(AggregatorError):
+    """What a command was asked about is not there (a post, a store not yet made): exit 1."""
+
+
 class ConfigError(AggregatorError):
     """The configuration cannot be used. ``errors`` holds one line per problem."""
 

@@ -35,7 +35,7 @@ from lxml import etree
 from aggregator.exceptions import PublishError
 from aggregator.html_text import strip_tags
 from aggregator.models import iso, utc
-from aggregator.publishing.labels import labels, translation_badge
+from aggregator.publishing.labels import labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,8 @@ class SourceLink:
     headline_translated: str | None
     evidence: str  # e.g. "link", "headline 0.93", "mention POLITICO 13日 + content 0.71"
     score: float
+    summary: str = ""  # the article's summary as plain text, in the readers' language when translated
+    published: datetime | None = None  # the article's date
     language: str | None = None  # the headline's language (marked when not the entry's)
 
 
@@ -66,7 +68,7 @@ class FeedItem:
     language: str  # language of title/summary as published
     original_language: str | None
     translated: bool  # True when title/summary were machine translated
-    translation_status: str  # "done by google", "pending (retry at ...)", "failed (...)", "not needed"
+    translation_status: str  # "done by google", "not needed", "not available yet" (reader-facing only)
     source_id: str
     source_name: str
     author: str | None
@@ -126,14 +128,10 @@ def translation_ok(status: str) -> bool:
 
 def translation_note(item: FeedItem, edition: str | None = None) -> str:
     """What the feeds tell a reader about an untranslated entry, in the edition's
-    language. Deliberately coarse: the detailed status (next retry time, last error)
-    changes on every failed retry, and the feeds must not change while nothing a reader
-    cares about did (it stays in ``_aggregator.translation_status`` and on index.html)."""
-    lab = labels(edition)
-    lang = lab["paren"].format(text=item.language) if item.language else ""
-    if item.translation_status.startswith("failed"):
-        return lab["translation_failed_note"].format(lang=lang)
-    return lab["translation_pending_note"].format(lang=lang)
+    language. Deliberately coarse: the detail (provider, error, next retry) is the
+    operator's (status, explain, the log), and the feeds must not change while nothing a
+    reader cares about did."""
+    return labels(edition)["translation_unavailable_note"]
 
 
 def _lang_attr(text_language: str | None, around: str | None) -> str:
@@ -240,14 +238,20 @@ def body_html(item: FeedItem, fragment: str, edition: str | None = None) -> str:
     if item.sources:
         lis = []
         for s in item.sources:
-            also = (f' (<span{_lang_attr(edition, item.language)}>{esc(s.headline_translated)}</span>)'
-                    if s.headline_translated else "")
+            also = (f' (<span class="headline-translated"{_lang_attr(edition, item.language)}>'
+                    f'{esc(s.headline_translated)}</span>)' if s.headline_translated else "")
+            when = f" <small>{esc(_human_date(s.published))}</small>" if s.published else ""
+            summary = f"<br>{esc(s.summary)}" if s.summary else ""
             lis.append(f'<li>{esc(s.outlet)}: <a href="{esc(s.url)}" rel="related"'
                        f'{_lang_attr(s.language, item.language)}>{esc(s.headline)}</a>'
-                       f'{also} <small>[{esc(s.evidence)}]</small></li>')
+                       f"{also}{when}{summary}</li>")
         parts.append(f'<p class="sources-label">{esc(lab["sources_colon"])}</p><ul class="sources">'
                      + "".join(lis) + "</ul>")
     return "\n".join(parts)
+
+
+def _human_date(dt: datetime) -> str:
+    return _time(dt).strftime("%Y-%m-%d")
 
 
 # ------------------------------------------------------------------ feedgen extension
@@ -445,6 +449,7 @@ def _jinja() -> jinja2.Environment:
     )
     env.filters["rfc3339"] = rfc3339
     env.filters["human_time"] = _human_time
+    env.filters["human_date"] = _human_date
     env.tests["translation_ok"] = translation_ok
     return env
 
@@ -452,9 +457,14 @@ def _jinja() -> jinja2.Environment:
 def render_html(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
     """index.html: a readable page of the same entries, with feed autodiscovery links."""
     meta, items = _prepare(meta, items)
+    # Posts are cards holding their sources; an article a post cites is shown there, and
+    # only the others (include: all) get a section of their own.
+    cited = {s.url for i in items for s in i.sources}
+    posts = [i for i in items if i.kind == "post"]
+    others = [i for i in items if i.kind != "post" and i.link not in cited]
     page = _jinja().get_template("index.html.j2").render(
-        meta=meta, items=items, atom=ATOM_NAME, rss=RSS_NAME, json_feed=JSON_NAME, L=labels(meta.language),
-        badge=lambda status: translation_badge(status, meta.language),
+        meta=meta, posts=posts, others=others, atom=ATOM_NAME, rss=RSS_NAME, json_feed=JSON_NAME,
+        L=labels(meta.language),
         lang_attr=lambda text_language, around: markupsafe.Markup(_lang_attr(text_language, around)))
     return page.encode("utf-8")
 

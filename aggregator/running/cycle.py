@@ -40,6 +40,8 @@ from aggregator.exceptions import (
 from aggregator.models import Entry, ParsedFeed, from_iso, iso
 from aggregator.publishing.publish import publish, selection
 from aggregator.redaction import Redactor
+from aggregator.running.providers import META_KEY as PROVIDERS_KEY
+from aggregator.running.providers import ProviderState, Transition, dump_states, load_states, next_states
 from aggregator.sources.decide import Configured
 from aggregator.sources.fetch import (
     HostLimiter,
@@ -54,6 +56,7 @@ from aggregator.sources.parsepool import (
 from aggregator.store import SourceState, Store
 from aggregator.translating import decide
 from aggregator.translating.chain import Translator, build_translator, chain_signature
+from aggregator.translating.memory import memory_for
 from aggregator.urls import host_of
 
 log = logging.getLogger("aggregator")
@@ -90,6 +93,29 @@ class CycleReport:
     pruned: int = 0
     cache_pruned: int = 0
     compacted: bool = False
+    # Translation providers that failed this cycle (name -> last error), the state
+    # changes since the last cycle, and the texts of the entries still waiting.
+    provider_failures: dict[str, str] = field(default_factory=dict)
+    provider_transitions: list[Transition] = field(default_factory=list)
+    provider_states: dict[str, ProviderState] = field(default_factory=dict)
+    waiting_texts: int = 0
+
+    def provider_warnings(self) -> list[str]:
+        """One line per provider that failed this cycle, or is still known down (a cycle
+        with nothing due for retry does not call it): what, and how much waits."""
+        wait = f"{self.waiting_texts} texts of {self.translation_pending} entries wait for a translation"
+        lines = [f"translation: {name} failed this cycle ({error}); {wait}"
+                 for name, error in self.provider_failures.items()]
+        lines += [f"translation: {st.name} down since {_utc_minute(st.since)} ({st.error}); {wait}"
+                  for st in self.provider_states.values()
+                  if st.state == "down" and st.name not in self.provider_failures and self.translation_pending]
+        return lines
+
+    def transition_lines(self) -> list[str]:
+        """One line per provider that went down or came back since the last cycle."""
+        return [f"translation: {t.name} is down ({t.error}); {self.waiting_texts} texts of "
+                f"{self.translation_pending} entries wait for a translation" if t.state == "down"
+                else f"translation: {t.name} is back" for t in self.provider_transitions]
 
     @property
     def changed(self) -> bool:
@@ -453,7 +479,8 @@ def _mention_translations(text: Any, post: Entry, target: str, translator: Trans
             try:
                 found[s] = translator.translate(s, "auto" if s in foreign else source, target)[0]
             except TranslationError as e:
-                log.info("could not translate for matching %s: %s", post.link, e)
+                # said once per provider and cycle by the translate stage's health report
+                log.debug("could not translate for matching %s: %s", post.link, e)
                 found[s] = None
                 if failed is not None and e.retryable:  # a refusal for good will not get better by waiting
                     failed.append(s)
@@ -480,7 +507,7 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
     target = tc.target
     langs = {s.id: s.language for s in config.sources}
     existing = store.entry_translations([e.id for e in entries], target)
-    signature = chain_signature(tc)
+    signature = chain_signature(tc, translator.memory)
     if store.get_meta("translation_chain") != signature:
         store.set_meta("translation_chain", signature)
         store.set_meta("translation_chain_since", iso(now()) or "")
@@ -524,6 +551,32 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
 # -- the cycle ---------------------------------------------------------------------------
 
 
+def _utc_minute(when: str) -> str:
+    t = from_iso(when)
+    return t.strftime("%Y-%m-%d %H:%M UTC") if t else when
+
+
+def _provider_health(store: Store, config: Config, report: CycleReport, translator: Translator,
+                     entries: Sequence[Entry], t: datetime) -> None:
+    """Which providers failed this cycle, what changed since the last one (kept in the
+    store for ``status`` and the next cycle), and how many texts wait."""
+    st = translator.stats
+    report.provider_failures = {name: st.last_error.get(name, "failed") for name in st.failures
+                                if not st.texts.get(name)}
+    previous = load_states(store.get_meta(PROVIDERS_KEY))
+    states, transitions = next_states(
+        previous, [p.name for p in translator.providers], report.provider_failures,
+        [name for name, n in st.texts.items() if n], t)
+    report.provider_states, report.provider_transitions = states, transitions
+    if states != previous:
+        store.set_meta(PROVIDERS_KEY, dump_states(states))
+    if report.translation_pending:
+        rows = store.entry_translations([e.id for e in entries], config.translation.target)
+        report.waiting_texts = sum(len(entry_texts(e).all()) for e in entries
+                                   if (r := rows.get(e.id)) is not None and r.status == "pending")
+
+
+
 def run_cycle(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: bool = False,
               rng: random.Random | None = None, progress: Callable[[SourceReport], None] | None = None,
               stop: threading.Event | None = None, translator: Translator | None = None,
@@ -547,7 +600,8 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
     from aggregator.running.retention import compact_if_due, prune_articles, sweep_translation_cache_if_due
 
     own_translator = translator is None
-    translator = translator or build_translator(config.translation, store, now=now)
+    translator = translator or build_translator(config.translation, store, now=now,
+                                                memory=memory_for(config.memory_path))
     try:
         # One line per stage at -v: where a cycle spends its time, and where it stopped.
         if stop is None or not stop.is_set():
@@ -572,6 +626,7 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
         _, report.published = publish(store, config, now=now(), entries=entries, allow_shrink=allow_shrink)
         st = translator.stats
         report.translation_requests, report.translation_characters = st.total_requests, st.total_characters
+        _provider_health(store, config, report, translator, entries, now())
         if st.total_requests or report.translation_pending:
             log.info("translation: %d done, %d pending; sent %s; %d texts from the cache",
                      report.translated, report.translation_pending,

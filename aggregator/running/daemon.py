@@ -157,6 +157,8 @@ class Daemon:
                 process_stage(store, self.config, report, now=self.now, stop=self.stop)
             report.seconds = time.monotonic() - t0
             log.info("%s", report.summary())
+            for line in report.transition_lines():  # one line when a provider goes down, one when back
+                log.warning("%s", line)
         except StoreGone as e:
             log.error("%s", e)
         except AggregatorError as e:

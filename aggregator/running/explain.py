@@ -9,7 +9,7 @@ from aggregator.citing.embeddings import Embedder
 from aggregator.citing.extract import PostText, extract
 from aggregator.citing.match import Outcome, OutletNames, Params, match_post
 from aggregator.config import Config
-from aggregator.exceptions import AggregatorError
+from aggregator.exceptions import NotFoundError
 from aggregator.models import Citation, Entry
 from aggregator.running.cycle import (
     article_index,
@@ -49,10 +49,24 @@ def _citation_line(c: Citation) -> str:
     return f"  - {c.kind}: {c.href or c.text}"
 
 
+def translation_line(store: Store, config: Config, post: Entry) -> str:
+    """The operator's view of the post's translation (readers only see whether there is one)."""
+    target = config.translation.target
+    tr = store.entry_translations([post.id], target).get(post.id)
+    if tr is None:
+        return f"translation to {target}: not attempted yet (or not needed)"
+    if tr.status == "done":
+        return f"translation to {target}: done by {tr.provider}"
+    if tr.status == "failed":
+        return f"translation to {target}: failed after {tr.attempts} attempts: {tr.error}"
+    when = f"{tr.retry_at:%Y-%m-%d %H:%M} UTC" if tr.retry_at else "the next cycle"
+    return f"translation to {target}: pending, attempt {tr.attempts}, next try {when}: {tr.error}"
+
+
 def explain_post(store: Store, config: Config, post_url: str) -> str:
     found = [e for e in store.find_entries_by_link(post_url) if e.role == "blog"]
     if not found:
-        raise AggregatorError(f"no blog post with the link {post_url} in the store")
+        raise NotFoundError(f"no blog post with the link {post_url} in the store")
     post = found[0]
     text, outcome = rematch(store, config, post)
     stored = store.matches_for([post.id]).get(post.id, [])
@@ -60,7 +74,8 @@ def explain_post(store: Store, config: Config, post_url: str) -> str:
     if never_matched:  # arrived after the last cycle's matching: show what matching would link
         stored = outcome.matches
     arts = store.entries_by_ids([m.article_id for m in stored])
-    lines = [f"post: {post.title}", f"      {post.link}  ({post.date:%Y-%m-%d %H:%M} UTC)", ""]
+    lines = [f"post: {post.title}", f"      {post.link}  ({post.date:%Y-%m-%d %H:%M} UTC)",
+             translation_line(store, config, post), ""]
     if not text.citations:
         lines.append("no citations: no 参考: line, and no sentence attributing a report to a subscribed outlet")
     else:
