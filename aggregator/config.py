@@ -217,11 +217,14 @@ class SourceConfig(_Model):
     language: str = Field("en", pattern=r"^([a-z]{2,3}(-[A-Za-z]{2,4})?|auto)$")
     every: Duration | None = None
     aliases: tuple[str, ...] = ()
+    # The site an aggregated feed carries (Google News' per-site feed: https://www.reuters.com):
+    # a 参考 link to that site matches this source's item under the link's headline.
+    site: str | None = None
 
-    @field_validator("url")
+    @field_validator("url", "site")
     @classmethod
-    def _http(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", v, re.I):
+    def _http(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v, re.I):
             raise ValueError("must be an http:// or https:// URL")
         return v
 

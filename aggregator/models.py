@@ -87,6 +87,7 @@ class EntryData:
     published_offset: int | None = None
     image: str | None = None
     language: str | None = None
+    source_site: str | None = None  # an aggregator's item: the site whose story it is (<source url>)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,7 @@ class Entry:
     image: str | None = None
     published_offset: int | None = None
     canonical_link: str | None = None  # the link's comparison key (aggregator.urls.canonical_url)
+    source_site: str | None = None  # an aggregator's item: the site whose story it is (<source url>)
 
     @property
     def date(self) -> datetime:
@@ -132,7 +134,11 @@ class Citation:
     """One thing a blog post cites or names.
 
     ``link`` and ``headline`` come from ``参考:`` lines; ``mention`` from running text
-    that names a subscribed outlet (``outlet`` is its source id) and a day of the month.
+    that attributes reported content to a subscribed outlet (``outlet`` is its source
+    id), with the day of the month when the text gives it. ``form`` says how the text
+    attributes (``report``: 「…と報じた」, ``according``: 「…によると」, ``interview``:
+    「…の取材に」「…のインタビュー」) and ``also`` whether it marks the outlet as an
+    additional source (「…も」).
     """
 
     kind: CitationKind
@@ -141,6 +147,8 @@ class Citation:
     outlet: str | None = None
     day: int | None = None
     context: str = ""
+    form: str = ""
+    also: bool = False
 
 
 @dataclass(frozen=True, slots=True)

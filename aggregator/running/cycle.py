@@ -7,6 +7,7 @@ bad source, entry or translation: those are reported and the cycle goes on.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import random
 import threading
@@ -37,7 +38,7 @@ from aggregator.exceptions import (
     TranslationError,
 )
 from aggregator.models import Entry, ParsedFeed, from_iso, iso
-from aggregator.publishing.publish import posts_in_publication, publish, selection
+from aggregator.publishing.publish import publish, selection
 from aggregator.redaction import Redactor
 from aggregator.running.providers import META_KEY as PROVIDERS_KEY
 from aggregator.running.providers import ProviderState, Transition, dump_states, load_states, next_states
@@ -365,12 +366,12 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     seen_before = store.get_meta("match_outlets_seen")
     new_articles = latest is not None and (seen_before is None or (iso(latest) or "") > seen_before)
     if posts is None:
+        # Every post, published or not (a post pushed out of the feed keeps its links for
+        # any later edition or export): the new ones, and, when new articles arrived, those
+        # still looking (first seen within late_window) whose window the new articles fall in.
         posts = store.posts_to_match(new_articles=new_articles, late_after=t - config.matching.late_window)
-        if posts:
-            # Only what will be published: a post further down waits (unmatched, so it
-            # is matched as soon as it enters the publication, e.g. when max_entries grows).
-            shown = posts_in_publication(store, config)
-            posts = [p for p in posts if p.id in shown]
+        if posts and new_articles:
+            posts = _worth_rematching(store, posts, seen_before, config)
     if not posts:
         if latest is not None:
             store.set_meta("match_outlets_seen", iso(latest) or "")
@@ -381,12 +382,7 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     all_names = names.normalized
     start = min(p.date for p in posts) - params.window
     end = max(p.date for p in posts) + params.after
-    # Summaries are read when a mention needs an article's text, not for the whole window.
-    def text_of(article_id: int) -> str:
-        return store.article_text(article_id, ARTICLE_CHARS)
-
-    index = ArticleIndex(article_from_entry(a, all_names, load=text_of)
-                         for a in store.article_heads_between(start, end, 0))
+    index = article_index(store, config, start, end, all_names)
     hosts = own_hosts(config)
     target_language = outlet_language(config)
     embedder = embedder or Embedder(store)
@@ -405,6 +401,43 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     if latest is not None:
         store.set_meta("match_outlets_seen", iso(latest) or "")
     return len(posts), changed
+
+
+def _worth_rematching(store: Store, posts: Sequence[Entry], seen_before: str | None,
+                      config: Config) -> list[Entry]:
+    """Of the posts to match, those never matched, and the unresolved ones whose window
+    holds an article that arrived since the last matching (the others would find what
+    they found before): the cost follows what changed, not how many posts wait."""
+    since = from_iso(seen_before)
+    if since is None:
+        return list(posts)
+    dates = store.outlet_dates_first_seen_after(since)
+    if not dates:
+        return [p for p in posts if store.match_state(p.id) is None]
+    dates = sorted(dates)
+    window, after = config.matching.window, Params().after
+    out = []
+    for p in posts:
+        # The matcher looks a day further back for a mention's local day.
+        i = bisect.bisect_left(dates, p.date - window - timedelta(days=1))
+        if store.match_state(p.id) is None or (i < len(dates) and dates[i] <= p.date + after):
+            out.append(p)
+    return out
+
+
+def article_index(store: Store, config: Config, start: datetime, end: datetime,
+                  all_names: Any) -> ArticleIndex:
+    """The outlet articles dated between ``start`` and ``end``, indexed for matching.
+    Summaries are read when a mention needs an article's text, not for the whole window."""
+    def text_of(article_id: int) -> str:
+        return store.article_text(article_id, ARTICLE_CHARS)
+
+    def texts_of(article_ids: list[int]) -> dict[int, str]:
+        return store.article_texts(article_ids, ARTICLE_CHARS)
+
+    sites = {s.id: s.site for s in config.sources if s.site}
+    return ArticleIndex((article_from_entry(a, all_names, load=text_of, site=sites.get(a.source_id, ""))
+                         for a in store.article_heads_between(start, end, 0)), load_many=texts_of)
 
 
 def mention_texts(post: Entry, text: Any) -> list[str]:
@@ -431,22 +464,29 @@ def outlet_language(config: Config) -> str:
 
 def _mention_translations(text: Any, post: Entry, target: str, translator: Translator | None,
                           failed: list[str] | None = None) -> Callable[[str], str | None]:
-    """Translate what the matcher compares (cached), so it can compare words; without a
-    translator it compares meaning only."""
-    source = post.language or "ja"
-    wanted = [(t, source) for t in mention_texts(post, text)] + [(t, "auto") for t in foreign_headlines(text)]
-    if not wanted or translator is None:
+    """Translations of what the matcher compares (cached), asked for only when the
+    matcher needs them (an in-text citation that names a 参考 line's own outlet never
+    does); without a translator the matcher compares meaning only. Texts whose
+    translation failed for now (not for good) go to ``failed``."""
+    if translator is None:
         return lambda s: None
-    found: dict[str, str] = {}
-    for t, lang in wanted:
-        try:
-            found[t] = translator.translate(t, lang, target)[0]
-        except TranslationError as e:
-            # said once per provider and cycle by the translate stage's health report
-            log.debug("could not translate for matching %s: %s", post.link, e)
-            if failed is not None and e.retryable:  # a refusal for good will not get better by waiting
-                failed.append(t)
-    return found.get
+    source = post.language or "ja"
+    foreign = set(foreign_headlines(text))
+    found: dict[str, str | None] = {}
+
+    def lookup(s: str) -> str | None:
+        if s not in found:
+            try:
+                found[s] = translator.translate(s, "auto" if s in foreign else source, target)[0]
+            except TranslationError as e:
+                # said once per provider and cycle by the translate stage's health report
+                log.debug("could not translate for matching %s: %s", post.link, e)
+                found[s] = None
+                if failed is not None and e.retryable:  # a refusal for good will not get better by waiting
+                    failed.append(s)
+        return found[s]
+
+    return lookup
 
 
 # -- translation -------------------------------------------------------------------------

@@ -245,8 +245,20 @@ def _entry(raw: Any, feed_language: str | None, now: datetime) -> EntryData | No
         key=key, link=link, title=title, summary=summary, content=content,
         author=author[:300] if author else None, categories=cats[:30],
         published=published, updated=updated, published_offset=offset,
-        image=_image(raw, content or summary), language=language,
+        image=_image(raw, content or summary), language=language, source_site=_source_site(raw),
     )
+
+
+def _source_site(raw: Any) -> str | None:
+    """The site an aggregator's item comes from: RSS ``<source url=…>`` (Google News puts
+    the publisher's home page there), or an Atom ``<source>``'s alternate link."""
+    src = raw.get("source")
+    if not isinstance(src, dict):
+        return None
+    url = src.get("href") or src.get("link")
+    if isinstance(url, str) and re.match(r"^https?://[^/\s]+", url.strip(), re.I):
+        return url.strip()[:500]
+    return None
 
 
 # An attribute feedparser resolves whose value has no scheme (relative, or //host/...).

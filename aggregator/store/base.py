@@ -30,7 +30,7 @@ log = logging.getLogger("aggregator")
 
 _ARTICLE_TEXT = "substr(CASE WHEN summary != '' THEN summary ELSE content END, 1, ?)"
 _ENTRY_COLUMNS = ("id, source_id, role, key, link, title, summary, content, author, categories, "
-                  "published, updated, first_seen, language, image, published_offset, canonical_link")
+                  "published, updated, first_seen, language, image, published_offset, canonical_link, source_site")
 
 
 class StoreBase:
@@ -125,7 +125,7 @@ def _entry(r: Sequence[Any]) -> Entry:
         id=r[0], source_id=r[1], role=r[2], key=r[3], link=r[4], title=r[5], summary=r[6], content=r[7],
         author=r[8], categories=tuple(json.loads(r[9] or "[]")), published=from_iso(r[10]),
         updated=from_iso(r[11]), first_seen=from_iso(r[12]),  # type: ignore[arg-type]
-        language=r[13], image=r[14], published_offset=r[15], canonical_link=r[16],
+        language=r[13], image=r[14], published_offset=r[15], canonical_link=r[16], source_site=r[17],
     )
 
 

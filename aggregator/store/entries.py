@@ -39,23 +39,29 @@ def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: S
         canon = canonical_url(e.link) if e.link else None
         return (e.link, canon, e.title, e.summary, e.content, e.author,
                 json.dumps(list(e.categories), ensure_ascii=False), iso(e.published), iso(e.updated),
-                e.published_offset, e.image, e.language, h)
+                e.published_offset, e.image, e.language, e.source_site, h)
 
     if intents.new:
         db.executemany(
             "INSERT INTO entries(source_id, role, key, link, canonical_link, title, summary, content,"
-            " author, categories, published, updated, published_offset, image, language, hash,"
-            " first_seen, last_seen, sort_date) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " author, categories, published, updated, published_offset, image, language, source_site, hash,"
+            " first_seen, last_seen, sort_date) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(source_id, role, n.entry.key, *row(n.entry, n.hash), now_s, now_s, iso(n.sort_date))
              for n in intents.new])
     if intents.changed:
         db.executemany(
             "UPDATE entries SET link=?, canonical_link=?, title=?, summary=?, content=?, author=?,"
-            " categories=?, published=?, updated=?, published_offset=?, image=?, language=?, hash=?,"
+            " categories=?, published=?, updated=?, published_offset=?, image=?, language=?, source_site=?,"
+            " hash=?,"
             " last_seen=?, sort_date=COALESCE(?, sort_date), match_state=NULL WHERE id=?",
             [(*row(c.entry, c.hash), now_s, iso(c.sort_date), c.id) for c in intents.changed])
     if intents.unchanged:
         db.executemany("UPDATE entries SET last_seen=? WHERE id=?", [(now_s, i) for i in intents.unchanged])
+        # An aggregator's item stored before its <source url> was kept gets it when seen again.
+        sites = {e.key: e.source_site for e in entries if e.source_site}
+        if sites:
+            db.executemany("UPDATE entries SET source_site=? WHERE source_id=? AND key=? AND source_site IS NULL",
+                           [(site, source_id, key) for key, site in sites.items()])
     return len(intents.new), len(intents.changed), len(intents.unchanged)
 
 
@@ -155,6 +161,21 @@ class EntriesStore(StoreBase):
         row = self.db.execute("SELECT MAX(first_seen) FROM entries WHERE role='outlet'"
                               " AND first_seen GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*'").fetchone()
         return from_iso(row[0]) if row and row[0] else None
+
+    def outlet_dates_first_seen_after(self, since: datetime) -> list[datetime]:
+        """The dates of the outlet articles that arrived after ``since``: which posts'
+        windows a cycle's new articles fall in."""
+        rows = self.db.execute("SELECT sort_date FROM entries WHERE role='outlet' AND first_seen>?",
+                               (iso(since),)).fetchall()
+        return [d for (s,) in rows if (d := from_iso(s)) is not None]
+
+    def article_texts(self, entry_ids: Sequence[int], chars: int) -> dict[int, str]:
+        """:meth:`article_text` of many entries, in a few queries."""
+        out: dict[int, str] = {}
+        for chunk in _chunks(list(entry_ids), 500):
+            q = f"SELECT id, {_ARTICLE_TEXT} FROM entries WHERE id IN ({','.join('?' * len(chunk))})"
+            out.update(self.db.execute(q, (chars, *chunk)).fetchall())
+        return out
 
     def newest_entries(self, roles: Sequence[str], limit: int) -> list[Entry]:
         """The newest entries of sources still configured (a removed source's leave the publication)."""

@@ -157,7 +157,15 @@ def _to_2(db: sqlite3.Connection) -> None:
                    changes)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2]
+def _to_3(db: sqlite3.Connection) -> None:
+    """Schema 3 (issue 11, matching): ``entries.source_site``, the site an aggregator's
+    item carries (``<source url>``); outlet articles indexed by arrival (which posts a
+    cycle's new articles concern)."""
+    db.execute("ALTER TABLE entries ADD COLUMN source_site TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS entries_role_first_seen ON entries (role, first_seen)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
