@@ -186,6 +186,10 @@ class FetchConfig(_Model):
     # Politeness: more than two connections to one publisher looks like an attack.
     per_host: int = Field(2, ge=1, le=2)
     max_backoff: Duration = timedelta(hours=24)
+    # Loopback, private (RFC 1918, fc00::/7), link-local (cloud metadata), multicast and
+    # reserved addresses are refused unless this is set (or a source sets
+    # allow_private_network): a feed must not be able to send us into the local network.
+    allow_private_networks: bool = False
 
 
 class MatchingConfig(_Model):
@@ -214,6 +218,9 @@ class SourceConfig(_Model):
     language: str = Field("en", pattern=r"^([a-z]{2,3}(-[A-Za-z]{2,4})?|auto)$")
     every: Duration | None = None
     aliases: tuple[str, ...] = ()
+    # This source's own origin (scheme://host:port) may be a private address (a local
+    # RSSHub, an intranet feed); where it redirects is still checked.
+    allow_private_network: bool = False
 
     @field_validator("url")
     @classmethod
@@ -307,17 +314,30 @@ def format_duration(d: timedelta) -> str:
 # -- loading ---------------------------------------------------------------------
 
 
+# A config holds a few thousand nodes (a thousand sources); YAML aliases can make a file
+# of a few hundred bytes stand for billions (an "alias bomb"), so expanded configs are
+# refused beyond this many nodes, and ``${VAR}`` expansion visits each node once.
+MAX_NODES = 200_000
+
+
 def _expand_env(node: Any, env: dict[str, str], errors: list[tuple[int, str, str]],
-                path: str = "", found: list[tuple[str, str]] | None = None) -> Any:
+                path: str = "", found: list[tuple[str, str]] | None = None,
+                seen: set[int] | None = None) -> Any:
     """Replace ``${VAR}`` in every string, in place; record unset variables, and in
-    ``found`` the (dotted path, value) of each substitution from the environment."""
+    ``found`` the (dotted path, value) of each substitution from the environment.
+    A node an alias repeats is expanded once (in place, so every use sees it)."""
+    if isinstance(node, (CommentedMap, CommentedSeq)):
+        seen = set() if seen is None else seen
+        if id(node) in seen:
+            return node
+        seen.add(id(node))
     if isinstance(node, CommentedMap):
         for k in list(node.keys()):
-            node[k] = _expand_env(node[k], env, errors, f"{path}.{k}" if path else str(k), found)
+            node[k] = _expand_env(node[k], env, errors, f"{path}.{k}" if path else str(k), found, seen)
         return node
     if isinstance(node, CommentedSeq):
         for i in range(len(node)):
-            node[i] = _expand_env(node[i], env, errors, f"{path}[{i}]", found)
+            node[i] = _expand_env(node[i], env, errors, f"{path}[{i}]", found, seen)
         return node
     if isinstance(node, str) and "${" in node:
         def repl(m: re.Match[str]) -> str:
@@ -410,7 +430,12 @@ def parse_config(text: str, *, filename: str = "<config>", path: Path | None = N
     errors = _env_errors_with_lines(root, env_errors, filename)
 
     try:
-        config = Config.model_validate(plain_data(root))
+        data = plain_data(root, budget=[MAX_NODES])
+    except _TooBig:
+        raise ConfigError(f"{filename}:1: (top): more than {MAX_NODES:,} values once YAML aliases (*name) are "
+                          "expanded: refused (an alias bomb?); write the values out, or use fewer aliases") from None
+    try:
+        config = Config.model_validate(data)
     except ValidationError as e:
         for err in e.errors():
             loc = tuple(err["loc"])
@@ -514,10 +539,19 @@ def config_warning_lines(path: str | os.PathLike[str], config: Config) -> list[s
     return [f"{path}:{_line_of(root, loc) or '?'}: {_dotted(loc)}: {msg}" for loc, msg in found]
 
 
-def plain_data(node: Any) -> Any:
-    """YAML nodes as plain dicts, lists and scalars (string keys)."""
+class _TooBig(Exception):
+    pass
+
+
+def plain_data(node: Any, budget: list[int] | None = None) -> Any:
+    """YAML nodes as plain dicts, lists and scalars (string keys). With ``budget`` (a
+    one-item list, decremented per node), raises :class:`_TooBig` past that many nodes."""
+    if budget is not None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _TooBig
     if isinstance(node, dict):
-        return {str(k): plain_data(v) for k, v in node.items()}
+        return {str(k): plain_data(v, budget) for k, v in node.items()}
     if isinstance(node, list):
-        return [plain_data(v) for v in node]
+        return [plain_data(v, budget) for v in node]
     return node

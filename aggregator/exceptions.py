@@ -31,11 +31,23 @@ class FetchError(AggregatorError):
     """A source could not be fetched. ``retry_after`` (seconds) when the server asked."""
 
     def __init__(self, message: str, *, status: int | None = None,
-                 retry_after: float | None = None, permanent: bool = False):
+                 retry_after: float | None = None, permanent: bool = False, unreachable: str | None = None):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
         self.permanent = permanent
+        # The origin (scheme://host:port) that did not answer (timeout, refused): the
+        # cycle skips that origin's other sources.
+        self.unreachable = unreachable
+
+
+class PrivateAddressError(FetchError):
+    """A request would have gone to a private-network address (loopback, RFC 1918, ...)."""
+
+    def __init__(self, address: str, kind: str, message: str | None = None):
+        super().__init__(message or f"refused to connect to {address} ({kind} address)")
+        self.address = address
+        self.kind = kind
 
 
 class ParseError(AggregatorError):

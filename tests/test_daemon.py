@@ -25,7 +25,7 @@ WAIT = 60  # generous: the machine is shared
 
 
 def _config(tmp: Path, feeds: FeedServer, *, every: str = "2s", extra_sources: str = "",
-            politico_every: str | None = None, fetch: str = "") -> Path:
+            politico_every: str | None = None, fetch: str = "fetch: {allow_private_networks: true}\n") -> Path:
     cfg = tmp / "aggregator.yaml"
     own = f", every: {politico_every}" if politico_every else ""
     cfg.write_text(f"""storage: {{url: 'sqlite:///data/s.sqlite3'}}
@@ -156,7 +156,7 @@ def test_sighup_reloads_the_config_and_refuses_a_broken_one(tmp_path: Path, feed
 
 def test_sigterm_during_a_fetch_from_a_server_that_hangs_exits_0_promptly(tmp_path: Path, feeds: FeedServer) -> None:
     feeds.fault("/blog.xml", "hang")
-    cfg = _config(tmp_path, feeds, every="30m", fetch="fetch: {timeout: 300s}\n")
+    cfg = _config(tmp_path, feeds, every="30m", fetch="fetch: {timeout: 300s, allow_private_networks: true}\n")
     proc = _start(cfg)
     try:
         _wait_for(lambda: feeds.hits["/blog.xml"] >= 1 and feeds.hits["/politico.xml"] >= 1, "the fetches")

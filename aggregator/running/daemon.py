@@ -81,7 +81,7 @@ class Daemon:
         self._fetched: list[SourceReport] = []  # since the last processing
         # One for all the per-source jobs, which run side by side: the per-host limit
         # holds across them, not just within one job.
-        self.limiter = HostLimiter(config.fetch.per_host)
+        self.limiter = self._make_limiter(config)
         self.client = make_fetch_client(config)
         self._old_clients: list[httpx.Client] = []
         self.scheduler = BlockingScheduler(
@@ -89,6 +89,12 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
             timezone=timezone.utc,
         )
+
+    @staticmethod
+    def _make_limiter(config: Config) -> HostLimiter:
+        # A server that did not answer is left alone for half a cycle: its other sources,
+        # whose jobs fire at other times, are skipped meanwhile instead of each timing out.
+        return HostLimiter(config.fetch.per_host, down_for=config.schedule.every.total_seconds() / 2)
 
     # -- jobs --------------------------------------------------------------------------
     def _fetch_job(self, source_id: str) -> None:
@@ -215,7 +221,7 @@ class Daemon:
                           "keeping the running one")
                 return
             if new.fetch.per_host != self.config.fetch.per_host:
-                self.limiter = HostLimiter(new.fetch.per_host)
+                self.limiter = self._make_limiter(new)
             if new.fetch != self.config.fetch:
                 # Jobs in flight keep the old client (closed with the daemon); new ones take this.
                 self._old_clients.append(self.client)

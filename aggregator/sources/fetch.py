@@ -9,8 +9,10 @@ See docs/fetching.md for the policy and the reasons behind each cap.
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +24,7 @@ import httpcore
 import httpx
 
 from aggregator import USER_AGENT
-from aggregator.exceptions import FetchError
+from aggregator.exceptions import FetchError, PrivateAddressError
 from aggregator.models import FetchResult
 
 ACCEPT = ("application/atom+xml, application/rss+xml, application/rdf+xml;q=0.9, "
@@ -68,13 +70,18 @@ def _time_left(timeout: float | None) -> float | None:
 
 
 class _DeadlineStream(httpcore.NetworkStream):
-    def __init__(self, inner: httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream, peer: str | None = None):
         self._inner = inner
+        self._peer = peer
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return self._inner.read(max_bytes, _time_left(timeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        # A pooled keep-alive connection may be reused by a request that is not allowed
+        # to reach its address (another source, another redirect hop): checked per request.
+        if self._peer is not None:
+            _check_address(self._peer)
         self._inner.write(buffer, _time_left(timeout))
 
     def close(self) -> None:
@@ -82,27 +89,131 @@ class _DeadlineStream(httpcore.NetworkStream):
 
     def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
                   timeout: float | None = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _time_left(timeout)))
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _time_left(timeout)), self._peer)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
 
 
 class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's sync backend, with the deadline, bounded DNS and the private-address guard.
+
+    The name is resolved here (in a thread, bounded by the connect timeout: the system
+    resolver has no timeout of its own), each address is checked, and the socket is
+    connected to that very address and checked again once connected: the address
+    checked is the address used, so DNS rebinding cannot get round the guard."""
+
     def __init__(self) -> None:
         self._inner = httpcore.SyncBackend()
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Any = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._inner.connect_tcp(host, port, _time_left(timeout), local_address,
-                                                       socket_options))
+        addresses = _resolve(host, port, _time_left(timeout))
+        allowed = [a for a in addresses if _address_allowed(a)]
+        if not allowed:
+            _check_address(addresses[0])  # raises, naming the address
+        last: Exception | None = None
+        for address in allowed:
+            try:
+                stream = self._inner.connect_tcp(address, port, _time_left(timeout), local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
+                last = e
+                continue
+            peer = stream.get_extra_info("server_addr")
+            peer_ip = str(peer[0]) if peer else address
+            try:
+                _check_address(peer_ip)
+            except PrivateAddressError:
+                stream.close()
+                raise
+            return _DeadlineStream(stream, peer_ip)
+        assert last is not None
+        raise last
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
                             socket_options: Any = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._inner.connect_unix_socket(path, _time_left(timeout), socket_options))
+        raise httpcore.ConnectError("unix sockets are not fetched")
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
+
+
+# -- private networks ----------------------------------------------------------------------
+# The policy of the request being made in this thread (the sync client does all of a
+# request's I/O in the calling thread): whether private addresses are allowed for it.
+_guard = threading.local()
+
+
+def _address_kind(address: str) -> str | None:
+    """What makes ``address`` a private-network address ("loopback", ...), or None for a
+    public one. IPv4 inside IPv6 (mapped, 6to4, Teredo, NAT64) is judged as IPv4."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return "unparsable"
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if inner is None and ip in _NAT64:
+            inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if inner is not None:
+            return _address_kind(str(inner))
+    for kind, test in (("loopback", ip.is_loopback), ("unspecified", ip.is_unspecified),
+                       ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
+                       ("private", ip.is_private), ("reserved", ip.is_reserved)):
+        if test:
+            return kind
+    return None if ip.is_global else "non-public"
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _address_allowed(address: str) -> bool:
+    return bool(getattr(_guard, "allow", False)) or _address_kind(address) is None
+
+
+def _check_address(address: str) -> None:
+    if not _address_allowed(address):
+        raise PrivateAddressError(address, _address_kind(address) or "private")
+
+
+def _resolve(host: str, port: int, timeout: float | None) -> list[str]:
+    """The addresses of ``host``, resolved within ``timeout``."""
+    literal = host.strip("[]")
+    try:
+        return [str(ipaddress.ip_address(literal.split("%", 1)[0]))]
+    except ValueError:
+        pass
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["infos"] = socket.getaddrinfo(literal, port, type=socket.SOCK_STREAM)
+        except OSError as e:
+            box["error"] = e
+        finally:
+            done.set()
+
+    # A daemon thread: a resolver stuck past the bound must not hold the process at exit.
+    threading.Thread(target=work, name="resolve", daemon=True).start()
+    if not done.wait(timeout):
+        raise httpcore.ConnectTimeout(f"could not resolve {host} within {timeout:g} s")
+    if "error" in box:
+        e = box["error"]
+        raise httpcore.ConnectError(f"cannot resolve {host}: {getattr(e, 'strerror', None) or e}")
+    out = list(dict.fromkeys(str(info[4][0]) for info in box["infos"]))
+    if not out:
+        raise httpcore.ConnectError(f"cannot resolve {host}: no address")
+    return out
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of a URL (the port always written out)."""
+    u = httpx.URL(url)
+    port = u.port or (443 if u.scheme == "https" else 80)
+    host = f"[{u.host}]" if ":" in u.host else u.host
+    return f"{u.scheme}://{host}:{port}"
 
 
 class _DeadlineTransport(httpx.HTTPTransport):
@@ -120,37 +231,78 @@ class _DeadlineTransport(httpx.HTTPTransport):
 
 
 class HostLimiter:
-    """At most ``per_host`` requests in flight to one host, whatever the concurrency."""
+    """At most ``per_host`` requests in flight to one host, whatever the concurrency; and
+    which origins did not answer lately (timed out or refused), so that their other
+    sources are skipped instead of each costing a timeout.
 
-    def __init__(self, per_host: int):
+    An origin stays "down" for ``down_for`` seconds (None: for the limiter's life, which
+    for ``run --once`` is one cycle; the daemon, whose limiter lives as long as it does,
+    gives its cycle length)."""
+
+    def __init__(self, per_host: int, *, down_for: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.per_host = per_host
+        self.down_for = down_for
+        self.clock = clock
         self._lock = threading.Lock()
         self._sems: dict[str, threading.Semaphore] = {}
+        self._down: dict[str, tuple[float, str]] = {}
 
     def __call__(self, url: str) -> threading.Semaphore:
-        host = (urlsplit(url).hostname or "").lower()
+        host = host_key(url)
         with self._lock:
             if host not in self._sems:
                 self._sems[host] = threading.Semaphore(self.per_host)
             return self._sems[host]
 
+    def mark_down(self, origin_: str, reason: str) -> None:
+        with self._lock:
+            self._down.setdefault(origin_, (self.clock(), reason))
+
+    def down(self, origin_: str) -> str | None:
+        """Why ``origin_`` is not to be asked again now, or None."""
+        with self._lock:
+            found = self._down.get(origin_)
+            if found is None:
+                return None
+            if self.down_for is not None and self.clock() - found[0] > self.down_for:
+                del self._down[origin_]
+                return None
+            return found[1]
+
+
+def host_key(url: str) -> str:
+    """The host a URL's requests count against (politeness is per host, not per port)."""
+    return (urlsplit(url).hostname or "").lower()
+
+
+PRIVATE_HINT = ("set `allow_private_network: true` on the source if its own server is meant to be on your "
+                "network (a local RSSHub, an intranet feed), or `fetch.allow_private_networks: true` for all")
+
 
 def fetch(client: httpx.Client, url: str, *, etag: str | None = None, last_modified: str | None = None,
-          max_bytes: int, total_timeout: float, clock: Callable[[], float] = time.monotonic) -> FetchResult:
+          max_bytes: int, total_timeout: float, clock: Callable[[], float] = time.monotonic,
+          allow_private: bool = False, private_origin: str | None = None) -> FetchResult:
     """GET ``url``; raise :class:`FetchError` for anything but a usable 200 or a 304.
 
-    ``total_timeout`` bounds the whole fetch, redirects, headers and body included."""
+    ``total_timeout`` bounds the whole fetch, redirects, headers and body included.
+    No request goes to a private-network address (after DNS, first request and every
+    redirect hop) unless ``allow_private``, or the hop's origin is ``private_origin``
+    (a source's own configured origin, which its ``allow_private_network`` allows)."""
     start = clock()
     deadline = start + total_timeout
     _deadline.due = (clock, deadline)
     try:
-        return _fetch(client, url, etag, last_modified, max_bytes, total_timeout, clock, start, deadline)
+        return _fetch(client, url, etag, last_modified, max_bytes, total_timeout, clock, start, deadline,
+                      allow_private, private_origin)
     finally:
         _deadline.due = None
+        _guard.allow = False
 
 
 def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str | None, max_bytes: int,
-           total_timeout: float, clock: Callable[[], float], start: float, deadline: float) -> FetchResult:
+           total_timeout: float, clock: Callable[[], float], start: float, deadline: float,
+           allow_private: bool = False, private_origin: str | None = None) -> FetchResult:
     headers = {}
     if etag:
         headers["If-None-Match"] = etag
@@ -165,6 +317,11 @@ def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str 
         # server must not be able to send us there.
         if not re.match(r"^https?://", current, re.I):
             raise FetchError(f"refusing to follow a redirect to a non-HTTP URL: {current}")
+        try:
+            here = origin(current)
+        except (httpx.InvalidURL, ValueError) as e:
+            raise FetchError(f"not a usable URL: {current} ({e})") from None
+        _guard.allow = allow_private or here == private_origin
         try:
             with client.stream("GET", current, headers=headers) as resp:
                 if resp.status_code in (301, 302, 303, 307, 308):
@@ -205,21 +362,25 @@ def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str 
                                          status=resp.status_code)
                     if clock() > deadline:
                         raise FetchError(f"took longer than the {total_timeout:g} s total limit",
-                                         status=resp.status_code)
+                                         status=resp.status_code, unreachable=here)
                 return FetchResult(url=current, status=resp.status_code, content=bytes(body),
                                    headers=dict(resp.headers), etag=resp.headers.get("etag"),
                                    last_modified=resp.headers.get("last-modified"),
                                    permanent_redirect=permanent, elapsed=clock() - start)
+        except PrivateAddressError as e:
+            where = current if current == url else f"{current} (redirected from {url})"
+            raise PrivateAddressError(e.address, e.kind, f"refused to fetch {where}: {e.address} is a {e.kind} "
+                                      f"address (private network); {PRIVATE_HINT}") from None
         except FetchError:
             raise
         except httpx.TimeoutException as e:
             if clock() >= deadline:
-                raise FetchError(f"took longer than the {total_timeout:g} s total limit") from None
-            raise FetchError(_timeout_message(e, client.timeout)) from None
+                raise FetchError(f"took longer than the {total_timeout:g} s total limit", unreachable=here) from None
+            raise FetchError(_timeout_message(e, client.timeout), unreachable=here) from None
         except httpx.DecodingError as e:
             raise FetchError(f"could not decode the response body: {e}") from None
         except httpx.ConnectError as e:
-            raise FetchError(f"could not connect: {e}" if str(e) else "could not connect") from None
+            raise FetchError(f"could not connect: {e}" if str(e) else "could not connect", unreachable=here) from None
         except (httpx.RemoteProtocolError, httpx.ReadError) as e:
             raise FetchError(f"the connection broke off: {e}" if str(e) else
                              f"the connection broke off ({type(e).__name__})") from None
