@@ -99,6 +99,14 @@ def _load(config_path: str) -> Config:
     return cfg
 
 
+def _echo_text(text: str) -> None:
+    """Print what came from feeds (titles, errors): without bidirectional-text controls,
+    which would make the terminal show a line in another order than it is."""
+    from aggregator.html_text import strip_bidi
+
+    click.echo(strip_bidi(text))
+
+
 def _fail(e: AggregatorError) -> None:
     from aggregator.redaction import redact
 
@@ -311,10 +319,10 @@ def status(as_json: bool, config_path: str, quiet: bool) -> None:
     except AggregatorError as e:
         _fail(e)
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        _echo_text(json.dumps(data, ensure_ascii=False, indent=2))
     else:
         tty = sys.stdout.isatty()
-        click.echo(render_text(data, terminal=tty, width=shutil.get_terminal_size().columns if tty else None))
+        _echo_text(render_text(data, terminal=tty, width=shutil.get_terminal_size().columns if tty else None))
 
 
 @main.command()
@@ -331,7 +339,7 @@ def explain(post_url: str, config_path: str, quiet: bool) -> None:
         text = explain_post(cfg, post_url)
     except AggregatorError as e:
         _fail(e)
-    click.echo(text)
+    _echo_text(text)
 
 
 @main.command("eval-matching")
@@ -382,7 +390,7 @@ def sources_list(as_json: bool, config_path: str, quiet: bool) -> None:
                                 "url": redact(s.url)} for s in cfg.sources], ensure_ascii=False, indent=2))
         return
     tty = sys.stdout.isatty()
-    click.echo(render_sources(cfg, terminal=tty, width=shutil.get_terminal_size().columns if tty else None))
+    _echo_text(render_sources(cfg, terminal=tty, width=shutil.get_terminal_size().columns if tty else None))
 
 
 @sources.command("export")

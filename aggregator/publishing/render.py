@@ -32,7 +32,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from aggregator.exceptions import PublishError
-from aggregator.html_text import strip_tags
+from aggregator.html_text import BIDI_CONTROLS, strip_tags
 from aggregator.models import iso, utc
 
 
@@ -135,7 +135,8 @@ def translation_note(item: FeedItem) -> str:
 # Characters XML 1.0 forbids (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF) and
 # the C1 controls and DEL it discourages: lxml refuses the former outright, so one
 # stray control character in a source feed would otherwise stop the whole publication.
-_BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# And the bidirectional-text controls, which would reorder what readers see.
+_BAD_CHARS = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff{BIDI_CONTROLS}]")
 
 
 def clean_text(text: str) -> str:
