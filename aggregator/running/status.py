@@ -27,6 +27,8 @@ def source_result(st: SourceState | None) -> str:
     if st.disabled:
         return f"disabled: {st.disabled}"
     if st.consecutive_failures:
+        if (st.last_error or "").startswith("fetch: skipped: "):  # not tried: its server did not answer
+            return (st.last_error or "").removeprefix("fetch: ")
         return f"error: {st.last_error}"
     if st.last_status == 304:
         result = "not modified"
