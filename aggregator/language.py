@@ -46,7 +46,8 @@ def detect(text: str) -> str | None:
 
 def classify(text: str) -> tuple[str, float]:
     """py3langid's language for ``text`` and its confidence (0 to 1), without shortcuts."""
-    return tuple(_model().classify(text.strip()[:2000]))  # type: ignore[return-value]
+    lang, confidence = _model().classify(text.strip()[:2000])
+    return str(lang), float(confidence)
 
 
 def entry_language(title: str, summary: str, content: str, *, declared: str, feed_language: str | None) -> str | None:
