@@ -15,7 +15,12 @@ import click
 
 from aggregator import __version__
 from aggregator.config import DEFAULT_CONFIG_PATH, Config, load_config
-from aggregator.exceptions import AggregatorError, ConfigError, StorageError, StoreLockedError
+from aggregator.exceptions import (
+    AggregatorError,
+    ConfigError,
+    StorageError,
+    StoreLockedError,
+)
 
 log = logging.getLogger("aggregator")
 
@@ -160,7 +165,7 @@ def run(once: bool, fetch_all: bool, config_path: str, quiet: bool) -> None:
     reported); 2 for a bad config; 3 for an unusable store or output; 4 when
     another run (daemon or --once) holds the store.
     """
-    from aggregator.store.sqlite import StoreLock
+    from aggregator.store import StoreLock
 
     cfg = _load(config_path)
     if fetch_all and not once:
@@ -209,9 +214,9 @@ def _run_once(cfg: Config, *, fetch_all: bool, quiet: bool) -> bool:
     import signal
     import threading
 
-    from aggregator.running.cycle import run_cycle
     from aggregator.progress import cycle_progress
-    from aggregator.store.sqlite import Store
+    from aggregator.running.cycle import run_cycle
+    from aggregator.store import Store
 
     stop = threading.Event()
 
@@ -272,7 +277,7 @@ def check_config(path: str, strict: bool) -> None:
     click.echo(f"  translation: to {cfg.translation.target} via {provs} "
                f"(timeout {_dur(cfg.translation.timeout.total_seconds())})")
     from aggregator.exceptions import TranslationError
-    from aggregator.translating.chain import make_provider
+    from aggregator.translating.providers import make_provider
 
     for p in cfg.translation.providers:
         try:

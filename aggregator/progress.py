@@ -21,7 +21,13 @@ class CycleProgress:
         if total <= 0 or self._bar is not None:
             return
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self._bar = self._stack.enter_context(Progress(
             TextColumn("fetching"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),

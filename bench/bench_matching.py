@@ -27,7 +27,7 @@ from aggregator.config import parse_config
 from aggregator.citing.embeddings import Embedder
 from aggregator.models import EntryData
 from aggregator.running.cycle import match_stage
-from aggregator.store.sqlite import Store
+from aggregator.store import Store
 from aggregator.translating.chain import Translator
 
 T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)

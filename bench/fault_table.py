@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
-from aggregator.loopback import Blackhole, FeedServer, LibreTranslateServer  # noqa: E402
+from loopback import Blackhole, FeedServer, LibreTranslateServer  # noqa: E402
 from conftest import DEV, aggregator_cmd  # noqa: E402
 from faultcases import FAULTS, FETCH, QUIRKS  # noqa: E402
 

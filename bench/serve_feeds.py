@@ -21,7 +21,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aggregator.loopback import FeedServer, LibreTranslateServer, _HTTPServer
+# The loopback servers live with the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from loopback import FeedServer, LibreTranslateServer, _HTTPServer  # noqa: E402
 
 
 class _BoundTo(_HTTPServer):

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aggregator.loopback import Blackhole, FeedServer
+from loopback import Blackhole, FeedServer
 from conftest import DEV, REAL_FEEDS
 
 VICTIM = "/victim.xml"

@@ -26,7 +26,7 @@ from typing import IO
 import feedparser
 from lxml import etree
 
-from aggregator.loopback import FeedServer, LibreTranslateServer
+from loopback import FeedServer, LibreTranslateServer
 from aggregator.sources.parse import parse_feed
 from conftest import DEV, aggregator_cmd
 from test_pipeline_e2e import write_config

@@ -17,8 +17,8 @@ import pytest
 from aggregator.config import SourceConfig, parse_config
 from aggregator.running.daemon import first_run
 from aggregator.running.cycle import due_sources
-from aggregator.loopback import FeedServer
-from aggregator.store.sqlite import SourceState
+from loopback import FeedServer
+from aggregator.store import SourceState
 from conftest import DEV, aggregator_cmd
 
 WAIT = 60  # generous: the machine is shared

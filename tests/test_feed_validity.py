@@ -26,7 +26,7 @@ import lxml.html
 import pytest
 from lxml import etree
 
-from aggregator.loopback import FeedServer, LibreTranslateServer
+from loopback import FeedServer, LibreTranslateServer
 from conftest import DEV, aggregator_cmd
 from test_pipeline_e2e import write_config
 

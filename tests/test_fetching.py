@@ -18,7 +18,7 @@ from aggregator.sources.fetch import (
     next_fetch_after_success,
     parse_retry_after,
 )
-from aggregator.loopback import Blackhole, FeedServer
+from loopback import Blackhole, FeedServer
 from conftest import DEV
 
 FEED = (DEV / "feeds" / "politico.xml").read_bytes()

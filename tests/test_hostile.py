@@ -22,9 +22,9 @@ import pytest
 from lxml import etree
 
 from aggregator.config import Config, parse_config
-from aggregator.loopback import Blackhole, FeedServer, LibreTranslateServer
+from loopback import Blackhole, FeedServer, LibreTranslateServer
 from aggregator.running.cycle import SourceReport, fetch_stage
-from aggregator.store.sqlite import Store
+from aggregator.store import Store
 from conftest import DEV, aggregator_cmd
 from faultcases import FAULTS, FETCH, QUIRKS, TOTAL_TIMEOUT, VICTIM, VICTIM_FEED, Fault, Quirk
 

@@ -17,7 +17,7 @@ import requests
 from deep_translator import LibreTranslator
 from deep_translator.exceptions import AuthorizationException, ServerException
 
-from aggregator.loopback import FeedServer, LibreTranslateServer
+from loopback import FeedServer, LibreTranslateServer
 
 FEED = (b'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel><title>Test feed</title>'
         b"<link>http://example.com/</link><description>d</description>"

@@ -11,7 +11,7 @@ from pathlib import Path
 from aggregator.citing.extract import NameFinder, Outlet, extract, find_mentions
 from aggregator.citing.match import ARTICLE_CHARS, article_from_entry, outlets_named
 from aggregator.models import EntryData
-from aggregator.store.sqlite import Store
+from aggregator.store import Store
 
 T = datetime(2024, 5, 1, tzinfo=timezone.utc)
 

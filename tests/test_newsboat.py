@@ -18,7 +18,7 @@ import feedparser
 import pytest
 from lxml import etree
 
-from aggregator.loopback import FeedServer, LibreTranslateServer
+from loopback import FeedServer, LibreTranslateServer
 from aggregator.publishing.serve import make_server
 from conftest import DEV, aggregator_cmd
 from test_pipeline_e2e import write_config

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.loopback import FeedServer, LibreTranslateServer
-from aggregator.store.sqlite import StoreLock
+from loopback import FeedServer, LibreTranslateServer
+from aggregator.store import StoreLock
 from conftest import DEV, aggregator_cmd
 from test_pipeline_e2e import serve_dev
 

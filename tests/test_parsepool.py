@@ -15,11 +15,11 @@ import pytest
 from aggregator.sources import parsepool
 from aggregator.config import parse_config
 from aggregator.exceptions import ParseError
-from aggregator.loopback import FeedServer
+from loopback import FeedServer
 from aggregator.sources.parsepool import ParsePool
 from aggregator.sources.parse import parse_feed
 from aggregator.running.cycle import fetch_stage
-from aggregator.store.sqlite import Store
+from aggregator.store import Store
 from conftest import DEV
 
 NOW = datetime(2024, 5, 21, tzinfo=timezone.utc)

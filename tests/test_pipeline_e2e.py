@@ -14,7 +14,7 @@ import feedparser
 import pytest
 from lxml import etree
 
-from aggregator.loopback import FeedServer, LibreTranslateServer
+from loopback import FeedServer, LibreTranslateServer
 from conftest import DEV, aggregator_cmd
 
 S = TypeVar("S")

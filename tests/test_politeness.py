@@ -17,10 +17,10 @@ import pytest
 
 from aggregator import PROJECT_URL
 from aggregator.config import Config, parse_config
-from aggregator.loopback import FeedServer
+from loopback import FeedServer
 from aggregator.running.cycle import fetch_stage
 from aggregator.running.status import collect, render_text
-from aggregator.store.sqlite import SourceState, Store
+from aggregator.store import SourceState, Store
 from conftest import DEV, aggregator_cmd
 
 FEED = (DEV / "feeds" / "politico.xml").read_bytes()

@@ -13,7 +13,7 @@ import pytest
 from aggregator.config import Config, parse_config
 from aggregator.models import EntryData, Match
 from aggregator.publishing.publish import publish
-from aggregator.store.sqlite import EntryTranslation, Store
+from aggregator.store import EntryTranslation, Store
 
 T = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
 

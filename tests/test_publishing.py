@@ -14,7 +14,7 @@ from aggregator.config import parse_config
 from aggregator.models import Entry, Match
 from aggregator.publishing.publish import build_items, plausible
 from aggregator.publishing.render import FeedItem
-from aggregator.store.sqlite import EntryTranslation, Publication
+from aggregator.store import EntryTranslation, Publication
 
 T0 = datetime(2024, 5, 19, 12, 0, tzinfo=timezone.utc)
 SEEN = datetime(2024, 5, 19, 13, 0, tzinfo=timezone.utc)

@@ -23,11 +23,11 @@ import pytest
 
 from aggregator.config import Config, parse_config
 from aggregator.exceptions import ConfigError, FetchError, PrivateAddressError
-from aggregator.loopback import FeedServer
+from loopback import FeedServer
 from aggregator.publishing.serve import make_server
 from aggregator.running.cycle import SourceReport, fetch_stage
 from aggregator.sources.fetch import fetch, make_client
-from aggregator.store.sqlite import Store
+from aggregator.store import Store
 from conftest import DEV, ROOT, aggregator_cmd
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)

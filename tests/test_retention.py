@@ -14,7 +14,7 @@ import pytest
 
 from aggregator.config import parse_config
 from aggregator.exceptions import ConfigError
-from aggregator.loopback import FeedServer, LibreTranslateServer
+from loopback import FeedServer, LibreTranslateServer
 from aggregator.models import EntryData, Match
 from aggregator.running.retention import (
     ArticleAge,
@@ -24,7 +24,7 @@ from aggregator.running.retention import (
     derived_hashes,
     prune_articles,
 )
-from aggregator.store.sqlite import EntryTranslation, Publication, Store
+from aggregator.store import EntryTranslation, Publication, Store
 from conftest import DEV, aggregator_cmd
 from test_pipeline_e2e import write_config
 

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
-from aggregator.loopback import FeedServer, LibreTranslateServer
+from loopback import FeedServer, LibreTranslateServer
 from aggregator.redaction import Redactor
 from conftest import DEV, aggregator_cmd
 

@@ -8,7 +8,7 @@ import pytest
 
 from aggregator.exceptions import StorageError, StoreLockedError
 from aggregator.models import EntryData, Match
-from aggregator.store.sqlite import Store, StoreLock
+from aggregator.store import Store, StoreLock
 
 T = datetime(2024, 5, 1, tzinfo=timezone.utc)
 

@@ -11,15 +11,11 @@ import pytest
 
 from aggregator.config import ProviderConfig
 from aggregator.exceptions import TranslationError
-from aggregator.loopback import DeepLServer, LibreTranslateServer
-from aggregator.store.sqlite import Store
-from aggregator.translating.chain import (
-    RateLimiter,
-    Translator,
-    apply_glossary,
-    make_provider,
-    split_text,
-)
+from loopback import DeepLServer, LibreTranslateServer
+from aggregator.store import Store
+from aggregator.translating.chain import RateLimiter, Translator
+from aggregator.translating.providers import make_provider
+from aggregator.translating.text import apply_glossary, split_text
 
 TABLE = {("ja", "en", "こんにちは。"): "Hello.", ("ja", "en", "ありがとう。"): "Thank you.",
          ("ja", "en", "Blinkenが来た。"): "Blinken came."}
@@ -332,7 +328,7 @@ def test_deepl_that_never_answers_is_bounded_by_our_timeout_not_its_own(store: S
 
 
 def test_deepl_language_codes() -> None:
-    from aggregator.translating.chain import deepl_source, deepl_target
+    from aggregator.translating.providers import deepl_source, deepl_target
 
     assert (deepl_source("ja"), deepl_source("pt-BR"), deepl_source("auto")) == ("JA", "PT", None)
     assert (deepl_target("en"), deepl_target("pt"), deepl_target("en-GB"), deepl_target("de")) == (
@@ -389,7 +385,7 @@ def test_providers_that_cannot_work_are_config_errors_with_the_reason(name: str)
 
 
 def test_pieces_respect_each_providers_limit_in_characters_and_in_the_url() -> None:
-    from aggregator.translating.chain import encoded_length, fit_pieces
+    from aggregator.translating.text import encoded_length, fit_pieces
 
     ja = "".join(f"これは{i}番目の、かなり長めの日本語の文です。" for i in range(400))
     en = " ".join(f"This is sentence number {i}, in English." for i in range(400))

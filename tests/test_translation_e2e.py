@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from aggregator.loopback import FeedServer, LibreTranslateServer
+from loopback import FeedServer, LibreTranslateServer
 from conftest import DEV, aggregator_cmd
 from test_pipeline_e2e import ALIASES, ATOM, NAMES, OUTLETS, XML_LANG, translations
 

@@ -15,12 +15,12 @@ import pytest
 
 from aggregator.config import Config, parse_config
 from aggregator.language import detect, entry_language
-from aggregator.loopback import LibreTranslateServer
+from loopback import LibreTranslateServer
 from aggregator.models import EntryData
 from aggregator.running.cycle import PERMANENT_ATTEMPTS, translate_stage
 from aggregator.publishing.publish import publish, selection
 from aggregator.running.status import collect, render_text
-from aggregator.store.sqlite import Store
+from aggregator.store import Store
 from aggregator.translating.chain import build_translator
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)

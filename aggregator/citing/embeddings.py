@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from aggregator.store.sqlite import text_hash
+from aggregator.store import text_hash
 
 log = logging.getLogger(__name__)
 DIM = 512

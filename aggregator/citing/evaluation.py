@@ -19,10 +19,10 @@ from ruamel.yaml import YAML
 
 from aggregator.config import load_config
 from aggregator.exceptions import AggregatorError
-from aggregator.running.explain import rematch
-from aggregator.loopback import FeedServer, LibreTranslateServer
 from aggregator.running.cycle import run_cycle
-from aggregator.store.sqlite import Store
+from aggregator.running.explain import rematch
+from aggregator.running.sampleserver import SampleServer, read_translations
+from aggregator.store import Store
 
 
 @dataclass
@@ -104,19 +104,21 @@ def evaluate(directory: Path, *, translate: bool = True) -> EvalResult:
     except (OSError, ValueError) as e:
         raise AggregatorError(f"{gold_path}: cannot read: {e}") from None
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="aggregator-eval-") as tmp, FeedServer() as feeds, \
-            _translator_server(directory, translate) as libre:
+    table = {}
+    if translate and (directory / "translations.jsonl").exists():
+        table = read_translations(directory / "translations.jsonl")
+    with tempfile.TemporaryDirectory(prefix="aggregator-eval-") as tmp, SampleServer(table) as server:
         cfg_sources = []
         for s in sources:
             path = "/" + str(s["file"]).lstrip("/")
-            feeds.add_file(path, directory / s["file"])
+            url = server.add_file(path, directory / s["file"])
             entry: dict[str, Any] = {"id": _slug(str(s["id"])), "name": s.get("name") or s["id"],
-                                     "url": feeds.url(path), "role": s.get("role", "outlet"),
+                                     "url": url, "role": s.get("role", "outlet"),
                                      "language": s.get("language", "en")}
             if s.get("aliases"):
                 entry["aliases"] = [str(a) for a in s["aliases"]]
             cfg_sources.append(entry)
-        providers = [{"provider": "libre", "url": libre.url}] if libre is not None else []
+        providers = [{"provider": "libre", "url": server.translate_url}] if table else []
         config_text = json.dumps({
             "storage": {"url": "sqlite:///store.sqlite3"},
             "output": {"dir": "output", "max_entries": 10_000},
@@ -133,21 +135,6 @@ def evaluate(directory: Path, *, translate: bool = True) -> EvalResult:
             result = _score(store, config, gold)
     result.seconds = time.monotonic() - t0
     return result
-
-
-class _NoServer:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-
-def _translator_server(directory: Path, translate: bool) -> Any:
-    path = directory / "translations.jsonl"
-    if not translate or not path.exists():
-        return _NoServer()
-    return LibreTranslateServer.from_jsonl(path, unknown="error")
 
 
 def _score(store: Store, config: Any, gold: list[dict[str, Any]]) -> EvalResult:

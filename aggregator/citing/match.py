@@ -29,7 +29,12 @@ from datetime import date, datetime, timedelta
 import numpy as np
 from rapidfuzz import fuzz
 
-from aggregator.citing.extract import NameFinder, PostText, name_owners, outlets_named_in
+from aggregator.citing.extract import (
+    NameFinder,
+    PostText,
+    name_owners,
+    outlets_named_in,
+)
 from aggregator.html_text import strip_tags
 from aggregator.models import Citation, Entry, Match
 from aggregator.urls import canonical_url

@@ -16,8 +16,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from importlib import resources
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from aggregator import __version__
@@ -38,7 +38,7 @@ from aggregator.publishing.render import (
     SourceLink,
     write_output,
 )
-from aggregator.store.sqlite import EntryTranslation, Publication, Store
+from aggregator.store import EntryTranslation, Publication, Store
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,26 @@ from typing import Any
 
 import httpx
 
-from aggregator.citing.extract import Outlet, Outlets, extract
-from aggregator.config import Config, SourceConfig
 from aggregator.citing.embeddings import Embedder
-from aggregator.exceptions import AggregatorError, FetchError, ParseError, TranslationError
+from aggregator.citing.extract import Outlet, Outlets, extract
+from aggregator.citing.match import (
+    ARTICLE_CHARS,
+    ArticleIndex,
+    OutletNames,
+    Params,
+    article_from_entry,
+    match_post,
+)
+from aggregator.config import Config, SourceConfig
+from aggregator.exceptions import (
+    AggregatorError,
+    FetchError,
+    ParseError,
+    TranslationError,
+)
+from aggregator.models import Entry, ParsedFeed, from_iso, iso
+from aggregator.publishing.publish import posts_in_publication, publish, selection
+from aggregator.redaction import Redactor
 from aggregator.sources.fetch import (
     HostLimiter,
     fetch,
@@ -34,13 +50,17 @@ from aggregator.sources.fetch import (
     next_fetch_after_success,
     origin,
 )
-from aggregator.citing.match import ARTICLE_CHARS, ArticleIndex, OutletNames, Params, article_from_entry, match_post
-from aggregator.models import Entry, ParsedFeed, from_iso, iso
-from aggregator.sources.parsepool import parse_feed  # in worker processes when parses overlap (GIL)
-from aggregator.publishing.publish import posts_in_publication, publish, selection
-from aggregator.redaction import Redactor
-from aggregator.store.sqlite import EntryTranslation, SourceState, Store
-from aggregator.translating.chain import EntryTexts, Translator, build_translator, chain_signature, retry_delay
+from aggregator.sources.parsepool import (
+    parse_feed,  # in worker processes when parses overlap (GIL)
+)
+from aggregator.store import EntryTranslation, SourceState, Store
+from aggregator.translating.chain import (
+    EntryTexts,
+    Translator,
+    build_translator,
+    chain_signature,
+    retry_delay,
+)
 from aggregator.urls import host_of
 
 log = logging.getLogger("aggregator")

@@ -27,7 +27,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.config import Config, SourceConfig, format_duration, load_config
 from aggregator.exceptions import AggregatorError, ConfigError
-from aggregator.sources.fetch import HostLimiter
+from aggregator.redaction import Redactor
+from aggregator.redaction import install as install_redaction
 from aggregator.running.cycle import (
     CycleReport,
     SourceReport,
@@ -36,9 +37,8 @@ from aggregator.running.cycle import (
     process_stage,
     utcnow,
 )
-from aggregator.redaction import Redactor
-from aggregator.redaction import install as install_redaction
-from aggregator.store.sqlite import SourceState, Store
+from aggregator.sources.fetch import HostLimiter
+from aggregator.store import SourceState, Store
 
 log = logging.getLogger("aggregator")
 

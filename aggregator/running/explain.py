@@ -3,11 +3,17 @@ and with what evidence, and why the others matched nothing."""
 
 from __future__ import annotations
 
-from aggregator.citing.extract import PostText, extract
-from aggregator.config import Config
 from aggregator.citing.embeddings import Embedder
+from aggregator.citing.extract import PostText, extract
+from aggregator.citing.match import (
+    ArticleIndex,
+    Outcome,
+    Params,
+    article_from_entry,
+    match_post,
+)
+from aggregator.config import Config
 from aggregator.exceptions import AggregatorError
-from aggregator.citing.match import ArticleIndex, Outcome, Params, article_from_entry, match_post
 from aggregator.models import Entry
 from aggregator.running.cycle import (
     foreign_headlines,
@@ -17,7 +23,7 @@ from aggregator.running.cycle import (
     own_hosts,
     post_hosts,
 )
-from aggregator.store.sqlite import Store
+from aggregator.store import Store
 
 
 def rematch(store: Store, config: Config, post: Entry) -> tuple[PostText, Outcome]:

@@ -60,7 +60,13 @@ from lxml import etree
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from aggregator.config import Config, format_duration, parse_config, parse_duration, plain_data
+from aggregator.config import (
+    Config,
+    format_duration,
+    parse_config,
+    parse_duration,
+    plain_data,
+)
 from aggregator.exceptions import ConfigError
 
 NS = "https://github.com/aggregator-project/aggregator/opml"

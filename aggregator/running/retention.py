@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from aggregator.config import Config
 from aggregator.exceptions import StorageError
 from aggregator.models import Entry, from_iso, iso
-from aggregator.store.sqlite import Store, text_hash
+from aggregator.store import Store, text_hash
 
 log = logging.getLogger("aggregator")
 
@@ -54,7 +54,7 @@ def derived_hashes(article: Entry, glossary: dict[str, str]) -> set[str]:
     translations (each paragraph a reader sees, with and without the glossary)."""
     from aggregator.citing.match import article_from_entry
     from aggregator.running.cycle import entry_texts
-    from aggregator.translating.chain import apply_glossary
+    from aggregator.translating.text import apply_glossary
 
     texts = {article.title, article_from_entry(article).text}
     for t in entry_texts(article).all():

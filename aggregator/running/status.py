@@ -8,8 +8,8 @@ that it greps and diffs well)."""
 
 from __future__ import annotations
 
-from collections import Counter
 import io
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 from aggregator.config import Config
 from aggregator.models import Entry, from_iso, iso
 from aggregator.redaction import Redactor
-from aggregator.store.sqlite import EntryTranslation, SourceState, Store, StoreLock
+from aggregator.store import EntryTranslation, SourceState, Store, StoreLock
 
 
 def source_result(st: SourceState | None) -> str:
@@ -235,7 +235,6 @@ def render_sources(config: Config, *, terminal: bool = False, width: int | None 
     """``sources list``: one row per configured source."""
     from rich.console import Console
     from rich.table import Table
-
     from rich.text import Text
 
     from aggregator.config import format_duration

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from aggregator import USER_AGENT
+from aggregator import USER_AGENT, _compat
 from aggregator.exceptions import FetchError, PrivateAddressError
 from aggregator.models import FetchResult
 
@@ -42,7 +42,7 @@ def make_client(*, connect_timeout: float, read_timeout: float, max_connections:
         timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout,
                               pool=read_timeout + connect_timeout),
         limits=limits,
-        transport=_DeadlineTransport(limits),
+        transport=_compat.transport_with_backend(limits, _DeadlineBackend()),
         follow_redirects=False,
         trust_env=False,
     )
@@ -214,20 +214,6 @@ def origin(url: str) -> str:
     port = u.port or (443 if u.scheme == "https" else 80)
     host = f"[{u.host}]" if ":" in u.host else u.host
     return f"{u.scheme}://{host}:{port}"
-
-
-class _DeadlineTransport(httpx.HTTPTransport):
-    """httpx's own transport over a connection pool whose sockets honour the deadline.
-
-    httpx has no parameter for httpcore's ``network_backend``, so the pool it builds is
-    replaced by the same pool with ours (``_pool`` is the one private name used)."""
-
-    def __init__(self, limits: httpx.Limits):
-        super().__init__(limits=limits, trust_env=False)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False), max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry, network_backend=_DeadlineBackend())
 
 
 class HostLimiter:

@@ -22,12 +22,10 @@ import feedparser
 import feedparser.api
 import feedparser.urls
 
+from aggregator import _compat
 from aggregator.exceptions import ParseError
 from aggregator.html_text import strip_tags
 from aggregator.models import EntryData, ParsedFeed
-
-# Entity declarations are refused by the strict parser (see aggregator/sources/safexml.py).
-feedparser.api.PREFERRED_XML_PARSERS = ["aggregator.sources.safexml"]
 
 MAX_TITLE = 1_000
 MAX_SUMMARY = 100_000
@@ -66,6 +64,7 @@ def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = N
         return _parse_json_feed(data, now)
     data = clean_prefix(data)
     hdrs = {k.lower(): v for k, v in (headers or {}).items()}
+    _compat.install_feedparser_safe_xml()  # entity declarations refused (safexml)
     # feedparser would read a local path or URL if handed a str: always hand it bytes.
     d = feedparser.parse(data, response_headers=hdrs, sanitize_html=False,
                          resolve_relative_uris=False)

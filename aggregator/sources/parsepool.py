@@ -33,9 +33,9 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
-from aggregator.sources import parse as parsing
 from aggregator.exceptions import ParseError
 from aggregator.models import ParsedFeed
+from aggregator.sources import parse as parsing
 
 log = logging.getLogger(__name__)
 

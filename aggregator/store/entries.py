@@ -1,0 +1,150 @@
+"""Entries: stored feed items, written as one batch per fetched feed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from aggregator.models import Entry, EntryData, from_iso, iso
+from aggregator.store.base import (
+    _ARTICLE_TEXT,
+    _ENTRY_COLUMNS,
+    StoreBase,
+    _chunks,
+    _entry,
+)
+from aggregator.urls import canonical_url
+
+
+def entry_hash(e: EntryData) -> str:
+    # One update of the joined parts: the same digest as updating part by part.
+    parts = (e.link or "", e.title, e.summary, e.content, e.author or "", "\x1f".join(e.categories),
+             iso(e.published) or "", iso(e.updated) or "", e.image or "", e.language or "", "")
+    return hashlib.sha1("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: Sequence[EntryData],
+                    now: datetime) -> tuple[int, int, int]:
+    keys = [e.key for e in entries]
+    existing: dict[str, tuple[int, str]] = {}
+    for chunk in _chunks(keys, 500):
+        q = f"SELECT key, id, hash FROM entries WHERE source_id=? AND key IN ({','.join('?' * len(chunk))})"
+        for k, i, h in db.execute(q, (source_id, *chunk)):
+            existing[k] = (i, h)
+    new = updated = unchanged = 0
+    now_s = iso(now)
+    inserts, updates, touches = [], [], []
+    for e in entries:
+        h = entry_hash(e)
+        canon = canonical_url(e.link) if e.link else None
+        row = (e.link, canon, e.title, e.summary, e.content, e.author,
+               json.dumps(list(e.categories), ensure_ascii=False), iso(e.published), iso(e.updated),
+               e.published_offset, e.image, e.language, h)
+        if e.key not in existing:
+            sort_date = iso(e.published or e.updated or now)
+            inserts.append((source_id, role, e.key, *row, now_s, now_s, sort_date))
+            new += 1
+        elif existing[e.key][1] != h:
+            sort_date = iso(e.published or e.updated) or None
+            updates.append((*row, now_s, sort_date, existing[e.key][0]))
+            updated += 1
+        else:
+            touches.append((now_s, existing[e.key][0]))
+            unchanged += 1
+    if inserts:
+        db.executemany(
+            "INSERT INTO entries(source_id, role, key, link, canonical_link, title, summary, content,"
+            " author, categories, published, updated, published_offset, image, language, hash,"
+            " first_seen, last_seen, sort_date) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            inserts)
+    if updates:
+        # A changed entry keeps its row (and so its published id); matching runs again.
+        db.executemany(
+            "UPDATE entries SET link=?, canonical_link=?, title=?, summary=?, content=?, author=?,"
+            " categories=?, published=?, updated=?, published_offset=?, image=?, language=?, hash=?,"
+            " last_seen=?, sort_date=COALESCE(?, sort_date), match_state=NULL WHERE id=?",
+            updates)
+    if touches:
+        db.executemany("UPDATE entries SET last_seen=? WHERE id=?", touches)
+    return new, updated, unchanged
+
+
+class EntriesStore(StoreBase):
+    def _entries(self, where: str, args: Sequence[Any] = ()) -> list[Entry]:
+        rows = self.db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE {where}", args).fetchall()
+        return [_entry(r) for r in rows]
+
+    def get_entry(self, entry_id: int) -> Entry | None:
+        got = self._entries("id=?", (entry_id,))
+        return got[0] if got else None
+
+    def entries_by_ids(self, ids: Iterable[int]) -> dict[int, Entry]:
+        out: dict[int, Entry] = {}
+        for chunk in _chunks(list(ids), 500):
+            for e in self._entries(f"id IN ({','.join('?' * len(chunk))})", chunk):
+                out[e.id] = e
+        return out
+
+    def find_entries_by_link(self, url: str) -> list[Entry]:
+        return self._entries("canonical_link=? ORDER BY id", (canonical_url(url),))
+
+    def count_entries(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT role, COUNT(*) FROM entries GROUP BY role"))
+
+    def posts_to_match(self, *, new_articles: bool, late_after: datetime) -> list[Entry]:
+        """Blog posts never matched (or changed since); and, when new articles arrived,
+        posts first seen after ``late_after`` that still have an unresolved citation
+        (the article they cite may be among the new ones)."""
+        posts = self._entries("role='blog' AND match_state IS NULL ORDER BY sort_date")
+        if new_articles:
+            posts += self._entries(
+                "role='blog' AND match_state='unresolved' AND first_seen>=? ORDER BY sort_date",
+                (iso(late_after),))
+        return posts
+
+    def articles_between(self, start: datetime, end: datetime) -> list[Entry]:
+        return self._entries("role='outlet' AND sort_date>=? AND sort_date<=? ORDER BY id",
+                             (iso(start), iso(end)))
+
+    def article_heads_between(self, start: datetime, end: datetime, chars: int) -> list[Entry]:
+        """:meth:`articles_between` with only the first ``chars`` characters of each
+        article's summary (its content when it has no summary; none with ``chars=0``)
+        and no content: what the matcher reads, without loading every full-content
+        article into memory. :meth:`article_text` gives one article's text later."""
+        cols = _ENTRY_COLUMNS.replace("summary, content", f"{_ARTICLE_TEXT}, ''")
+        rows = self.db.execute(
+            f"SELECT {cols} FROM entries WHERE role='outlet' AND sort_date>=? AND sort_date<=? ORDER BY id",
+            (chars, iso(start), iso(end))).fetchall()
+        return [_entry(r) for r in rows]
+
+    def article_text(self, entry_id: int, chars: int) -> str:
+        """The first ``chars`` characters of an entry's summary (its content when it has
+        no summary); '' for an unknown id."""
+        row = self.db.execute(f"SELECT {_ARTICLE_TEXT} FROM entries WHERE id=?", (chars, entry_id)).fetchone()
+        return row[0] if row else ""
+
+    def match_state(self, entry_id: int) -> str | None:
+        """``resolved``, ``unresolved``, or None for a post never matched (or changed since)."""
+        row = self.db.execute("SELECT match_state FROM entries WHERE id=?", (entry_id,)).fetchone()
+        return row[0] if row else None
+
+    def latest_outlet_first_seen(self) -> datetime | None:
+        row = self.db.execute("SELECT MAX(first_seen) FROM entries WHERE role='outlet'").fetchone()
+        return from_iso(row[0]) if row and row[0] else None
+
+    def newest_entries(self, roles: Sequence[str], limit: int) -> list[Entry]:
+        q = ",".join("?" * len(roles))
+        return self._entries(f"role IN ({q}) ORDER BY sort_date DESC, id DESC LIMIT ?", (*roles, limit))
+
+    def entries_needing_translation(self, target: str, now: datetime, limit: int = 100_000) -> list[Entry]:
+        """Entries not in ``target`` with no translation yet, or one due for retry."""
+        return self._entries(
+            "(language IS NULL OR language != ?) AND id NOT IN ("
+            "  SELECT entry_id FROM entry_translations WHERE target=? AND"
+            "  (status='done' OR (retry_at IS NOT NULL AND retry_at > ?)))"
+            " ORDER BY role='blog' DESC, sort_date DESC LIMIT ?",
+            (target, target, iso(now), limit))

@@ -1,0 +1,163 @@
+"""The schema and its numbered migrations.
+
+``MIGRATIONS[n]`` takes a store from schema ``n`` to ``n + 1``; schema 0 is an empty file.
+A store is migrated in place when it is opened, all pending steps in one transaction,
+after a copy of the file is made beside it (``NAME.schema-N.bak``, SQLite's backup API)
+so that a failed upgrade loses nothing. Never edit a released migration: append one.
+Schema 1 is the one aggregator 0.1.0 wrote (commit 618440a).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from aggregator.exceptions import StorageError
+
+_SCHEMA_1 = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT
+);
+CREATE TABLE IF NOT EXISTS sources (
+    id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    config_url TEXT NOT NULL,
+    role TEXT NOT NULL,
+    title TEXT,
+    etag TEXT,
+    last_modified TEXT,
+    last_fetch TEXT,
+    last_success TEXT,
+    last_status INTEGER,
+    last_error TEXT,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    next_fetch TEXT,
+    disabled TEXT,
+    last_new INTEGER NOT NULL DEFAULT 0,
+    last_updated INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    key TEXT NOT NULL,
+    link TEXT,
+    canonical_link TEXT,
+    title TEXT NOT NULL,
+    summary TEXT NOT NULL DEFAULT '',
+    content TEXT NOT NULL DEFAULT '',
+    author TEXT,
+    categories TEXT NOT NULL DEFAULT '[]',
+    published TEXT,
+    updated TEXT,
+    published_offset INTEGER,
+    image TEXT,
+    language TEXT,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    sort_date TEXT NOT NULL,
+    match_state TEXT,
+    UNIQUE (source_id, key)
+);
+CREATE INDEX IF NOT EXISTS entries_canonical ON entries (canonical_link);
+CREATE INDEX IF NOT EXISTS entries_role_date ON entries (role, sort_date);
+CREATE TABLE IF NOT EXISTS matches (
+    post_id INTEGER NOT NULL,
+    article_id INTEGER NOT NULL,
+    score REAL NOT NULL,
+    method TEXT NOT NULL,
+    evidence TEXT NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (post_id, article_id)
+);
+CREATE INDEX IF NOT EXISTS matches_article ON matches (article_id);
+CREATE TABLE IF NOT EXISTS translation_cache (
+    text_hash TEXT NOT NULL,
+    source_lang TEXT NOT NULL,
+    target_lang TEXT NOT NULL,
+    text TEXT NOT NULL,
+    translation TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (text_hash, source_lang, target_lang)
+);
+CREATE TABLE IF NOT EXISTS entry_translations (
+    entry_id INTEGER NOT NULL,
+    target TEXT NOT NULL,
+    input_hash TEXT NOT NULL,
+    status TEXT NOT NULL,
+    provider TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    retry_at TEXT,
+    updated TEXT NOT NULL,
+    title TEXT,
+    summary TEXT,
+    content TEXT,
+    PRIMARY KEY (entry_id, target)
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    text_hash TEXT PRIMARY KEY,
+    vector BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS publications (
+    entry_id INTEGER PRIMARY KEY,
+    pub_id TEXT NOT NULL UNIQUE,
+    first_published TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    visible_hash TEXT NOT NULL
+);
+"""
+
+
+def _to_1(db: sqlite3.Connection) -> None:
+    for stmt in _SCHEMA_1.split(";"):
+        if stmt.strip():
+            db.execute(stmt)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    """The store's schema version; 0 for a new, empty file."""
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    except sqlite3.OperationalError:  # no meta table: a new file
+        return 0
+    return int(row[0]) if row else 0
+
+
+def backup(db: sqlite3.Connection, dest: Path) -> None:
+    """A consistent copy of the open store at ``dest`` (SQLite's online backup API)."""
+    target = sqlite3.connect(dest)
+    try:
+        db.backup(target)
+    finally:
+        target.close()
+
+
+def migrate(db: sqlite3.Connection, path: Path) -> int:
+    """Bring the store to :data:`SCHEMA_VERSION`; returns the version it had."""
+    version = schema_version(db)
+    if version > SCHEMA_VERSION:
+        raise StorageError(f"{path}: written by a newer aggregator (schema {version}); upgrade aggregator")
+    if version == SCHEMA_VERSION:
+        return version
+    if version > 0:
+        backup(db, path.with_name(f"{path.name}.schema-{version}.bak"))
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for step in MIGRATIONS[version:]:
+            step(db)
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                   (str(SCHEMA_VERSION),))
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return version

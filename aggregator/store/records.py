@@ -1,0 +1,59 @@
+"""The plain records the store hands out (besides models.Entry and models.Match)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    id: str
+    url: str
+    config_url: str
+    role: str
+    title: str | None
+    etag: str | None
+    last_modified: str | None
+    last_fetch: datetime | None
+    last_success: datetime | None
+    last_status: int | None
+    last_error: str | None
+    consecutive_failures: int
+    next_fetch: datetime | None
+    disabled: str | None
+    last_new: int
+    last_updated: int
+    entry_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    new: int
+    updated: int
+    unchanged: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntryTranslation:
+    entry_id: int
+    target: str
+    input_hash: str
+    status: str  # done | pending | failed
+    provider: str | None
+    error: str | None
+    attempts: int
+    retry_at: datetime | None
+    updated: datetime
+    title: str | None
+    summary: str | None
+    content: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    entry_id: int
+    pub_id: str
+    first_published: datetime
+    updated: datetime
+    visible_hash: str

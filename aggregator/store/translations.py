@@ -1,0 +1,65 @@
+"""Translations: the text cache and each entry's translation state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from aggregator.models import from_iso, iso
+from aggregator.store.base import StoreBase, _chunks, text_hash
+from aggregator.store.records import EntryTranslation
+
+
+class TranslationsStore(StoreBase):
+    def cached_translations(self, texts: Iterable[str], source: str, target: str) -> dict[str, tuple[str, str]]:
+        """text -> (translation, provider) for the texts already translated."""
+        by_hash = {text_hash(t): t for t in texts}
+        out: dict[str, tuple[str, str]] = {}
+        for chunk in _chunks(list(by_hash), 500):
+            for h, tr, prov in self.db.execute(
+                "SELECT text_hash, translation, provider FROM translation_cache WHERE source_lang=?"
+                f" AND target_lang=? AND text_hash IN ({','.join('?' * len(chunk))})",
+                (source, target, *chunk),
+            ):
+                out[by_hash[h]] = (tr, prov)
+        return out
+
+    def cache_translation(self, text: str, source: str, target: str, translation: str,
+                          provider: str, now: datetime) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO translation_cache(text_hash, source_lang, target_lang, text,"
+                " translation, provider, created) VALUES (?,?,?,?,?,?,?)",
+                (text_hash(text), source, target, text, translation, provider, iso(now)))
+
+    def translation_cache_stats(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT provider, COUNT(*) FROM translation_cache GROUP BY provider"))
+
+    def set_entry_translation(self, t: EntryTranslation) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO entry_translations(entry_id, target, input_hash, status, provider,"
+                " error, attempts, retry_at, updated, title, summary, content) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (t.entry_id, t.target, t.input_hash, t.status, t.provider, t.error, t.attempts,
+                 iso(t.retry_at), iso(t.updated), t.title, t.summary, t.content))
+
+    def entry_translations(self, ids: Iterable[int], target: str) -> dict[int, EntryTranslation]:
+        out: dict[int, EntryTranslation] = {}
+        for chunk in _chunks(list(ids), 500):
+            for r in self.db.execute(
+                "SELECT entry_id, target, input_hash, status, provider, error, attempts, retry_at, updated,"
+                " title, summary, content FROM entry_translations WHERE target=? AND"
+                f" entry_id IN ({','.join('?' * len(chunk))})", (target, *chunk),
+            ):
+                out[r[0]] = EntryTranslation(r[0], r[1], r[2], r[3], r[4], r[5], r[6], from_iso(r[7]),
+                                             from_iso(r[8]) or datetime.min, r[9], r[10], r[11])
+        return out
+
+    def translation_backlog(self, target: str) -> dict[str, int]:
+        rows = dict(self.db.execute(
+            "SELECT status, COUNT(*) FROM entry_translations WHERE target=? GROUP BY status", (target,)))
+        untouched = self.db.execute(
+            "SELECT COUNT(*) FROM entries WHERE (language IS NULL OR language != ?) AND id NOT IN"
+            " (SELECT entry_id FROM entry_translations WHERE target=?)", (target, target)).fetchone()[0]
+        rows["untranslated"] = untouched
+        return rows

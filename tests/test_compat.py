@@ -1,0 +1,99 @@
+"""The library work-arounds in aggregator/_compat.py: each still needed, each still working.
+
+A failure here means upstream changed: re-read the work-around's comment and drop or
+adapt it."""
+
+from __future__ import annotations
+
+import http.server
+import inspect
+import threading
+import time
+
+import feedparser.api
+import httpcore
+import httpx
+import pytest
+import requests
+
+from aggregator import _compat
+
+
+def test_nothing_is_patched_at_import() -> None:
+    import subprocess
+    import sys
+
+    code = ("import requests, feedparser.api; import aggregator.cli, aggregator.running.cycle, "
+            "aggregator.translating.chain, aggregator.sources.parse;"
+            "print(getattr(requests.Session.send, '_aggregator', False), feedparser.api.PREFERRED_XML_PARSERS)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("False ") and "aggregator" not in out
+
+
+def test_deep_translator_still_sets_no_timeout() -> None:
+    # deep-translator 1.11.4 calls requests without a timeout: the reason for the bound.
+    import deep_translator.google
+
+    src = inspect.getsource(deep_translator.google)
+    assert "requests.get(" in src and "timeout" not in src
+
+
+class _Slow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        time.sleep(2)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_requests_bound_caps_every_call() -> None:
+    _compat.install_requests_bound()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        t0 = time.monotonic()
+        with _compat.bounded(0.3), pytest.raises(requests.ReadTimeout):
+            requests.get(f"http://127.0.0.1:{srv.server_address[1]}/")  # no timeout given
+        assert time.monotonic() - t0 < 1.5
+        assert isinstance(_compat.last_outcome(), requests.ReadTimeout)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_feedparser_takes_our_sax_driver() -> None:
+    _compat.install_feedparser_safe_xml()
+    assert feedparser.api.PREFERRED_XML_PARSERS == [_compat.SAFE_SAX_DRIVER]
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">]>'
+            b'<rss version="2.0"><channel><title>&a;</title></channel></rss>')
+    d = feedparser.parse(bomb)
+    assert d.bozo and d.feed.get("title", "") != "aaaaaaaaaa"
+
+
+def test_httpx_transport_still_has_a_replaceable_pool() -> None:
+    class Backend(httpcore.SyncBackend):
+        used = False
+
+        def connect_tcp(self, *a: object, **kw: object) -> httpcore.NetworkStream:  # type: ignore[override]
+            Backend.used = True
+            return super().connect_tcp(*a, **kw)  # type: ignore[arg-type]
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        t = _compat.transport_with_backend(httpx.Limits(max_connections=2), Backend())
+        with httpx.Client(transport=t) as c:
+            assert c.get(f"http://127.0.0.1:{srv.server_address[1]}/").status_code == 200
+        assert Backend.used, "httpx no longer uses HTTPTransport._pool: the deadline backend is bypassed"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+class _Ok(_Slow):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
