@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +114,23 @@ def _echo_text(text: str) -> None:
     click.echo(strip_bidi(text))
 
 
+@contextlib.contextmanager
+def _store_errors(cfg: Config) -> Iterator[None]:
+    """SQLite's errors on the store (damaged file, full disk...) as one line and exit 3."""
+    import sqlite3
+
+    from aggregator.exceptions import storage_error
+
+    try:
+        yield
+    except sqlite3.DatabaseError as e:
+        _fail(storage_error(cfg.db_path, e))
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        _fail(storage_error(e.filename or cfg.db_path, sqlite3.OperationalError("database or disk is full")))
+
+
 def _fail(e: AggregatorError) -> None:
     from aggregator.redaction import redact
 
@@ -171,20 +190,22 @@ def run(once: bool, fetch_all: bool, config_path: str, quiet: bool) -> None:
     if fetch_all and not once:
         raise click.UsageError("--all goes with --once (the daemon fetches on each source's schedule)")
     try:
-        lock = StoreLock(cfg.db_path).acquire("aggregator run --once" if once else "aggregator run (daemon)")
+        with _store_errors(cfg):
+            lock = StoreLock(cfg.db_path).acquire("aggregator run --once" if once else "aggregator run (daemon)")
     except (StoreLockedError, OSError) as e:
-        _fail(e if isinstance(e, AggregatorError) else StorageError(str(e)))
+        _fail(e if isinstance(e, AggregatorError) else StorageError(f"{cfg.db_path}.lock: {e}"))
     abandoned = False
     try:
-        if not once:
-            from aggregator.running.daemon import Daemon
+        with _store_errors(cfg):
+            if not once:
+                from aggregator.running.daemon import Daemon
 
-            _console_level(logging.INFO, quiet)
-            daemon = Daemon(cfg, config_path=config_path)
-            daemon.run()
-            abandoned = daemon.abandoned
-        else:
-            abandoned = _run_once(cfg, fetch_all=fetch_all, quiet=quiet)
+                _console_level(logging.INFO, quiet)
+                daemon = Daemon(cfg, config_path=config_path)
+                daemon.run()
+                abandoned = daemon.abandoned
+            else:
+                abandoned = _run_once(cfg, fetch_all=fetch_all, quiet=quiet)
     except AggregatorError as e:
         _fail(e)
     finally:
@@ -320,7 +341,8 @@ def status(as_json: bool, config_path: str, quiet: bool) -> None:
 
     cfg = _load(config_path)
     try:
-        data = collect(cfg)
+        with _store_errors(cfg):
+            data = collect(cfg)
     except AggregatorError as e:
         _fail(e)
     if as_json:
@@ -341,7 +363,8 @@ def explain(post_url: str, config_path: str, quiet: bool) -> None:
 
     cfg = _load(config_path)
     try:
-        text = explain_post(cfg, post_url)
+        with _store_errors(cfg):
+            text = explain_post(cfg, post_url)
     except AggregatorError as e:
         _fail(e)
     _echo_text(text)
@@ -431,6 +454,67 @@ def sources_import(opml_file: str, role: str, language: str, dry_run: bool, conf
     for sid, url in added:
         click.echo(f"{'would add' if dry_run else 'added'} {sid}: {url}")
     click.echo(f"{len(added)} added, {len(skipped)} already present" + (" (dry run)" if dry_run else ""))
+
+
+@main.group()
+def store() -> None:
+    """Check the store's integrity, or copy it while it is in use."""
+
+
+@store.command("check")
+@click.option("--quick", is_flag=True, help="PRAGMA quick_check: skips checking indexes against their tables.")
+@common()
+def store_check(quick: bool, config_path: str, quiet: bool) -> None:
+    """Check the store file (SQLite's integrity_check), without writing to it.
+
+    \b
+    Prints `PATH: ok (...)` and exits 0, or the problems SQLite finds and what to
+    do, and exits 3. Safe while a run works on the store.
+    Example:  aggregator store check --config config/aggregator.yaml
+    """
+    from aggregator.store.integrity import check_file
+
+    cfg = _load(config_path)
+    try:
+        result = check_file(cfg.db_path, full=not quick)
+    except AggregatorError as e:
+        _fail(e)
+    if result.ok:
+        what = [f"schema {result.schema}" if result.schema is not None else "not an aggregator store",
+                f"{result.size / 1e6:.1f} MB"]
+        if result.entries is not None:
+            what.append(f"{result.entries:,} entries")
+        click.echo(f"{result.path}: ok ({', '.join(what)})")
+        return
+    click.echo(f"{result.path}: damaged: SQLite finds {len(result.problems)}"
+               f"{'+' if len(result.problems) >= 20 else ''} problem(s):", err=True)
+    for line in result.problems:
+        click.echo(f"  {line}", err=True)
+    click.echo("aggregator will not write to it. Restore a backup (`aggregator store backup DEST` makes them), "
+               "or move the file aside and run again to start a new store.", err=True)
+    sys.exit(EXIT_STORE)
+
+
+@store.command("backup")
+@click.argument("dest", type=click.Path(dir_okay=False))
+@common()
+def store_backup(dest: str, config_path: str, quiet: bool) -> None:
+    """Copy the store to DEST (a new file) with SQLite's online backup API.
+
+    \b
+    Consistent even while a daemon works on the store; the copy is checked. A
+    damaged store is not copied (exit 3). To restore: stop aggregator, move the
+    damaged file aside, put the copy in its place (storage.url).
+    Example:  aggregator store backup backups/aggregator-$(date +%F).sqlite3
+    """
+    from aggregator.store.integrity import backup_file
+
+    cfg = _load(config_path)
+    try:
+        size = backup_file(cfg.db_path, Path(dest))
+    except AggregatorError as e:
+        _fail(e)
+    click.echo(f"{cfg.db_path} copied to {dest} ({size / 1e6:.1f} MB, checked)")
 
 
 @main.command()

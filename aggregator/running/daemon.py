@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -26,7 +27,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.config import Config, SourceConfig, format_duration, load_config
-from aggregator.exceptions import AggregatorError, ConfigError
+from aggregator.exceptions import AggregatorError, ConfigError, StorageError, storage_error
 from aggregator.redaction import Redactor
 from aggregator.redaction import install as install_redaction
 from aggregator.running.cycle import (
@@ -109,6 +110,12 @@ class Daemon:
             with Store(cfg.db_path) as store:
                 reports = fetch_stage(store, cfg, now=self.now, only=[source_id], stop=self.stop, slack=slack,
                                       limiter=self.limiter, client=self.client)
+        except sqlite3.DatabaseError as e:  # damaged store, full disk: said once per job, schedule kept
+            log.error("%s: %s", source_id, storage_error(cfg.db_path, e))
+            return
+        except StorageError as e:
+            log.error("%s", e)
+            return
         except AggregatorError as e:
             log.error("%s: %s", source_id, e)
             return
@@ -151,6 +158,8 @@ class Daemon:
                 process_stage(store, self.config, report, now=self.now, stop=self.stop)
             report.seconds = time.monotonic() - t0
             log.info("%s", report.summary())
+        except sqlite3.DatabaseError as e:
+            log.error("processing failed: %s", storage_error(self.config.db_path, e))
         except AggregatorError as e:
             log.error("processing failed: %s", e)
         except Exception:
