@@ -239,7 +239,9 @@ class Daemon:
             install_redaction(Redactor(new.secrets))
             try:
                 changes = self._install_jobs(previous)
-            except AggregatorError as e:
+            except (AggregatorError, sqlite3.DatabaseError) as e:
+                if isinstance(e, sqlite3.DatabaseError):
+                    e = storage_error(new.db_path, e)
                 self.config = previous
                 log.error("config not reloaded: %s; keeping the running one", e)
                 return
