@@ -9,6 +9,7 @@ mtime nor ETag (CONTRACT.md section 3).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import html
 import json
 import mimetypes
@@ -510,5 +511,8 @@ def write_output(out_dir: Path, meta: FeedMeta, items: Sequence[FeedItem]) -> li
         if written:
             _fsync_dir(out_dir)
     except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise PublishError(f"cannot write output to {out_dir}: the disk is full ({e.strerror}); the previous "
+                               "output is left as it was: free some space, then run again") from None
         raise PublishError(f"cannot write output to {out_dir}: {e}") from e
     return written
