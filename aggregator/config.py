@@ -150,7 +150,7 @@ class ProviderConfig(_Model):
         return v if v.endswith("/") else v + "/"
 
     @model_validator(mode="after")
-    def _needs(self) -> "ProviderConfig":
+    def _needs(self) -> ProviderConfig:
         if self.provider in UNUSABLE_PROVIDERS:
             raise ValueError(f"provider {self.provider} cannot be used: {UNUSABLE_PROVIDERS[self.provider]}")
         if self.provider == "baidu" and not (self.api_key and self.secret):

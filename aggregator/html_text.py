@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import lxml.html
 import nh3
@@ -58,7 +59,7 @@ def sanitize_html(fragment: str, base_url: str | None = None) -> str:
     republished feed would point into the aggregator's site, not the source's."""
     if not fragment:
         return ""
-    relative: str | tuple[str, str] = "deny"
+    relative: Any = "deny"  # nh3 takes a Literal or a ("rewrite_with_base", url) tuple
     if base_url and base_url.lower().startswith(("http://", "https://")):
         relative = ("rewrite_with_base", base_url)
     return nh3.clean(strip_bidi(fragment), tags=_ALLOWED_TAGS, attributes=_ALLOWED_ATTRS,
@@ -101,7 +102,7 @@ def blocks(fragment: str) -> list[Block]:
 def _walk(el: lxml.html.HtmlElement, out: list[Block]) -> None:
     if not isinstance(el.tag, str):
         return
-    has_block_child = any(isinstance(c.tag, str) and c.tag in _BLOCK_TAGS | {"div", "ul", "ol", "figure", "section", "article", "table", "tbody", "tr"}
+    has_block_child = any(isinstance(c.tag, str) and c.tag in _BLOCK_TAGS | {"div", "ul", "ol", "figure", "section", "article", "table", "tbody", "tr"}  # noqa: E501
                           for c in el)
     if el.tag in _BLOCK_TAGS and not has_block_child or (el.tag == "div" and not has_block_child):
         out.extend(_split_lines(el))

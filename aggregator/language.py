@@ -59,7 +59,7 @@ def entry_language(title: str, summary: str, content: str, *, declared: str, fee
     are then asked to detect it themselves)."""
     if declared != "auto":
         return declared
-    sample = " ".join(t for t in (title, strip_tags(summary)[:1000], strip_tags(content)[:1000] if len(summary) < 200 else "") if t)
+    sample = " ".join(t for t in (title, strip_tags(summary)[:1000], strip_tags(content)[:1000] if len(summary) < 200 else "") if t)  # noqa: E501
     return detect(sample) or feed_language
 
 

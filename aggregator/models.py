@@ -7,7 +7,7 @@ strings ending in ``Z`` in the store.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 Role = Literal["blog", "outlet"]
@@ -17,15 +17,15 @@ CitationKind = Literal["link", "headline", "mention"]
 def utc(dt: datetime) -> datetime:
     """Return ``dt`` as an aware UTC datetime (naive values are taken as UTC)."""
     if dt.tzinfo is None:
-        return dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
 
 
 def iso(dt: datetime | None) -> str | None:
     """Serialise an aware datetime as ``YYYY-MM-DDTHH:MM:SSZ`` (sortable as text)."""
     if dt is None:
         return None
-    if dt.tzinfo is not timezone.utc:
+    if dt.tzinfo is not UTC:
         dt = utc(dt)
     if dt.year < 1000:  # strftime's %Y is not zero-padded below 1000 on glibc
         return dt.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -45,9 +45,7 @@ def canonical_url(url: str) -> str:
     if m:
         inner = ("https://" if m.group(1) else "http://") + m.group(2)
         return canonical_url(inner + (f"?{parts.query}" if parts.query else ""))
-    if host.startswith("www."):
-        host = host[4:]
-    elif host.startswith("amp."):
+    if host.startswith("www.") or host.startswith("amp."):
         host = host[4:]
     try:
         port = parts.port

@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -66,7 +66,7 @@ class Result:
 
 def write_corpus(root: Path, n_feeds: int, entries: int, seed: int) -> dict[str, object]:
     """Generate the feeds (and the churned versions) into ``root``; returns the manifest."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     shapes = corpus.load_shapes(SHARED)
     feeds = corpus.generate(shapes, n_feeds, entries, seed=seed, now=now)
     changed = {f.id: f for f in corpus.churn(shapes, feeds, seed=seed + 1, now=now)}

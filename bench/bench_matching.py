@@ -20,17 +20,17 @@ import resource
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aggregator.config import parse_config
 from aggregator.citing.embeddings import Embedder
+from aggregator.config import parse_config
 from aggregator.models import EntryData
 from aggregator.running.cycle import match_stage
 from aggregator.store import Store
 from aggregator.translating.chain import Translator
 
-T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
 OUTLETS = [f"outlet{i}" for i in range(20)]
 
 

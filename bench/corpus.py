@@ -22,7 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -273,12 +273,12 @@ def render_rss(f: GenFeed, now: datetime) -> str:
            f"<title>{escape(f.name)}</title>\n<link>{f.site}/</link>\n",
            f'<atom:link href="{f.site}/feed/" rel="self" type="application/rss+xml" />\n',
            f"<description>{escape(f.name)} news</description>\n<language>{f.language}</language>\n",
-           f"<lastBuildDate>{format_datetime(now.astimezone(timezone.utc), usegmt=True)}</lastBuildDate>\n"]
+           f"<lastBuildDate>{format_datetime(now.astimezone(UTC), usegmt=True)}</lastBuildDate>\n"]
     for e in f.entries:
         permalink = "true" if e.guid == e.link else "false"
         out.append(f"<item>\n<title>{escape(e.title)}</title>\n<link>{escape(e.link)}</link>\n"
                    f'<guid isPermaLink="{permalink}">{escape(e.guid)}</guid>\n'
-                   f"<pubDate>{format_datetime(e.published.astimezone(timezone.utc), usegmt=True)}</pubDate>\n")
+                   f"<pubDate>{format_datetime(e.published.astimezone(UTC), usegmt=True)}</pubDate>\n")
         if e.author:
             out.append(f"<dc:creator>{_cdata(e.author)}</dc:creator>\n")
         out.extend(f"<category>{_cdata(c)}</category>\n" for c in e.categories)
@@ -298,12 +298,12 @@ def render_atom(f: GenFeed, now: datetime) -> str:
            f"<title>{escape(f.name)}</title>\n<id>{f.site}/</id>\n",
            f'<link href="{f.site}/" rel="alternate" type="text/html"/>\n',
            f'<link href="{f.site}/feed.atom" rel="self"/>\n',
-           f"<updated>{now.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}</updated>\n"]
+           f"<updated>{now.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}</updated>\n"]
     for e in f.entries:
         out.append(f"<entry>\n<title>{escape(e.title)}</title>\n<id>{escape(e.guid)}</id>\n"
                    f'<link href={quoteattr(e.link)} rel="alternate" type="text/html"/>\n'
-                   f"<published>{e.published.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}</published>\n"
-                   f"<updated>{e.published.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}</updated>\n")
+                   f"<published>{e.published.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}</published>\n"
+                   f"<updated>{e.published.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}</updated>\n")
         if e.author:
             out.append(f"<author><name>{escape(e.author)}</name></author>\n")
         out.extend(f"<category term={quoteattr(c)}/>\n" for c in e.categories)

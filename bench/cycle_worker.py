@@ -39,7 +39,7 @@ class _Profile:
         self.path = os.environ.get("BENCH_PROFILE")
         self.profiler = None
 
-    def __enter__(self) -> "_Profile":
+    def __enter__(self) -> _Profile:
         if self.path:
             from pyinstrument import Profiler
 
@@ -56,8 +56,8 @@ class _Profile:
 
 def run_aggregator(config: str) -> dict[str, object]:
     t = time.perf_counter()
-    import aggregator.sources.parsepool
     import aggregator.running.cycle  # noqa: F401  (what the CLI imports on its first cycle)
+    import aggregator.sources.parsepool
     from aggregator.cli import main
     from aggregator.config import load_config
 

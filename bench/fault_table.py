@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
-from loopback import Blackhole, FeedServer, LibreTranslateServer  # noqa: E402
 from conftest import DEV, aggregator_cmd  # noqa: E402
 from faultcases import FAULTS, FETCH, QUIRKS  # noqa: E402
+from loopback import Blackhole, FeedServer, LibreTranslateServer  # noqa: E402
 
 VICTIM = "defensenews"
 EMPTY = (b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Quirks</title>'

@@ -15,8 +15,8 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from loopback import Blackhole, FeedServer
 from conftest import DEV, REAL_FEEDS
+from loopback import Blackhole, FeedServer
 
 VICTIM = "/victim.xml"
 VICTIM_FEED = DEV / "feeds" / "defensenews.xml"

@@ -22,10 +22,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
-
-from aggregator.publishing.serve import make_server
 from test_feed_validity import HOSTILE_POST_TITLE, SPECIAL_SHOWN, publish_hostile_cycle
 
+from aggregator.publishing.serve import make_server
 
 A = "{http://www.w3.org/2005/Atom}"
 ARTIFACTS = Path(__file__).resolve().parent / "_artifacts" / "browser"

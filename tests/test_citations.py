@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from conftest import DEV
 
 from aggregator.citing.extract import Outlet, classify, extract, find_mentions
 from aggregator.html_text import Block
 from aggregator.sources.parse import parse_feed
-from conftest import DEV
 
 OUTLETS = [Outlet("politico", ("POLITICO", "ポリティコ")), Outlet("reuters", ("Reuters", "ロイター", "ロイター通信")),
            Outlet("kyivindependent", ("The Kyiv Independent", "キーウ・インディペンデント"))]
@@ -78,7 +78,7 @@ def test_line_classes(text: str, kind: str) -> None:
 def test_dev_blog_citations_by_case(dev_gold: list[dict]) -> None:
     """Every dev post yields citations of the kind its case says, and no credit line
     ever becomes one."""
-    feed = parse_feed((DEV / "feeds" / "blog.xml").read_bytes(), now=datetime(2030, 1, 1, tzinfo=timezone.utc))
+    feed = parse_feed((DEV / "feeds" / "blog.xml").read_bytes(), now=datetime(2030, 1, 1, tzinfo=UTC))
     by_link = {e.link: e for e in feed.entries}
     outlets = [Outlet("politico", ("POLITICO",)), Outlet("defensenews", ("Defense News",)),
                Outlet("kyivindependent", ("キーウ・インディペンデント紙", "Kyiv Independent")),

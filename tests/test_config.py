@@ -5,10 +5,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, aggregator_cmd
 
 from aggregator.config import load_config, parse_config, parse_duration, parse_size
 from aggregator.exceptions import ConfigError
-from conftest import ROOT, aggregator_cmd
 
 MINIMAL = """
 sources:

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import IO
 
 import feedparser
-from lxml import etree
-
-from loopback import FeedServer, LibreTranslateServer
-from aggregator.sources.parse import parse_feed
 from conftest import DEV, aggregator_cmd
+from loopback import FeedServer, LibreTranslateServer
+from lxml import etree
 from test_pipeline_e2e import write_config
+
+from aggregator.sources.parse import parse_feed
 
 SEED = 20250301
 KILLS = 10

@@ -8,18 +8,18 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
 import pytest
+from conftest import DEV, aggregator_cmd
+from loopback import FeedServer
 
 from aggregator.config import SourceConfig, parse_config
-from aggregator.running.daemon import first_run
 from aggregator.running.cycle import due_sources
-from loopback import FeedServer
+from aggregator.running.daemon import first_run
 from aggregator.store import SourceState
-from conftest import DEV, aggregator_cmd
 
 WAIT = 60  # generous: the machine is shared
 
@@ -187,7 +187,7 @@ def test_sigterm_during_a_fetch_from_a_server_that_hangs_exits_0_promptly(tmp_pa
 
 # -- the schedule's pure parts ---------------------------------------------------------
 
-NOW = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 SRC = SourceConfig(id="x", url="https://x.example/feed", role="outlet")
 
 

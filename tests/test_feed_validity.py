@@ -17,17 +17,16 @@ import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import feedparser
 import lxml.html
 import pytest
-from lxml import etree
-
-from loopback import FeedServer, LibreTranslateServer
 from conftest import DEV, aggregator_cmd
+from loopback import FeedServer, LibreTranslateServer
+from lxml import etree
 from test_pipeline_e2e import write_config
 
 A = "{http://www.w3.org/2005/Atom}"
@@ -157,7 +156,7 @@ def json_by_link(o: Output, link: str) -> dict:
 
 def plausible(dt: datetime) -> bool:
     """The validator's ImplausibleDate: before 1990 or after tomorrow."""
-    return datetime(1990, 1, 1, tzinfo=timezone.utc) <= dt <= datetime.now(timezone.utc) + timedelta(days=1)
+    return datetime(1990, 1, 1, tzinfo=UTC) <= dt <= datetime.now(UTC) + timedelta(days=1)
 
 
 def html_problems(fragment: str) -> list[str]:
@@ -325,7 +324,7 @@ def test_atom_missing_dates_and_authors_have_honest_fallbacks(out: Output) -> No
     undated = by_link(out, "https://hostile.example/undated")
     assert undated.findtext(f"{A}author/{A}name") == "Hostile <Outlet> & Co"  # the source stands in
     first_seen = datetime.fromisoformat(undated.findtext(f"{A}published"))
-    assert abs(first_seen - datetime.now(timezone.utc)) < timedelta(hours=1)  # when we first saw it
+    assert abs(first_seen - datetime.now(UTC)) < timedelta(hours=1)  # when we first saw it
     future = by_link(out, "https://hostile.example/future")
     assert datetime.fromisoformat(future.findtext(f"{A}published")).year < 2099
 

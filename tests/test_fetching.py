@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from conftest import DEV
+from loopback import Blackhole, FeedServer
 
 from aggregator import PROJECT_URL, USER_AGENT
 from aggregator.exceptions import FetchError
@@ -18,8 +20,6 @@ from aggregator.sources.fetch import (
     next_fetch_after_success,
     parse_retry_after,
 )
-from loopback import Blackhole, FeedServer
-from conftest import DEV
 
 FEED = (DEV / "feeds" / "politico.xml").read_bytes()
 
@@ -162,7 +162,7 @@ def test_http_errors_carry_status_and_retry_after(client: httpx.Client) -> None:
 
 
 def test_backoff_grows_with_jitter_and_is_capped() -> None:
-    now = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2024, 1, 1, tzinfo=UTC)
     rng = random.Random(1)
     waits = [(next_fetch_after_failure(now, timedelta(minutes=30), n, retry_after=None,
                                        max_backoff=timedelta(hours=24), rng=rng) - now).total_seconds()
@@ -173,7 +173,7 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
 
 
 def test_server_delays_are_honoured_but_capped() -> None:
-    now = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2024, 1, 1, tzinfo=UTC)
     assert next_fetch_after_success(now, timedelta(minutes=30), {"Cache-Control": "max-age=7200"}) == now + timedelta(hours=2)
     assert next_fetch_after_success(now, timedelta(minutes=30), {"Cache-Control": "max-age=99999999"}) == now + timedelta(days=1)
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now) == 0.0

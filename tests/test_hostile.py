@@ -13,22 +13,22 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
 import lxml.html
 import pytest
+from conftest import DEV, aggregator_cmd
+from faultcases import FAULTS, FETCH, QUIRKS, TOTAL_TIMEOUT, VICTIM, VICTIM_FEED, Fault, Quirk
+from loopback import Blackhole, FeedServer, LibreTranslateServer
 from lxml import etree
 
 from aggregator.config import Config, parse_config
-from loopback import Blackhole, FeedServer, LibreTranslateServer
 from aggregator.running.cycle import SourceReport, fetch_stage
 from aggregator.store import Store
-from conftest import DEV, aggregator_cmd
-from faultcases import FAULTS, FETCH, QUIRKS, TOTAL_TIMEOUT, VICTIM, VICTIM_FEED, Fault, Quirk
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 GOOD = {"politico": "/politico.xml", "reuters": "/reuters.xml"}
 
 

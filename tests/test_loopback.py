@@ -16,7 +16,6 @@ import pytest
 import requests
 from deep_translator import LibreTranslator
 from deep_translator.exceptions import AuthorizationException, ServerException
-
 from loopback import FeedServer, LibreTranslateServer
 
 FEED = (b'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel><title>Test feed</title>'

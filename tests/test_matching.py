@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -10,7 +10,7 @@ from aggregator.citing.extract import Outlet, extract
 from aggregator.citing.match import ArticleIndex, article_from_entry, headline_variants, match_post
 from aggregator.models import Entry
 
-T0 = datetime(2024, 5, 10, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
 NAMES = {"reuters": ("Reuters", "ロイター"), "politico": ("POLITICO", "ポリティコ"), "twz": ("The War Zone",)}
 _ids = iter(range(1, 10_000))
 
@@ -107,15 +107,15 @@ def _fake_embed(texts: list[str]) -> np.ndarray:
 
 def test_mention_finds_the_paraphrased_article_of_that_outlet_and_day() -> None:
     cited = art("politico", "NATO officials shrug off Russia's nuclear drill announcement",
-                "https://www.politico.com/a", when=datetime(2024, 5, 6, 15, tzinfo=timezone.utc),
+                "https://www.politico.com/a", when=datetime(2024, 5, 6, 15, tzinfo=UTC),
                 summary="Officials said the drills aim to intimidate Europe but saw no change in Russia's posture.",
                 offset=-240)
     other = art("politico", "Putin sworn in for a fifth term", "https://www.politico.com/b",
-                when=datetime(2024, 5, 7, 15, tzinfo=timezone.utc), summary="The inauguration in Moscow.", offset=-240)
+                when=datetime(2024, 5, 7, 15, tzinfo=UTC), summary="The inauguration in Moscow.", offset=-240)
     same_day = art("politico", "Senate Democrats plan vote on border bill", "https://www.politico.com/c",
-                   when=datetime(2024, 5, 6, 18, tzinfo=timezone.utc), summary="Schumer said on Monday.", offset=-240)
+                   when=datetime(2024, 5, 6, 18, tzinfo=UTC), summary="Schumer said on Monday.", offset=-240)
     para = "米POLITICOは6日、この発表に対するNATO当局者の反応を報じた。"
-    p = post(f"<p>{para}</p>", when=datetime(2024, 5, 7, 5, tzinfo=timezone.utc))
+    p = post(f"<p>{para}</p>", when=datetime(2024, 5, 7, 5, tzinfo=UTC))
     translation = {para: "POLITICO reported on the 6th the reaction of NATO officials to the announcement; "
                          "officials said the drills aim to intimidate Europe and saw no change in Russia's nuclear posture."}
     assert run(p, [cited, other, same_day], translate=translation.get, embed=_fake_embed) == [(cited.id, "mention")]
@@ -123,9 +123,9 @@ def test_mention_finds_the_paraphrased_article_of_that_outlet_and_day() -> None:
 
 def test_mention_of_an_outlet_with_no_article_that_day_matches_nothing() -> None:
     a = art("politico", "NATO officials shrug off Russia's nuclear drill announcement", "https://www.politico.com/a",
-            when=datetime(2024, 5, 2, 15, tzinfo=timezone.utc))
+            when=datetime(2024, 5, 2, 15, tzinfo=UTC))
     para = "米POLITICOは6日、NATO当局者の反応を報じた。"
-    p = post(f"<p>{para}</p>", when=datetime(2024, 5, 7, 5, tzinfo=timezone.utc))
+    p = post(f"<p>{para}</p>", when=datetime(2024, 5, 7, 5, tzinfo=UTC))
     assert run(p, [a], translate=lambda s: "POLITICO reported NATO officials' reaction", embed=_fake_embed) == []
 
 

@@ -5,7 +5,7 @@ matcher reads it. Each gives the same answer as the plain way."""
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aggregator.citing.extract import NameFinder, Outlet, extract, find_mentions
@@ -13,7 +13,7 @@ from aggregator.citing.match import ARTICLE_CHARS, article_from_entry, outlets_n
 from aggregator.models import EntryData
 from aggregator.store import Store
 
-T = datetime(2024, 5, 1, tzinfo=timezone.utc)
+T = datetime(2024, 5, 1, tzinfo=UTC)
 
 
 def test_name_finder_agrees_with_a_substring_test_for_each_name() -> None:

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from lxml import etree
-
-from loopback import FeedServer, LibreTranslateServer
-from aggregator.publishing.serve import make_server
 from conftest import DEV, aggregator_cmd
+from loopback import FeedServer, LibreTranslateServer
+from lxml import etree
 from test_pipeline_e2e import write_config
+
+from aggregator.publishing.serve import make_server
 
 A = "{http://www.w3.org/2005/Atom}"
 CHANGED = "https://blog.example.jp/us-related/senate-passes-ukraine-aid-package/"

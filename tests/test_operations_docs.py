@@ -14,9 +14,9 @@ import click
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 from click.testing import CliRunner
+from conftest import ROOT
 
 from aggregator.cli import main
-from conftest import ROOT
 
 DOCS = ROOT / "docs"
 UNITS = ["aggregator.service", "aggregator-once.service", "aggregator-once.timer"]

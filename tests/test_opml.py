@@ -5,19 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
-from aggregator.config import Config, load_config
+from aggregator.config import Config, format_duration, load_config
 from aggregator.exceptions import ConfigError
-from aggregator.config import format_duration
 from aggregator.running.opml import NS, export_opml, import_opml, join_aliases, split_aliases
 
 A = "{%s}" % NS
-NOW = datetime(2024, 5, 19, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 19, 12, 0, tzinfo=UTC)
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "aggregator.yaml"
 
 CONFIG_YAML = """\

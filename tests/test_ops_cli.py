@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from loopback import FeedServer, LibreTranslateServer
-from aggregator.store import StoreLock
 from conftest import DEV, aggregator_cmd
+from loopback import FeedServer, LibreTranslateServer
 from test_pipeline_e2e import serve_dev
+
+from aggregator.store import StoreLock
 
 EXPECTED = {"blog": 40, "politico": 45, "reuters": 55, "kyivindependent": 61, "defensenews": 45,
             "breakingdefense": 45, "twz": 43}

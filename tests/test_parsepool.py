@@ -7,22 +7,22 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from conftest import DEV
+from loopback import FeedServer
 
-from aggregator.sources import parsepool
 from aggregator.config import parse_config
 from aggregator.exceptions import ParseError
-from loopback import FeedServer
-from aggregator.sources.parsepool import ParsePool
-from aggregator.sources.parse import parse_feed
 from aggregator.running.cycle import fetch_stage
+from aggregator.sources import parsepool
+from aggregator.sources.parse import parse_feed
+from aggregator.sources.parsepool import ParsePool
 from aggregator.store import Store
-from conftest import DEV
 
-NOW = datetime(2024, 5, 21, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 21, tzinfo=UTC)
 OUTLETS = ["politico", "reuters", "defensenews", "twz", "breakingdefense", "kyivindependent"]
 
 

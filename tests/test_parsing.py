@@ -2,16 +2,16 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from conftest import FIXTURES, REAL_FEEDS
 
 from aggregator.exceptions import ParseError
 from aggregator.models import iso
 from aggregator.sources.parse import MAX_TITLE, clean_prefix, parse_feed
-from conftest import FIXTURES, REAL_FEEDS
 
-NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
 EXPECTED = json.loads((FIXTURES / "real-feeds" / "expected.json").read_text(encoding="utf-8"))
 
 
@@ -93,7 +93,7 @@ def test_huge_titles_are_cut() -> None:
 def test_publisher_time_zone_offset_is_kept() -> None:
     f = parse_feed(_rss("<item><guid>1</guid><title>a</title><pubDate>Mon, 06 May 2024 21:30:00 EDT</pubDate></item>"), now=NOW)
     e = f.entries[0]
-    assert e.published == datetime(2024, 5, 7, 1, 30, tzinfo=timezone.utc) and e.published_offset == -240
+    assert e.published == datetime(2024, 5, 7, 1, 30, tzinfo=UTC) and e.published_offset == -240
 
 
 def test_entity_bombs_do_not_expand() -> None:
@@ -155,7 +155,7 @@ def test_json_feed_is_read_like_any_other_feed() -> None:
     assert (a.key, a.link, a.title, a.content, a.summary, a.author, a.categories, a.image) == (
         "1", "https://o.example/a", "First story", "<p>Body</p>", "Short", "Ann Writer", ("Defense",),
         "https://o.example/a.jpg")
-    assert a.published == datetime(2024, 5, 7, 1, 30, tzinfo=timezone.utc) and a.published_offset == -240
+    assert a.published == datetime(2024, 5, 7, 1, 30, tzinfo=UTC) and a.published_offset == -240
     assert (b.key, b.content, b.published) == ("https://o.example/b", "a &lt; b", None)
     assert any("repeat" in w for w in f.warnings) and any("skipped an entry" in w for w in f.warnings)
 

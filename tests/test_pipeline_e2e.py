@@ -12,10 +12,9 @@ from typing import TypeVar
 
 import feedparser
 import pytest
-from lxml import etree
-
-from loopback import FeedServer, LibreTranslateServer
 from conftest import DEV, aggregator_cmd
+from loopback import FeedServer, LibreTranslateServer
+from lxml import etree
 
 S = TypeVar("S")
 ATOM = "{http://www.w3.org/2005/Atom}"

@@ -10,21 +10,21 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import DEV, aggregator_cmd
+from loopback import FeedServer
 
 from aggregator import PROJECT_URL
 from aggregator.config import Config, parse_config
-from loopback import FeedServer
 from aggregator.running.cycle import fetch_stage
 from aggregator.running.status import collect, render_text
 from aggregator.store import SourceState, Store
-from conftest import DEV, aggregator_cmd
 
 FEED = (DEV / "feeds" / "politico.xml").read_bytes()
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 class Clock:

@@ -5,7 +5,7 @@ a match, a translation, the config) renders them again, and so does a missing fi
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from aggregator.models import EntryData, Match
 from aggregator.publishing.publish import publish
 from aggregator.store import EntryTranslation, Store
 
-T = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+T = datetime(2024, 5, 1, 12, tzinfo=UTC)
 
 
 def _config(tmp_path: Path, title: str = "Merged") -> Config:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,8 +16,8 @@ from aggregator.publishing.publish import build_items, plausible
 from aggregator.publishing.render import FeedItem
 from aggregator.store import EntryTranslation, Publication
 
-T0 = datetime(2024, 5, 19, 12, 0, tzinfo=timezone.utc)
-SEEN = datetime(2024, 5, 19, 13, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 19, 12, 0, tzinfo=UTC)
+SEEN = datetime(2024, 5, 19, 13, 0, tzinfo=UTC)
 CONFIG = parse_config("""
 output: {link: 'https://news.example.org/'}
 sources:
@@ -112,7 +112,7 @@ def test_updated_at_first_publication_is_the_sources_never_before_published(firs
 
 def test_implausible_or_missing_dates_fall_back_to_first_seen() -> None:
     assert plausible(None, SEEN) == SEEN
-    assert plausible(datetime(1970, 1, 1, tzinfo=timezone.utc), SEEN) == SEEN
-    assert plausible(datetime(2099, 1, 1, tzinfo=timezone.utc), SEEN) == SEEN
+    assert plausible(datetime(1970, 1, 1, tzinfo=UTC), SEEN) == SEEN
+    assert plausible(datetime(2099, 1, 1, tzinfo=UTC), SEEN) == SEEN
     assert plausible(SEEN + timedelta(hours=2), SEEN) == SEEN + timedelta(hours=2)  # clock skew is tolerated
     assert plausible(T0, SEEN) == T0

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -17,13 +17,20 @@ from lxml import etree
 
 from aggregator.publishing import render as rendering
 from aggregator.publishing.render import (
-    FeedItem, FeedMeta, SourceLink, render_atom, render_html, render_json, render_rss, write_output,
+    FeedItem,
+    FeedMeta,
+    SourceLink,
+    render_atom,
+    render_html,
+    render_json,
+    render_rss,
+    write_output,
 )
 
 NS = {"a": "http://www.w3.org/2005/Atom", "dc": "http://purl.org/dc/elements/1.1/"}
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
-T0 = datetime(2024, 5, 19, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 19, 12, 0, tzinfo=UTC)
 TEMPLATES = Path(rendering.__file__).parent / "templates"
 
 SPECIAL_TITLE = "Tanks <b>&\"' & more"
@@ -398,7 +405,7 @@ def test_each_published_format_reads_back_through_our_own_parser() -> None:
     from aggregator.sources.parse import parse_feed
 
     for data in (render_atom(META, ITEMS), render_rss(META, ITEMS), render_json(META, ITEMS)):
-        parsed = parse_feed(data, now=datetime(2030, 1, 1, tzinfo=timezone.utc))
+        parsed = parse_feed(data, now=datetime(2030, 1, 1, tzinfo=UTC))
         # titles are read as plain text (markup in a title is dropped, as readers do)
         assert [(e.key, e.link, e.title) for e in parsed.entries] == [(i.id, i.link, strip_tags(i.title))
                                                                        for i in ITEMS]

@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
 import pytest
+from conftest import DEV, aggregator_cmd
+from loopback import FeedServer, LibreTranslateServer
+from test_pipeline_e2e import write_config
 
 from aggregator.config import parse_config
 from aggregator.exceptions import ConfigError
-from loopback import FeedServer, LibreTranslateServer
 from aggregator.models import EntryData, Match
 from aggregator.running.retention import (
     ArticleAge,
@@ -25,10 +27,8 @@ from aggregator.running.retention import (
     prune_articles,
 )
 from aggregator.store import EntryTranslation, Publication, Store
-from conftest import DEV, aggregator_cmd
-from test_pipeline_e2e import write_config
 
-NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 

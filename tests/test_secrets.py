@@ -10,9 +10,10 @@ import subprocess
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
-from loopback import FeedServer, LibreTranslateServer
-from aggregator.redaction import Redactor
 from conftest import DEV, aggregator_cmd
+from loopback import FeedServer, LibreTranslateServer
+
+from aggregator.redaction import Redactor
 
 SECRETS = {"FEED_PASSWORD": "hunter2-feed-pw", "FEED_TOKEN": "tok/9f8e+7d6c", "LT_KEY": "lt-key-5a4b3c"}
 

@@ -23,8 +23,7 @@ import httpx
 import pytest
 
 from aggregator.exceptions import PublishError
-from aggregator.publishing.serve import (NOTHING_PUBLISHED, _accepts_gzip, _segments, make_server,
-                               serve_output)
+from aggregator.publishing.serve import NOTHING_PUBLISHED, _accepts_gzip, _segments, make_server, serve_output
 
 SECRET = b"TOP-SECRET-do-not-serve-0xC0FFEE"
 FILES: dict[str, bytes] = {

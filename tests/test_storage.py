@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,7 @@ from aggregator.exceptions import StorageError, StoreLockedError
 from aggregator.models import EntryData, Match
 from aggregator.store import Store, StoreLock
 
-T = datetime(2024, 5, 1, tzinfo=timezone.utc)
+T = datetime(2024, 5, 1, tzinfo=UTC)
 
 
 def e(key: str, title: str = "t", link: str | None = None, **kw: object) -> EntryData:
@@ -57,11 +57,10 @@ def test_validators_are_kept_per_source(s: Store) -> None:
 
 def test_a_failed_transaction_leaves_nothing_behind(s: Store) -> None:
     store_feed(s, [e("a")])
-    with pytest.raises(sqlite3.IntegrityError):
-        with s.transaction() as db:
-            db.execute("UPDATE sources SET etag='half' WHERE id='src'")
-            db.execute("INSERT INTO entries(id, source_id, role, key, title, first_seen, last_seen, hash, sort_date)"
-                       " SELECT id, source_id, role, key, title, first_seen, last_seen, hash, sort_date FROM entries")
+    with pytest.raises(sqlite3.IntegrityError), s.transaction() as db:
+        db.execute("UPDATE sources SET etag='half' WHERE id='src'")
+        db.execute("INSERT INTO entries(id, source_id, role, key, title, first_seen, last_seen, hash, sort_date)"
+                   " SELECT id, source_id, role, key, title, first_seen, last_seen, hash, sort_date FROM entries")
     assert s.source_states()["src"].etag == '"v1"'
     assert s.count_entries() == {"outlet": 1}
 
@@ -91,9 +90,8 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_the_lock_keeps_a_second_run_out(tmp_path: Path) -> None:
     db = tmp_path / "db.sqlite3"
-    with StoreLock(db):
-        with pytest.raises(StoreLockedError, match="already working"):
-            StoreLock(db).acquire()
+    with StoreLock(db), pytest.raises(StoreLockedError, match="already working"):
+        StoreLock(db).acquire()
     StoreLock(db).acquire().release()  # released: free again
 
 

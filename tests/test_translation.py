@@ -4,14 +4,14 @@ server that speaks the protocol; the cache is the real SQLite store."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from loopback import DeepLServer, LibreTranslateServer
 
 from aggregator.config import ProviderConfig
 from aggregator.exceptions import TranslationError
-from loopback import DeepLServer, LibreTranslateServer
 from aggregator.store import Store
 from aggregator.translating.chain import RateLimiter, Translator
 from aggregator.translating.providers import make_provider
@@ -137,7 +137,7 @@ def test_rate_limiter_spaces_requests() -> None:
 
 def test_cache_records_provider_and_time(store: Store) -> None:
     with LibreTranslateServer(TABLE) as srv:
-        t = translator(store, srv.url, now=lambda: datetime(2024, 5, 1, tzinfo=timezone.utc))
+        t = translator(store, srv.url, now=lambda: datetime(2024, 5, 1, tzinfo=UTC))
         t.translate("こんにちは。", "ja", "en")
     row = store.db.execute("SELECT provider, created FROM translation_cache").fetchone()
     assert row == ("libre", "2024-05-01T00:00:00Z")
@@ -195,9 +195,8 @@ def test_connection_reset_and_refused_are_retryable_connection_errors(store: Sto
 
 
 def test_an_unknown_text_http_400_is_not_retryable_and_says_why(store: Store) -> None:
-    with LibreTranslateServer({}) as srv:
-        with pytest.raises(TranslationError) as got:
-            translator(store, srv.url).translate("こんにちは。", "ja", "en")
+    with LibreTranslateServer({}) as srv, pytest.raises(TranslationError) as got:
+        translator(store, srv.url).translate("こんにちは。", "ja", "en")
     assert not got.value.retryable and got.value.kind == "rejected"
     assert "libre: HTTP 400: unknown text" in str(got.value)
 
@@ -223,7 +222,7 @@ def test_one_provider_refusing_for_good_while_another_is_down_stays_retryable(st
 def test_http_date_retry_after_is_understood() -> None:
     from aggregator.sources.fetch import parse_retry_after
 
-    now = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     assert parse_retry_after("120", now) == 120
     assert parse_retry_after("Wed, 01 May 2024 12:02:00 GMT", now) == 120
     assert parse_retry_after("soon", now) is None and parse_retry_after(None, now) is None
@@ -311,9 +310,8 @@ def test_deepl_faults_cost_one_request_and_fall_through(store: Store, fault: str
 
 
 def test_deepl_wrong_key_is_an_auth_failure(store: Store) -> None:
-    with DeepLServer(TABLE) as srv:
-        with pytest.raises(TranslationError) as got:
-            deepl_translator(store, srv, key="wrong").translate("こんにちは。", "ja", "en")
+    with DeepLServer(TABLE) as srv, pytest.raises(TranslationError) as got:
+        deepl_translator(store, srv, key="wrong").translate("こんにちは。", "ja", "en")
     assert got.value.kind == "auth" and "check api_key" in str(got.value)
 
 

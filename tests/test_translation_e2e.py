@@ -11,10 +11,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from lxml import etree
-
-from loopback import FeedServer, LibreTranslateServer
 from conftest import DEV, aggregator_cmd
+from loopback import FeedServer, LibreTranslateServer
+from lxml import etree
 from test_pipeline_e2e import ALIASES, ATOM, NAMES, OUTLETS, XML_LANG, translations
 
 TIMEOUT = 3.0

@@ -8,22 +8,22 @@ real publication files read back."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from loopback import LibreTranslateServer
 
 from aggregator.config import Config, parse_config
 from aggregator.language import detect, entry_language
-from loopback import LibreTranslateServer
 from aggregator.models import EntryData
-from aggregator.running.cycle import PERMANENT_ATTEMPTS, translate_stage
 from aggregator.publishing.publish import publish, selection
+from aggregator.running.cycle import PERMANENT_ATTEMPTS, translate_stage
 from aggregator.running.status import collect, render_text
 from aggregator.store import Store
 from aggregator.translating.chain import build_translator
 
-T0 = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
 TITLE = "米上院、ウクライナ支援法案を可決"
 LEAD = "米上院は23日、ウクライナ支援法案を可決した。"

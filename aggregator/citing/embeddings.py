@@ -45,13 +45,13 @@ class Embedder:
         if missing and self.store is not None:
             for k, blob in self.store.embeddings(missing).items():
                 self._memo[k] = np.frombuffer(blob, dtype=np.float32)
-        todo = {k: t for k, t in zip(keys, texts) if k not in self._memo}
+        todo = {k: t for k, t in zip(keys, texts, strict=False) if k not in self._memo}
         if todo:
             vecs = _load().encode(list(todo.values())).astype(np.float32)
             norms = np.linalg.norm(vecs, axis=1, keepdims=True)
             vecs = vecs / np.where(norms == 0, 1, norms)
             rows = []
-            for k, v in zip(todo, vecs):
+            for k, v in zip(todo, vecs, strict=False):
                 self._memo[k] = v
                 rows.append((k, v.tobytes()))
             self.computed += len(rows)

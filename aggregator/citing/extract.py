@@ -21,7 +21,7 @@ from aggregator.urls import host_of, is_http_url
 _CITE = re.compile(
     r"^\s*[※＊*・■◆●]?\s*[【\[]?(?:参考(?:記事|資料|文献|リンク)?|参照|ソース|引用元|Sources?)[】\]]?\s*[:：]\s*",
     re.I)
-_CREDIT = re.compile(r"^\s*[※＊*・■◆●]?\s*[【\[]?(?:出典|画像出典|写真|画像|Photo(?: by)?|Image(?: by)?|Credit)[】\]]?\s*[:：]", re.I)
+_CREDIT = re.compile(r"^\s*[※＊*・■◆●]?\s*[【\[]?(?:出典|画像出典|写真|画像|Photo(?: by)?|Image(?: by)?|Credit)[】\]]?\s*[:：]", re.I)  # noqa: E501
 _RELATED = re.compile(r"^\s*[【\[]?関連(?:記事|リンク)?[】\]]?\s*[:：]?")
 _FOOTER = re.compile(r"^The post .{0,400} appeared first on ", re.S)
 _DAY = re.compile(r"(?<![0-9０-９])([0-9０-９]{1,2})日")

@@ -22,7 +22,7 @@ import math
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -70,9 +70,7 @@ _ELLIPSIS = re.compile(r"\s*(\.{3,}|…+)\s*$")
 _SUFFIX = re.compile(r"\s+[-|:]\s+([^-|:]{2,40})$")
 _PAREN_SUFFIX = re.compile(r"\s*[(\[（【]([^()\[\]（）【】]{2,40})[)\]）】]\s*$")
 _PREFIX = re.compile(r"^([^:|\-]{2,40}?)\s*[:|\-]\s+")
-_STOP = frozenset("""a an the of to in on at for from by with and or as is are was were be been
-its it this that after over into than says said say new amid about up out not no will would could
-has have had his her their they he she we us you but if""".split())
+_STOP = frozenset(["a", "an", "the", "of", "to", "in", "on", "at", "for", "from", "by", "with", "and", "or", "as", "is", "are", "was", "were", "be", "been", "its", "it", "this", "that", "after", "over", "into", "than", "says", "said", "say", "new", "amid", "about", "up", "out", "not", "no", "will", "would", "could", "has", "have", "had", "his", "her", "their", "they", "he", "she", "we", "us", "you", "but", "if"])  # noqa: E501
 
 
 def normalize_headline(text: str) -> str:
@@ -97,7 +95,7 @@ def headline_variants(text: str, outlet_names: Iterable[str] = ()) -> tuple[str,
         return normalize_headline(part) in known
 
     m = _SUFFIX.search(t)
-    if m:
+    if m:  # noqa: SIM102
         # A known outlet name, or one word ("- AP", "| Bloomberg"): longer trailing
         # segments are part of the headline ("Ukraine war latest - Russia advances").
         if len(normalize_headline(m.group(1)).split()) == 1 or is_outlet(m.group(1)):
@@ -285,13 +283,13 @@ def headline_score(cite_variants: Sequence[str], truncated: bool, art: Article) 
             if truncated and len(c) >= TRUNCATED_MIN_CHARS:
                 head = c.rsplit(" ", 1)[0] if " " in c else c  # the last word may be cut
                 if v.startswith(head):
-                    if 0.97 > best:
+                    if best < 0.97:
                         best, how = 0.97, "headline prefix"
                     continue
             # Cut without an ellipsis: only a long prefix, most of the headline, counts.
             if (len(c) >= UNMARKED_PREFIX_CHARS and len(c) >= UNMARKED_PREFIX_SHARE * len(v)
                     and v.startswith(c + " ")):
-                if 0.95 > best:
+                if best < 0.95:
                     best, how = 0.95, "headline prefix"
                 continue
             # Order-sensitive on purpose: two outlets' headlines on one statement often share
@@ -366,7 +364,7 @@ def match_post(post: Entry, text: PostText, index: ArticleIndex, *,
 
 
 def _best_headline(cite: Citation, index: ArticleIndex, start: datetime, end: datetime,
-                   all_names: Sequence[str], named: Callable[[], set[str]],
+                   all_names: Collection[str], named: Callable[[], set[str]],
                    same_host: str | None = None) -> Hit | None:
     truncated = bool(_ELLIPSIS.search(cite.text))
     variants = headline_variants(_ELLIPSIS.sub("", cite.text), all_names)
@@ -453,7 +451,7 @@ def _best_mention(cite: Citation, post: Entry, text: PostText, index: ArticleInd
         if embed is not None and not decided:
             front = ranked[:MENTION_EMBED_TOP]
             vecs = embed([_embed_text(cite.context)] + [_embed_text(cands[i].text) for i in front])
-            got = {i: min(1.0, max(0.0, float(x))) for i, x in zip(front, vecs[1:] @ vecs[0])}
+            got = {i: min(1.0, max(0.0, float(x))) for i, x in zip(front, vecs[1:] @ vecs[0], strict=False)}
             # The others are scored as if they meant as much as the best front-runner, which
             # can only narrow the winner's lead: it never lets a doubtful match through.
             ceiling = max(got.values(), default=0.0)
@@ -493,9 +491,7 @@ def outlets_named(body: Sequence[str], outlet_names: Mapping[str, Sequence[str]]
     return outlets_named_in("\n".join(body), outlet_names.items())
 
 
-_NON_ENGLISH_WORDS = frozenset("""der die das und ist nicht mit den von zu auf für ein eine im sich dem des
-auch wir le la les et des est une pour dans que qui sur el los las del por con para una il che di per non
-sono della het een van voor niet""".split())
+_NON_ENGLISH_WORDS = frozenset(["der", "die", "das", "und", "ist", "nicht", "mit", "den", "von", "zu", "auf", "für", "ein", "eine", "im", "sich", "dem", "des", "auch", "wir", "le", "la", "les", "et", "des", "est", "une", "pour", "dans", "que", "qui", "sur", "el", "los", "las", "del", "por", "con", "para", "una", "il", "che", "di", "per", "non", "sono", "della", "het", "een", "van", "voor", "niet"])  # noqa: E501
 
 
 def looks_english(text: str) -> bool:

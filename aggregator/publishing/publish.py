@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -75,7 +75,7 @@ def visible_hash(item: FeedItem) -> str:
     return hashlib.sha1(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
 
 
-EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 SKEW = timedelta(days=1)
 
 
@@ -137,7 +137,7 @@ def display(entry: Entry, original_language: str, target: str,
         status = f"failed ({translation.error})"
     else:
         when = translation.retry_at.strftime("%Y-%m-%d %H:%M UTC") if translation.retry_at else "next cycle"
-        status = f"pending (retry at {when}: {translation.error})" if translation.error else f"pending (retry at {when})"
+        status = f"pending (retry at {when}: {translation.error})" if translation.error else f"pending (retry at {when})"  # noqa: E501
     return Display(entry.title, orig_summary, orig_content, original_language, False, status)
 
 

@@ -349,7 +349,7 @@ def render_atom(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
     fg.link(href=meta.link, rel="alternate", type="text/html")
     for item in items:
         _add_entry(fg, item).author(name=_author_name(item))
-    return fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+    return bytes(fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True))
 
 
 def render_rss(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
@@ -362,7 +362,7 @@ def render_rss(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
     fg.link(href=meta.link)  # the channel <link> is the *last* link given to feedgen
     for item in items:
         _add_entry(fg, item).dc.dc_creator(_author_name(item))
-    return fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+    return bytes(fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True))
 
 
 def render_json(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:

@@ -502,7 +502,7 @@ def serve_output(output_dir: Path, *, host: str, port: int,
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               name="aggregator-serve", daemon=True)
     thread.start()
-    bound_host, bound_port = server.server_address[:2]
+    bound_host, bound_port = str(server.server_address[0]), server.server_address[1]
     shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
     log.info("serving %s at http://%s:%s/ (Ctrl-C to stop)", output_dir, shown, bound_port)
     try:
@@ -512,6 +512,6 @@ def serve_output(output_dir: Path, *, host: str, port: int,
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         log.info("stopped")

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -69,7 +69,7 @@ Clock = Callable[[], datetime]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -358,10 +358,7 @@ def _store_fetched(store: Store, config: Config, job: _Fetched, now: datetime, r
         src.id, src.role, parsed.entries if parsed else None, now=now, next_fetch=nxt, status=res.status,
         etag=res.etag, last_modified=res.last_modified, url=res.permanent_redirect,
         title=parsed.title if parsed else None, warning=warning)
-    if parsed is None:
-        outcome = "not modified"
-    else:
-        outcome = "new entries" if (stored.new or stored.updated) else "unchanged"
+    outcome = "not modified" if parsed is None else "new entries" if stored.new or stored.updated else "unchanged"
     return SourceReport(src.id, outcome, stored.new, stored.updated, warnings=warnings, seconds=job.seconds)
 
 
@@ -402,7 +399,7 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     t = now()
     latest = store.latest_outlet_first_seen()
     seen_before = store.get_meta("match_outlets_seen")
-    new_articles = latest is not None and (seen_before is None or iso(latest) > seen_before)
+    new_articles = latest is not None and (seen_before is None or (iso(latest) or "") > seen_before)
     if posts is None:
         posts = store.posts_to_match(new_articles=new_articles, late_after=t - config.matching.late_window)
         if posts:
@@ -535,19 +532,20 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
         digest = texts.digest(target)
         prev = existing.get(e.id)
         same = prev is not None and prev.input_hash == digest
-        if same and prev.status == "done":
+        if prev is not None and same and prev.status == "done":
             continue
-        if same and prev.status == "failed" and (chain_since is None or prev.updated >= chain_since):
+        if (prev is not None and same and prev.status == "failed"
+                and (chain_since is None or prev.updated >= chain_since)):
             continue
         t = now()
-        if same and prev.status == "pending" and prev.retry_at and prev.retry_at > t:
+        if prev is not None and same and prev.status == "pending" and prev.retry_at and prev.retry_at > t:
             pending += 1
             continue
         if (translator.deadline is not None and translator.clock() >= translator.deadline) or (
                 stop is not None and stop.is_set()):
             pending += 1
             continue
-        attempts = (prev.attempts if same and prev.status == "pending" else 0) + 1
+        attempts = (prev.attempts if prev is not None and same and prev.status == "pending" else 0) + 1
         try:
             out = {s: translator.translate(s, source, target) for s in texts.all()}
         except TranslationError as err:

@@ -18,8 +18,9 @@ import signal
 import sqlite3
 import threading
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from apscheduler.executors.pool import ThreadPoolExecutor as APThreadPool
@@ -88,7 +89,7 @@ class Daemon:
         self.scheduler = BlockingScheduler(
             executors={"default": APThreadPool(max(2, config.fetch.concurrency)), "process": APThreadPool(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
-            timezone=timezone.utc,
+            timezone=UTC,
         )
 
     @staticmethod
@@ -207,12 +208,12 @@ class Daemon:
                     store.reschedule(s.id, first)  # or the job would find it not due yet
                 self.scheduler.add_job(
                     self._fetch_job, IntervalTrigger(seconds=interval.total_seconds(), jitter=jitter or None,
-                                                     timezone=timezone.utc),
+                                                     timezone=UTC),
                     args=[s.id], id=f"fetch:{s.id}", name=f"fetch {s.id}", next_run_time=first,
                     replace_existing=True)
         # Translation retries, late matches and retention need no new entries to be due.
         self.scheduler.add_job(self.schedule_processing, IntervalTrigger(
-            seconds=cfg.schedule.every.total_seconds(), timezone=timezone.utc), id="tick",
+            seconds=cfg.schedule.every.total_seconds(), timezone=UTC), id="tick",
             kwargs={"postpone": False}, name="process periodically", replace_existing=True)
         return changes
 

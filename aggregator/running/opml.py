@@ -50,7 +50,7 @@ import os
 import re
 import tempfile
 import unicodedata
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,7 @@ from aggregator.config import (
 from aggregator.exceptions import ConfigError
 
 NS = "https://github.com/aggregator-project/aggregator/opml"
-_A = "{%s}" % NS
+_A = f"{{{NS}}}"
 ROLE_FOLDERS = (("blog", "Blog"), ("outlet", "Outlets"))
 MAX_OPML_BYTES = 20 * 1000**2  # a reader's export of thousands of feeds is ~1 MB
 
@@ -88,13 +88,13 @@ _FEED_HOST_LABELS = {"www", "rss", "feeds", "feed", "rssfeeds", "atom"}
 
 def export_opml(config: Config, now: datetime | None = None) -> str:
     """The configured sources as an OPML 2.0 document (a str, XML declaration included)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+        now = now.replace(tzinfo=UTC)
     root = etree.Element("opml", version="2.0", nsmap={"aggregator": NS})
     head = etree.SubElement(root, "head")
     etree.SubElement(head, "title").text = _xml_text(f"{config.output.title} sources")
-    etree.SubElement(head, "dateCreated").text = format_datetime(now.astimezone(timezone.utc), usegmt=True)
+    etree.SubElement(head, "dateCreated").text = format_datetime(now.astimezone(UTC), usegmt=True)
     etree.SubElement(head, "docs").text = "http://opml.org/spec2.opml"
     body = etree.SubElement(root, "body")
     for role, label in ROLE_FOLDERS:
@@ -120,8 +120,8 @@ def export_opml(config: Config, now: datetime | None = None) -> str:
             if s.aliases:
                 o.set(_A + "aliases", _xml_text(join_aliases(s.aliases)))
     # lxml writes the declaration with single quotes; readers accept both, but spell it as specified.
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + etree.tostring(
-        root, encoding="unicode", pretty_print=True)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + str(etree.tostring(
+        root, encoding="unicode", pretty_print=True))
 
 
 def join_aliases(aliases: tuple[str, ...] | list[str]) -> str:
@@ -354,7 +354,7 @@ def _rt_yaml() -> YAML:
 
 def _merge(original: str, root: CommentedMap | None, items: list[CommentedMap], *, source_name: str) -> str:
     """``original`` with ``items`` appended to its ``sources:``, formatting kept."""
-    note = f"Imported from {_clean(source_name)} on {datetime.now(timezone.utc):%Y-%m-%d}."
+    note = f"Imported from {_clean(source_name)} on {datetime.now(UTC):%Y-%m-%d}."
     if root is None and original.strip():  # only comments so far: keep them
         return original.rstrip("\n") + "\n\nsources:\n" + _render_items(items, dash=2, key=4, blank=False, note=note)
     if root is None:

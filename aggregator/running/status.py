@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aggregator.config import Config
@@ -30,10 +30,7 @@ def source_result(st: SourceState | None) -> str:
         if (st.last_error or "").startswith("fetch: skipped: "):  # not tried: its server did not answer
             return (st.last_error or "").removeprefix("fetch: ")
         return f"error: {st.last_error}"
-    if st.last_status == 304:
-        result = "not modified"
-    else:
-        result = f"ok: {st.last_new} new, {st.last_updated} updated"
+    result = "not modified" if st.last_status == 304 else f"ok: {st.last_new} new, {st.last_updated} updated"
     if st.last_error:
         result += f" (warning: {st.last_error})"
     return result
@@ -88,13 +85,14 @@ def _never(config: Config, running: str | None) -> dict[str, Any]:
 
 def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
     """Everything ``status`` shows, as JSON-ready data, secrets (URL passwords, keys) masked."""
-    return Redactor(config.secrets).obj(_collect(config, now))
+    masked: dict[str, Any] = Redactor(config.secrets).obj(_collect(config, now))
+    return masked
 
 
 def _collect(config: Config, now: datetime | None) -> dict[str, Any]:
     from aggregator.publishing.publish import selection
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     running = StoreLock(config.db_path).holder()
     if not config.db_path.exists():
         return _never(config, running)
@@ -166,7 +164,7 @@ def render_text(d: dict[str, Any], *, now: datetime | None = None, terminal: boo
     from rich.console import Console
     from rich.table import Table
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     # On a terminal, times are relative ("5m ago") to fit; plain output says both.
     table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold underline" if terminal else "")
     # A terminal has no room for a last-success column: a failing source's result says it.

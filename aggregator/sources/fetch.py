@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -313,7 +313,7 @@ def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str 
                 if resp.status_code in (301, 302, 303, 307, 308):
                     location = resp.headers.get("location")
                     if not location:
-                        raise FetchError(f"HTTP {resp.status_code} redirect without a Location", status=resp.status_code)
+                        raise FetchError(f"HTTP {resp.status_code} redirect without a Location", status=resp.status_code)  # noqa: E501
                     nxt = str(resp.url.join(location))
                     if resp.status_code not in (301, 308):
                         all_permanent = False
@@ -333,7 +333,7 @@ def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str 
                     raise FetchError(
                         f"HTTP {resp.status_code} {resp.reason_phrase}".strip(),
                         status=resp.status_code,
-                        retry_after=parse_retry_after(resp.headers.get("retry-after"), datetime.now(timezone.utc)),
+                        retry_after=parse_retry_after(resp.headers.get("retry-after"), datetime.now(UTC)),
                         permanent=resp.status_code == 410,
                     )
                 declared = resp.headers.get("content-length")
@@ -402,7 +402,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     except (TypeError, ValueError, IndexError):
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return max(0.0, (dt - now).total_seconds())
 
 
@@ -417,7 +417,7 @@ def server_freshness(headers: dict[str, str], now: datetime) -> timedelta | None
         try:
             dt = email.utils.parsedate_to_datetime(h["expires"])
             if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=timezone.utc)
+                dt = dt.replace(tzinfo=UTC)
             return max(timedelta(0), dt - now)
         except (TypeError, ValueError, IndexError):
             return None

@@ -15,7 +15,7 @@ import hashlib
 import html
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import feedparser
@@ -59,7 +59,7 @@ def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = N
         raise TypeError(f"parse_feed takes the fetched bytes, not {type(data).__name__}")
     if not data or not data.strip():
         raise ParseError("empty document (0 bytes of content)")
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if data.lstrip()[:1] == b"{":  # feedparser reads XML only
         return _parse_json_feed(data, now)
     data = clean_prefix(data)
@@ -183,8 +183,8 @@ def _json_date(value: Any) -> tuple[datetime | None, int | None]:
     except ValueError:
         return None, None
     if dt.utcoffset() is None:
-        return dt.replace(tzinfo=timezone.utc), None
-    return dt.astimezone(timezone.utc), int(dt.utcoffset().total_seconds() // 60)  # type: ignore[union-attr]
+        return dt.replace(tzinfo=UTC), None
+    return dt.astimezone(UTC), int(dt.utcoffset().total_seconds() // 60)  # type: ignore[union-attr]
 
 
 def advertised_feeds(data: bytes, base: str = "") -> list[str]:
@@ -265,13 +265,13 @@ def _resolved(detail: Any, html: str) -> str:
     base = detail.get("base") if detail else None
     if not base or not html or detail.get("type") not in _HTML_TYPES or not _RELATIVE_REF.search(html):
         return html
-    return feedparser.urls.resolve_relative_uris(html, base, "utf-8", detail["type"])
+    return str(feedparser.urls.resolve_relative_uris(html, base, "utf-8", detail["type"]))
 
 
 def _link(raw: Any) -> str | None:
-    for l in raw.get("links") or ():
-        if l.get("rel", "alternate") == "alternate" and l.get("href"):
-            return l["href"].strip()
+    for link in raw.get("links") or ():
+        if link.get("rel", "alternate") == "alternate" and link.get("href"):
+            return str(link["href"]).strip()
     link = raw.get("link")
     if link:
         return str(link).strip()
@@ -287,7 +287,7 @@ def _date(raw: Any, name: str) -> tuple[datetime | None, int | None]:
     if not parsed:
         return None, None
     try:
-        dt = datetime.fromtimestamp(calendar.timegm(parsed), tz=timezone.utc)
+        dt = datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
     except (OverflowError, ValueError, OSError):
         return None, None
     return dt, _offset_minutes(dict.get(raw, name))
@@ -321,10 +321,10 @@ def _image(raw: Any, html: str) -> str | None:
         for m in raw.get(key) or ():
             url = m.get("url")
             if url and (m.get("medium") in (None, "image") or key == "media_thumbnail"):
-                return url
+                return str(url)
     for enc in raw.get("enclosures") or ():
         if str(enc.get("type", "")).startswith("image/") and enc.get("href"):
-            return enc["href"]
+            return str(enc["href"])
     m = _IMG.search(html[:50_000]) if html else None
     if m and m.group(1).startswith(("http://", "https://")):
         return m.group(1)

@@ -53,7 +53,7 @@ class StoreBase:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> "StoreBase":
+    def __enter__(self) -> StoreBase:
         return self
 
     def __exit__(self, *exc: object) -> None:

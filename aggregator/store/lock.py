@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aggregator.exceptions import StoreLockedError
@@ -23,7 +23,7 @@ class StoreLock:
         self._fd: int | None = None
 
     def acquire(self, what: str = "aggregator run", *, now: datetime | None = None,
-                attempts: int = 5) -> "StoreLock":
+                attempts: int = 5) -> StoreLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         for attempt in range(attempts):
@@ -43,7 +43,7 @@ class StoreLock:
                 raise StoreLockedError(
                     f"another aggregator run is already working on {self.path.with_suffix('')}{who}; "
                     "only one run (daemon or --once) may use a store at a time") from None
-        since = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M:%S UTC")
+        since = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}: {what} since {since}".encode(), 0)
         self._fd = fd
@@ -74,7 +74,7 @@ class StoreLock:
                 os.close(self._fd)
                 self._fd = None
 
-    def __enter__(self) -> "StoreLock":
+    def __enter__(self) -> StoreLock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -58,8 +59,6 @@ class MaintenanceStore(StoreBase):
     def size_bytes(self) -> int:
         total = 0
         for suffix in ("", "-wal", "-shm"):
-            try:
+            with contextlib.suppress(OSError):
                 total += os.path.getsize(str(self.path) + suffix)
-            except OSError:
-                pass
         return total

@@ -285,7 +285,7 @@ def chain_signature(cfg: Any) -> str:
     import hashlib
     import json
 
-    data = [cfg.target, [[p.provider, p.url or "", bool(p.api_key)] for p in cfg.providers], sorted(cfg.glossary.items())]
+    data = [cfg.target, [[p.provider, p.url or "", bool(p.api_key)] for p in cfg.providers], sorted(cfg.glossary.items())]  # noqa: E501
     return hashlib.sha1(json.dumps(data, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
@@ -313,4 +313,4 @@ class EntryTexts:
 
 def retry_delay(attempts: int, base: float, cap: float) -> float:
     """Backoff before retrying an entry's translation: base × 2^(attempts-1), capped."""
-    return min(cap, base * 2 ** max(0, attempts - 1))
+    return float(min(cap, base * 2 ** max(0, attempts - 1)))

@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import requests
@@ -154,8 +154,8 @@ def _mymemory_code(c: str) -> str:
         return fixed[c]
     for v in values:
         if v.lower() == f"{c}-{c}":
-            return v
-    return next((v for v in values if v.lower().startswith(c + "-")), c)
+            return str(v)
+    return str(next((v for v in values if v.lower().startswith(c + "-")), c))
 
 
 def make_provider(cfg: ProviderConfig) -> Provider:
@@ -233,7 +233,7 @@ def _classify(provider: str, e: BaseException) -> TranslationError:
         detail = _detail(last)
         if status == 429:
             return err(f"HTTP 429 too many requests{detail}", "rate", status=status,
-                       retry_after=parse_retry_after(last.headers.get("Retry-After"), datetime.now(timezone.utc)) or 60.0)
+                       retry_after=parse_retry_after(last.headers.get("Retry-After"), datetime.now(UTC)) or 60.0)
         if status in (401, 403):
             return err(f"HTTP {status} authorization failed (check api_key){detail}", "auth", status=status)
         if status == 456:  # DeepL: the billing period's characters are used up
@@ -242,7 +242,7 @@ def _classify(provider: str, e: BaseException) -> TranslationError:
             return err(f"HTTP {status} text too long for one request", "too_long", status=status)
         if status >= 500:
             return err(f"HTTP {status}{detail}", "server", status=status,
-                       retry_after=parse_retry_after(last.headers.get("Retry-After"), datetime.now(timezone.utc)))
+                       retry_after=parse_retry_after(last.headers.get("Retry-After"), datetime.now(UTC)))
         # 400, 404, ...: this request will not succeed as it is (unknown language, bad URL).
         return err(f"HTTP {status}{detail}", "rejected", retryable=False, status=status)
     if isinstance(e, (dx.LanguageNotSupportedException, dx.InvalidSourceOrTargetLanguage)):
