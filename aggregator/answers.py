@@ -68,7 +68,7 @@ def not_a_translation(text: str, answer: str, source: str, target: str) -> str |
     if banner_kind(text, answer) is not None:
         return f"a provider message, not a translation ({_quote(answer)})"
     stripped = answer.strip()
-    if stripped[:1] in "{[" and not text.strip()[:1] in "{[":
+    if stripped[:1] in "{[" and text.strip()[:1] not in "{[":
         try:
             data = json.loads(stripped)
         except ValueError:

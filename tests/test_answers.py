@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import SHARED
 
 from aggregator.answers import not_a_translation
-from conftest import SHARED
 
 TITLE = "米下院共和党がウクライナ支援法案を公表、20日に採決へ"
 LEAD = ("米下院のジョンソン議長は17日、ウクライナ、イスラエル、インド太平洋向けの支援を個別に審議する法案を"

@@ -15,22 +15,22 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-
-from aggregator.config import Config, parse_config
-from aggregator.exceptions import ConfigError, FetchError, PrivateAddressError
+from conftest import DEV, ROOT, aggregator_cmd
 from loopback import FeedServer
+
+from aggregator.config import parse_config
+from aggregator.exceptions import ConfigError, FetchError, PrivateAddressError
 from aggregator.publishing.serve import make_server
 from aggregator.running.cycle import SourceReport, fetch_stage
 from aggregator.sources.fetch import fetch, make_client
 from aggregator.store import Store
-from conftest import DEV, ROOT, aggregator_cmd
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 SECRET = "root-password: hunter2-7f3a"
 ADMIN_PAGE = f"""<?xml version="1.0"?><rss version="2.0"><channel><title>admin</title>
 <item><title>{SECRET}</title><link>http://127.0.0.1/admin/1</link><guid>a1</guid>
@@ -299,7 +299,7 @@ def _feed(title: str, link: str, author: str, summary: str, lang: str = "en") ->
 def test_bidi_controls_reach_no_output_and_no_terminal(tmp_path: Path) -> None:
     with FeedServer() as srv:
         srv.add("/outlet.xml", _feed(f"Ministry \u202eelif.exe\u202c says {BIDI}", "https://outlet.example/a/",
-                                     f"Ann\u202e Author", "Text &amp;lt;b&amp;gt; &#x202E;gnp.exe&#x202C; end"))
+                                     "Ann\u202e Author", "Text &amp;lt;b&amp;gt; &#x202E;gnp.exe&#x202C; end"))
         srv.add("/blog.xml", _feed(f"防衛\u202e記事\u202c {BIDI}", "https://blog.example.jp/p/", "筆者\u2067",
                                    "本文\u202eです", "ja"))
         cfg = write(tmp_path / "aggregator.yaml", "storage: {url: 'sqlite:///store.sqlite3'}",

@@ -16,12 +16,14 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import DEV, aggregator_cmd
+from loopback import FeedServer, LibreTranslateServer, LoopbackServer
 
 from aggregator.config import Config, load_config
 from aggregator.exceptions import StoreFullError
@@ -29,10 +31,8 @@ from aggregator.models import EntryData
 from aggregator.running.cycle import fetch_stage, run_cycle
 from aggregator.store import Store
 from aggregator.store.migrations import MIGRATIONS
-from conftest import DEV, aggregator_cmd
-from loopback import FeedServer, LibreTranslateServer, LoopbackServer
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 QUOTA = ("MYMEMORY WARNING: YOU USED ALL AVAILABLE FREE TRANSLATIONS FOR TODAY. NEXT AVAILABLE IN  10 HOURS 20 "
          "MINUTES 40 SECONDS VISIT HTTPS://MYMEMORY.TRANSLATED.NET/DOC/USAGELIMITS.PHP TO TRANSLATE MORE")
 OUTPUTS = ("feed.atom", "feed.rss", "feed.json", "index.html")
@@ -351,7 +351,7 @@ def test_a_full_disk_under_the_store_is_exit_3_with_one_line(small_store: tuple[
 # -- 6. unstable guids ---------------------------------------------------------------------------
 
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)  # the CLI runs at the real time (retention)
+NOW = datetime.now(UTC).replace(microsecond=0)  # the CLI runs at the real time (retention)
 
 
 def _churning_feed(n: int, salt: str) -> bytes:

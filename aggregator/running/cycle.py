@@ -54,6 +54,7 @@ from aggregator.sources.parsepool import (
     parse_feed,  # in worker processes when parses overlap (GIL)
 )
 from aggregator.store import EntryTranslation, SourceState, Store
+from aggregator.store.records import guid_churn_warning, unstable_guids
 from aggregator.translating.chain import (
     EntryTexts,
     Translator,
@@ -359,6 +360,8 @@ def _store_fetched(store: Store, config: Config, job: _Fetched, now: datetime, r
         etag=res.etag, last_modified=res.last_modified, url=res.permanent_redirect,
         title=parsed.title if parsed else None, warning=warning)
     outcome = "not modified" if parsed is None else "new entries" if stored.new or stored.updated else "unchanged"
+    if unstable_guids(stored.guid_churn):
+        log.warning("%s: %s", src.id, guid_churn_warning(stored.guid_churn))
     return SourceReport(src.id, outcome, stored.new, stored.updated, warnings=warnings, seconds=job.seconds)
 
 

@@ -28,7 +28,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.config import Config, SourceConfig, format_duration, load_config
-from aggregator.exceptions import AggregatorError, ConfigError, StorageError, storage_error
+from aggregator.exceptions import AggregatorError, ConfigError, StorageError, StoreDamagedError, storage_error
 from aggregator.redaction import Redactor
 from aggregator.redaction import install as install_redaction
 from aggregator.running.cycle import (
@@ -41,6 +41,7 @@ from aggregator.running.cycle import (
 )
 from aggregator.sources.fetch import HostLimiter
 from aggregator.store import SourceState, Store
+from aggregator.store.base import forget_check
 
 log = logging.getLogger("aggregator")
 
@@ -112,7 +113,7 @@ class Daemon:
                 reports = fetch_stage(store, cfg, now=self.now, only=[source_id], stop=self.stop, slack=slack,
                                       limiter=self.limiter, client=self.client)
         except sqlite3.DatabaseError as e:  # damaged store, full disk: said once per job, schedule kept
-            log.error("%s: %s", source_id, storage_error(cfg.db_path, e))
+            self._store_failed(storage_error(cfg.db_path, e), source_id)
             return
         except StorageError as e:
             log.error("%s", e)
@@ -126,6 +127,11 @@ class Daemon:
             self._fetched.extend(r for r in reports if r.outcome != "abandoned")
         if any(r.new or r.updated for r in reports):
             self.schedule_processing()
+
+    def _store_failed(self, e: StorageError, what: str) -> None:
+        if isinstance(e, StoreDamagedError):
+            forget_check(self.config.db_path)  # the next job checks the file again, and writes nothing
+        log.error("%s: %s", what, e)
 
     def schedule_processing(self, delay: timedelta = SETTLE, *, postpone: bool = True) -> None:
         """Process ``delay`` from now: a later request postpones it (fetches settle
@@ -160,7 +166,7 @@ class Daemon:
             report.seconds = time.monotonic() - t0
             log.info("%s", report.summary())
         except sqlite3.DatabaseError as e:
-            log.error("processing failed: %s", storage_error(self.config.db_path, e))
+            self._store_failed(storage_error(self.config.db_path, e), "processing failed")
         except AggregatorError as e:
             log.error("processing failed: %s", e)
         except Exception:

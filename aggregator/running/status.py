@@ -18,6 +18,7 @@ from aggregator.config import Config
 from aggregator.models import Entry, from_iso, iso
 from aggregator.redaction import Redactor
 from aggregator.store import EntryTranslation, SourceState, Store, StoreLock
+from aggregator.store.records import guid_churn_warning
 
 
 def source_result(st: SourceState | None) -> str:
@@ -33,6 +34,8 @@ def source_result(st: SourceState | None) -> str:
     result = "not modified" if st.last_status == 304 else f"ok: {st.last_new} new, {st.last_updated} updated"
     if st.last_error:
         result += f" (warning: {st.last_error})"
+    if st.unstable_guids:
+        result += f" (warning: {guid_churn_warning(st.guid_churn)})"
     return result
 
 
@@ -111,6 +114,7 @@ def _collect(config: Config, now: datetime | None) -> dict[str, Any]:
                 "consecutive_failures": st.consecutive_failures if st else 0,
                 "next_fetch": iso(nxt), "due": bool(st is None or not st.disabled and (nxt is None or nxt <= now)),
                 "disabled": st.disabled if st else None,
+                "unstable_guids": bool(st and st.unstable_guids),
             })
         counts = store.count_entries()
         entries = selection(store, config)

@@ -17,13 +17,33 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from aggregator.exceptions import StorageError
+from aggregator.exceptions import StorageError, storage_error
 from aggregator.models import Entry, from_iso
+from aggregator.store.integrity import quick_check
 from aggregator.store.migrations import migrate
+
+# Stores this process has found whole (path, device, inode): checked once per process,
+# and again when the file is replaced (a restored backup) or an error says it is damaged.
+_checked: set[tuple[str, int, int]] = set()
+
+
+def _identity(path: Path) -> tuple[str, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (str(path), st.st_dev, st.st_ino) if st.st_size else None
+
+
+def forget_check(path: str | os.PathLike[str]) -> None:
+    """Check the store at ``path`` again when it is next opened (an error said it is damaged)."""
+    key = str(Path(path))
+    for item in [c for c in _checked if c[0] == key]:
+        _checked.discard(item)
 
 _ARTICLE_TEXT = "substr(CASE WHEN summary != '' THEN summary ELSE content END, 1, ?)"
 _ENTRY_COLUMNS = ("id, source_id, role, key, link, title, summary, content, author, categories, "
@@ -35,17 +55,33 @@ class StoreBase:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
+        db: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30,
-                                      check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.execute("PRAGMA busy_timeout=30000")
-            migrate(self.db, self.path)
+            db = self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30,
+                                           check_same_thread=False)
+            db.execute("PRAGMA busy_timeout=30000")
+            # Before anything writes (the WAL switch, a migration, the cycle): a damaged
+            # file is left exactly as it is, for a backup or an expert to recover.
+            identity = _identity(self.path)
+            if identity is not None and identity not in _checked:
+                problems = quick_check(db)
+                if problems:
+                    raise storage_error(self.path, sqlite3.DatabaseError(
+                        f"database disk image is malformed; quick_check: {problems[0]}"))
+                _checked.add(identity)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            migrate(db, self.path)
+        except StorageError:
+            if db is not None:
+                db.close()
+            raise
         except sqlite3.DatabaseError as e:
-            raise StorageError(f"{self.path}: cannot open the store: {e}") from None
+            if db is not None:
+                db.close()
+            raise storage_error(self.path, e) from None
         except OSError as e:
             raise StorageError(f"{self.path}: cannot create the store: {e}") from None
 
@@ -64,11 +100,14 @@ class StoreBase:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
+            self.db.execute("COMMIT")  # a full disk may fail here too: rolled back below
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk, an I/O error): a ROLLBACK
+            # then fails and would hide the error that matters.
+            if self.db.in_transaction:
+                with suppress(sqlite3.DatabaseError):
+                    self.db.execute("ROLLBACK")
             raise
-        else:
-            self.db.execute("COMMIT")
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

@@ -27,23 +27,50 @@ def entry_hash(e: EntryData) -> str:
     return hashlib.sha1("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _by_link_and_title(db: sqlite3.Connection, source_id: str, entries: Sequence[EntryData], fetched: set[str],
+                       existing: dict[str, tuple[int, str]]) -> dict[tuple[str, str], tuple[int, str]]:
+    """Stored entries of the source, not in this fetch under their own key, by (canonical
+    link, title): where an entry that comes back under a new guid is found."""
+    canons = {canonical_url(e.link) for e in entries if e.link and e.key not in existing}
+    out: dict[tuple[str, str], tuple[int, str]] = {}
+    for chunk in _chunks(sorted(canons), 500):
+        q = ("SELECT id, key, hash, canonical_link, title FROM entries WHERE source_id=? AND canonical_link IN"
+             f" ({','.join('?' * len(chunk))}) ORDER BY id")
+        for i, k, h, canon, title in db.execute(q, (source_id, *chunk)):
+            if k not in fetched:
+                out.setdefault((canon, title), (i, h))
+    return out
+
+
 def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: Sequence[EntryData],
-                    now: datetime) -> tuple[int, int, int]:
+                    now: datetime) -> tuple[int, int, int, int]:
+    """Insert new entries, update changed ones; returns (new, updated, unchanged, rekeyed).
+
+    An entry whose guid is new but whose canonical link and title are those of a stored
+    entry no longer in the feed is that entry (some feeds make a new guid on every
+    fetch): it keeps its row, so its published id, translation and matches, and takes
+    the new guid (``rekeyed``)."""
     keys = [e.key for e in entries]
     existing: dict[str, tuple[int, str]] = {}
     for chunk in _chunks(keys, 500):
         q = f"SELECT key, id, hash FROM entries WHERE source_id=? AND key IN ({','.join('?' * len(chunk))})"
         for k, i, h in db.execute(q, (source_id, *chunk)):
             existing[k] = (i, h)
-    new = updated = unchanged = 0
+    moved = _by_link_and_title(db, source_id, entries, set(keys), existing)
+    new = updated = unchanged = rekeyed = 0
     now_s = iso(now)
-    inserts, updates, touches = [], [], []
+    inserts, updates, touches, rekeys = [], [], [], []
     for e in entries:
         h = entry_hash(e)
         canon = canonical_url(e.link) if e.link else None
         row = (e.link, canon, e.title, e.summary, e.content, e.author,
                json.dumps(list(e.categories), ensure_ascii=False), iso(e.published), iso(e.updated),
                e.published_offset, e.image, e.language, h)
+        if e.key not in existing and canon is not None and (canon, e.title) in moved:
+            found = moved.pop((canon, e.title))
+            rekeys.append((e.key, found[0]))
+            existing[e.key] = found
+            rekeyed += 1
         if e.key not in existing:
             sort_date = iso(e.published or e.updated or now)
             inserts.append((source_id, role, e.key, *row, now_s, now_s, sort_date))
@@ -55,6 +82,8 @@ def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: S
         else:
             touches.append((now_s, existing[e.key][0]))
             unchanged += 1
+    if rekeys:
+        db.executemany("UPDATE entries SET key=? WHERE id=?", rekeys)
     if inserts:
         db.executemany(
             "INSERT INTO entries(source_id, role, key, link, canonical_link, title, summary, content,"
@@ -70,7 +99,7 @@ def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: S
             updates)
     if touches:
         db.executemany("UPDATE entries SET last_seen=? WHERE id=?", touches)
-    return new, updated, unchanged
+    return new, updated, unchanged, rekeyed
 
 
 class EntriesStore(StoreBase):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from aggregator.answers import banner_kind, not_a_translation
 from aggregator.exceptions import TranslationError
 from aggregator.translating.providers import Provider, _classify, make_provider
 from aggregator.translating.text import (
@@ -106,6 +107,9 @@ class ChainStats:
 # one that did not answer in time, could not be reached, or refused our key. One cycle
 # so costs one timeout for a dead provider, not one per text.
 REST_UNREACHABLE = 600.0
+# A provider that answered with its quota message (MyMemory's daily limit) is not asked
+# again for this long.
+BANNER_REST = 3600.0
 REST_AUTH = 3600.0
 MAX_REST = 3600.0
 
@@ -237,7 +241,16 @@ class Translator:
         if "error" in box:
             e = box["error"]
             raise e if isinstance(e, TranslationError) else _classify(provider.name, e)
-        return str(box["result"])
+        result = str(box["result"])
+        why = not_a_translation(text, result, source, target)
+        if why is not None:
+            # A failure of this provider, like an HTTP error: the next one is asked, and
+            # nothing is cached. MyMemory's quota warning rests it like a 429 would.
+            kind = banner_kind(text, result) or "bad_answer"
+            raise TranslationError(f"{provider.name}: answered {why}", provider=provider.name, kind=kind,
+                                   retryable=kind != "language",
+                                   retry_after=BANNER_REST if kind == "quota" else None)
+        return result
 
     def _rest(self, i: int, e: TranslationError) -> None:
         now = self.clock()
