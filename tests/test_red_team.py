@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import socket
 import subprocess
 import threading
@@ -224,21 +225,30 @@ def test_serve_holds_50_concurrent_clients_and_answers_503_beyond_its_bound(tmp_
     sys.path.insert(0, str(ROOT / "bench"))
     from serve_load import load
 
-    (tmp_path / "index.html").write_text("<!doctype html><title>x</title>" + "x" * 5000, encoding="utf-8")
-    server = make_server(tmp_path, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "index.html").write_text("<!doctype html><title>x</title>" + "x" * 5000, encoding="utf-8")
+    cfg = write(tmp_path / "aggregator.yaml", "output: {dir: out}", "sources: []")
+    # The real `aggregator serve`, on a free port it names in its log line.
+    log = tmp_path / "serve.log"
+    with open(log, "w") as err:  # a file, not a pipe: it logs a line per request
+        proc = subprocess.Popen(aggregator_cmd("serve", "--port", "0", "--config", str(cfg)), cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=err)
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/"
-        figures = load(url, clients=50, requests=2000)
+        deadline = time.monotonic() + 30
+        while not (found := re.search(r"at (http://127\.0\.0\.1:\d+/)", log.read_text())):
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        figures = load(found.group(1), clients=50, requests=2000)
         print(f"\nserve load: {figures}")
         assert figures["requests"] == 2000 and figures["failures"] == 0, figures
         assert figures["max_ms"] < 2000, figures
     finally:
-        server.shutdown()
-        server.server_close()
+        proc.terminate()
+        proc.wait(timeout=10)
 
     # Beyond the bound: a client waits a moment, then gets 503, never hangs.
-    server = make_server(tmp_path, "127.0.0.1", 0, max_connections=2, queue_wait=0.3)
+    server = make_server(out, "127.0.0.1", 0, max_connections=2, queue_wait=0.3)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     idle = [socket.create_connection(server.server_address[:2]) for _ in range(2)]  # hold both slots
     try:
