@@ -587,8 +587,9 @@ class Blackhole:
 
 # An "echo" server's answer for a text not in its table: aggregator refuses an answer that
 # is its input handed back, or not in the target language (aggregator/answers.py), so the
-# echo is an English-looking stand-in, one word per two characters of the input, made the same
-# way every time (tests compare with pseudo_translation(text, target)).
+# echo is an English-looking stand-in, made the same way every time (tests compare with
+# pseudo_translation(text, target)): ASCII is kept as it is (names, numbers, English
+# inside the text, as a translator keeps them), every two other characters become a word.
 _PSEUDO_WORDS = ("the", "minister", "said", "that", "government", "will", "support", "new", "defence", "plan",
                  "after", "talks", "with", "allies", "on", "military", "aid", "for", "army", "forces", "and",
                  "report", "says", "officials", "week", "bill", "vote", "congress", "president", "about",
@@ -599,9 +600,18 @@ def pseudo_translation(text: str, target: str) -> str:
     """What an echo server answers for ``text`` it has no translation of."""
     if not text.strip():
         return text
-    chars = [c for c in text if not c.isspace()]
-    words = [_PSEUDO_WORDS[sum(map(ord, chars[i:i + 2])) % len(_PSEUDO_WORDS)] for i in range(0, len(chars), 2)]
-    return f"[{target}] " + " ".join(words).capitalize() + "."
+    out: list[str] = []
+    pending = ""
+    for c in text + "\x00":
+        if ord(c) >= 128 and not c.isspace():
+            pending += c
+            continue
+        for i in range(0, len(pending), 2):
+            out.append(" " + _PSEUDO_WORDS[sum(map(ord, pending[i:i + 2])) % len(_PSEUDO_WORDS)] + " ")
+        pending = ""
+        if c != "\x00":
+            out.append(c)
+    return f"[{target}] " + " ".join("".join(out).split())
 
 
 # --------------------------------------------------------------------------- LibreTranslate
