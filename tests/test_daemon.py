@@ -133,7 +133,7 @@ def test_sighup_reloads_the_config_and_refuses_a_broken_one(tmp_path: Path, feed
         cfg.write_text(good.replace("role: outlet", "role: outlet, colour: blue"))
         proc.send_signal(signal.SIGHUP)
         _wait_for(_log_has(log, "config not reloaded, keeping the running one"), "the refusal")
-        assert f"{cfg}:7: sources[1].colour: unknown key" in log.read_text(encoding="utf-8")
+        assert f"{cfg}:8: sources[1].colour: unknown key" in log.read_text(encoding="utf-8")
         assert proc.poll() is None
 
         # a shorter interval and a new source take effect without a restart
