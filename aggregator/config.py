@@ -480,7 +480,7 @@ MIN_POLITE_INTERVAL = timedelta(minutes=5)
 def config_warnings(config: Config) -> list[tuple[tuple[Any, ...], str]]:
     """Things in a valid config that are probably not what its author meant, as
     (key path, explanation). Pure: ``check-config`` adds the file and line."""
-    from aggregator.urls import canonical_url
+    from aggregator.urls import canonical_url, private_address_kind
 
     out: list[tuple[tuple[Any, ...], str]] = []
     blogs = [s for s in config.sources if s.role == "blog"]
@@ -506,6 +506,12 @@ def config_warnings(config: Config) -> list[tuple[tuple[Any, ...], str]]:
             out.append((("sources", i), f"outlet {s.id} has no aliases: a blog in {langs} that names it in "
                                         f"its own script (as ロイター names Reuters) will only be understood "
                                         f"when it writes {s.title!r}; add aliases: [...]"))
+        host = (urlsplit(s.url).hostname or "").lower()
+        kind = "loopback" if host == "localhost" or host.endswith(".localhost") else private_address_kind(host)
+        if kind not in (None, "unparsable") and not (s.allow_private_network or config.fetch.allow_private_networks):
+            out.append((("sources", i, "url"), f"{host} is a {kind} address: fetching it will be refused; set "
+                                               "allow_private_network: true on this source if it is meant to be "
+                                               "on your network"))
         if config.interval(s) < MIN_POLITE_INTERVAL:
             where = ("sources", i, "every") if s.every is not None else ("schedule", "every")
             out.append((where, f"{s.id} is fetched every {format_duration(config.interval(s))}: more often "

@@ -28,7 +28,7 @@ from aggregator.config import parse_config
 from aggregator.exceptions import ConfigError, FetchError, PrivateAddressError
 from aggregator.publishing.serve import make_server
 from aggregator.running.cycle import SourceReport, fetch_stage
-from aggregator.sources.fetch import fetch, make_client
+from aggregator.sources.fetch import HostLimiter, fetch, make_client
 from aggregator.store import Store
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -104,6 +104,15 @@ def test_private_addresses_are_refused_by_default_after_dns_and_allowed_by_the_k
             assert time.monotonic() - t0 < 1
             assert "loopback" in str(e.value) or "unspecified" in str(e.value)
             assert "allow_private_network: true" in str(e.value)
+        # refused before any packet is sent: IPv6 loopback, cloud metadata, RFC 1918, IPv4-mapped IPv6
+        for url, kind in (("http://[::1]:9/feed", "loopback"), ("http://169.254.169.254/latest/meta-data/",
+                                                                 "link-local"),
+                          ("http://10.1.2.3/feed", "private"), ("http://[::ffff:127.0.0.1]:9/feed", "loopback"),
+                          ("http://[fd00::1]/feed", "private")):
+            t0 = time.monotonic()
+            with pytest.raises(PrivateAddressError, match=f"is a {kind} address"):
+                fetch(client, url, max_bytes=10**7, total_timeout=5)
+            assert time.monotonic() - t0 < 0.5
         assert outlet.hits["/politico.xml"] == 0
         # the global key, and the per-source key for exactly its own origin
         assert fetch(client, f"http://localhost:{port}/politico.xml", max_bytes=10**7, total_timeout=5,
@@ -118,6 +127,18 @@ def test_private_addresses_are_refused_by_default_after_dns_and_allowed_by_the_k
         with pytest.raises(PrivateAddressError):
             fetch(client, own + "/politico.xml", max_bytes=10**7, total_timeout=5)
     assert outlet.hits["/politico.xml"] == 2
+
+
+def test_check_config_warns_about_a_source_on_a_private_address() -> None:
+    from aggregator.config import config_warnings
+
+    cfg = parse_config("sources:\n  - {id: a, url: 'http://127.0.0.1:1200/rss', role: blog}\n"
+                       "  - {id: b, url: 'http://localhost:1200/rss', role: outlet, allow_private_network: true}\n"
+                       "  - {id: c, url: 'http://192.168.1.20/feed', role: outlet}\n")
+    found = {loc: msg for loc, msg in config_warnings(cfg) if "address" in msg}
+    assert set(found) == {("sources", 0, "url"), ("sources", 2, "url")}
+    assert "127.0.0.1 is a loopback address" in found[("sources", 0, "url")]
+    assert "192.168.1.20 is a private address" in found[("sources", 2, "url")]
 
 
 def test_dns_resolution_is_bounded_by_the_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,6 +158,17 @@ def test_dns_resolution_is_bounded_by_the_connect_timeout(monkeypatch: pytest.Mo
 
 
 # -- 4. a host that never answers ------------------------------------------------------------
+
+
+def test_the_daemons_memory_of_a_silent_server_lasts_its_window() -> None:
+    now = [0.0]
+    limiter = HostLimiter(2, down_for=900, clock=lambda: now[0])
+    limiter.mark_down("http://10.0.0.5:80", "read timeout")
+    limiter.mark_down("http://10.0.0.5:80", "a later reason")  # the first one is kept
+    now[0] = 899
+    assert limiter.down("http://10.0.0.5:80") == "read timeout" and limiter.down("http://10.0.0.6:80") is None
+    now[0] = 901
+    assert limiter.down("http://10.0.0.5:80") is None  # tried again
 
 
 class Silent:

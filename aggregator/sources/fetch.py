@@ -26,6 +26,7 @@ import httpx
 from aggregator import USER_AGENT, _compat
 from aggregator.exceptions import FetchError, PrivateAddressError
 from aggregator.models import FetchResult
+from aggregator.urls import private_address_kind
 
 ACCEPT = ("application/atom+xml, application/rss+xml, application/rdf+xml;q=0.9, "
           "application/xml;q=0.9, text/xml;q=0.9, application/feed+json;q=0.8, */*;q=0.5")
@@ -144,37 +145,13 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 _guard = threading.local()
 
 
-def _address_kind(address: str) -> str | None:
-    """What makes ``address`` a private-network address ("loopback", ...), or None for a
-    public one. IPv4 inside IPv6 (mapped, 6to4, Teredo, NAT64) is judged as IPv4."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return "unparsable"
-    if isinstance(ip, ipaddress.IPv6Address):
-        inner = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if inner is None and ip in _NAT64:
-            inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if inner is not None:
-            return _address_kind(str(inner))
-    for kind, test in (("loopback", ip.is_loopback), ("unspecified", ip.is_unspecified),
-                       ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
-                       ("private", ip.is_private), ("reserved", ip.is_reserved)):
-        if test:
-            return kind
-    return None if ip.is_global else "non-public"
-
-
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
 def _address_allowed(address: str) -> bool:
-    return bool(getattr(_guard, "allow", False)) or _address_kind(address) is None
+    return bool(getattr(_guard, "allow", False)) or private_address_kind(address) is None
 
 
 def _check_address(address: str) -> None:
     if not _address_allowed(address):
-        raise PrivateAddressError(address, _address_kind(address) or "private")
+        raise PrivateAddressError(address, private_address_kind(address) or "private")
 
 
 def _resolve(host: str, port: int, timeout: float | None) -> list[str]:
