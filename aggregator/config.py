@@ -430,6 +430,8 @@ def parse_config(text: str, *, filename: str = "<config>", path: Path | None = N
     errors = _env_errors_with_lines(root, env_errors, filename)
 
     try:
+        if _expanded_size(root, {}, set()) > MAX_NODES:  # counted per distinct node: instant for a bomb
+            raise _TooBig
         data = plain_data(root, budget=[MAX_NODES])
     except _TooBig:
         raise ConfigError(f"{filename}:1: (top): more than {MAX_NODES:,} values once YAML aliases (*name) are "
@@ -547,6 +549,25 @@ def config_warning_lines(path: str | os.PathLike[str], config: Config) -> list[s
 
 class _TooBig(Exception):
     pass
+
+
+def _expanded_size(node: Any, memo: dict[int, int], active: set[int]) -> int:
+    """How many values ``node`` stands for once its aliases are expanded, computed once
+    per distinct node (an alias repeats a node, it does not copy it); a node that
+    contains itself counts as too many."""
+    if not isinstance(node, (dict, list)):
+        return 1
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in active:
+        return MAX_NODES + 1
+    active.add(key)
+    children = node.values() if isinstance(node, dict) else node
+    size = 1 + sum(min(_expanded_size(child, memo, active), MAX_NODES + 1) for child in children)
+    active.discard(key)
+    memo[key] = size
+    return size
 
 
 def plain_data(node: Any, budget: list[int] | None = None) -> Any:
