@@ -11,11 +11,15 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from aggregator import __version__
+
+if TYPE_CHECKING:
+    from aggregator.app import Aggregator
+
 from aggregator.config import DEFAULT_CONFIG_PATH, Config, load_config
 from aggregator.exceptions import (
     AggregatorError,
@@ -184,14 +188,15 @@ def run(once: bool, fetch_all: bool, config_path: str, quiet: bool) -> None:
     reported); 2 for a bad config; 3 for an unusable store or output; 4 when
     another run (daemon or --once) holds the store.
     """
-    from aggregator.store import StoreLock
+    from aggregator.app import Aggregator
 
     cfg = _load(config_path)
     if fetch_all and not once:
         raise click.UsageError("--all goes with --once (the daemon fetches on each source's schedule)")
+    app = Aggregator(cfg, config_path=config_path)
     try:
         with _store_errors(cfg):
-            lock = StoreLock(cfg.db_path).acquire("aggregator run --once" if once else "aggregator run (daemon)")
+            lock = app.lock("aggregator run --once" if once else "aggregator run (daemon)")
     except (StoreLockedError, OSError) as e:
         _fail(e if isinstance(e, AggregatorError) else StorageError(f"{cfg.db_path}.lock: {e}"))
     abandoned = False
@@ -205,7 +210,7 @@ def run(once: bool, fetch_all: bool, config_path: str, quiet: bool) -> None:
                 daemon.run()
                 abandoned = daemon.abandoned
             else:
-                abandoned = _run_once(cfg, fetch_all=fetch_all, quiet=quiet)
+                abandoned = _run_once(app, fetch_all=fetch_all, quiet=quiet)
     except AggregatorError as e:
         _fail(e)
     finally:
@@ -230,15 +235,14 @@ def _console_level(level: int, quiet: bool) -> None:
     root.setLevel(min(root.level, level))
 
 
-def _run_once(cfg: Config, *, fetch_all: bool, quiet: bool) -> bool:
+def _run_once(app: Aggregator, *, fetch_all: bool, quiet: bool) -> bool:
     """One cycle; True when fetches were abandoned because of a signal."""
     import signal
     import threading
 
     from aggregator.progress import cycle_progress
-    from aggregator.running.cycle import run_cycle
-    from aggregator.store import Store
 
+    cfg = app.config
     stop = threading.Event()
 
     def on_stop(signum: int, frame: object) -> None:
@@ -247,9 +251,9 @@ def _run_once(cfg: Config, *, fetch_all: bool, quiet: bool) -> bool:
 
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGTERM, on_stop)
-    with Store(cfg.db_path) as store, cycle_progress(enabled=not quiet) as progress:
-        report = run_cycle(store, cfg, fetch_all=fetch_all, progress=progress, stop=stop,
-                           on_due=progress.start if progress else None)
+    with cycle_progress(enabled=not quiet) as progress:
+        report = app.run_once(fetch_all=fetch_all, progress=progress, stop=stop,
+                              on_due=progress.start if progress else None)
     failed = report.failed_sources
     if quiet or (not sys.stdout.isatty() and not report.changed and not failed):
         return stop.is_set()
@@ -337,12 +341,13 @@ def status(as_json: bool, config_path: str, quiet: bool) -> None:
     """
     import shutil
 
-    from aggregator.running.status import collect, render_text
+    from aggregator.app import Aggregator
+    from aggregator.running.status import render_text
 
     cfg = _load(config_path)
     try:
         with _store_errors(cfg):
-            data = collect(cfg)
+            data = Aggregator(cfg, config_path=config_path).status()
     except AggregatorError as e:
         _fail(e)
     if as_json:
@@ -359,12 +364,12 @@ def explain(post_url: str, config_path: str, quiet: bool) -> None:
     """Why a blog post links (or does not link) each source.
 
     POST_URL is the blog post's link as its feed gives it."""
-    from aggregator.running.explain import explain_post
+    from aggregator.app import Aggregator
 
     cfg = _load(config_path)
     try:
         with _store_errors(cfg):
-            text = explain_post(cfg, post_url)
+            text = Aggregator(cfg, config_path=config_path).explain(post_url)
     except AggregatorError as e:
         _fail(e)
     _echo_text(text)
@@ -381,7 +386,7 @@ def eval_matching(directory: str, as_json: bool, no_translation: bool, config_pa
     DIRECTORY holds feeds/, sources.yaml, gold.jsonl and translations.jsonl. The real
     pipeline runs on those feeds served over loopback (translations served by a
     loopback LibreTranslate-protocol server), in a temporary store."""
-    from aggregator.citing.evaluation import evaluate, render_report
+    from aggregator.running.evaluation import evaluate, render_report
 
     try:
         result = evaluate(Path(directory), translate=not no_translation)

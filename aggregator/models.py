@@ -6,6 +6,7 @@ strings ending in ``Z`` in the store.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -141,3 +142,8 @@ class FetchResult:
     @property
     def not_modified(self) -> bool:
         return self.content is None
+
+
+def text_hash(text: str) -> str:
+    """The key of a text in the translation cache and the embedding store."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aggregator.citing.extract import NameFinder, Outlet, extract, find_mentions
-from aggregator.citing.match import ARTICLE_CHARS, article_from_entry, outlets_named
+from aggregator.citing.match import article_from_entry, outlets_named
+from aggregator.entryview import ARTICLE_CHARS
 from aggregator.models import EntryData
 from aggregator.store import Store
 

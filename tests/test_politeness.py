@@ -18,9 +18,10 @@ from conftest import DEV, aggregator_cmd
 from loopback import FeedServer
 
 from aggregator import PROJECT_URL
+from aggregator.app import Aggregator
 from aggregator.config import Config, parse_config
 from aggregator.running.cycle import fetch_stage
-from aggregator.running.status import collect, render_text
+from aggregator.running.status import render_text
 from aggregator.store import SourceState, Store
 
 FEED = (DEV / "feeds" / "politico.xml").read_bytes()
@@ -153,7 +154,7 @@ def test_410_gone_disables_the_source_and_status_says_how_to_re_enable_it(tmp_pa
     run(cfg, Clock(T0 + timedelta(hours=1)))
     st = states(cfg)["gone"]
     assert st.disabled and st.entry_count == 45  # nothing it gave before is lost
-    text = render_text(collect(cfg))
+    text = render_text(Aggregator(cfg).status())
     assert "disabled: HTTP 410 Gone" in text and "change its url in the config" in text
     assert "aggregator run --once --all" in text
     # never fetched again on its own, however long we wait
@@ -218,7 +219,7 @@ def test_status_shows_each_sources_health_in_text_and_json(tmp_path: Path, srv: 
     t1 = T0 + timedelta(hours=1)
     with Store(cfg.db_path) as store:
         fetch_stage(store, cfg, now=Clock(t1), rng=random.Random(7), only=["ok", "flaky"], fetch_all=True)
-    d = collect(cfg, now=t1)
+    d = Aggregator(cfg).status(now=t1)
     by_id = {s["id"]: s for s in d["sources"]}
     flaky = by_id["flaky"]
     assert flaky["last_success"] == "2025-03-01T12:00:00Z" and flaky["last_fetch"] == "2025-03-01T13:00:00Z"

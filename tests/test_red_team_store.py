@@ -405,3 +405,20 @@ def test_stable_guids_are_not_warned_about_and_new_articles_still_count(tmp_path
         with Store(conf.db_path) as store:
             st = store.source_states()["calm"]
             assert st.entry_count == 13 and not st.unstable_guids and st.guid_churn == "0000"
+
+
+def test_the_decision_an_entry_back_under_a_new_guid_is_the_stored_one() -> None:
+    from aggregator.sources.decide import decide_entries, entry_hash
+
+    def entry(key: str, link: str, title: str) -> EntryData:
+        return EntryData(key=key, link=link, title=title, summary="", content="", author=None, categories=(),
+                         published=T0, updated=None, published_offset=None, image=None, language="en")
+
+    same = entry("guid-2", "https://outlet.example/a?utm_source=rss", "A")
+    retitled = entry("guid-3", "https://outlet.example/b", "B, now longer")
+    intents = decide_entries([same, retitled], {}, T0, {
+        ("outlet.example/a", "A"): (7, entry_hash(entry("guid-1", "https://outlet.example/a", "A"))),
+        ("outlet.example/b", "B"): (8, "h")})
+    assert intents.rekeyed == [(7, "guid-2")]
+    assert [c.id for c in intents.changed] == [7]  # its link gained a tracking parameter: content changed
+    assert [n.entry.key for n in intents.new] == ["guid-3"]  # another title: another entry

@@ -123,6 +123,32 @@ def test_pruning_forgets_old_uncited_articles_with_everything_hanging_off_them(t
         assert prune_articles(s, CONFIG, NOW) == 0
 
 
+def test_pruning_forgets_the_embeddings_the_matcher_stored(tmp_path: Path) -> None:
+    """Keys computed the way the matcher computes them (its Article text, cut by its
+    embedding function, hashed as the Embedder hashes), not retention's own: a long
+    summary is where a key made from the whole text would differ."""
+    from aggregator.citing import match
+    from aggregator.entryview import text_hash
+
+    long_summary = "<p>" + " ".join(f"Sentence {i} of a long article about air defence." for i in range(60)) + "</p>"
+    with Store(tmp_path / "s.sqlite3") as s:
+        s.sync_sources([("out", "https://out.example/feed", "outlet")])
+        old = NOW - 200 * DAY
+        item = EntryData(key="long", link="https://out.example/long", title="Headline long", summary=long_summary,
+                         published=old)
+        s.record_success("out", "outlet", [item], now=old, next_fetch=old + DAY, status=200, etag=None,
+                         last_modified=None)
+        (entry,) = s.newest_entries(["outlet"], 10)
+        article = match.article_from_entry(entry)
+        assert len(article.text) > 400  # the case where the whole text and the embedded part differ
+        keys = [text_hash(match._embed_text(t)) for t in (article.title, article.text)]
+        s.put_embeddings([(k, b"\0" * 8) for k in keys])
+        assert len(s.embeddings(keys)) == 2
+
+        assert prune_articles(s, CONFIG, NOW) == 1
+        assert s.embeddings(keys) == {}
+
+
 def test_delete_never_removes_a_cited_article_whatever_it_is_told(tmp_path: Path) -> None:
     with Store(tmp_path / "s.sqlite3") as s:
         s.sync_sources([("out", "https://out.example/feed", "outlet")])

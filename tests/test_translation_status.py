@@ -14,14 +14,16 @@ from pathlib import Path
 import pytest
 from loopback import LibreTranslateServer, pseudo_translation
 
+from aggregator.app import Aggregator
 from aggregator.config import Config, parse_config
 from aggregator.language import detect, entry_language
 from aggregator.models import EntryData
 from aggregator.publishing.publish import publish, selection
-from aggregator.running.cycle import PERMANENT_ATTEMPTS, translate_stage
-from aggregator.running.status import collect, render_text
+from aggregator.running.cycle import translate_stage
+from aggregator.running.status import render_text
 from aggregator.store import Store
 from aggregator.translating.chain import build_translator
+from aggregator.translating.decide import PERMANENT_ATTEMPTS
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -148,12 +150,12 @@ def test_status_shows_the_backlog_and_which_provider_translated_how_many_texts(t
         assert cycle(store, cfg, T0) == (2, 1)
         add_posts(store, post("d", "四つ目", ""), post("e", "English title here", "", language="en"))
     cfg_auto = config(tmp_path, srv.url, language="auto")
-    t = collect(cfg_auto, now=T0)["translation"]
+    t = Aggregator(cfg_auto).status(now=T0)["translation"]
     assert {k: t[k] for k in ("done", "pending", "failed", "untranslated", "not_needed")} == {
         "done": 2, "pending": 1, "failed": 0, "untranslated": 1, "not_needed": 1}
     assert t["cached_texts"] == {"libre": 2} and t["entries_by_provider"] == {"libre": 2}
     assert t["next_retry"] == "2024-05-01T09:05:00Z"
-    text = render_text(collect(cfg_auto, now=T0))
+    text = render_text(Aggregator(cfg_auto).status(now=T0))
     assert "2 done, 1 pending (next retry 2024-05-01T09:05:00Z), 0 failed, 1 not yet attempted, 1 not needed" in text
     assert "texts translated, by provider: libre 2" in text
 

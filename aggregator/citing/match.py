@@ -35,7 +35,7 @@ from aggregator.citing.extract import (
     name_owners,
     outlets_named_in,
 )
-from aggregator.html_text import strip_tags
+from aggregator.entryview import article_text, embed_input
 from aggregator.models import Citation, Entry, Match
 from aggregator.urls import canonical_url
 
@@ -51,12 +51,10 @@ MENTION_ACCEPT = 0.45         # content score for a mention (words and meaning)
 MENTION_MARGIN = 0.10         # ... and its lead over the outlet's other articles of that day
 MENTION_SHORT_CONTEXT = 12    # fewer content words than this: the post's title and lead count too
 MENTION_EMBED_TOP = 8         # candidates whose meaning is computed (by words, the best ones)
-EMBED_CHARS = 400             # what of a text is embedded: its opening says what it is about
 MENTION_MEANING_ONLY = 0.72   # without a translation: meaning alone, stricter
 MENTION_MEANING_MARGIN = 0.15
 CROSSLINGUAL_ACCEPT = 0.60    # a headline in another language: meaning, outlet named
 CROSSLINGUAL_MARGIN = 0.10
-ARTICLE_CHARS = 5000          # what of an article's summary (or content) the matcher reads
 JST = timedelta(hours=9)      # the blog writes "13日" in its own day, or in the outlet's
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
@@ -169,7 +167,7 @@ class Article:
     def text(self) -> str:
         if self._text is None:
             summary = self._load(self.id) if self._load is not None else self.summary
-            self._text = (self.title + ". " + strip_tags(summary[:ARTICLE_CHARS])[:1500]).strip()
+            self._text = article_text(self.title, summary)
         return self._text
 
 
@@ -474,7 +472,7 @@ def _best_mention(cite: Citation, post: Entry, text: PostText, index: ArticleInd
 
 
 def _embed_text(text: str) -> str:
-    return text[:EMBED_CHARS]
+    return embed_input(text)  # the key retention deletes by (aggregator.entryview)
 
 
 def _covered(words: set[str], text_words: set[str], index: ArticleIndex) -> float:

@@ -21,10 +21,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aggregator import __version__
-from aggregator.citing.extract import extract
 from aggregator.config import Config
-from aggregator.html_text import sanitize_html, strip_tags
-from aggregator.language import entry_language, same_language
+from aggregator.entryview import post_paragraphs, reader_language
+from aggregator.html_text import sanitize_html
+from aggregator.language import same_language
 from aggregator.models import Entry, Match, iso
 from aggregator.publishing.render import (
     ATOM_NAME,
@@ -116,9 +116,7 @@ def display(entry: Entry, original_language: str, target: str,
     """The entry in the readers' language when its translation is complete, else in its
     own language with an honest status. A partly translated entry is never shown as done."""
     if entry.role == "blog":
-        body = extract(entry.content or entry.summary)
-        summary_paras: tuple[str, ...] = (body.lead,) if body.lead else (strip_tags(entry.summary)[:600],)
-        content_paras = body.body[1:]
+        summary_paras, content_paras = post_paragraphs(entry)
         orig_summary = paragraphs_html(summary_paras)
         orig_content = paragraphs_html(content_paras) or None
     else:
@@ -152,8 +150,7 @@ def build_items(entries: Sequence[Entry], *, config: Config, source_languages: M
     items: list[FeedItem] = []
     changed: list[Publication] = []
     for e in entries:
-        lang = entry_language(e.title, e.summary, e.content, declared=source_languages.get(e.source_id, "auto"),
-                              feed_language=e.language) or "und"
+        lang = reader_language(e, source_languages.get(e.source_id, "auto")) or "und"
         shown = display(e, lang, target, translations.get(e.id), now)
         sources = []
         for m in matches.get(e.id, ()):

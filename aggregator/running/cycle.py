@@ -7,7 +7,6 @@ bad source, entry or translation: those are reported and the cycle goes on.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -24,7 +23,6 @@ import httpx
 from aggregator.citing.embeddings import Embedder
 from aggregator.citing.extract import Outlet, Outlets, extract
 from aggregator.citing.match import (
-    ARTICLE_CHARS,
     ArticleIndex,
     OutletNames,
     Params,
@@ -32,6 +30,7 @@ from aggregator.citing.match import (
     match_post,
 )
 from aggregator.config import Config, SourceConfig
+from aggregator.entryview import ARTICLE_CHARS, entry_texts, reader_language
 from aggregator.exceptions import (
     AggregatorError,
     FetchError,
@@ -53,15 +52,10 @@ from aggregator.sources.fetch import (
 from aggregator.sources.parsepool import (
     parse_feed,  # in worker processes when parses overlap (GIL)
 )
-from aggregator.store import EntryTranslation, SourceState, Store
+from aggregator.store import SourceState, Store
 from aggregator.store.records import guid_churn_warning, unstable_guids
-from aggregator.translating.chain import (
-    EntryTexts,
-    Translator,
-    build_translator,
-    chain_signature,
-    retry_delay,
-)
+from aggregator.translating import decide
+from aggregator.translating.chain import Translator, build_translator, chain_signature
 from aggregator.urls import host_of
 
 log = logging.getLogger("aggregator")
@@ -485,23 +479,6 @@ def _mention_translations(text: Any, post: Entry, target: str,
 # -- translation -------------------------------------------------------------------------
 
 
-def entry_texts(entry: Entry) -> EntryTexts:
-    """What of an entry a reader sees, as plain paragraphs."""
-    from aggregator.html_text import blocks, strip_tags
-
-    if entry.role == "blog":
-        body = extract(entry.content or entry.summary)
-        lead = (body.lead,) if body.lead else (strip_tags(entry.summary)[:600],)
-        return EntryTexts(entry.title, tuple(p for p in lead if p), tuple(body.body[1:]))
-    paras = tuple(b.text for b in blocks(entry.summary or entry.content)) or ()
-    return EntryTexts(entry.title, paras)
-
-
-# A text every provider refuses for good (language not supported, HTTP 400) is tried
-# this many times, with backoff, before its entry is marked failed.
-PERMANENT_ATTEMPTS = 3
-
-
 def translate_stage(store: Store, config: Config, entries: Sequence[Entry], translator: Translator, *,
                     now: Clock = utcnow, stop: threading.Event | None = None) -> tuple[int, int]:
     """Translate what the publication will show. Returns (done, still pending).
@@ -511,7 +488,7 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
     PERMANENT_ATTEMPTS times, failed with the reason. Failed entries are tried again
     when their text or the translation setup (providers, glossary) changes. When
     ``stop`` is set, the rest waits for the next cycle."""
-    from aggregator.language import entry_language, same_language
+    from aggregator.language import same_language
 
     tc = config.translation
     target = tc.target
@@ -526,50 +503,34 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
     translator.deadline = translator.clock() + tc.budget.total_seconds()
     done = pending = 0
     for e in entries:
-        lang = entry_language(e.title, e.summary, e.content, declared=langs.get(e.source_id, "auto"),
-                              feed_language=e.language)
+        lang = reader_language(e, langs.get(e.source_id, "auto"))
         if same_language(lang, target):
             continue
         source = lang or "auto"  # unknown: the provider detects it
         texts = entry_texts(e)
         digest = texts.digest(target)
-        prev = existing.get(e.id)
-        same = prev is not None and prev.input_hash == digest
-        if prev is not None and same and prev.status == "done":
-            continue
-        if (prev is not None and same and prev.status == "failed"
-                and (chain_since is None or prev.updated >= chain_since)):
-            continue
         t = now()
-        if prev is not None and same and prev.status == "pending" and prev.retry_at and prev.retry_at > t:
+        step = decide.plan(existing.get(e.id), digest, t, chain_since)
+        if step.action == "leave":
+            continue
+        if step.action == "wait" or (translator.deadline is not None and translator.clock() >= translator.deadline) \
+                or (stop is not None and stop.is_set()):
             pending += 1
             continue
-        if (translator.deadline is not None and translator.clock() >= translator.deadline) or (
-                stop is not None and stop.is_set()):
-            pending += 1
-            continue
-        attempts = (prev.attempts if prev is not None and same and prev.status == "pending" else 0) + 1
         try:
             out = {s: translator.translate(s, source, target) for s in texts.all()}
         except TranslationError as err:
-            reason = redactor(str(err))[:500]
-            if not err.retryable and attempts >= PERMANENT_ATTEMPTS:
-                log.warning("translation of %s failed for good after %d attempts: %s", e.link, attempts, reason)
-                store.set_entry_translation(EntryTranslation(
-                    e.id, target, digest, "failed", None, reason, attempts, None, t, None, None, None))
-                continue
-            delay = retry_delay(attempts, tc.retry_backoff.total_seconds(), tc.max_retry_backoff.total_seconds())
-            store.set_entry_translation(EntryTranslation(
-                e.id, target, digest, "pending", None, reason, attempts, t + timedelta(seconds=delay), t,
-                None, None, None))
-            pending += 1
+            record = decide.after_failure(e.id, target, digest, step.attempts, redactor(str(err))[:500],
+                                          retryable=err.retryable, now=t, backoff=tc.retry_backoff,
+                                          max_backoff=tc.max_retry_backoff)
+            store.set_entry_translation(record)
+            if record.status == "failed":
+                log.warning("translation of %s failed for good after %d attempts: %s", e.link, step.attempts,
+                            record.error)
+            else:
+                pending += 1
             continue
-        providers = sorted({p for _, p in out.values() if p != "none"}) or ["cache"]
-        store.set_entry_translation(EntryTranslation(
-            e.id, target, digest, "done", "+".join(providers), None, attempts, None, t,
-            out.get(texts.title, (texts.title, ""))[0],
-            json.dumps([out[s][0] if s in out else s for s in texts.summary], ensure_ascii=False),
-            json.dumps([out[s][0] if s in out else s for s in texts.content], ensure_ascii=False)))
+        store.set_entry_translation(decide.after_success(e.id, target, digest, step.attempts, texts, out, t))
         done += 1
     return done, pending
 

@@ -27,6 +27,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor as APThreadPool
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from aggregator.app import Aggregator
 from aggregator.config import Config, SourceConfig, format_duration, load_config
 from aggregator.exceptions import AggregatorError, ConfigError, StorageError, StoreDamagedError, storage_error
 from aggregator.redaction import Redactor
@@ -40,7 +41,7 @@ from aggregator.running.cycle import (
     utcnow,
 )
 from aggregator.sources.fetch import HostLimiter
-from aggregator.store import SourceState, Store
+from aggregator.store import SourceState
 from aggregator.store.base import forget_check
 
 log = logging.getLogger("aggregator")
@@ -74,6 +75,7 @@ class Daemon:
         self.config = config
         self.config_path = config_path
         self.now = now
+        self.app = Aggregator(config, now=now, config_path=config_path)
         self.stop = threading.Event()
         self.abandoned = False  # a fetch was left in flight when stopping
         self._lock = threading.Lock()
@@ -109,7 +111,7 @@ class Daemon:
         except KeyError:  # removed by a reload a moment ago
             return
         try:
-            with Store(cfg.db_path) as store:
+            with self.app.store() as store:
                 reports = fetch_stage(store, cfg, now=self.now, only=[source_id], stop=self.stop, slack=slack,
                                       limiter=self.limiter, client=self.client)
         except sqlite3.DatabaseError as e:  # damaged store, full disk: said once per job, schedule kept
@@ -161,7 +163,7 @@ class Daemon:
             self._fetched = []
         t0 = time.monotonic()
         try:
-            with Store(self.config.db_path) as store:
+            with self.app.store() as store:
                 process_stage(store, self.config, report, now=self.now, stop=self.stop)
             report.seconds = time.monotonic() - t0
             log.info("%s", report.summary())
@@ -190,7 +192,7 @@ class Daemon:
             if job.id.startswith("fetch:") and job.id not in wanted:
                 job.remove()
                 changes.append(f"{job.id.removeprefix('fetch:')} removed")
-        with Store(cfg.db_path) as store:
+        with self.app.store() as store:
             store.sync_sources((s.id, s.url, s.role) for s in cfg.sources)
             states = store.source_states()
             for s in cfg.sources:
@@ -243,6 +245,7 @@ class Daemon:
                 self._old_clients.append(self.client)
                 self.client = make_fetch_client(new)
             previous, self.config = self.config, new
+            self.app = self.app.with_config(new)
             install_redaction(Redactor(new.secrets))
             try:
                 changes = self._install_jobs(previous)
@@ -250,6 +253,7 @@ class Daemon:
                 if isinstance(e, sqlite3.DatabaseError):
                     e = storage_error(new.db_path, e)
                 self.config = previous
+                self.app = self.app.with_config(previous)
                 log.error("config not reloaded: %s; keeping the running one", e)
                 return
             log.info("config reloaded from %s: %d sources%s", self.config_path, len(new.sources),

@@ -42,20 +42,17 @@ def rematch(store: Store, config: Config, post: Entry) -> tuple[PostText, Outcom
     return text, outcome
 
 
-def explain_post(config: Config, post_url: str) -> str:
-    if not config.db_path.exists():
-        raise AggregatorError(f"no store at {config.db_path}: run `aggregator run --once` first")
-    with Store(config.db_path) as store:
-        found = [e for e in store.find_entries_by_link(post_url) if e.role == "blog"]
-        if not found:
-            raise AggregatorError(f"no blog post with the link {post_url} in the store")
-        post = found[0]
-        text, outcome = rematch(store, config, post)
-        stored = store.matches_for([post.id]).get(post.id, [])
-        never_matched = store.match_state(post.id) is None
-        if never_matched:  # not in the publication yet: show what matching would link
-            stored = outcome.matches
-        arts = store.entries_by_ids([m.article_id for m in stored])
+def explain_post(store: Store, config: Config, post_url: str) -> str:
+    found = [e for e in store.find_entries_by_link(post_url) if e.role == "blog"]
+    if not found:
+        raise AggregatorError(f"no blog post with the link {post_url} in the store")
+    post = found[0]
+    text, outcome = rematch(store, config, post)
+    stored = store.matches_for([post.id]).get(post.id, [])
+    never_matched = store.match_state(post.id) is None
+    if never_matched:  # not in the publication yet: show what matching would link
+        stored = outcome.matches
+    arts = store.entries_by_ids([m.article_id for m in stored])
     lines = [f"post: {post.title}", f"      {post.link}  ({post.date:%Y-%m-%d %H:%M} UTC)", ""]
     if not text.citations:
         lines.append("no citations: no 参考: line, and no subscribed outlet named with a day in the text")

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aggregator.config import Config
+from aggregator.entryview import derived_keys
 from aggregator.exceptions import StorageError
 from aggregator.models import Entry, from_iso, iso
-from aggregator.store import Store, text_hash
+from aggregator.store import Store
 
 log = logging.getLogger("aggregator")
 
@@ -49,17 +50,9 @@ def compaction_due(last: datetime | None, now: datetime, every: timedelta, free_
 
 
 def derived_hashes(article: Entry, glossary: dict[str, str]) -> set[str]:
-    """Hashes of the texts the store keeps for an article besides its row: its
-    embeddings (title; title and summary, as the matcher embeds them) and its cached
-    translations (each paragraph a reader sees, with and without the glossary)."""
-    from aggregator.citing.match import article_from_entry
-    from aggregator.running.cycle import entry_texts
-    from aggregator.translating.text import apply_glossary
-
-    texts = {article.title, article_from_entry(article).text}
-    for t in entry_texts(article).all():
-        texts.update((t, apply_glossary(t, glossary)))
-    return {text_hash(t) for t in texts if t}
+    """Keys of the rows the store keeps for an article besides its own: its embeddings
+    and its cached translations, exactly as the matcher and translation store them."""
+    return derived_keys(article, glossary)
 
 
 def prune_articles(store: Store, config: Config, now: datetime) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 from aggregator.config import Config
 from aggregator.models import Entry, from_iso, iso
 from aggregator.redaction import Redactor
-from aggregator.store import EntryTranslation, SourceState, Store, StoreLock
+from aggregator.store import EntryTranslation, SourceState, Store
 from aggregator.store.records import guid_churn_warning
 
 
@@ -44,7 +44,8 @@ def translation_backlog(entries: Sequence[Entry], translations: Mapping[int, Ent
     """Of the entries the feed shows, how many need translating and where they stand:
     done, pending (with the next retry), failed (with the reasons), not yet attempted,
     not needed (already in the readers' language); and which providers did them."""
-    from aggregator.language import entry_language, same_language
+    from aggregator.entryview import reader_language
+    from aggregator.language import same_language
 
     out: dict[str, Any] = {"target": target, "in_feed": len(entries), "needed": 0, "done": 0, "pending": 0,
                            "failed": 0, "untranslated": 0, "not_needed": 0, "next_retry": None}
@@ -52,8 +53,7 @@ def translation_backlog(entries: Sequence[Entry], translations: Mapping[int, Ent
     reasons: Counter[str] = Counter()
     retries: list[datetime] = []
     for e in entries:
-        lang = entry_language(e.title, e.summary, e.content, declared=source_languages.get(e.source_id, "auto"),
-                              feed_language=e.language)
+        lang = reader_language(e, source_languages.get(e.source_id, "auto"))
         if same_language(lang, target):
             out["not_needed"] += 1
             continue
@@ -86,54 +86,52 @@ def _never(config: Config, running: str | None) -> dict[str, Any]:
         "translation": {}, "last_publication": None, "store_bytes": 0, "output": str(config.output_dir)}
 
 
-def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
-    """Everything ``status`` shows, as JSON-ready data, secrets (URL passwords, keys) masked."""
-    masked: dict[str, Any] = Redactor(config.secrets).obj(_collect(config, now))
+def collect(config: Config, store: Store | None, running: str | None, now: datetime) -> dict[str, Any]:
+    """Everything ``status`` shows, as JSON-ready data, secrets (URL passwords, keys) masked.
+    ``store`` is None when there is none yet; ``running`` says who holds the run lock."""
+    masked: dict[str, Any] = Redactor(config.secrets).obj(_collect(config, store, running, now))
     return masked
 
 
-def _collect(config: Config, now: datetime | None) -> dict[str, Any]:
+def _collect(config: Config, store: Store | None, running: str | None, now: datetime) -> dict[str, Any]:
     from aggregator.publishing.publish import selection
 
-    now = now or datetime.now(UTC)
-    running = StoreLock(config.db_path).holder()
-    if not config.db_path.exists():
+    if store is None:
         return _never(config, running)
-    with Store(config.db_path) as store:
-        states = store.source_states()
-        sources = []
-        for s in config.sources:
-            st = states.get(s.id)
-            nxt = st.next_fetch if st is not None else None
-            sources.append({
-                "id": s.id, "role": s.role, "url": st.url if st else s.url,
-                "last_fetch": iso(st.last_fetch) if st else None,
-                "last_success": iso(st.last_success) if st else None,
-                "last_status": st.last_status if st else None, "result": source_result(st),
-                "last_error": st.last_error if st else None, "entries": st.entry_count if st else 0,
-                "consecutive_failures": st.consecutive_failures if st else 0,
-                "next_fetch": iso(nxt), "due": bool(st is None or not st.disabled and (nxt is None or nxt <= now)),
-                "disabled": st.disabled if st else None,
-                "unstable_guids": bool(st and st.unstable_guids),
-            })
-        counts = store.count_entries()
-        entries = selection(store, config)
-        target = config.translation.target
-        backlog = translation_backlog(entries, store.entry_translations([e.id for e in entries], target),
-                                      {s.id: s.language for s in config.sources}, target)
-        published = store.get_meta("last_publication")
-        return {
-            "store": str(config.db_path), "store_exists": True, "store_bytes": store.size_bytes(),
-            "running": running,
-            "sources": sources,
-            "entries": {"posts": counts.get("blog", 0), "articles": counts.get("outlet", 0)},
-            "matches": len(store.all_matches()),
-            "translation": {**backlog, "cached_texts": store.translation_cache_stats()},
-            "last_publication": iso(from_iso(published)) if published else None,
-            "published_entries": len(entries) if published else 0,
-            "last_compaction": store.get_meta("last_compaction"),
-            "output": str(config.output_dir),
-        }
+    states = store.source_states()
+    sources = []
+    for s in config.sources:
+        st = states.get(s.id)
+        nxt = st.next_fetch if st is not None else None
+        sources.append({
+            "id": s.id, "role": s.role, "url": st.url if st else s.url,
+            "last_fetch": iso(st.last_fetch) if st else None,
+            "last_success": iso(st.last_success) if st else None,
+            "last_status": st.last_status if st else None, "result": source_result(st),
+            "last_error": st.last_error if st else None, "entries": st.entry_count if st else 0,
+            "consecutive_failures": st.consecutive_failures if st else 0,
+            "next_fetch": iso(nxt), "due": bool(st is None or not st.disabled and (nxt is None or nxt <= now)),
+            "disabled": st.disabled if st else None,
+            "unstable_guids": bool(st and st.unstable_guids),
+        })
+    counts = store.count_entries()
+    entries = selection(store, config)
+    target = config.translation.target
+    backlog = translation_backlog(entries, store.entry_translations([e.id for e in entries], target),
+                                  {s.id: s.language for s in config.sources}, target)
+    published = store.get_meta("last_publication")
+    return {
+        "store": str(config.db_path), "store_exists": True, "store_bytes": store.size_bytes(),
+        "running": running,
+        "sources": sources,
+        "entries": {"posts": counts.get("blog", 0), "articles": counts.get("outlet", 0)},
+        "matches": len(store.all_matches()),
+        "translation": {**backlog, "cached_texts": store.translation_cache_stats()},
+        "last_publication": iso(from_iso(published)) if published else None,
+        "published_entries": len(entries) if published else 0,
+        "last_compaction": store.get_meta("last_compaction"),
+        "output": str(config.output_dir),
+    }
 
 
 # -- text -------------------------------------------------------------------------------

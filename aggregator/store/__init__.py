@@ -7,13 +7,16 @@ embeddings, publications, maintenance); the schema and its numbered migrations a
 
 from __future__ import annotations
 
-from aggregator.store.base import StoreBase, text_hash
+from aggregator.models import text_hash
+from aggregator.sources.decide import entry_hash
+from aggregator.store.base import StoreBase
 from aggregator.store.embeddings import EmbeddingsStore
-from aggregator.store.entries import EntriesStore, entry_hash
+from aggregator.store.entries import EntriesStore
 from aggregator.store.lock import StoreLock
 from aggregator.store.maintenance import MaintenanceStore
 from aggregator.store.matches import MatchesStore
 from aggregator.store.migrations import SCHEMA_VERSION
+from aggregator.store.protocol import StoreType
 from aggregator.store.publications import PublicationsStore
 from aggregator.store.records import (
     EntryTranslation,
@@ -33,5 +36,9 @@ class Store(SourcesStore, EntriesStore, MatchesStore, TranslationsStore, Embeddi
         return self
 
 
+def _conforms(store: Store) -> StoreType:
+    return store  # mypy checks here that Store satisfies the protocol the stages use
+
+
 __all__ = ["SCHEMA_VERSION", "EntryTranslation", "Publication", "SourceState", "Store", "StoreBase",
-           "StoreLock", "StoreResult", "entry_hash", "text_hash"]
+           "StoreLock", "StoreResult", "StoreType", "entry_hash", "text_hash"]

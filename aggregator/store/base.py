@@ -12,7 +12,6 @@ so the next fetch brings them back. See docs/storage.md.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -116,10 +115,6 @@ class StoreBase:
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction():
             self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _entry(r: Sequence[Any]) -> Entry:

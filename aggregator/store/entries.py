@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -10,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from aggregator.models import Entry, EntryData, from_iso, iso
+from aggregator.sources.decide import decide_entries
 from aggregator.store.base import (
     _ARTICLE_TEXT,
     _ENTRY_COLUMNS,
@@ -20,18 +20,11 @@ from aggregator.store.base import (
 from aggregator.urls import canonical_url
 
 
-def entry_hash(e: EntryData) -> str:
-    # One update of the joined parts: the same digest as updating part by part.
-    parts = (e.link or "", e.title, e.summary, e.content, e.author or "", "\x1f".join(e.categories),
-             iso(e.published) or "", iso(e.updated) or "", e.image or "", e.language or "", "")
-    return hashlib.sha1("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def _by_link_and_title(db: sqlite3.Connection, source_id: str, entries: Sequence[EntryData], fetched: set[str],
-                       existing: dict[str, tuple[int, str]]) -> dict[tuple[str, str], tuple[int, str]]:
-    """Stored entries of the source, not in this fetch under their own key, by (canonical
-    link, title): where an entry that comes back under a new guid is found."""
-    canons = {canonical_url(e.link) for e in entries if e.link and e.key not in existing}
+                       stored: dict[str, tuple[int, str]]) -> dict[tuple[str, str], tuple[int, str]]:
+    """The source's stored entries that share a canonical link with a fetched entry of a
+    new key and are not in this fetch under their own key, by (canonical link, title)."""
+    canons = {canonical_url(e.link) for e in entries if e.link and e.key not in stored}
     out: dict[tuple[str, str], tuple[int, str]] = {}
     for chunk in _chunks(sorted(canons), 500):
         q = ("SELECT id, key, hash, canonical_link, title FROM entries WHERE source_id=? AND canonical_link IN"
@@ -43,63 +36,42 @@ def _by_link_and_title(db: sqlite3.Connection, source_id: str, entries: Sequence
 
 
 def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: Sequence[EntryData],
-                    now: datetime) -> tuple[int, int, int, int]:
-    """Insert new entries, update changed ones; returns (new, updated, unchanged, rekeyed).
-
-    An entry whose guid is new but whose canonical link and title are those of a stored
-    entry no longer in the feed is that entry (some feeds make a new guid on every
-    fetch): it keeps its row, so its published id, translation and matches, and takes
-    the new guid (``rekeyed``)."""
+                   now: datetime) -> tuple[int, int, int, int]:
+    """Read what the source holds of ``entries``, let :func:`decide_entries` say what each
+    one is, and apply that. Returns (new, updated, unchanged, rekeyed)."""
     keys = [e.key for e in entries]
-    existing: dict[str, tuple[int, str]] = {}
+    stored: dict[str, tuple[int, str]] = {}
     for chunk in _chunks(keys, 500):
         q = f"SELECT key, id, hash FROM entries WHERE source_id=? AND key IN ({','.join('?' * len(chunk))})"
         for k, i, h in db.execute(q, (source_id, *chunk)):
-            existing[k] = (i, h)
-    moved = _by_link_and_title(db, source_id, entries, set(keys), existing)
-    new = updated = unchanged = rekeyed = 0
+            stored[k] = (i, h)
+    intents = decide_entries(entries, stored, now, _by_link_and_title(db, source_id, entries, set(keys), stored))
     now_s = iso(now)
-    inserts, updates, touches, rekeys = [], [], [], []
-    for e in entries:
-        h = entry_hash(e)
+    if intents.rekeyed:
+        db.executemany("UPDATE entries SET key=? WHERE id=?", [(key, i) for i, key in intents.rekeyed])
+
+    def row(e: EntryData, h: str) -> tuple[Any, ...]:
         canon = canonical_url(e.link) if e.link else None
-        row = (e.link, canon, e.title, e.summary, e.content, e.author,
-               json.dumps(list(e.categories), ensure_ascii=False), iso(e.published), iso(e.updated),
-               e.published_offset, e.image, e.language, h)
-        if e.key not in existing and canon is not None and (canon, e.title) in moved:
-            found = moved.pop((canon, e.title))
-            rekeys.append((e.key, found[0]))
-            existing[e.key] = found
-            rekeyed += 1
-        if e.key not in existing:
-            sort_date = iso(e.published or e.updated or now)
-            inserts.append((source_id, role, e.key, *row, now_s, now_s, sort_date))
-            new += 1
-        elif existing[e.key][1] != h:
-            sort_date = iso(e.published or e.updated) or None
-            updates.append((*row, now_s, sort_date, existing[e.key][0]))
-            updated += 1
-        else:
-            touches.append((now_s, existing[e.key][0]))
-            unchanged += 1
-    if rekeys:
-        db.executemany("UPDATE entries SET key=? WHERE id=?", rekeys)
-    if inserts:
+        return (e.link, canon, e.title, e.summary, e.content, e.author,
+                json.dumps(list(e.categories), ensure_ascii=False), iso(e.published), iso(e.updated),
+                e.published_offset, e.image, e.language, h)
+
+    if intents.new:
         db.executemany(
             "INSERT INTO entries(source_id, role, key, link, canonical_link, title, summary, content,"
             " author, categories, published, updated, published_offset, image, language, hash,"
             " first_seen, last_seen, sort_date) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            inserts)
-    if updates:
-        # A changed entry keeps its row (and so its published id); matching runs again.
+            [(source_id, role, n.entry.key, *row(n.entry, n.hash), now_s, now_s, iso(n.sort_date))
+             for n in intents.new])
+    if intents.changed:
         db.executemany(
             "UPDATE entries SET link=?, canonical_link=?, title=?, summary=?, content=?, author=?,"
             " categories=?, published=?, updated=?, published_offset=?, image=?, language=?, hash=?,"
             " last_seen=?, sort_date=COALESCE(?, sort_date), match_state=NULL WHERE id=?",
-            updates)
-    if touches:
-        db.executemany("UPDATE entries SET last_seen=? WHERE id=?", touches)
-    return new, updated, unchanged, rekeyed
+            [(*row(c.entry, c.hash), now_s, iso(c.sort_date), c.id) for c in intents.changed])
+    if intents.unchanged:
+        db.executemany("UPDATE entries SET last_seen=? WHERE id=?", [(now_s, i) for i in intents.unchanged])
+    return len(intents.new), len(intents.changed), len(intents.unchanged), len(intents.rekeyed)
 
 
 class EntriesStore(StoreBase):

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from aggregator.models import EntryData, from_iso, iso
+from aggregator.sources.decide import decide_source_sync
 from aggregator.store.base import StoreBase
 from aggregator.store.entries import upsert_entries
 from aggregator.store.records import GUID_CHURN_FETCHES, SourceState, StoreResult
@@ -19,18 +20,18 @@ class SourcesStore(StoreBase):
         A source whose configured URL changed starts over at the new URL (its
         validators and any permanent redirect belong to the old one)."""
         with self.transaction():
-            for sid, url, role in sources:
-                row = self.db.execute("SELECT config_url FROM sources WHERE id=?", (sid,)).fetchone()
-                if row is None:
+            stored = dict(self.db.execute("SELECT id, config_url FROM sources"))
+            for s in decide_source_sync(sources, stored):
+                if s.action == "add":
                     self.db.execute("INSERT INTO sources(id, url, config_url, role) VALUES (?,?,?,?)",
-                                    (sid, url, url, role))
-                elif row[0] != url:
+                                    (s.id, s.url, s.url, s.role))
+                elif s.action == "reset":
                     self.db.execute(
                         "UPDATE sources SET url=?, config_url=?, role=?, etag=NULL, last_modified=NULL,"
                         " disabled=NULL, consecutive_failures=0, next_fetch=NULL WHERE id=?",
-                        (url, url, role, sid))
+                        (s.url, s.url, s.role, s.id))
                 else:
-                    self.db.execute("UPDATE sources SET role=? WHERE id=?", (role, sid))
+                    self.db.execute("UPDATE sources SET role=? WHERE id=?", (s.role, s.id))
 
     def source_states(self) -> dict[str, SourceState]:
         counts = dict(self.db.execute("SELECT source_id, COUNT(*) FROM entries GROUP BY source_id"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from aggregator.models import from_iso, iso
-from aggregator.store.base import StoreBase, _chunks, text_hash
+from aggregator.models import from_iso, iso, text_hash
+from aggregator.store.base import StoreBase, _chunks
 from aggregator.store.records import EntryTranslation
 
 

@@ -300,30 +300,3 @@ def chain_signature(cfg: Any) -> str:
 
     data = [cfg.target, [[p.provider, p.url or "", bool(p.api_key)] for p in cfg.providers], sorted(cfg.glossary.items())]  # noqa: E501
     return hashlib.sha1(json.dumps(data, ensure_ascii=False).encode()).hexdigest()[:16]
-
-
-# -- what an entry needs translated (pure) -------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class EntryTexts:
-    """The texts of one entry that a reader sees, as plain-text paragraphs: markup is
-    never sent to an engine as text."""
-
-    title: str
-    summary: tuple[str, ...]
-    content: tuple[str, ...] = ()
-
-    def all(self) -> list[str]:
-        return [t for t in (self.title, *self.summary, *self.content) if t.strip()]
-
-    def digest(self, target: str) -> str:
-        import hashlib
-
-        h = hashlib.sha1(target.encode())
-        for t in (self.title, *self.summary, "\x1e", *self.content):
-            h.update(t.encode("utf-8", "surrogatepass") + b"\x1f")
-        return h.hexdigest()
-
-
-def retry_delay(attempts: int, base: float, cap: float) -> float:
-    """Backoff before retrying an entry's translation: base × 2^(attempts-1), capped."""
-    return float(min(cap, base * 2 ** max(0, attempts - 1)))

@@ -6,6 +6,10 @@ import re
 from collections.abc import Sequence
 from urllib.parse import quote_plus
 
+from aggregator.entryview import apply_glossary
+
+__all__ = ["apply_glossary", "encoded_length", "fit_pieces", "join_pieces", "split_text"]
+
 # -- pure helpers -------------------------------------------------------------------------
 # A sentence ends at 。！？!? (with any closing brackets or quotes after it), at .;: followed
 # by a space, or at a line break; its trailing punctuation and spaces stay with it.
@@ -76,11 +80,5 @@ def join_pieces(pieces: Sequence[str], target: str) -> str:
     return " ".join(p.strip() for p in pieces)
 
 
-def apply_glossary(text: str, glossary: dict[str, str]) -> str:
-    """Replace glossary terms (longest first) so that names come out consistently."""
-    for term in sorted(glossary, key=len, reverse=True):
-        if term in text:
-            text = text.replace(term, glossary[term])
-    return text
 
 

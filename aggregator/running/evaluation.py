@@ -17,6 +17,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from aggregator.app import Aggregator
 from aggregator.config import load_config
 from aggregator.exceptions import AggregatorError
 from aggregator.running.cycle import run_cycle
@@ -130,7 +131,7 @@ def evaluate(directory: Path, *, translate: bool = True) -> EvalResult:
         cfg_path = Path(tmp) / "aggregator.yaml"
         cfg_path.write_text(config_text, encoding="utf-8")  # JSON is YAML
         config = load_config(cfg_path)
-        with Store(config.db_path) as store:
+        with Aggregator(config).store() as store:
             run_cycle(store, config, fetch_all=True)
             result = _score(store, config, gold)
     result.seconds = time.monotonic() - t0
