@@ -285,8 +285,10 @@ def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str 
         except (httpx.InvalidURL, ValueError) as e:
             raise FetchError(f"not a usable URL: {current} ({e})") from None
         _guard.allow = allow_private or here == private_origin
+        answered = False  # a server that answers slowly is not one that does not answer
         try:
             with client.stream("GET", current, headers=headers) as resp:
+                answered = True
                 if resp.status_code in (301, 302, 303, 307, 308):
                     location = resp.headers.get("location")
                     if not location:
@@ -325,7 +327,7 @@ def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str 
                                          status=resp.status_code)
                     if clock() > deadline:
                         raise FetchError(f"took longer than the {total_timeout:g} s total limit",
-                                         status=resp.status_code, unreachable=here)
+                                         status=resp.status_code)
                 return FetchResult(url=current, status=resp.status_code, content=bytes(body),
                                    headers=dict(resp.headers), etag=resp.headers.get("etag"),
                                    last_modified=resp.headers.get("last-modified"),
@@ -337,9 +339,10 @@ def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str 
         except FetchError:
             raise
         except httpx.TimeoutException as e:
+            silent = None if answered else here
             if clock() >= deadline:
-                raise FetchError(f"took longer than the {total_timeout:g} s total limit", unreachable=here) from None
-            raise FetchError(_timeout_message(e, client.timeout), unreachable=here) from None
+                raise FetchError(f"took longer than the {total_timeout:g} s total limit", unreachable=silent) from None
+            raise FetchError(_timeout_message(e, client.timeout), unreachable=silent) from None
         except httpx.DecodingError as e:
             raise FetchError(f"could not decode the response body: {e}") from None
         except httpx.ConnectError as e:
