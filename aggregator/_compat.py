@@ -8,12 +8,18 @@ upstream changes so that it is no longer needed or no longer works.
 
 from __future__ import annotations
 
+import email.utils
+import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
+import feedparser
 import feedparser.api
+import feedparser.datetimes
 import httpcore
 import httpx
 import requests
@@ -88,6 +94,31 @@ def install_feedparser_safe_xml() -> None:
         feedparser.api.PREFERRED_XML_PARSERS = [SAFE_SAX_DRIVER]
 
 
+# -- feedparser: an RFC 822 date without a zone --------------------------------------------
+# feedparser 6 drops an RFC 822 date that names the weekday but no zone
+# ("Wed, 01 Jan 2025 10:00:00"; without the weekday it reads it), where it reads an Atom
+# date without a zone as UTC. RFC 822 reads a missing zone as UT: so does this handler,
+# registered through feedparser's own hook (tried before its built-in parsers).
+_RFC822_NO_ZONE = re.compile(r"\s*(?:[A-Za-z]{3},?\s+)?\d{1,2}\s+[A-Za-z]{3}\s+\d{4}\s+\d{1,2}:\d{2}(?::\d{2})?\s*\Z")
+
+
+def rfc822_without_zone(text: str) -> time.struct_time | None:
+    if not _RFC822_NO_ZONE.match(text):
+        return None
+    parsed = email.utils.parsedate_tz(text)
+    if parsed is None:
+        return None
+    try:
+        return datetime(*parsed[:6], tzinfo=UTC).timetuple()
+    except ValueError:  # 31 February
+        return None
+
+
+def install_feedparser_zoneless_dates() -> None:
+    if rfc822_without_zone not in feedparser.datetimes._date_handlers:
+        feedparser.registerDateHandler(rfc822_without_zone)
+
+
 # -- httpx: a network backend of our own --------------------------------------------------
 # httpx (0.27/0.28) has no parameter for httpcore's ``network_backend``, which is where a
 # deadline over the whole request (connect, TLS, every read) can be enforced. The pool it
@@ -105,3 +136,4 @@ def install() -> None:
     """Apply every work-around (idempotent)."""
     install_requests_bound()
     install_feedparser_safe_xml()
+    install_feedparser_zoneless_dates()

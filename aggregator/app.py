@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aggregator import _compat
 from aggregator.config import Config, load_config
-from aggregator.exceptions import AggregatorError
+from aggregator.exceptions import NotFoundError
 from aggregator.store import Store, StoreLock
 
 if TYPE_CHECKING:
@@ -52,9 +52,10 @@ class Aggregator:
         return self.config.db_path.exists()
 
     @contextmanager
-    def store(self) -> Iterator[Store]:
-        """The store, open for the duration of the block (one per thread that needs one)."""
-        with Store(self.config.db_path) as store:
+    def store(self, *, expect: tuple[int, int] | None = None) -> Iterator[Store]:
+        """The store, open for the duration of the block (one per thread that needs one).
+        ``expect``: the file identity it must have (:class:`StoreGone` otherwise)."""
+        with Store(self.config.db_path, expect=expect) as store:
             yield store
 
     def lock(self, what: str) -> StoreLock:
@@ -90,6 +91,6 @@ class Aggregator:
         from aggregator.running.explain import explain_post
 
         if not self.has_store:
-            raise AggregatorError(f"no store at {self.config.db_path}: run `aggregator run --once` first")
+            raise NotFoundError(f"no store at {self.config.db_path}: run `aggregator run --once` first")
         with self.store() as store:
             return explain_post(store, self.config, post_url)

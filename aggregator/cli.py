@@ -24,6 +24,7 @@ from aggregator.config import DEFAULT_CONFIG_PATH, Config, load_config
 from aggregator.exceptions import (
     AggregatorError,
     ConfigError,
+    PublicationRefused,
     StorageError,
     StoreLockedError,
 )
@@ -33,6 +34,7 @@ log = logging.getLogger("aggregator")
 EXIT_CONFIG = 2
 EXIT_STORE = 3
 EXIT_LOCKED = 4
+EXIT_REFUSED = 5
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -77,24 +79,48 @@ def setup_logging(verbose: int, quiet: bool, log_file: str | None, default: int 
         logging.getLogger(noisy).setLevel(logging.WARNING if level > logging.DEBUG else logging.INFO)
 
 
+def _global_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--config, -v, -q and --log-file, unset by default: a subcommand's own value wins,
+    then the one given before the subcommand (``aggregator -v run --once``)."""
+    f = click.option("--log-file", type=click.Path(dir_okay=False), default=None,
+                     help="Also append logs to this file (INFO, whatever the console shows).")(f)
+    f = click.option("-q", "--quiet", is_flag=True, default=None, help="Only errors.")(f)
+    f = click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")(f)
+    f = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                     help=f"The YAML config file (default {DEFAULT_CONFIG_PATH}).")(f)
+    return f
+
+
+def _merged(config_path: str | None, verbose: int, quiet: bool | None,
+            log_file: str | None) -> tuple[str, int, bool, str | None]:
+    ctx = click.get_current_context(silent=True)
+    root = (ctx.find_root().obj if ctx is not None else None) or {}
+    return (config_path or root.get("config_path") or str(DEFAULT_CONFIG_PATH),
+            verbose or root.get("verbose") or 0,
+            bool(quiet if quiet is not None else root.get("quiet")),
+            log_file or root.get("log_file"))
+
+
 def common(default_level: int = logging.INFO) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """--config, --verbose, --quiet and --log-file for a command."""
+    """--config, --verbose, --quiet and --log-file for a command (also accepted before it)."""
 
     def deco(f: Callable[..., Any]) -> Callable[..., Any]:
-        @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=str(DEFAULT_CONFIG_PATH),
-                      show_default=True, help="The YAML config file.")
-        @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-        @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
-        @click.option("--log-file", type=click.Path(dir_okay=False), help="Also append logs to this file.")
+        @_global_options
         @functools.wraps(f)
-        def wrapper(*args: Any, config_path: str, verbose: int, quiet: bool, log_file: str | None,
+        def wrapper(*args: Any, config_path: str | None, verbose: int, quiet: bool | None, log_file: str | None,
                     **kwargs: Any) -> Any:
+            config_path, verbose, quiet, log_file = _merged(config_path, verbose, quiet, log_file)
             setup_logging(verbose, quiet, log_file, default_level)
             return f(*args, config_path=config_path, quiet=quiet, **kwargs)
 
         return wrapper
 
     return deco
+
+
+def examples(*lines: str) -> str:
+    """An epilog of examples: the last thing every ``--help`` shows."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def _load(config_path: str) -> Config:
@@ -141,14 +167,23 @@ def _fail(e: AggregatorError) -> None:
     click.echo(f"error: {redact(str(e))}", err=True)
     if isinstance(e, StoreLockedError):
         sys.exit(EXIT_LOCKED)
+    if isinstance(e, PublicationRefused):
+        sys.exit(EXIT_REFUSED)
     if isinstance(e, ConfigError):
         sys.exit(EXIT_CONFIG)
     sys.exit(EXIT_STORE)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog=examples(
+                 "aggregator demo                   # the whole product offline, on a bundled sample",
+                 "aggregator init                   # write config/aggregator.yaml",
+                 "aggregator -v run --once          # one cycle now (cron-friendly)"))
 @click.version_option(__version__, prog_name="aggregator")
-def main() -> None:
+@_global_options
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: int, quiet: bool | None,
+         log_file: str | None) -> None:
     """Pull news feeds and a Japanese commentary blog, link each blog post to the
     outlet articles it cites, translate, and publish one merged feed.
 
@@ -159,14 +194,21 @@ def main() -> None:
       aggregator run                          # keep running on the schedule
       aggregator serve                        # serve output/ at http://127.0.0.1:8080/
     Then subscribe your reader to output/feed.atom (or feed.rss, feed.json).
+    --config, -v/-q and --log-file go before or after the command's name.
     """
+    ctx.obj = {"config_path": config_path, "verbose": verbose, "quiet": quiet, "log_file": log_file}
 
 
-@main.command()
+@main.command(epilog=examples(
+    "aggregator run --once                          # one cycle now; quiet unless something changed",
+    "aggregator run --once --all -v                 # fetch every source now, log each step",
+    "aggregator run --config /etc/aggregator.yaml   # the daemon, with another config"))
 @click.option("--once", is_flag=True, help="Run one cycle and exit (for cron or a systemd timer).")
 @click.option("--all", "fetch_all", is_flag=True, help="With --once: fetch every source now, due or not.")
+@click.option("--allow-shrink", is_flag=True,
+              help="With --once: publish even when that drops more than half of the published posts at once.")
 @common(default_level=logging.WARNING)
-def run(once: bool, fetch_all: bool, config_path: str, quiet: bool) -> None:
+def run(once: bool, fetch_all: bool, allow_shrink: bool, config_path: str, quiet: bool) -> None:
     """Fetch, store, match, translate and publish: once, or on the schedule.
 
     A cycle fetches the sources that are due (all of them on a first run), stores new
@@ -184,15 +226,26 @@ def run(once: bool, fetch_all: bool, config_path: str, quiet: bool) -> None:
       stop, abandoning fetches in flight, and exit 0.
 
     \b
+    The last good publication is never replaced by a much smaller one by accident:
+      one that would drop more than half of the published posts at once (a lost
+      store, a config that lost the blog) is refused, with one line saying so,
+      until `run --once --allow-shrink` publishes it. A store file that vanishes or
+      is replaced under a running daemon stops its publications (ERROR in the log)
+      until the file is back or the daemon restarts.
+
+    \b
     Exit status: 0 when the cycle ran, even if some sources failed (they are
     reported); 2 for a bad config; 3 for an unusable store or output; 4 when
-    another run (daemon or --once) holds the store.
+    another run (daemon or --once) holds the store; 5 when the publication was
+    refused because it would drop most published posts (see --allow-shrink).
     """
     from aggregator.app import Aggregator
 
     cfg = _load(config_path)
     if fetch_all and not once:
         raise click.UsageError("--all goes with --once (the daemon fetches on each source's schedule)")
+    if allow_shrink and not once:
+        raise click.UsageError("--allow-shrink goes with --once (one deliberate publication, then the daemon again)")
     app = Aggregator(cfg, config_path=config_path)
     try:
         with _store_errors(cfg):
@@ -210,7 +263,7 @@ def run(once: bool, fetch_all: bool, config_path: str, quiet: bool) -> None:
                 daemon.run()
                 abandoned = daemon.abandoned
             else:
-                abandoned = _run_once(app, fetch_all=fetch_all, quiet=quiet)
+                abandoned = _run_once(app, fetch_all=fetch_all, quiet=quiet, allow_shrink=allow_shrink)
     except AggregatorError as e:
         _fail(e)
     finally:
@@ -235,7 +288,7 @@ def _console_level(level: int, quiet: bool) -> None:
     root.setLevel(min(root.level, level))
 
 
-def _run_once(app: Aggregator, *, fetch_all: bool, quiet: bool) -> bool:
+def _run_once(app: Aggregator, *, fetch_all: bool, quiet: bool, allow_shrink: bool = False) -> bool:
     """One cycle; True when fetches were abandoned because of a signal."""
     import signal
     import threading
@@ -253,7 +306,10 @@ def _run_once(app: Aggregator, *, fetch_all: bool, quiet: bool) -> bool:
     signal.signal(signal.SIGTERM, on_stop)
     with cycle_progress(enabled=not quiet) as progress:
         report = app.run_once(fetch_all=fetch_all, progress=progress, stop=stop,
-                              on_due=progress.start if progress else None)
+                              on_due=progress.start if progress else None, allow_shrink=allow_shrink)
+    # A cron user sees stderr: a translator that failed is said there, once per provider.
+    for line in report.provider_warnings():
+        log.warning("%s", line)
     failed = report.failed_sources
     if quiet or (not sys.stdout.isatty() and not report.changed and not failed):
         return stop.is_set()
@@ -261,11 +317,15 @@ def _run_once(app: Aggregator, *, fetch_all: bool, quiet: bool) -> bool:
     return stop.is_set()
 
 
-@main.command("check-config")
-@click.argument("path", required=False, default=str(DEFAULT_CONFIG_PATH), type=click.Path(dir_okay=False))
+@main.command("check-config", epilog=examples(
+    "aggregator check-config                            # config/aggregator.yaml",
+    "aggregator check-config --config /etc/aggregator.yaml",
+    "aggregator check-config --strict other.yaml        # warnings fail too (exit 1)"))
+@click.argument("path", required=False, default=None, type=click.Path(dir_okay=False))
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
-def check_config(path: str, strict: bool) -> None:
-    """Validate a config file (default config/aggregator.yaml) and explain it.
+@common()
+def check_config(path: str | None, strict: bool, config_path: str, quiet: bool) -> None:
+    """Validate a config file (PATH, or --config, default config/aggregator.yaml) and explain it.
 
     \b
     Valid: prints what the config means (sources, intervals, store, output,
@@ -273,6 +333,7 @@ def check_config(path: str, strict: bool) -> None:
     outlet without aliases, no blog) go to stderr as `file:line: key: warning`.
     Invalid: one `file:line: key: problem` line per error on stderr, exit 1.
     """
+    path = path or config_path
     from aggregator.config import config_warning_lines
 
     try:
@@ -297,7 +358,7 @@ def check_config(path: str, strict: bool) -> None:
     click.echo(f"  schedule: each source on its interval, plus up to "
                f"{_dur(cfg.schedule.jitter.total_seconds())} of random delay")
     click.echo(f"  store:   {cfg.db_path}")
-    click.echo(f"  output:  {cfg.output_dir} (include {cfg.output.include}, at most {cfg.output.max_entries} entries)")
+    click.echo(f"  output:  {cfg.output_dir} (include {cfg.output.include}, the newest {cfg.output.max_entries} posts)")
     provs = ", ".join(p.provider for p in cfg.translation.providers) or "none"
     click.echo(f"  translation: to {cfg.translation.target} via {provs} "
                f"(timeout {_dur(cfg.translation.timeout.total_seconds())})")
@@ -309,14 +370,46 @@ def check_config(path: str, strict: bool) -> None:
             make_provider(p)  # no network: catches what the config alone cannot (a missing package)
         except TranslationError as e:
             click.echo(f"  warning: translation provider {p.provider} will be left out: {e}", err=True)
+    if cfg.memory_path is not None:
+        from aggregator.translating.memory import memory_for
+
+        try:
+            memory = memory_for(cfg.memory_path)
+        except ConfigError as e:
+            click.echo(f"{path}: {e}", err=True)
+            sys.exit(1)
+        click.echo(f"  translation memory: {memory.units if memory else 0} translation units from {cfg.memory_path}"
+                   " (used before any provider)")
     keep = cfg.retention.articles
     click.echo("  retention: " + (f"uncited outlet articles pruned after {_dur(keep.total_seconds())}"
                                   if keep is not None else "every article kept")
                + f"; posts kept; store compacted at most every {_dur(cfg.retention.compact_every.total_seconds())}")
+    _explain_source_changes(cfg)
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
     if strict and warnings:
         sys.exit(1)
+
+
+def _explain_source_changes(cfg: Config) -> None:
+    """What the config will do to the sources its store knows: renames, url changes,
+    removals (read-only: checking a config changes nothing)."""
+    from aggregator.running.cycle import configured_sources
+    from aggregator.sources.decide import describe, plan_sources
+    from aggregator.store.sources import stored_sources
+
+    if not cfg.db_path.exists():
+        return
+    try:
+        stored = stored_sources(cfg.db_path)
+    except StorageError as e:
+        click.echo(f"  warning: cannot read the store to compare its sources: {e}", err=True)
+        return
+    lines = describe(plan_sources(configured_sources(cfg), stored))
+    if lines:
+        click.echo(f"  source changes against the store ({len(lines)}), applied on the next run:")
+        for line in lines:
+            click.echo(f"    {line}")
 
 
 def _dur(seconds: float) -> str:
@@ -327,7 +420,10 @@ def _dur(seconds: float) -> str:
     return format_duration(timedelta(seconds=seconds))
 
 
-@main.command()
+@main.command(epilog=examples(
+    "aggregator status                       # a table on a terminal",
+    "aggregator status --json | jq '.sources[] | select(.consecutive_failures > 0)'",
+    "aggregator --config /etc/aggregator.yaml status"))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @common()
 def status(as_json: bool, config_path: str, quiet: bool) -> None:
@@ -357,25 +453,35 @@ def status(as_json: bool, config_path: str, quiet: bool) -> None:
         _echo_text(render_text(data, terminal=tty, width=shutil.get_terminal_size().columns if tty else None))
 
 
-@main.command()
+@main.command(epilog=examples(
+    "aggregator explain https://grandfleet.info/us-related/some-post/",
+    "aggregator explain --config /etc/aggregator.yaml https://grandfleet.info/?p=12345"))
 @click.argument("post_url")
 @common()
 def explain(post_url: str, config_path: str, quiet: bool) -> None:
     """Why a blog post links (or does not link) each source.
 
-    POST_URL is the blog post's link as its feed gives it."""
+    POST_URL is the blog post's link as its feed gives it. Exit 1 when the store
+    holds no such post."""
     from aggregator.app import Aggregator
+    from aggregator.exceptions import NotFoundError
 
     cfg = _load(config_path)
     try:
         with _store_errors(cfg):
             text = Aggregator(cfg, config_path=config_path).explain(post_url)
+    except NotFoundError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
     except AggregatorError as e:
         _fail(e)
     _echo_text(text)
 
 
-@main.command("eval-matching")
+@main.command("eval-matching", epilog=examples(
+    "aggregator eval-matching ../shared/matchbench/dev",
+    "aggregator eval-matching --json ../shared/matchbench/dev2 > dev2.json",
+    "aggregator eval-matching --no-translation ../shared/matchbench/dev"))
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--no-translation", is_flag=True, help="Match without the set's translations (meaning only).")
@@ -398,12 +504,15 @@ def eval_matching(directory: str, as_json: bool, no_translation: bool, config_pa
         click.echo(render_report(result))
 
 
-@main.group()
+@main.group(epilog=examples(
+    "aggregator sources list",
+    "aggregator sources export > feeds.opml",
+    "aggregator sources import --dry-run feeds.opml"))
 def sources() -> None:
     """List the sources, or move them in and out as OPML 2.0."""
 
 
-@sources.command("list")
+@sources.command("list", epilog=examples("aggregator sources list", "aggregator sources list --json"))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @common()
 def sources_list(as_json: bool, config_path: str, quiet: bool) -> None:
@@ -426,7 +535,8 @@ def sources_list(as_json: bool, config_path: str, quiet: bool) -> None:
     _echo_text(render_sources(cfg, terminal=tty, width=shutil.get_terminal_size().columns if tty else None))
 
 
-@sources.command("export")
+@sources.command("export", epilog=examples(
+    "aggregator sources export > feeds.opml", "aggregator --config /etc/aggregator.yaml sources export"))
 @common()
 def sources_export(config_path: str, quiet: bool) -> None:
     """Print the sources as OPML 2.0 (for feed readers)."""
@@ -436,7 +546,9 @@ def sources_export(config_path: str, quiet: bool) -> None:
     sys.stdout.write(export_opml(cfg))
 
 
-@sources.command("import")
+@sources.command("import", epilog=examples(
+    "aggregator sources import --dry-run feeds.opml     # what would be added",
+    "aggregator sources import --role outlet --language en feeds.opml"))
 @click.argument("opml_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--role", type=click.Choice(["outlet", "blog"]), default="outlet", show_default=True,
               help="Role for imported feeds that do not say (aggregator:role attribute).")
@@ -466,7 +578,9 @@ def store() -> None:
     """Check the store's integrity, or copy it while it is in use."""
 
 
-@store.command("check")
+@store.command("check", epilog=examples(
+    "aggregator store check",
+    "aggregator store check --quick --config /etc/aggregator.yaml"))
 @click.option("--quick", is_flag=True, help="PRAGMA quick_check: skips checking indexes against their tables.")
 @common()
 def store_check(quick: bool, config_path: str, quiet: bool) -> None:
@@ -475,7 +589,6 @@ def store_check(quick: bool, config_path: str, quiet: bool) -> None:
     \b
     Prints `PATH: ok (...)` and exits 0, or the problems SQLite finds and what to
     do, and exits 3. Safe while a run works on the store.
-    Example:  aggregator store check --config config/aggregator.yaml
     """
     from aggregator.store.integrity import check_file
 
@@ -500,7 +613,8 @@ def store_check(quick: bool, config_path: str, quiet: bool) -> None:
     sys.exit(EXIT_STORE)
 
 
-@store.command("backup")
+@store.command("backup", epilog=examples(
+    "aggregator store backup backups/aggregator-$(date +%F).sqlite3"))
 @click.argument("dest", type=click.Path(dir_okay=False))
 @common()
 def store_backup(dest: str, config_path: str, quiet: bool) -> None:
@@ -510,7 +624,6 @@ def store_backup(dest: str, config_path: str, quiet: bool) -> None:
     Consistent even while a daemon works on the store; the copy is checked. A
     damaged store is not copied (exit 3). To restore: stop aggregator, move the
     damaged file aside, put the copy in its place (storage.url).
-    Example:  aggregator store backup backups/aggregator-$(date +%F).sqlite3
     """
     from aggregator.store.integrity import backup_file
 
@@ -522,7 +635,94 @@ def store_backup(dest: str, config_path: str, quiet: bool) -> None:
     click.echo(f"{cfg.db_path} copied to {dest} ({size / 1e6:.1f} MB, checked)")
 
 
-@main.command()
+@main.command(epilog=examples(
+    "aggregator init                      # asks for the two addresses",
+    "aggregator init --link https://news.example.org/ --base-url https://news.example.org/feeds/",
+    "aggregator init --config /etc/aggregator.yaml --link https://news.example.org/ --base-url https://news.example.org/"))
+@click.option("--link", help="output.link: the site the feed belongs to (its ids are made from this host).")
+@click.option("--base-url", help="output.base_url: where the output folder is served (the feeds' self links).")
+@click.option("--force", is_flag=True, help="Overwrite an existing config.")
+@common()
+def init(link: str | None, base_url: str | None, force: bool, config_path: str, quiet: bool) -> None:
+    """Write a config (default config/aggregator.yaml) from the example shipped with aggregator.
+
+    The example reads the real blog and the outlets it cites; only two addresses are
+    yours to give: output.link and output.base_url (asked for on a terminal, else
+    given as options). The written config is checked before anything is said done."""
+    from aggregator.running.setup import InitError, write_config
+
+    path = Path(config_path)
+    if path.exists() and not force:
+        click.echo(f"error: {path} exists (--force overwrites it)", err=True)
+        sys.exit(1)
+    interactive = sys.stdin.isatty()
+    if link is None:
+        if not interactive:
+            raise click.UsageError("--link is required when not on a terminal")
+        link = click.prompt("The site this feed belongs to (output.link)", default="https://example.org/")
+    if base_url is None:
+        if not interactive:
+            raise click.UsageError("--base-url is required when not on a terminal")
+        base_url = click.prompt("Where output/ will be served (output.base_url)", default=link.rstrip("/") + "/feeds/")
+    try:
+        written = write_config(path, link=link, base_url=base_url)
+    except InitError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    click.echo(f"wrote {written}")
+    click.echo(f"next: aggregator check-config --config {written}   then: aggregator run --once --config {written}")
+
+
+@main.command(epilog=examples(
+    "aggregator demo                       # then open the printed http://127.0.0.1:8080/",
+    "aggregator demo --port 8000",
+    "aggregator demo --output /tmp/demo    # write the output there and exit (no server)"))
+@click.option("--port", default=8080, show_default=True, type=int,
+              help="Serve the result on http://127.0.0.1:PORT/ (0: any free port).")
+@click.option("--output", "output_dir", type=click.Path(file_okay=False),
+              help="Write the output (feeds and page) to this folder and exit.")
+@common(default_level=logging.WARNING)
+def demo(port: int, output_dir: str | None, config_path: str, quiet: bool) -> None:
+    """The whole product offline, on a sample written for the project.
+
+    A Japanese defence blog's feed (15 posts) and five outlets' feeds are served on
+    127.0.0.1; one full cycle fetches, stores (in a temporary store), matches each post
+    to the articles it cites, translates the posts with the sample's translation memory
+    (no network, no translation provider) and publishes. The result is served at the
+    printed URL until Ctrl-C, or, with --output, written to a folder. Your own config
+    (--config) is not read or changed."""
+    from aggregator.demo import run_demo_cycle, work_directory
+
+    try:
+        with work_directory() as work:
+            if output_dir:
+                out = Path(output_dir).resolve()
+                cfg, report = run_demo_cycle(out, f"http://127.0.0.1:{port or 8080}/", work)
+                _demo_summary(report, cfg)
+                click.echo(f"Output in {out}: open {out / 'index.html'}, or subscribe to {out / 'feed.atom'}")
+                return
+            from aggregator.publishing.serve import make_server, serve_output
+
+            out = work / "output"
+            out.mkdir()
+            server = make_server(out, "127.0.0.1", port)
+            site = f"http://127.0.0.1:{server.server_address[1]}/"
+            cfg, report = run_demo_cycle(out, site, work)
+            _demo_summary(report, cfg)
+            click.echo(f"Serving the demo at {site} (feeds: {site}feed.atom, {site}feed.rss, {site}feed.json); "
+                       "Ctrl-C to stop")
+            serve_output(out, host="127.0.0.1", port=port, server=server)
+    except AggregatorError as e:
+        _fail(e)
+
+
+def _demo_summary(report: Any, cfg: Config) -> None:
+    click.echo(f"demo: {report.summary()}")
+
+
+@main.command(epilog=examples(
+    "aggregator serve                          # http://127.0.0.1:8080/",
+    "aggregator serve --host 0.0.0.0 --port 8000"))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @common()

@@ -98,7 +98,7 @@ class OutputConfig(_Model):
     base_url: str = "https://example.org/feeds/"
     description: str = "Blog posts linked to the outlet articles they cite, translated."
     max_entries: int = Field(200, ge=1, le=100_000)
-    include: Literal["all", "cited", "blog"] = "all"
+    include: Literal["all", "cited", "blog"] = "cited"
 
     @field_validator("link", "base_url")
     @classmethod
@@ -167,6 +167,9 @@ class TranslationConfig(_Model):
     timeout: Duration = timedelta(seconds=20)
     providers: tuple[ProviderConfig, ...] = (ProviderConfig(provider="google"),)
     glossary: dict[str, str] = Field(default_factory=dict)
+    # Human translations (a TMX 1.4 file, relative to the config's folder): used before
+    # any provider, looked up by exact source text.
+    memory: str | None = None
     retry_backoff: Duration = timedelta(minutes=5)
     max_retry_backoff: Duration = timedelta(hours=6)
     budget: Duration = timedelta(minutes=10)
@@ -221,11 +224,14 @@ class SourceConfig(_Model):
     # This source's own origin (scheme://host:port) may be a private address (a local
     # RSSHub, an intranet feed); where it redirects is still checked.
     allow_private_network: bool = False
+    # The site an aggregated feed carries (Google News' per-site feed: https://www.reuters.com):
+    # a 参考 link to that site matches this source's item under the link's headline.
+    site: str | None = None
 
-    @field_validator("url")
+    @field_validator("url", "site")
     @classmethod
-    def _http(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", v, re.I):
+    def _http(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v, re.I):
             raise ValueError("must be an http:// or https:// URL")
         return v
 
@@ -275,6 +281,14 @@ class Config(_Model):
     @property
     def output_dir(self) -> Path:
         p = Path(self.output.dir)
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def memory_path(self) -> Path | None:
+        """translation.memory, resolved against the config's folder."""
+        if not self.translation.memory:
+            return None
+        p = Path(self.translation.memory).expanduser()
         return p if p.is_absolute() else (self.base_dir / p).resolve()
 
     def source(self, source_id: str) -> SourceConfig:

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 
 from aggregator.citing.extract import extract
-from aggregator.html_text import blocks, strip_tags
+from aggregator.html_text import blocks, strip_boilerplate, strip_tags
 from aggregator.models import Entry, text_hash
 
 EMBED_CHARS = 400        # what of a text is embedded: its opening says what it is about
@@ -64,7 +64,8 @@ def entry_texts(entry: Entry) -> EntryTexts:
     if entry.role == "blog":
         lead, body = post_paragraphs(entry)
         return EntryTexts(entry.title, tuple(p for p in lead if p), body)
-    paras = tuple(b.text for b in blocks(entry.summary or entry.content)) or ()
+    # Publisher footers ("The post … appeared first on …") are not shown, so not translated.
+    paras = tuple(b.text for b in blocks(strip_boilerplate(entry.summary or entry.content))) or ()
     return EntryTexts(entry.title, paras)
 
 

@@ -11,6 +11,10 @@ class AggregatorError(Exception):
     """Base class of every error aggregator raises on purpose."""
 
 
+class NotFoundError(AggregatorError):
+    """What a command was asked about is not there (a post, a store not yet made): exit 1."""
+
+
 class ConfigError(AggregatorError):
     """The configuration cannot be used. ``errors`` holds one line per problem."""
 
@@ -106,3 +110,12 @@ class TranslationError(AggregatorError):
 
 class PublishError(AggregatorError):
     """The output could not be written."""
+
+
+class PublicationRefused(PublishError):
+    """A publication would lose most of what readers have (a lost store, a broken config):
+    the last one is kept until a person allows it (``run --once --allow-shrink``)."""
+
+
+class StoreGone(StorageError):
+    """The store file a running process works on has vanished or been replaced."""

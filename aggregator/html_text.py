@@ -146,3 +146,63 @@ def _split_lines(el: lxml.html.HtmlElement) -> list[Block]:
         if text:
             out.append(Block(text, tuple(links), el.tag))
     return out
+
+
+# Publisher footers that feed generators append to every item: none of it is the article.
+# WordPress core/Yoast: "The post <a>Title</a> appeared first on <a>Site</a>."; Jetpack's
+# share and related-posts blocks; "Continue reading" / "Read more" links.
+_BOILERPLATE_CLASSES = ("sharedaddy", "jp-relatedposts", "jetpack", "yarpp", "wp-block-buttons", "more-link")
+_FOOTER_TEXT = re.compile(
+    r"^(the post\b.{0,400}\bappeared first on\b.{0,200}"
+    r"|this (article|post) (was )?(originally )?(appeared|published) (first )?(on|at)\b.{0,200}"
+    r"|(continue reading|read more|read the full (story|article))\b.{0,200}"
+    r"|(share this|like this|related)\s*:?.{0,0})$",
+    re.IGNORECASE | re.DOTALL)
+_TRAILING_MORE = re.compile(r"\s*(?:\[(?:…|\.\.\.|&hellip;)\]\s*)?(?:continue reading|read more)\b[^<]{0,200}$",
+                            re.IGNORECASE)
+
+
+# The WordPress footer as loose text and links at the very end of a fragment.
+_RAW_FOOTER = re.compile(r"(?:<p[^>]*>\s*)?The post\s(?:(?!</p>).){0,800}?\sappeared first on\s(?:(?!</p>).){0,400}?"
+                         r"(?:</p>\s*)?\Z", re.IGNORECASE | re.DOTALL)
+
+
+def strip_boilerplate(fragment: str) -> str:
+    """``fragment`` without publisher boilerplate: footers (WordPress' "The post … appeared
+    first on …", Yoast's, Jetpack's share/related blocks) and "Continue reading" links."""
+    if not fragment or not fragment.strip():
+        return fragment
+    cut = _RAW_FOOTER.search(fragment)
+    if cut is not None:
+        fragment = fragment[:cut.start()].rstrip()
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return fragment
+    changed = cut is not None
+    for el in list(root.iter()):
+        if not isinstance(el.tag, str) or el is root or el.getparent() is None:
+            continue
+        classes = (el.get("class") or "").lower()
+        text = _WS.sub(" ", el.text_content()).strip()
+        if any(c in classes for c in _BOILERPLATE_CLASSES) or (
+                el.tag in ("p", "div", "a", "span", "small", "em") and _FOOTER_TEXT.match(text)):
+            el.drop_tree()
+            changed = True
+    # A loose footer with no element of its own ("… The post X appeared first on Y.").
+    last = root[-1] if len(root) else None
+    tail_owner = last if last is not None else root
+    loose = (last.tail if last is not None else root.text) or ""
+    m = re.search(r"the post\b.{0,400}?\bappeared first on\b.*$", loose, re.IGNORECASE | re.DOTALL)
+    if m is None:
+        m = _TRAILING_MORE.search(loose)
+    if m is not None:
+        if last is not None:
+            tail_owner.tail = loose[:m.start()]
+        else:
+            root.text = loose[:m.start()]
+        changed = True
+    if not changed:
+        return fragment
+    out = (root.text or "") + "".join(etree.tostring(c, encoding="unicode", method="html") for c in root)
+    return out.strip()

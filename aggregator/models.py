@@ -7,8 +7,9 @@ strings ending in ``Z`` in the store.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 Role = Literal["blog", "outlet"]
@@ -23,21 +24,45 @@ def utc(dt: datetime) -> datetime:
 
 
 def iso(dt: datetime | None) -> str | None:
-    """Serialise an aware datetime as ``YYYY-MM-DDTHH:MM:SSZ`` (sortable as text)."""
+    """Serialise an aware datetime as ``YYYY-MM-DDTHH:MM:SSZ`` (sortable as text).
+
+    The year always has four digits (years 1 to 9999): ``fromisoformat`` reads nothing
+    else back, and a shorter year would sort after every four-digit one."""
     if dt is None:
         return None
     if dt.tzinfo is not UTC:
         dt = utc(dt)
-    if dt.year < 1000:  # strftime's %Y is not zero-padded below 1000 on glibc
-        return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    # The same text as strftime, at a third of its cost (several calls per stored entry).
-    return f"{dt.year}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}Z"
+    # The same text as strftime with a zero-padded year, at a third of its cost.
+    return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}Z"
+
+
+# What stores written before the year was padded hold (``999-01-01T00:00:00Z``).
+_SHORT_YEAR = re.compile(r"(\d{1,3})-")
 
 
 def from_iso(text: str | None) -> datetime | None:
+    """Read back what :func:`iso` wrote (also a year of fewer than four digits, as older
+    versions wrote it). Raises ValueError for text that is no such date."""
     if not text:
         return None
+    m = _SHORT_YEAR.match(text)
+    if m:
+        text = f"{int(m.group(1)):04d}" + text[m.end() - 1:]
     return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+# A date a source may be trusted with: none before this, and none more than SKEW after we
+# first saw the entry (a source's broken clock). Validators flag others; readers misorder them.
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+SKEW = timedelta(days=1)
+
+
+def plausible(when: datetime | None, first_seen: datetime) -> datetime:
+    """``when`` when it is a date a feed may carry, else ``first_seen``: what an entry
+    is published and sorted by, in every format."""
+    if when is None or when < EARLIEST or when > first_seen + SKEW:
+        return first_seen
+    return when
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +87,7 @@ class EntryData:
     published_offset: int | None = None
     image: str | None = None
     language: str | None = None
+    source_site: str | None = None  # an aggregator's item: the site whose story it is (<source url>)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +120,13 @@ class Entry:
     image: str | None = None
     published_offset: int | None = None
     canonical_link: str | None = None  # the link's comparison key (aggregator.urls.canonical_url)
+    source_site: str | None = None  # an aggregator's item: the site whose story it is (<source url>)
 
     @property
     def date(self) -> datetime:
-        """The date the entry is sorted and windowed by."""
-        return self.published or self.updated or self.first_seen
+        """The date the entry is sorted, windowed and published by: its own when
+        plausible (:func:`plausible`), else when we first saw it."""
+        return plausible(self.published or self.updated, self.first_seen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +134,11 @@ class Citation:
     """One thing a blog post cites or names.
 
     ``link`` and ``headline`` come from ``参考:`` lines; ``mention`` from running text
-    that names a subscribed outlet (``outlet`` is its source id) and a day of the month.
+    that attributes reported content to a subscribed outlet (``outlet`` is its source
+    id), with the day of the month when the text gives it. ``form`` says how the text
+    attributes (``report``: 「…と報じた」, ``according``: 「…によると」, ``interview``:
+    「…の取材に」「…のインタビュー」) and ``also`` whether it marks the outlet as an
+    additional source (「…も」).
     """
 
     kind: CitationKind
@@ -115,6 +147,8 @@ class Citation:
     outlet: str | None = None
     day: int | None = None
     context: str = ""
+    form: str = ""
+    also: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,23 @@ def headline(rng: random.Random, words: list[str]) -> str:
                     for _ in range(k)).capitalize()
 
 
+AGG = OUTLETS[-1]  # reaches us through an aggregator: opaque links, <source url> naming its site
+KINDS = ("link", "link", "link", "headline", "headline", "headline", "mention", "mention", "in-text", "in-text",
+         "edited", "edited", "aggregated", "aggregated", "none", "none", "none", "none", "none", "none")
+
+
+def slug(title: str) -> str:
+    return "-".join(title.lower().split())
+
+
+def edit(rng: random.Random, title: str, words: list[str]) -> str:
+    """The headline as first published: three of its words were different."""
+    ws = title.split()
+    for i in rng.sample(range(1, len(ws)), min(3, len(ws) - 1)):
+        ws[i] = words[rng.randrange(len(words))].lower()
+    return " ".join(ws)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--posts", type=int, default=1000)
@@ -74,46 +91,83 @@ def main() -> None:
         f"  - {{id: {o}, name: Outlet {i}, url: 'https://{o}.example/feed', role: outlet, aliases: [アウトレット{i}]}}\n"
         for i, o in enumerate(OUTLETS))
     with tempfile.TemporaryDirectory() as tmp:
-        # Every post in the publication, so that the match stage matches them all.
+        # A publication of 50 posts: the match stage matches every post all the same.
         config = parse_config(f"storage: {{url: 'sqlite:///{tmp}/s.sqlite3'}}\n"
-                              f"output: {{max_entries: {args.posts}, include: blog}}\n" + cfg_text)
+                              "output: {max_entries: 50, include: blog}\n" + cfg_text)
         store = Store(config.db_path)
         store.sync_sources((s.id, s.url, s.role) for s in config.sources)
         t = time.perf_counter()
         per_outlet: dict[str, list[EntryData]] = {o: [] for o in OUTLETS}
+        first_titles: dict[str, str] = {}
         for i in range(args.articles):
             o = OUTLETS[i % len(OUTLETS)]
             when = T0 + timedelta(seconds=rng.randrange(args.days * 86400))
             title = headline(rng, words)
-            per_outlet[o].append(EntryData(key=f"{o}-{i}", link=f"https://{o}.example/{i}/{title[:20].replace(' ', '-')}",
-                                           title=title, summary=headline(rng, words) + ". " + headline(rng, words),
-                                           published=when))
+            first = edit(rng, title, words) if i % 7 == 0 else title  # some were edited: the URL keeps the first
+            link = f"https://www.{o}.example/world/{slug(first)[:80]}-{i}/"
+            if o == AGG:
+                first_titles[f"https://news.google.com/rss/articles/CBMi{i:08d}"] = link
+                per_outlet[o].append(EntryData(key=f"{o}-{i}", link=f"https://news.google.com/rss/articles/CBMi{i:08d}",
+                                               title=title + " - Outlet 19", published=when,
+                                               source_site=f"https://www.{o}.example"))
+                continue
+            first_titles[link] = first
+            per_outlet[o].append(EntryData(key=f"{o}-{i}", link=link, title=title, published=when,
+                                           summary=headline(rng, words) + ". " + headline(rng, words)))
         now = T0 + timedelta(days=args.days + 1)
         for o, entries in per_outlet.items():
             store.record_success(o, "outlet", entries, now=now, next_fetch=now, status=200, etag=None, last_modified=None)
-        arts = [e for es in per_outlet.values() for e in es]
+        arts = [e for o, es in per_outlet.items() if o != AGG for e in es]
+        edited = [e for e in arts if first_titles[e.link or ""] != e.title]
         posts, gold, translated, kinds = [], {}, [], {}
         for j in range(args.posts):
             cited = rng.choice(arts)
-            kind = j % 10
-            if kind < 3:
+            kind = KINDS[j % len(KINDS)]
+            second = None
+            oi = OUTLETS.index(cited.key.split("-")[0])
+            if kind == "link":
                 body = f'<p>リード。</p><p>参考:<a href="{cited.link}?utm_source=x">{cited.title}</a></p>'
-            elif kind < 6:
+            elif kind == "headline":
                 body = f"<p>リード。</p><p>参考:{cited.title} - Outlet</p>"
-            elif kind < 7:
-                o = cited.key.split("-")[0]
-                para = f"アウトレット{OUTLETS.index(o)}は{cited.published.day}日、{cited.title}。{cited.summary}と報じた。"
+            elif kind == "mention":
+                assert cited.published is not None
+                para = f"アウトレット{oi}は{cited.published.day}日、{cited.title}。{cited.summary}と報じた。"
                 body = f"<p>リード。</p><p>{para}</p>"
-                translated.append((para, f"Outlet {OUTLETS.index(o)} reported on the {cited.published.day}th that {cited.title}; {cited.summary}"))
+                translated.append((para, f"Outlet {oi} reported on the {cited.published.day}th that {cited.title}; "
+                                         f"{cited.summary}"))
+            elif kind == "in-text":
+                # A 参考 line, and an interview at another outlet, days older, named without a day.
+                assert cited.published is not None
+                others = [a for a in rng.sample(arts, 50) if a.key.split("-")[0] != cited.key.split("-")[0]
+                          and a.published is not None
+                          and timedelta(days=1) < cited.published - a.published < timedelta(days=6)]
+                second = others[0] if others else None
+                para = ""
+                if second is not None:
+                    si = OUTLETS.index(second.key.split("-")[0])
+                    para = f"<p>関係者はアウトレット{si}のインタビューでも、{second.title}。{second.summary}と語っていた。</p>"
+                    translated.append((para[3:-4], f"In an interview with Outlet {si} as well, an official said "
+                                                   f"{second.title}; {second.summary}"))
+                body = f'<p>リード。</p><p>参考:<a href="{cited.link}">{cited.title}</a></p>{para}'
+            elif kind == "edited":
+                cited = rng.choice(edited)
+                oi = OUTLETS.index(cited.key.split("-")[0])
+                para = f"アウトレット{oi}によると、{cited.summary}という。"
+                body = f"<p>リード。</p><p>参考:{first_titles[cited.link or '']}</p><p>{para}</p>"
+                translated.append((para, f"According to Outlet {oi}, {cited.title}; {cited.summary}"))
+            elif kind == "aggregated":
+                cited = rng.choice(per_outlet[AGG])
+                body = (f'<p>リード。</p><p>参考:<a href="{first_titles[cited.link or ""]}">'
+                        f'{cited.title.removesuffix(" - Outlet 19")}</a></p>')
             else:
                 body = f"<p>論評のみ。</p><p>参考:{headline(rng, words)}</p><p>出典:Photo</p>"
                 cited = None
-            when = (cited.published if cited else T0 + timedelta(days=rng.randrange(args.days))) + timedelta(hours=rng.randint(2, 48))
-            posts.append(EntryData(key=f"p{j}", link=f"https://blog.example.jp/p{j}/", title=f"投稿{j}", content=body,
-                                   published=when, language="ja"))
-            gold[f"https://blog.example.jp/p{j}/"] = cited.link if cited else None
-            kinds[f"https://blog.example.jp/p{j}/"] = ("link", "link", "link", "headline", "headline", "headline",
-                                                        "mention", "none", "none", "none")[kind]
+            when = ((cited.published or T0) if cited else T0 + timedelta(days=rng.randrange(args.days))) + \
+                timedelta(hours=rng.randint(2, 48))
+            key = f"https://blog.example.jp/p{j}/"
+            posts.append(EntryData(key=f"p{j}", link=key, title=f"投稿{j}", content=body, published=when, language="ja"))
+            gold[key] = {a.link for a in (cited, second) if a is not None}
+            kinds[key] = kind
         store.record_success("blog", "blog", posts, now=now, next_fetch=now, status=200, etag=None, last_modified=None)
         if not args.no_translations:
             for ja, en in translated:
@@ -134,21 +188,36 @@ def main() -> None:
         matches = store.all_matches()
         links = {e.id: e.link for e in store.entries_by_ids({m.article_id for m in matches}).values()}
         post_links = {p.id: p.link for p in store.newest_entries(["blog"], args.posts)}
-        got = {post_links[m.post_id]: links[m.article_id] for m in matches}
-        for kind in ("link", "headline", "mention", "none"):
+        got: dict[str, set[str | None]] = {}
+        for m in matches:
+            got.setdefault(post_links[m.post_id] or "", set()).add(links[m.article_id])
+        for kind in dict.fromkeys(KINDS):
             posts_k = [p for p, k in kinds.items() if k == kind]
-            ok = sum(1 for p in posts_k if got.get(p) == gold[p])
-            bad = sum(1 for p in posts_k if p in got and got[p] != gold[p])
-            print(f"  {kind:<9} {len(posts_k):>5} posts: {ok} as generated, {bad} linked to another article")
-        right = sum(1 for p, want in gold.items() if want and got.get(p) == want)
-        wrong = sum(1 for p, l in got.items() if gold.get(p) != l)
+            ok = sum(1 for p in posts_k if got.get(p, set()) == gold[p])
+            bad = sum(1 for p in posts_k if got.get(p, set()) - gold[p])
+            print(f"  {kind:<10} {len(posts_k):>5} posts: {ok} as generated, {bad} linked to another article")
+        right = sum(len(got.get(p, set()) & want) for p, want in gold.items())
+        wrong = sum(len(got.get(p, set()) - want) for p, want in gold.items())
         print(f"matched {n:,} posts against {args.articles:,} articles in {took:.1f}s wall, {cpu:.1f}s CPU "
               f"({took / max(n, 1) * 1000:.1f} ms/post); embeddings computed: {embedder.computed:,}; "
               f"load average {os.getloadavg()[0]:.2f}")
         print(f"peak RSS {peak / 1024:.0f} MB (before matching {rss0 / 1024:.0f} MB)")
-        print(f"posts linked as generated: {right}/{sum(1 for v in gold.values() if v)}; "
+        print(f"articles linked as generated: {right}/{sum(len(v) for v in gold.values())}; "
               f"links not as generated: {wrong}")
-        store.close()
+
+        # The next cycle: 1% new articles arrive, dated over the last week. Only the posts
+        # still looking whose window holds one of them are matched again.
+        later = now + timedelta(minutes=30)
+        fresh = [EntryData(key=f"new-{i}", link=f"https://www.{OUTLETS[0]}.example/new/{i}/",
+                           title=headline(rng, words), published=now - timedelta(seconds=rng.randrange(7 * 86400)))
+                 for i in range(args.articles // 100)]
+        store.record_success(OUTLETS[0], "outlet", fresh, now=later, next_fetch=later, status=200, etag=None,
+                             last_modified=None)
+        t = time.perf_counter()
+        cpu = time.process_time()
+        n2, _ = match_stage(store, config, now=lambda: later, translator=translator, embedder=embedder)
+        print(f"next cycle with {len(fresh):,} new articles: {n2:,} posts matched again in "
+              f"{time.perf_counter() - t:.1f}s wall, {time.process_time() - cpu:.1f}s CPU")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("AGGREGATOR_SHARED", ROOT.parent / "shared"))
 DEV = SHARED / "matchbench" / "dev"
+DEV2 = SHARED / "matchbench" / "dev2"
 REAL_FEEDS = SHARED / "fixtures" / "real-feeds"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

@@ -2,13 +2,17 @@
 ``chromium`` + ``chromium-driver``, driven by selenium) loads them from ``aggregator
 serve``'s server on 127.0.0.1 after one real cycle, and the tests assert on what it
 rendered. Screenshots go to ``tests/_artifacts/browser/`` (git-ignored); each test prints
-the path.
+the path. The demo's page (``aggregator demo``) is photographed on a desktop and a phone;
+with ``AGGREGATOR_SCREENSHOTS=docs/screenshots`` those two are also written there (the
+README shows them).
 
-These tests fail, never skip, when Chromium is missing: ``.ci/run`` installs it.
+These tests fail, never skip, when Chromium is missing: ``scripts/test`` installs it.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -30,7 +34,7 @@ A = "{http://www.w3.org/2005/Atom}"
 ARTIFACTS = Path(__file__).resolve().parent / "_artifacts" / "browser"
 CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMEDRIVER = "/usr/bin/chromedriver"
-INSTALL = "apt-get install -y chromium chromium-driver   (.ci/run does this)"
+INSTALL = "apt-get install -y chromium chromium-driver   (scripts/test does this)"
 # A post citing two outlets (matchbench dev gold), and one citing POLITICO.
 POST = "https://blog.example.jp/us-related/house-gop-releases-ukraine-israel-aid-bills/"
 
@@ -101,14 +105,20 @@ def atom_titles(out: Path) -> list[str]:
     return [e.findtext(f"{A}title") for e in root.findall(f"{A}entry")]
 
 
-def test_index_page_shows_every_entry_with_translation_original_sources_evidence_and_time(
+def post_titles(out: Path) -> list[str]:
+    """The posts' titles, in the feeds' order (the page shows posts as cards)."""
+    items = json.loads((out / "feed.json").read_text(encoding="utf-8"))["items"]
+    return [i["title"] for i in items if i["_aggregator"]["kind"] == "post"]
+
+
+def test_index_page_shows_posts_with_translation_original_sources_and_time(
         browser: WebDriver, site: tuple[str, Path]) -> None:
     base, out = site
     browser.set_window_size(1280, 1600)
     load(browser, base + "/", "article")
-    articles = browser.find_elements(By.CSS_SELECTOR, "main article")
+    articles = browser.find_elements(By.CSS_SELECTOR, "main > article")
     shown = [a.find_element(By.CSS_SELECTOR, "h2.title").text for a in articles]
-    assert shown == atom_titles(out)
+    assert shown == post_titles(out)
 
     post = browser.find_element(By.XPATH, f"//article[.//h2/a[@href='{POST}']]")
     title = post.find_element(By.CSS_SELECTOR, "h2.title")
@@ -118,18 +128,20 @@ def test_index_page_shows_every_entry_with_translation_original_sources_evidence
     # side by side on a wide screen: same row, original to the right
     assert original.location["x"] > title.location["x"] + title.size["width"] / 2
     assert abs(original.location["y"] - title.location["y"]) < 40
-    sources = post.find_elements(By.CSS_SELECTOR, "ul.sources > li")
+    # the sources inside the post's card: outlet, date, headline, summary; no matching detail
+    sources = post.find_elements(By.CSS_SELECTOR, ".sources-block ul.sources > li.source")
     assert sources and sources[0].find_element(By.CSS_SELECTOR, ".outlet").text == "POLITICO"
     assert sources[0].find_element(By.CSS_SELECTOR, "a[rel=related]").get_attribute("href").startswith(
         "https://www.politico.com/")
-    assert "score" in sources[0].find_element(By.CSS_SELECTOR, ".evidence").text
+    assert sources[0].find_element(By.CSS_SELECTOR, ".source-summary").text
+    assert "score" not in post.text
     assert post.find_element(By.CSS_SELECTOR, "time.published").text.endswith("UTC")
-    assert "translation done by libre" in post.find_element(By.CSS_SELECTOR, ".badge").text
+    assert not post.find_elements(By.CSS_SELECTOR, ".translation")  # translated: nothing to say
 
     # hostile text arrives as text; the script in the hostile feed never ran
-    assert SPECIAL_SHOWN in shown
     pending = articles[shown.index(HOSTILE_POST_TITLE)]
-    assert "pending" in pending.find_element(By.CSS_SELECTOR, ".badge").text
+    assert pending.find_element(By.CSS_SELECTOR, ".translation").text == "Machine translation not available yet"
+    assert SPECIAL_SHOWN in browser.find_element(By.CSS_SELECTOR, "main").text
     with pytest.raises(NoAlertPresentException):
         _ = browser.switch_to.alert.text
 
@@ -169,7 +181,7 @@ def test_feed_atom_opened_in_the_browser_renders_through_its_xsl(browser: WebDri
     source = post.find_element(By.CSS_SELECTOR, ".summary ul.sources li")
     assert source.text.startswith("POLITICO: ")
     assert source.find_element(By.CSS_SELECTOR, "a").get_attribute("href").startswith("https://www.politico.com/")
-    assert "[link]" in source.text or "[headline" in source.text or "[mention" in source.text
+    assert "score" not in source.text and "[link]" not in source.text
     assert "米下院共和党" in post.find_element(By.CSS_SELECTOR, ".original-title").text
     assert "<p>" not in post.text  # not escaped markup
     assert post.find_element(By.CSS_SELECTOR, "img.thumb").get_attribute("src").startswith("https://blog.example.jp/")
@@ -184,3 +196,61 @@ def test_feed_rss_opened_in_the_browser_renders_through_its_xsl(browser: WebDriv
     post = browser.find_element(By.XPATH, f"//article[.//h2/a[@href='{POST}']]")
     assert post.find_element(By.CSS_SELECTOR, ".summary ul.sources li").text.startswith("POLITICO: ")
     screenshot(browser, "feed-rss.png")
+
+
+# ------------------------------------------------------------------ the demo's page
+
+
+@pytest.fixture(scope="module")
+def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    from aggregator.demo import run_demo_cycle
+
+    out = tmp_path_factory.mktemp("demo-out")
+    server = make_server(out, "127.0.0.1", 0)
+    host, port = server.server_address[:2]
+    run_demo_cycle(out, f"http://{host}:{port}/", tmp_path_factory.mktemp("demo-work"))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{port}", out
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def docs_screenshot(driver: WebDriver, name: str) -> Path:
+    path = screenshot(driver, name)
+    if target := os.environ.get("AGGREGATOR_SCREENSHOTS"):
+        dest = Path(target) / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
+        print(f"screenshot: {dest}")
+    return path
+
+
+@pytest.mark.parametrize(("name", "size"), [("page-desktop.png", (1280, 1400)), ("page-phone.png", (390, 844))])
+def test_demo_page_shows_posts_with_their_sources_nested(browser: WebDriver, demo_site: tuple[str, Path],
+                                                         name: str, size: tuple[int, int]) -> None:
+    base, out = demo_site
+    browser.set_window_size(*size)
+    try:
+        load(browser, base + "/", "article")
+        cards = browser.find_elements(By.CSS_SELECTOR, "main > article.post")
+        assert [c.find_element(By.CSS_SELECTOR, "h2.title").text for c in cards] == post_titles(out)
+        assert len(cards) == 15
+        first = cards[0]
+        # English, the Japanese title beside or under it, and its sources inside the card
+        assert first.find_element(By.CSS_SELECTOR, "h2.title").text.isascii()
+        assert first.find_element(By.CSS_SELECTOR, ".title-original").text
+        nested = first.find_elements(By.CSS_SELECTOR, ".sources-block li.source")
+        assert nested, "the newest demo post cites an article: it shows in the card"
+        card_box, src_box = first.rect, nested[0].rect
+        assert card_box["x"] <= src_box["x"] and src_box["x"] + src_box["width"] <= card_box["x"] + card_box["width"]
+        assert card_box["y"] < src_box["y"] < card_box["y"] + card_box["height"]
+        assert not browser.find_elements(By.CSS_SELECTOR, ".translation")  # every post translated (memory)
+        width = browser.execute_script("return window.innerWidth")
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+        assert docs_screenshot(browser, name).stat().st_size > 10_000
+    finally:
+        browser.set_window_size(1280, 1600)

@@ -46,10 +46,10 @@ def test_links_back_to_the_blog_are_never_citations() -> None:
     assert [c.kind for c in t.citations] == ["headline"]
 
 
-def test_mention_needs_an_outlet_and_finds_its_day() -> None:
+def test_mention_needs_an_attribution_and_finds_its_day() -> None:
     body = ["米POLITICOは13日、国務長官が議員に警告したと報じた。", "別の段落にはロイターの名前だけがある。"]
     found = find_mentions(body, OUTLETS)
-    assert [(c.outlet, c.day) for c in found] == [("politico", 13), ("reuters", None)]
+    assert [(c.outlet, c.day, c.form) for c in found] == [("politico", 13, "report")]
     assert found[0].context == body[0]
 
 
@@ -58,9 +58,40 @@ def test_full_width_digits_and_day_before_the_name() -> None:
     assert [(c.outlet, c.day) for c in found] == [("kyivindependent", 13)]
 
 
-def test_no_mentions_are_looked_for_when_the_post_lists_its_sources() -> None:
-    html = "<p>参考:Some headline</p><p>米POLITICOは13日に報じた。</p>"
-    assert [c.kind for c in extract(html, outlets=OUTLETS).citations] == ["headline"]
+def test_in_text_citations_are_found_beside_reference_lines_too() -> None:
+    html = ("<p>参考:Some headline</p><p>米POLITICOは13日に報じた。</p>"
+            "<p>ロイター通信のインタビューでも、大臣は増産を急ぐと語っていた。</p>")
+    cites = extract(html, outlets=OUTLETS).citations
+    assert [(c.kind, c.outlet, c.day, c.form, c.also) for c in cites] == [
+        ("headline", None, None, "", False), ("mention", "politico", 13, "report", False),
+        ("mention", "reuters", None, "interview", True)]
+
+
+@pytest.mark.parametrize("sentence,form", [
+    ("ロイター通信によると、両国は協議を続けている。", "according"),
+    ("ロイターの報道によれば、交渉は決裂した。", "according"),
+    ("政府関係者はポリティコの取材に対し、計画を見直すと語った。", "interview"),
+    ("大臣はロイターとの単独インタビューで増産を約束した。", "interview"),
+    ("外相は「撤退はない」とロイター通信に語った。", "interview"),
+    ("ポリティコも20日、同じ文書を入手したと報じている。", "report"),
+    ("ロイター通信は、合意が近いと伝えています。", "report"),
+])
+def test_sentences_that_attribute_a_report_to_an_outlet(sentence: str, form: str) -> None:
+    assert [c.form for c in find_mentions([sentence], OUTLETS)] == [form]
+
+
+@pytest.mark.parametrize("sentence", [
+    "以前ロイター通信に寄稿していたアナリストはSNSで、増産は難しいと指摘した。",   # employer
+    "ロイター通信で中東を担当していた記者は、停戦は長続きしないと書いている。",       # employer
+    "ポリティコのような米国の政治メディアは、この決定を批判するだろう。",             # comparison
+    "ポリティコなど米国のメディアも今後、詳しく報じるだろう。",                       # prospect
+    "ロイター通信も近く、この問題を報じることになるだろう。",                         # prospect
+    "キーウ・インディペンデントの読者には説明するまでもない話だが、前線は動いていない。",  # readers
+    "ロイター通信は普段から、この種の発表を淡々と伝えている。",                       # habit
+    "ロイター通信はこの件をまだ報じていない。",                                       # denial
+])
+def test_an_outlet_named_in_another_role_is_not_cited(sentence: str) -> None:
+    assert find_mentions([sentence], OUTLETS) == []
 
 
 def test_ascii_aliases_need_word_edges() -> None:

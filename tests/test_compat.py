@@ -97,3 +97,17 @@ class _Ok(_Slow):
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+
+def test_feedparser_still_drops_an_rfc822_date_with_a_weekday_and_no_zone() -> None:
+    import feedparser.datetimes
+
+    date = "Wed, 01 Jan 2025 10:00:00"
+    handlers = [h for h in feedparser.datetimes._date_handlers if h is not _compat.rfc822_without_zone]
+    assert all(h(date) is None for h in handlers)  # upstream reads it now: drop the work-around
+    _compat.install_feedparser_zoneless_dates()
+    _compat.install_feedparser_zoneless_dates()  # idempotent
+    assert feedparser.datetimes._date_handlers.count(_compat.rfc822_without_zone) == 1
+    assert feedparser.datetimes._parse_date(date)[:6] == (2025, 1, 1, 10, 0, 0)
+    assert feedparser.datetimes._parse_date("Wed, 01 Jan 2025 10:00:00 +0900")[:4] == (2025, 1, 1, 1)
+    assert _compat.rfc822_without_zone("Mon, 31 Feb 2025 10:00:00") is None

@@ -27,7 +27,7 @@ def test_minimal_config_gets_every_default(tmp_path: Path) -> None:
     assert cfg.translation.target == "en"
     assert cfg.translation.timeout == timedelta(seconds=20)
     assert cfg.schedule.every == timedelta(minutes=30)
-    assert cfg.output.include == "all" and cfg.output.max_entries == 200
+    assert cfg.output.include == "cited" and cfg.output.max_entries == 200
     # relative paths are relative to the config file's folder
     assert cfg.db_path == (tmp_path / "data" / "aggregator.sqlite3").resolve()
     assert cfg.output_dir == (tmp_path / "output").resolve()
@@ -114,7 +114,7 @@ def test_sizes() -> None:
 
 
 def test_shipped_config_is_valid_and_has_the_real_sources() -> None:
-    cfg = load_config(ROOT / "config" / "aggregator.yaml")
+    cfg = load_config(ROOT / "aggregator" / "example.yaml")
     ids = {s.id for s in cfg.sources}
     assert {"grandfleet", "politico", "brusselssignal", "reuters", "kyivindependent", "defensenews",
             "breakingdefense"} <= ids

@@ -29,7 +29,7 @@ def _config(tmp: Path, feeds: FeedServer, *, every: str = "2s", extra_sources: s
     cfg = tmp / "aggregator.yaml"
     own = f", every: {politico_every}" if politico_every else ""
     cfg.write_text(f"""storage: {{url: 'sqlite:///data/s.sqlite3'}}
-output: {{dir: output}}
+output: {{dir: output, include: all}}
 translation: {{providers: []}}
 schedule: {{every: {every}, jitter: 0s}}
 {fetch}sources:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from aggregator.entryview import EntryTexts
 from aggregator.models import EntryData
-from aggregator.sources.decide import decide_entries, decide_source_sync, entry_hash
+from aggregator.sources.decide import Configured, Stored, decide_entries, describe, entry_hash, plan_sources
 from aggregator.store.records import EntryTranslation
 from aggregator.translating import decide
 
@@ -20,7 +20,7 @@ def _e(key: str, title: str = "T", published: datetime | None = None) -> EntryDa
 
 def test_new_changed_and_unchanged_entries() -> None:
     same, edited = _e("a"), _e("b", "new title", NOW - timedelta(days=1))
-    stored = {"a": (1, entry_hash(same)), "b": (2, entry_hash(_e("b", "old title")))}
+    stored = {"a": (1, entry_hash(same), NOW), "b": (2, entry_hash(_e("b", "old title")), NOW)}
     got = decide_entries([same, edited, _e("c")], stored, NOW)
     assert got.unchanged == [1]
     assert [(c.id, c.entry.title, c.sort_date) for c in got.changed] == [(2, "new title", NOW - timedelta(days=1))]
@@ -28,16 +28,40 @@ def test_new_changed_and_unchanged_entries() -> None:
 
 
 def test_a_changed_undated_entry_keeps_its_sort_date() -> None:
-    stored = {"a": (1, entry_hash(_e("a", "old")))}
+    stored = {"a": (1, entry_hash(_e("a", "old")), NOW)}
     (changed,) = decide_entries([_e("a", "new")], stored, NOW).changed
     assert changed.sort_date is None
 
 
-def test_a_source_whose_url_changed_is_reset() -> None:
-    got = decide_source_sync([("a", "https://a/feed", "outlet"), ("b", "https://b/new", "outlet"),
-                              ("c", "https://c/feed", "blog")],
-                             {"a": "https://a/feed", "b": "https://b/old"})
-    assert [(s.id, s.action) for s in got] == [("a", "keep"), ("b", "reset"), ("c", "add")]
+def test_an_implausible_date_sorts_by_first_seen() -> None:
+    seen = NOW - timedelta(days=3)
+    epoch, ahead = datetime(1970, 1, 1, tzinfo=UTC), NOW + timedelta(days=30)
+    got = decide_entries([_e("n", "x", epoch), _e("c", "y", ahead)], {"c": (2, "old", seen)}, NOW)
+    assert [n.sort_date for n in got.new] == [NOW]
+    assert [c.sort_date for c in got.changed] == [seen]
+
+
+def test_a_source_whose_url_changed_keeps_its_entries_and_a_renamed_one_takes_them_along() -> None:
+    got = plan_sources([Configured("a", "https://a/feed", "outlet", "A"), Configured("b", "https://b/new", "outlet", "B"),
+                        Configured("c", "https://c/feed", "blog", "C"), Configured("e2", "https://e/feed", "outlet", "E")],
+                       [Stored("a", "https://a/feed", "A", None, 3), Stored("b", "https://b/old", "B", None, 4),
+                        Stored("e", "https://e/feed", "E", None, 5), Stored("gone", "https://g/feed", "G", None, 6),
+                        Stored("old", "https://o/feed", "O", "2026-01-01T00:00:00Z", 1)])
+    assert [(i.action, i.id, i.old_id, i.entries) for i in got] == [
+        ("keep", "a", None, 3), ("url", "b", None, 4), ("add", "c", None, 0), ("rename", "e2", "e", 5),
+        ("remove", "gone", None, 6)]
+    assert describe(got) == [
+        "b: url changed: fetched from the new url from now on; its 4 entries and their published ids are kept",
+        "e -> e2: renamed (same url): its 5 entries and their published ids are kept",
+        "gone: removed: no longer fetched; its 6 articles leave the publication (posts citing them keep their "
+        "links); listed by `status` until retention drops them"]
+
+
+def test_a_new_id_on_a_url_two_removed_sources_shared_is_a_new_source_and_a_removed_one_comes_back() -> None:
+    got = plan_sources([Configured("x", "https://s/feed", "outlet", "X"), Configured("old", "https://o/feed", "outlet", "O")],
+                       [Stored("p", "https://s/feed", None, None), Stored("q", "https://s/feed", None, None),
+                        Stored("old", "https://o/feed", "O", "2026-01-01T00:00:00Z", 1)])
+    assert [(i.action, i.id) for i in got] == [("add", "x"), ("restore", "old"), ("remove", "p"), ("remove", "q")]
 
 
 def _t(status: str, *, digest: str = "d", attempts: int = 1, retry_at: datetime | None = None,

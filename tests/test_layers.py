@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"aggregator.translating"},
     {"aggregator.publishing"},
     {"aggregator.running", "aggregator.app"},  # the front door runs the stages; the daemon holds one
+    {"aggregator.demo"},  # the sample served on loopback, one cycle through the front door
     {"aggregator.cli", "aggregator.__main__"},
 ]
 

@@ -38,8 +38,9 @@ def test_a_mention_is_found_among_hundreds_of_outlets() -> None:
     html = "<p>米ポリティコは13日、国防総省が弾薬の追加調達を決めたと報じた。</p><p>管理人の見解。</p>"
     text = extract(html, outlets=outlets)
     assert [(c.kind, c.outlet, c.day) for c in text.citations] == [("mention", "politico", 13)]
-    # Japanese names have no word edges: アウトレット1 is named inside アウトレット12 too.
-    assert {c.outlet for c in find_mentions(["アウトレット12は5日、…と伝えた。"], outlets)} == {"o1", "o12"}
+    # Japanese names have no word edges: アウトレット1 is found inside アウトレット12 too, but
+    # what follows it ("2は…") attributes nothing to it; only アウトレット12 is cited.
+    assert {c.outlet for c in find_mentions(["アウトレット12は5日、…と伝えた。"], outlets)} == {"o12"}
     names = {o.id: o.names for o in outlets}
     assert outlets_named(["Outlet 12 and POLITICO"], names) == {"o1", "o12", "politico"}
 

@@ -15,6 +15,7 @@ from aggregator.exceptions import StorageError
 from aggregator.store import Store, migrations
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store-v0.1.0.sql"
+V010 = 1  # the schema version aggregator 0.1.0 wrote
 
 
 def _v010_store(tmp_path: Path) -> Path:
@@ -68,10 +69,10 @@ def test_pending_migrations_run_in_one_transaction_after_a_backup(tmp_path: Path
     with Store(path) as s:
         assert s.get_meta("schema_version") == str(version + 1)
         assert s.db.execute("SELECT test_note FROM entries LIMIT 1").fetchone() == ("x",)
-    backup = path.with_name(f"{path.name}.schema-1.bak")  # the fixture's schema
+    backup = path.with_name(f"{path.name}.schema-{V010}.bak")
     assert backup.exists()
     db = sqlite3.connect(backup)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(V010),)
     assert db.execute("SELECT COUNT(*) FROM entries").fetchone() == (2,)
     db.close()
 
@@ -91,7 +92,7 @@ def test_a_failing_migration_changes_nothing(tmp_path: Path, monkeypatch: pytest
         Store(path)
     assert _contents(path) == before
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(V010),)
     db.close()
 
 

@@ -3,7 +3,7 @@ feed.atom from ``aggregator serve``'s server on 127.0.0.1 after each of two real
 Between them one blog post is added and one post's translation changes; newsboat's cache
 (sqlite3, table ``rss_item``) must then hold every post exactly once, with the new title.
 
-Fails, never skips, when newsboat is missing: ``.ci/run`` installs it.
+Fails, never skips, when newsboat is missing: ``scripts/test`` installs it.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def newsboat_binary() -> str:
     found = shutil.which("newsboat")
     if not found:
         pytest.fail("newsboat is needed for this test and was not found: "
-                    "apt-get install -y newsboat   (.ci/run does this)")
+                    "apt-get install -y newsboat   (scripts/test does this)")
     return found
 
 

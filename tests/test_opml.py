@@ -17,7 +17,7 @@ from aggregator.running.opml import NS, export_opml, import_opml, join_aliases, 
 
 A = "{%s}" % NS
 NOW = datetime(2024, 5, 19, 12, 0, tzinfo=UTC)
-REPO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "aggregator.yaml"
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "aggregator" / "example.yaml"
 
 CONFIG_YAML = """\
 # Test config: every comment line must survive an import.

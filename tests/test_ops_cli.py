@@ -166,24 +166,37 @@ def test_explain_shows_citations_what_they_matched_with_evidence_and_why_the_res
     cites = out.split("citations found:")[1].split("links to:")[0]
     assert "- link: https://www.gov.uk/government/news/pm-announces-largest-ever-military-aid-package-to-ukraine" in cites
     assert "- headline: Britain announces biggest military aid package for Ukraine worth 500 million pounds" in cites
-    links = out.split("links to:")[1].split("not linked:")[0]
+    links = out.split("links to:")[1].split("not linked (near misses):")[0]
     gold = next(json.loads(l) for l in (DEV / "gold.jsonl").read_text(encoding="utf-8").splitlines()
                 if json.loads(l)["link"] == url)
     for cited in gold["cited"]:
         assert cited in links
     assert re.search(r"- \[headline\] reuters: Britain announces biggest", links)
     assert re.search(r"- \[link\] breakingdefense: UK's £500 million Ukraine package", links)
-    assert "link in no subscribed feed: https://www.gov.uk/" in out.split("not linked:")[1]
+    assert "link in no subscribed feed: https://www.gov.uk/" in out.split("not linked (near misses):")[1]
 
 
 def test_explain_a_mention_and_a_post_that_cites_nothing(cycled: Site) -> None:
     r = cycled.cli("explain", "https://blog.example.jp/us-related/f-35-deliveries-remain-frozen/")
     assert r.returncode == 0, r.stderr
-    assert "- mention: Defense News (day 3) in: 米Defense Newsは3日" in r.stdout
+    assert "- in-text (report): Defense News, day 3, in: 米Defense Newsは3日" in r.stdout
     assert re.search(r"- \[mention Defense News 3日[^\]]*\] defensenews: F-35 deliveries remain frozen", r.stdout)
     r = cycled.cli("explain", "https://blog.example.jp/us-related/patriot-interceptor-production-bottleneck/")
     assert r.returncode == 0, r.stderr
     assert "no citations: no 参考: line" in r.stdout and "links to nothing" in r.stdout
+
+
+def test_explain_shows_the_near_misses_of_a_citation_that_linked_nothing(cycled: Site) -> None:
+    # The post links a POLITICO page that is not in the feed; POLITICO's articles of those
+    # days are its near misses, each with its score, and the test they failed.
+    r = cycled.cli("explain", "https://blog.example.jp/us-related/army-force-structure-cuts/")
+    assert r.returncode == 0, r.stderr
+    near = r.stdout.split("not linked (near misses):")[1]
+    assert "link in no subscribed feed: https://www.politico.com/news/2024/05/09/" in near
+    assert re.search(r"closest: 0\.\d\d politico: ", near) and re.search(r"next: 0\.\d\d politico: ", near)
+    assert "needed: ≥ 0.95 and ahead of the next by 0.05" in near
+    # 「米POLITICOによると」 under that line is the line's own article, not a second citation.
+    assert "taken as a 参考 line's own article" in r.stdout
 
 
 def test_explain_an_unknown_post_is_an_error(cycled: Site) -> None:

@@ -20,7 +20,7 @@ T = datetime(2024, 5, 1, 12, tzinfo=UTC)
 
 def _config(tmp_path: Path, title: str = "Merged") -> Config:
     return parse_config(f"storage: {{url: 'sqlite:///{tmp_path}/s.sqlite3'}}\n"
-                        f"output: {{dir: '{tmp_path}/out', title: {title}}}\n"
+                        f"output: {{dir: '{tmp_path}/out', title: {title}, include: all}}\n"
                         "translation: {target: en, providers: []}\n"
                         "sources:\n"
                         "  - {id: blog, url: 'https://blog.example.jp/feed', role: blog, language: ja}\n"

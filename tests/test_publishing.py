@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from aggregator.config import parse_config
-from aggregator.models import Entry, Match
-from aggregator.publishing.publish import build_items, plausible
+from aggregator.models import Entry, Match, plausible
+from aggregator.publishing.publish import build_items
 from aggregator.publishing.render import FeedItem
 from aggregator.store import EntryTranslation, Publication
 

@@ -38,7 +38,8 @@ SPECIAL_TITLE = "Tanks <b>&\"' & more"
 POLITICO = SourceLink(
     url="https://www.politico.com/news/2024/05/18/ukraine-aid-00158812?utm_source=rss&x=1",
     outlet="POLITICO", outlet_id="politico", headline="Ukraine aid bill stalls",
-    headline_translated=None, evidence="link", score=1.0)
+    headline_translated=None, evidence="link", score=1.0, summary="The House left for recess.",
+    published=datetime(2024, 5, 18, 9, 0, tzinfo=UTC))
 REUTERS = SourceLink(
     url="https://www.reuters.com/world/japan-defence-2024-05-18/",
     outlet="Reuters", outlet_id="reuters", headline="Japan boosts defence <budget> & more",
@@ -64,7 +65,7 @@ ITEMS: list[FeedItem] = [
           image="https://blog.example.jp/img/1.jpg"),
     _item(2, title="ウクライナ情勢まとめ", title_original="ウクライナ情勢まとめ", language="ja",
           original_language="ja", translated=False,
-          translation_status="pending (retry at 2024-05-19 13:00 UTC)", author=None),
+          translation_status="not available yet", author=None),
     _item(3, kind="article", id="tag:example.org,2024-05-19:politico/77", link=POLITICO.url,
           title="Ukraine aid bill stalls", title_original="Ukraine aid bill stalls",
           original_language=None, translated=False, translation_status="not needed",
@@ -160,12 +161,14 @@ def test_atom_with_feedparser(atom: bytes) -> None:
 def test_summary_shows_sources_original_title_and_status(atom: bytes) -> None:
     parsed = feedparser.parse(atom)
     post = parsed.entries[0].summary
-    assert POLITICO.headline in post and "Reuters" in post and "mention Reuters 13日" in post
+    assert POLITICO.headline in post and "Reuters" in post
+    assert "The House left for recess." in post and "2024-05-18" in post  # the article's summary and date
+    assert "mention Reuters" not in post and "score" not in post  # matching detail is the operator's
     assert 'href="https://www.politico.com/news/2024/05/18/ukraine-aid-00158812?utm_source=rss&amp;x=1"' in post
     assert "米議会、ウクライナ支援で停滞" in post
     assert "Machine translation" not in post  # done: no status line
     untranslated = parsed.entries[1].summary
-    assert "Machine translation pending: shown in the original language (ja)." in untranslated
+    assert "Machine translation not available yet." in untranslated
     # the retry time changes on every failed retry: the feeds must not show it
     assert "13:00" not in untranslated
     assert "Machine translation" not in parsed.entries[2].summary  # "not needed"
@@ -267,25 +270,45 @@ def test_html_page(html_doc: lxml.html.HtmlElement) -> None:
     assert feeds == {"application/atom+xml": "feed.atom", "application/rss+xml": "feed.rss",
                      "application/feed+json": "feed.json"}
     articles = html_doc.xpath("//article")
-    assert [a.get("data-id") for a in articles] == [i.id for i in ITEMS]
-    assert [a.get("id") for a in articles] == [f"item-{n}" for n in range(1, len(ITEMS) + 1)]
-    assert [a.get("class") for a in articles] == [i.kind for i in ITEMS]
+    # posts only: the article item 1 cites is inside its card, not a card of its own
+    posts = [i for i in ITEMS if i.kind == "post"]
+    assert [a.get("data-id") for a in articles] == [i.id for i in posts]
+    assert [a.get("id") for a in articles] == [f"post-{n}" for n in range(1, len(posts) + 1)]
+    assert {a.get("class") for a in articles} == {"post"}
+    assert not html_doc.xpath("//section[@class='others']")
     assert not html_doc.xpath("//script")
 
 
+def test_html_uncited_articles_in_their_own_section() -> None:
+    other = _item(9, kind="article", id="tag:example.org,2024-05-19:politico/99",
+                  link="https://www.politico.com/news/other", title="Unrelated", title_original="Unrelated",
+                  original_language="en", translated=False, translation_status="not needed",
+                  source_id="politico", source_name="POLITICO")
+    doc = lxml.html.fromstring(render_html(META, [*ITEMS, other]))
+    main_cards = doc.xpath("//main/article")
+    assert all(a.get("class") == "post" for a in main_cards)
+    others = doc.xpath("//section[@class='others']/article")
+    assert [a.get("data-id") for a in others] == [other.id]
+
+
 def test_html_item_details(html_doc: lxml.html.HtmlElement) -> None:
-    first = html_doc.get_element_by_id("item-1")
+    first = html_doc.get_element_by_id("post-1")
     assert first.xpath(".//h2/a/@href") == [ITEMS[0].link]
     assert first.xpath("string(.//*[@class='title-original'])") == ITEMS[0].title_original
     assert first.xpath(".//ul[@class='sources']/li/a[@rel='related']/@href") == [POLITICO.url, REUTERS.url]
-    assert [p.text_content().startswith(s.evidence) for p, s in
-            zip(first.xpath(".//p[@class='evidence']"), ITEMS[0].sources)] == [True, True]
+    # a source: outlet, date, headline, summary; no matching detail (evidence, score)
+    pol = first.xpath(".//ul[@class='sources']/li")[0]
+    assert pol.xpath("string(.//*[@class='outlet'])") == "POLITICO"
+    assert pol.xpath(".//time/@datetime") == ["2024-05-18T09:00:00Z"]
+    assert pol.xpath("string(.//*[@class='source-summary'])") == "The House left for recess."
+    assert "score" not in first.text_content() and "link (" not in first.text_content()
     assert first.xpath(".//time[@class='published']/@datetime") == ["2024-05-19T11:00:00Z"]
     assert first.xpath(".//img/@src") == [ITEMS[0].image]
     assert first.xpath("string(.//div[@class='summary'])") == "Summary 1"  # inserted as HTML
-    second = html_doc.get_element_by_id("item-2")
+    assert "translat" not in first.xpath("string(.//p[@class='meta'])").lower()  # done: no note
+    second = html_doc.get_element_by_id("post-2")
     assert not second.xpath(".//*[@class='title-original']")  # untranslated: no duplicate title
-    assert "pending" in second.xpath("string(.//*[contains(@class,'badge')])")
+    assert second.xpath("string(.//*[contains(@class,'translation')])") == "Machine translation not available yet"
     assert not second.xpath(".//ul[@class='sources']")
 
 
@@ -293,7 +316,7 @@ def test_html_escapes_text() -> None:
     page = render_html(META, ITEMS).decode()
     assert "Tanks &lt;b&gt;&amp;&#34;&#39; &amp; more" in page
     doc = lxml.html.fromstring(page)
-    assert doc.get_element_by_id("item-4").xpath("string(.//h2)") == SPECIAL_TITLE
+    assert doc.get_element_by_id("post-3").xpath("string(.//h2)") == SPECIAL_TITLE
 
 
 def test_html_empty_feed() -> None:
@@ -318,7 +341,7 @@ def test_xsl_renders_feed(name: str, render: object) -> None:
     assert titles == [i.title for i in ITEMS]
     # the summary's HTML (sources with evidence, original title) comes back as HTML, once
     assert page.xpath("//article[1]//ul[@class='sources']/li/a/@href") == [POLITICO.url, REUTERS.url]
-    assert "mention Reuters 13日" in page.xpath("string(//article[1]//ul[@class='sources'])")
+    assert "The House left for recess." in page.xpath("string(//article[1]//ul[@class='sources'])")
     assert page.xpath("//article[1]//div[@class='summary']/p")
     assert page.xpath("//article[1]//img[@class='thumb']/@src") == [ITEMS[0].image]
     assert not page.xpath("//ul[@class='related']")

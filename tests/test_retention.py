@@ -138,6 +138,8 @@ def test_pruning_forgets_the_embeddings_the_matcher_stored(tmp_path: Path) -> No
                          published=old)
         s.record_success("out", "outlet", [item], now=old, next_fetch=old + DAY, status=200, etag=None,
                          last_modified=None)
+        s.record_success("out", "outlet", [], now=old + DAY, next_fetch=old + DAY, status=200, etag=None,
+                         last_modified=None)  # the feed moved on
         (entry,) = s.newest_entries(["outlet"], 10)
         article = match.article_from_entry(entry)
         assert len(article.text) > 400  # the case where the whole text and the embedded part differ
@@ -167,6 +169,8 @@ def test_compaction_gives_space_back_at_most_once_a_period(tmp_path: Path) -> No
         big = [EntryData(key=f"k{i}", link=f"https://out.example/{i}", title=f"t{i}", summary="x" * 4000,
                          published=old) for i in range(300)]
         s.record_success("out", "outlet", big, now=old, next_fetch=old, status=200, etag=None, last_modified=None)
+        # then the feed moves on: a 200 without them
+        s.record_success("out", "outlet", [], now=old + DAY, next_fetch=old, status=200, etag=None, last_modified=None)
         s.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         assert prune_articles(s, CONFIG, NOW) == 300
         s.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -179,6 +183,7 @@ def test_compaction_gives_space_back_at_most_once_a_period(tmp_path: Path) -> No
         assert s.get_meta("last_compaction") == "2026-06-01T00:00:00Z"
         # a few days later, with space to give back again: not yet
         s.record_success("out", "outlet", big[:50], now=old, next_fetch=old, status=200, etag=None, last_modified=None)
+        s.record_success("out", "outlet", [], now=old + DAY, next_fetch=old, status=200, etag=None, last_modified=None)
         prune_articles(s, CONFIG, NOW + 3 * DAY)
         assert s.free_pages() > 0
         assert not compact_if_due(s, CONFIG, NOW + 3 * DAY)

@@ -1,5 +1,6 @@
-"""What a blog post cites: ``参考:`` lines (linked or not) and, failing those, the
-outlets its running text names with a day ("米POLITICOは13日…と報じた"). Pure.
+"""What a blog post cites: ``参考:`` lines (linked or not) and the outlets its running
+text attributes reported content to (「米POLITICOは13日…と報じた」「ロイター通信によると」
+「Brussels Signalのインタビューに」). Pure.
 
 Image credits (``出典:``), the blog's own related-post lists (``関連記事``) and the
 WordPress footer ("The post … appeared first on …") are never citations.
@@ -24,7 +25,6 @@ _CITE = re.compile(
 _CREDIT = re.compile(r"^\s*[※＊*・■◆●]?\s*[【\[]?(?:出典|画像出典|写真|画像|Photo(?: by)?|Image(?: by)?|Credit)[】\]]?\s*[:：]", re.I)  # noqa: E501
 _RELATED = re.compile(r"^\s*[【\[]?関連(?:記事|リンク)?[】\]]?\s*[:：]?")
 _FOOTER = re.compile(r"^The post .{0,400} appeared first on ", re.S)
-_DAY = re.compile(r"(?<![0-9０-９])([0-9０-９]{1,2})日")
 _SENTENCE = re.compile(r"[^。！？!?]*[。！？!?]?")
 
 
@@ -71,12 +71,12 @@ def extract(html: str, *, own_hosts: Iterable[str] = (), outlets: Sequence[Outle
     """Citations and body paragraphs of a post's HTML.
 
     ``own_hosts`` are the blog's hosts: a link back to the blog is never a citation.
-    ``outlets`` are used to find mentions, only in posts without any ``参考:`` line —
-    a post that lists its sources has said what it cites."""
+    ``outlets`` are used to find in-text citations (mentions), in every post: beside
+    ``参考:`` lines too, where the matcher sets aside those that name a ``参考:`` line's
+    own outlet (that line's article, summarised)."""
     own = {h.removeprefix("www.") for h in own_hosts}
     cites: list[Citation] = []
     body: list[str] = []
-    has_cite_line = False
     listing = False  # after a bare "参考:" heading, the list items below it are the sources
     for b in blocks(html):
         kind = classify(b)
@@ -85,13 +85,12 @@ def extract(html: str, *, own_hosts: Iterable[str] = (), outlets: Sequence[Outle
             continue
         listing = False
         if kind == "cite":
-            has_cite_line = True
             found = _cite_line(b, own)
             listing = not found and not b.links
             cites.extend(found)
         elif kind == "body":
             body.append(b.text)
-    if not has_cite_line and outlets:
+    if outlets:
         cites.extend(find_mentions(body, outlets))
     return PostText(tuple(cites), tuple(body), body[0] if body else "")
 
@@ -108,9 +107,69 @@ def _cite_line(block: Block, own: set[str], prefixed: bool = True) -> list[Citat
     return out
 
 
+# -- in-text citations ------------------------------------------------------------------
+# A sentence cites an outlet when it attributes reported content to it. What follows the
+# outlet's name says which role the name plays: 「Xによると」「Xの取材に」「Xのインタビュー」
+# 「Xに語った」 attribute; 「Xは/も/が … 報じた」 attributes when a reporting verb follows in a
+# past or progressive form. Anything else is another role and cites nothing: an employer
+# (「Xに寄稿していた」「Xで…を担当していた」), a comparison (「Xのような」「Xなど」), its
+# readers (「Xの読者には」), a prospect (「Xも今後…報じるだろう」), a habit (「Xは普段から」).
+_OUTLET_SUFFIX = re.compile(r"^(?:紙|誌|通信|電子版|社)")
+_ACCORDING = re.compile(r"^(?:の(?:[0-9０-９]{1,2}日(?:付)?の)?(?:報道|記事|報告|電子版))?"
+                        r"(?:によると|によれば|によりますと)")
+_INTERVIEW = re.compile(
+    r"^(?:の(?:単独|独占)?(?:取材|インタビュー)|との(?:単独|独占)?インタビュー|"
+    r"に(?:対し(?:て)?、?)?(?:語|述べ|明か|話し|答え|コメントし))")
+_INTERVIEW_ALSO = re.compile(r"^(?:の|との)(?:単独|独占)?(?:取材|インタビュー)(?:に(?:対し)?|で)も")
+_SUBJECT = re.compile(r"^(?:は|も|が)")
+_REPORT_VERB = re.compile(
+    r"(?:(?:報じ|伝え|報道し|掲載し|配信し|明らかにし|指摘し|分析し|書い|報告し|特報し|スクープし|入手し|取り上げ)"
+    r"(?!ていない|ておらず|ていません|ず|ない|ません)(?:た|て|ま|、)|と(?:し(?:た|て(?:いる|おり))))")
+# Between the name and the verb: the sentence speaks of a habit or of the future.
+_NOT_REPORTED = re.compile(r"今後|将来|いずれ|普段|いつも|常に|常々|しばしば|度々|たびたび|好んで|繰り返し")
+_PROSPECT = re.compile(r"(?:予定|見通し|だろう|でしょう|かもしれ|見込み|はずだ|ない)")
+_DAY_AFTER = re.compile(r"^(?:は|も|が)、?\s*([0-9０-９]{1,2})日")
+_DAY_BEFORE = re.compile(r"([0-9０-９]{1,2})日(?:付)?(?:の|に|、)?\s*[米英独仏露豪加]?$")
+_DAY_OF_REPORT = re.compile(r"^の([0-9０-９]{1,2})日(?:付)?の")
+
+
+def attribution(sentence: str, start: int, end: int) -> tuple[str, bool, int | None] | None:
+    """How ``sentence`` attributes reported content to the outlet named at
+    ``sentence[start:end]``: (form, also, day of the month or None), or None when the
+    name plays another role (employer, comparison, readers, prospect, habit)."""
+    after = _OUTLET_SUFFIX.sub("", sentence[end:], count=1)
+    form: str | None = None
+    also = False
+    if _ACCORDING.match(after):
+        form = "according"
+    elif _INTERVIEW.match(after):
+        form, also = "interview", bool(_INTERVIEW_ALSO.match(after))
+    elif _SUBJECT.match(after):
+        # A reporting verb, or the day of the report right after the name (「Xは13日、…。」:
+        # outlets do nothing else on a day), and no habit or prospect before it.
+        verb = _REPORT_VERB.search(after)
+        dated = _DAY_AFTER.match(after)
+        if verb is None and (dated is None or _PROSPECT.search(after)):
+            return None
+        if _NOT_REPORTED.search(after[: verb.start()] if verb is not None else after):
+            return None
+        form, also = "report", after.startswith("も")
+    if form is None:
+        return None
+    day: int | None = None
+    m = _DAY_AFTER.match(after) or _DAY_OF_REPORT.match(after) or _DAY_BEFORE.search(sentence[:start])
+    if m:
+        day = int(unicodedata.normalize("NFKC", m.group(1)))
+        if not 1 <= day <= 31:
+            day = None
+    return form, also, day
+
+
 def find_mentions(body: Sequence[str], outlets: Sequence[Outlet]) -> list[Citation]:
-    """Outlets named in running text, each with the day of the month named beside it
-    (in the same sentence), and the paragraph as context. One per outlet and day."""
+    """In-text citations: sentences that attribute reported content to a subscribed
+    outlet (see :func:`attribution`), with the day of the month the text gives for the
+    report (「米POLITICOは13日…」「13日付の…」) and the paragraph as context. One per outlet
+    and day; an outlet cited with a day is not also cited without one."""
     seen: set[tuple[str, int | None]] = set()
     out: list[Citation] = []
     # Only the outlets whose names occur at all (one pass over the text, however many
@@ -124,22 +183,16 @@ def find_mentions(body: Sequence[str], outlets: Sequence[Outlet]) -> list[Citati
             if not sentence.strip():
                 continue
             for outlet, pat in patterns:
-                m = pat.search(sentence)
-                if not m:
-                    continue
-                # The day closest after the outlet's name, else before it.
-                days = [(d.start(), int(unicodedata.normalize("NFKC", d.group(1))))
-                        for d in _DAY.finditer(sentence)]
-                after = [d for p, d in days if p >= m.end()]
-                before = [d for p, d in days if p < m.start()]
-                day = after[0] if after else (before[-1] if before else None)
-                if day is not None and not 1 <= day <= 31:
-                    day = None
-                if (outlet.id, day) in seen:
-                    continue
-                seen.add((outlet.id, day))
-                out.append(Citation(kind="mention", text=m.group(0), outlet=outlet.id, day=day,
-                                    context=para))
+                for m in pat.finditer(sentence):
+                    how = attribution(sentence, m.start(), m.end())
+                    if how is None:
+                        continue
+                    form, also, day = how
+                    if (outlet.id, day) not in seen:
+                        seen.add((outlet.id, day))
+                        out.append(Citation(kind="mention", text=m.group(0), outlet=outlet.id, day=day,
+                                            context=para, form=form, also=also))
+                    break
     # A named outlet with a day beats the same outlet without one.
     dated = {c.outlet for c in out if c.day is not None}
     return [c for c in out if c.day is not None or c.outlet not in dated]

@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,9 +23,10 @@ from urllib.parse import urlsplit
 from aggregator import __version__
 from aggregator.config import Config
 from aggregator.entryview import post_paragraphs, reader_language
-from aggregator.html_text import sanitize_html
+from aggregator.exceptions import PublicationRefused
+from aggregator.html_text import sanitize_html, strip_boilerplate, strip_tags
 from aggregator.language import same_language
-from aggregator.models import Entry, Match, iso
+from aggregator.models import Entry, Match, iso, plausible
 from aggregator.publishing.render import (
     ATOM_NAME,
     ATOM_XSL_NAME,
@@ -45,18 +46,20 @@ log = logging.getLogger(__name__)
 
 def select_entries(posts: Sequence[Entry], articles: Sequence[Entry], matches: Mapping[int, Sequence[Match]],
                    include: str, max_entries: int) -> list[Entry]:
-    """Blog posts and, per ``include``, outlet articles: newest first, at most ``max_entries``.
+    """The newest ``max_entries`` blog posts with, per ``include``, outlet articles; newest first.
 
-    ``include``: ``all`` (every article), ``cited`` (articles some selected post cites),
-    ``blog`` (posts only)."""
-    chosen: dict[int, Entry] = {p.id: p for p in posts}
-    if include == "all":
-        chosen.update((a.id, a) for a in articles)
-    elif include == "cited":
-        cited = {m.article_id for p in posts for m in matches.get(p.id, ())}
+    Posts come first: ``max_entries`` counts posts, and the articles a chosen post cites
+    come with it whatever their number. ``include``: ``cited`` (those articles),
+    ``all`` (also the newest ``max_entries`` uncited articles), ``blog`` (posts only)."""
+    chosen_posts = sorted(posts, key=lambda e: (e.date, e.id), reverse=True)[:max_entries]
+    chosen: dict[int, Entry] = {p.id: p for p in chosen_posts}
+    if include in ("cited", "all"):
+        cited = {m.article_id for p in chosen_posts for m in matches.get(p.id, ())}
         chosen.update((a.id, a) for a in articles if a.id in cited)
-    ordered = sorted(chosen.values(), key=lambda e: (e.date, e.id), reverse=True)
-    return ordered[:max_entries]
+        if include == "all":
+            uncited = sorted((a for a in articles if a.id not in cited), key=lambda e: (e.date, e.id), reverse=True)
+            chosen.update((a.id, a) for a in uncited[:max_entries])
+    return sorted(chosen.values(), key=lambda e: (e.date, e.id), reverse=True)
 
 
 def publication_id(authority: str, entry: Entry) -> str:
@@ -70,22 +73,11 @@ def publication_id(authority: str, entry: Entry) -> str:
 def visible_hash(item: FeedItem) -> str:
     """Hash of what a reader sees; ``updated`` moves only when it changes."""
     data = [item.link, item.title, item.title_original, item.summary_html, item.content_html or "",
-            item.language, item.translation_status.split(" (")[0], item.author or "", list(item.categories),
-            item.image or "", [(s.url, s.outlet, s.headline, s.headline_translated, s.evidence) for s in item.sources]]
+            item.language, item.translation_status, item.author or "", list(item.categories),
+            item.image or "", [(s.url, s.outlet, s.headline, s.headline_translated, s.evidence, s.summary,
+                                               s.published.isoformat() if s.published else None)
+                                              for s in item.sources]]
     return hashlib.sha1(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
-
-
-EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
-SKEW = timedelta(days=1)
-
-
-def plausible(when: datetime | None, first_seen: datetime) -> datetime:
-    """A date a feed may carry: the source's own, unless it is missing, before 1990 or
-    more than a day after we first saw the entry (a source's broken clock), in which case
-    the time we first saw it. Validators flag such dates and readers misorder them."""
-    if when is None or when < EARLIEST or when > first_seen + SKEW:
-        return first_seen
-    return when
 
 
 def first_updated(updated: datetime | None, published: datetime, first_seen: datetime) -> datetime:
@@ -120,7 +112,7 @@ def display(entry: Entry, original_language: str, target: str,
         orig_summary = paragraphs_html(summary_paras)
         orig_content = paragraphs_html(content_paras) or None
     else:
-        orig_summary = sanitize_html(entry.summary or entry.content, base_url=entry.link)
+        orig_summary = sanitize_html(strip_boilerplate(entry.summary or entry.content), base_url=entry.link)
         orig_content = None
     if same_language(original_language, target):
         return Display(entry.title, orig_summary, orig_content, original_language, False, "not needed")
@@ -129,41 +121,50 @@ def display(entry: Entry, original_language: str, target: str,
         content = json.loads(translation.content or "[]")
         return Display(translation.title, paragraphs_html(summary), paragraphs_html(content) or None,
                        target, True, f"done by {translation.provider}")
-    if translation is None:
-        status = "pending (not yet attempted)"
-    elif translation.status == "failed":
-        status = f"failed ({translation.error})"
-    else:
-        when = translation.retry_at.strftime("%Y-%m-%d %H:%M UTC") if translation.retry_at else "next cycle"
-        status = f"pending (retry at {when}: {translation.error})" if translation.error else f"pending (retry at {when})"  # noqa: E501
-    return Display(entry.title, orig_summary, orig_content, original_language, False, status)
+    # Readers get one coarse state: why it is not translated yet (provider, error, next
+    # retry) is the operator's business, shown by status, explain and the log.
+    return Display(entry.title, orig_summary, orig_content, original_language, False, NOT_AVAILABLE)
+
+
+NOT_AVAILABLE = "not available yet"
+SUMMARY_CHARS = 400  # a cited article's summary inside a post's card
 
 
 def build_items(entries: Sequence[Entry], *, config: Config, source_languages: Mapping[str, str],
                 matches: Mapping[int, Sequence[Match]], articles: Mapping[int, Entry],
                 translations: Mapping[int, EntryTranslation], publications: Mapping[int, Publication],
-                now: datetime) -> tuple[list[FeedItem], list[Publication]]:
-    """FeedItems for ``entries`` and the publication records to save (new or changed)."""
+                now: datetime, source_names: Mapping[str, str] | None = None,
+                ) -> tuple[list[FeedItem], list[Publication]]:
+    """FeedItems for ``entries`` and the publication records to save (new or changed).
+    ``source_names``: the last names of sources no longer configured (a removed outlet's
+    articles are still linked from the posts that cite them)."""
     target = config.translation.target
     authority = urlsplit(config.output.link).hostname or "aggregator.invalid"
-    names = {s.id: s.title for s in config.sources}
+    names = {**(source_names or {}), **{s.id: s.title for s in config.sources}}
     items: list[FeedItem] = []
     changed: list[Publication] = []
+    def language_of(e: Entry) -> str:
+        return reader_language(e, source_languages.get(e.source_id, "auto")) or "und"
+
     for e in entries:
-        lang = reader_language(e, source_languages.get(e.source_id, "auto")) or "und"
+        lang = language_of(e)
         shown = display(e, lang, target, translations.get(e.id), now)
         sources = []
         for m in matches.get(e.id, ()):
             a = articles.get(m.article_id)
             if a is None or not a.link:
                 continue
-            tr = translations.get(a.id)
+            a_lang = reader_language(a, source_languages.get(a.source_id, "auto"))
+            a_shown = display(a, a_lang or "und", target, translations.get(a.id), now)
+            summary = strip_tags(a_shown.summary_html)
+            if len(summary) > SUMMARY_CHARS:
+                summary = summary[:SUMMARY_CHARS].rsplit(" ", 1)[0].rstrip(",.;:") + "…"
             sources.append(SourceLink(
                 url=a.link, outlet=names.get(a.source_id, a.source_id), outlet_id=a.source_id, headline=a.title,
-                headline_translated=tr.title if tr is not None and tr.status == "done" else None,
-                evidence=m.evidence, score=m.score))
+                headline_translated=a_shown.title if a_shown.translated and a_shown.title != a.title else None,
+                evidence=m.evidence, score=m.score, summary=summary, published=a.date, language=a_lang))
         pub = publications.get(e.id)
-        published = plausible(e.published or e.updated, e.first_seen)
+        published = e.date
         item = FeedItem(
             id=pub.pub_id if pub else publication_id(authority, e),
             kind="post" if e.role == "blog" else "article",
@@ -191,17 +192,59 @@ def _with_updated(item: FeedItem, when: datetime) -> FeedItem:
     return replace(item, updated=when)
 
 
-def feed_meta(config: Config, items: Sequence[FeedItem], now: datetime) -> FeedMeta:
+def feed_meta(config: Config, items: Sequence[FeedItem], published_at: datetime) -> FeedMeta:
+    """``published_at``: when what the feed holds last changed (see :func:`published_at`)."""
     return FeedMeta(
         title=config.output.title, link=config.output.link, base_url=config.output.base_url,
         description=config.output.description, language=config.translation.target,
-        updated=max((i.updated for i in items), default=now), generator=f"aggregator {__version__}",
+        updated=published_at, generator=f"aggregator {__version__}",
     )
 
 
+def content_key(items: Sequence[FeedItem]) -> str:
+    """What the feed holds, as a reader sees it (entries, their order and their text)."""
+    return hashlib.sha1(json.dumps([(i.id, visible_hash(i)) for i in items]).encode()).hexdigest()
+
+
+def published_at(previous_key: str | None, previous_at: str | None, key: str, now: datetime) -> datetime:
+    """The feed's "updated": the publication that last changed what it holds, so that a
+    publication changing nothing a reader sees keeps the files byte for byte."""
+    if previous_key == key and previous_at:
+        try:
+            return datetime.fromisoformat(previous_at)
+        except ValueError:
+            pass
+    return now
+
+
+def shrink_refusal(previous_posts: int, posts: int) -> str | None:
+    """Why a publication of ``posts`` blog posts must not replace one of
+    ``previous_posts`` (it drops more than half of them at once), or None."""
+    if previous_posts and posts * 2 < previous_posts:
+        return (f"publication refused: it would drop {previous_posts - posts} of the {previous_posts} published "
+                f"posts at once (a lost or replaced store, or a config that lost the blog?); the last publication "
+                f"is kept; if this is intended, run `aggregator run --once --allow-shrink`")
+    return None
+
+
+def published_posts(out_dir: Path) -> int:
+    """How many blog posts the last publication (``feed.json``) holds; 0 when there is
+    none or it cannot be read. Read from the output, not the store: a lost store must
+    not make an empty publication look like no change."""
+    try:
+        items = json.loads((out_dir / JSON_NAME).read_bytes()).get("items", [])
+        return sum(1 for i in items if (i.get("_aggregator") or {}).get("kind") == "post")
+    except (OSError, ValueError, AttributeError, TypeError):
+        return 0
+
+
 def publish(store: Store, config: Config, *, now: datetime, entries: Sequence[Entry] | None = None,
-            translations: Mapping[int, EntryTranslation] | None = None) -> tuple[list[Path], int]:
-    """Write the output files from the store. Returns (paths written, entries published)."""
+            translations: Mapping[int, EntryTranslation] | None = None,
+            allow_shrink: bool = False) -> tuple[list[Path], int]:
+    """Write the output files from the store. Returns (paths written, entries published).
+
+    Raises :class:`PublicationRefused` instead when the publication would drop more than
+    half of the published posts at once, unless ``allow_shrink``."""
     if entries is None:
         entries = selection(store, config)
     ids = [e.id for e in entries]
@@ -221,9 +264,17 @@ def publish(store: Store, config: Config, *, now: datetime, entries: Sequence[En
     items, changed = build_items(
         entries, config=config, source_languages={s.id: s.language for s in config.sources},
         matches=matches, articles=articles, translations=translations,
-        publications=publications, now=now)
-    meta = feed_meta(config, items, now)
+        publications=publications, now=now, source_names=store.source_names())
+    if not allow_shrink:
+        refusal = shrink_refusal(published_posts(config.output_dir), sum(1 for i in items if i.kind == "post"))
+        if refusal:
+            raise PublicationRefused(refusal)
+    key = content_key(items)
+    when = published_at(store.get_meta(CONTENT_KEY), store.get_meta(CONTENT_AT_KEY), key, now)
+    meta = feed_meta(config, items, when)
     paths = write_output(config.output_dir, meta, items)
+    store.set_meta(CONTENT_KEY, key)
+    store.set_meta(CONTENT_AT_KEY, when.isoformat())
     # Ids are recorded after the files are in place: a crash in between only means the
     # same ids are computed again next time (they depend on the entry, not on the run).
     store.save_publications(changed)
@@ -234,6 +285,8 @@ def publish(store: Store, config: Config, *, now: datetime, entries: Sequence[En
 
 
 INPUTS_KEY = "publication_inputs"
+CONTENT_KEY = "publication_content"
+CONTENT_AT_KEY = "publication_content_at"
 OUTPUT_NAMES = (ATOM_NAME, RSS_NAME, JSON_NAME, HTML_NAME, ATOM_XSL_NAME, RSS_XSL_NAME)
 
 
@@ -265,11 +318,9 @@ def inputs_digest(config: Config, entries: Sequence[Entry], matches: Mapping[int
 
 
 def posts_in_publication(store: Store, config: Config) -> set[int]:
-    """The ids of the blog posts the next publication will hold. Which posts it holds does
-    not depend on their matches (only on dates and ``output``), so matching can be
-    limited to them: work on posts no reader will see would be wasted."""
-    if config.output.include == "all":
-        return {e.id for e in selection(store, config) if e.role == "blog"}
+    """The ids of the blog posts the next publication will hold: the newest
+    ``max_entries``, whatever ``include`` says (it only adds articles). Matching is limited
+    to them: work on posts no reader will see would be wasted."""
     return {p.id for p in store.newest_entries(["blog"], config.output.max_entries)}
 
 
@@ -279,8 +330,12 @@ def selection(store: Store, config: Config) -> list[Entry]:
     posts = store.newest_entries(["blog"], n)
     if config.output.include == "blog":
         return select_entries(posts, [], {}, "blog", n)
-    if config.output.include == "cited":
-        matches = store.matches_for([p.id for p in posts])
-        cited = store.entries_by_ids({m.article_id for ms in matches.values() for m in ms})
-        return select_entries(posts, list(cited.values()), matches, "cited", n)
-    return select_entries(posts, store.newest_entries(["outlet"], n), {}, "all", n)
+    matches = store.matches_for([p.id for p in posts])
+    cited = store.entries_by_ids({m.article_id for ms in matches.values() for m in ms})
+    # A removed source's articles leave the publication; the posts citing them keep their links.
+    removed = store.removed_source_ids()
+    articles = [a for a in cited.values() if a.source_id not in removed]
+    if config.output.include == "all":
+        articles += [a for a in store.newest_entries(["outlet"], n + len(cited))
+                     if a.id not in cited and a.source_id not in removed]
+    return select_entries(posts, articles, matches, config.output.include, n)

@@ -27,6 +27,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import jinja2
+import markupsafe
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
@@ -35,6 +36,7 @@ from lxml import etree
 from aggregator.exceptions import PublishError
 from aggregator.html_text import BIDI_CONTROLS, strip_tags
 from aggregator.models import iso, utc
+from aggregator.publishing.labels import labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,9 @@ class SourceLink:
     headline_translated: str | None
     evidence: str  # e.g. "link", "headline 0.93", "mention POLITICO 13日 + content 0.71"
     score: float
+    summary: str = ""  # the article's summary as plain text, in the readers' language when translated
+    published: datetime | None = None  # the article's date
+    language: str | None = None  # the headline's language (marked when not the entry's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +69,7 @@ class FeedItem:
     language: str  # language of title/summary as published
     original_language: str | None
     translated: bool  # True when title/summary were machine translated
-    translation_status: str  # "done by google", "pending (retry at ...)", "failed (...)", "not needed"
+    translation_status: str  # "done by google", "not needed", "not available yet" (reader-facing only)
     source_id: str
     source_name: str
     author: str | None
@@ -122,15 +127,19 @@ def translation_ok(status: str) -> bool:
     return status.startswith(("done", "not needed"))
 
 
-def translation_note(item: FeedItem) -> str:
-    """What the feeds tell a reader about an untranslated entry. Deliberately coarse: the
-    detailed status (next retry time, last error) changes on every failed retry, and the
-    feeds must not change while nothing a reader cares about did (it stays in
-    ``_aggregator.translation_status`` and on index.html)."""
-    lang = f" ({item.language})" if item.language else ""
-    if item.translation_status.startswith("failed"):
-        return f"Machine translation failed: shown in the original language{lang}."
-    return f"Machine translation pending: shown in the original language{lang}."
+def translation_note(item: FeedItem, edition: str | None = None) -> str:
+    """What the feeds tell a reader about an untranslated entry, in the edition's
+    language. Deliberately coarse: the detail (provider, error, next retry) is the
+    operator's (status, explain, the log), and the feeds must not change while nothing a
+    reader cares about did."""
+    return labels(edition)["translation_unavailable_note"]
+
+
+def _lang_attr(text_language: str | None, around: str | None) -> str:
+    """`` lang="xx"`` for text in another language than what surrounds it."""
+    if text_language and text_language.split("-")[0].lower() != (around or "").split("-")[0].lower():
+        return f' lang="{html.escape(text_language)}"'
+    return ""
 
 
 # Characters XML 1.0 forbids (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF) and
@@ -213,26 +222,38 @@ def _prepare(meta: FeedMeta, items: Sequence[FeedItem]) -> tuple[FeedMeta, list[
     return clean_meta(meta), [clean_item(i) for i in items]
 
 
-def body_html(item: FeedItem, fragment: str) -> str:
+def body_html(item: FeedItem, fragment: str, edition: str | None = None) -> str:
     """``fragment`` (pre-sanitized) followed by what feed readers would otherwise not show:
-    the original title of a translated item, why it is untranslated, and the cited sources."""
+    the original title of a translated item, why it is untranslated, and the cited sources;
+    labelled in the edition's language (``translation.target``), and text in another
+    language than the entry's marked with its own ``lang``."""
     esc = html.escape
+    lab = labels(edition)
     parts = [fragment] if fragment else []
     if item.translated and item.title_original != item.title:
         lang = item.original_language or ""
-        label = f"Original title ({esc(lang)})" if lang else "Original title"
+        label = lab["original_title_in"].format(lang=esc(lang)) if lang else lab["original_title"]
         parts.append(f'<p class="original-title">{label}: '
                      f'<span lang="{esc(lang)}">{esc(item.title_original)}</span></p>')
     if not translation_ok(item.translation_status):
-        parts.append(f'<p class="translation-status">{esc(translation_note(item))}</p>')
+        parts.append(f'<p class="translation-status">{esc(translation_note(item, edition))}</p>')
     if item.sources:
         lis = []
         for s in item.sources:
-            also = f" ({esc(s.headline_translated)})" if s.headline_translated else ""
-            lis.append(f'<li>{esc(s.outlet)}: <a href="{esc(s.url)}" rel="related">{esc(s.headline)}</a>'
-                       f'{also} <small>[{esc(s.evidence)}]</small></li>')
-        parts.append('<p class="sources-label">Sources:</p><ul class="sources">' + "".join(lis) + "</ul>")
+            also = (f' (<span class="headline-translated"{_lang_attr(edition, item.language)}>'
+                    f'{esc(s.headline_translated)}</span>)' if s.headline_translated else "")
+            when = f" <small>{esc(_human_date(s.published))}</small>" if s.published else ""
+            summary = f"<br>{esc(s.summary)}" if s.summary else ""
+            lis.append(f'<li>{esc(s.outlet)}: <a href="{esc(s.url)}" rel="related"'
+                       f'{_lang_attr(s.language, item.language)}>{esc(s.headline)}</a>'
+                       f"{also}{when}{summary}</li>")
+        parts.append(f'<p class="sources-label">{esc(lab["sources_colon"])}</p><ul class="sources">'
+                     + "".join(lis) + "</ul>")
     return "\n".join(parts)
+
+
+def _human_date(dt: datetime) -> str:
+    return _time(dt).strftime("%Y-%m-%d")
 
 
 # ------------------------------------------------------------------ feedgen extension
@@ -307,7 +328,7 @@ def _generator(meta: FeedMeta, stylesheet: str) -> FeedGenerator:
     return fg
 
 
-def _add_entry(fg: FeedGenerator, item: FeedItem) -> FeedEntry:
+def _add_entry(fg: FeedGenerator, item: FeedItem, edition: str) -> FeedEntry:
     fe: FeedEntry = fg.add_entry(order="append")  # feedgen prepends by default
     fe.id(item.id)  # RSS: <guid isPermaLink="false">
     fe.title(item.title)
@@ -315,11 +336,11 @@ def _add_entry(fg: FeedGenerator, item: FeedItem) -> FeedEntry:
         fe.link(href=item.link, rel="alternate")  # RSS <link>; Atom: rewritten by the extension
     fe.published(_time(item.published))
     fe.updated(_time(item.updated))
-    fe.summary(body_html(item, item.summary_html), type="html")  # also the RSS description
+    fe.summary(body_html(item, item.summary_html, edition), type="html")  # also the RSS description
     if item.content_html or not item.link:
         # The whole text, lead included: readers show content in preference to the summary.
         # (Atom also needs content in an entry without an alternate link.)
-        fe.content(body_html(item, full_html(item)), type="html")  # RSS content:encoded
+        fe.content(body_html(item, full_html(item), edition), type="html")  # RSS content:encoded
     for term in item.categories:
         fe.category(term=term)
     ext: _EntryExtension = getattr(fe, _EXT)
@@ -348,7 +369,7 @@ def render_atom(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
     fg.link(href=meta.base_url + ATOM_NAME, rel="self", type="application/atom+xml")
     fg.link(href=meta.link, rel="alternate", type="text/html")
     for item in items:
-        _add_entry(fg, item).author(name=_author_name(item))
+        _add_entry(fg, item, meta.language).author(name=_author_name(item))
     return bytes(fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True))
 
 
@@ -361,7 +382,7 @@ def render_rss(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
     fg.link(href=meta.base_url + RSS_NAME, rel="self", type="application/rss+xml")
     fg.link(href=meta.link)  # the channel <link> is the *last* link given to feedgen
     for item in items:
-        _add_entry(fg, item).dc.dc_creator(_author_name(item))
+        _add_entry(fg, item, meta.language).dc.dc_creator(_author_name(item))
     return bytes(fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True))
 
 
@@ -376,17 +397,17 @@ def render_json(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
         "description": meta.description,
         "language": meta.language,
         "_aggregator": {"about": EXTENSION_ABOUT, "generator": meta.generator},
-        "items": [_json_item(item) for item in items],
+        "items": [_json_item(item, meta.language) for item in items],
     }
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def _json_item(item: FeedItem) -> dict[str, Any]:
+def _json_item(item: FeedItem, edition: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": item.id,
         "url": item.link or None,
         "title": item.title,
-        "content_html": body_html(item, full_html(item)),
+        "content_html": body_html(item, full_html(item), edition),
         "summary": strip_tags(item.summary_html),
         "date_published": rfc3339(item.published),
         "date_modified": rfc3339(item.updated),
@@ -430,6 +451,7 @@ def _jinja() -> jinja2.Environment:
     )
     env.filters["rfc3339"] = rfc3339
     env.filters["human_time"] = _human_time
+    env.filters["human_date"] = _human_date
     env.tests["translation_ok"] = translation_ok
     return env
 
@@ -437,8 +459,15 @@ def _jinja() -> jinja2.Environment:
 def render_html(meta: FeedMeta, items: Sequence[FeedItem]) -> bytes:
     """index.html: a readable page of the same entries, with feed autodiscovery links."""
     meta, items = _prepare(meta, items)
+    # Posts are cards holding their sources; an article a post cites is shown there, and
+    # only the others (include: all) get a section of their own.
+    cited = {s.url for i in items for s in i.sources}
+    posts = [i for i in items if i.kind == "post"]
+    others = [i for i in items if i.kind != "post" and i.link not in cited]
     page = _jinja().get_template("index.html.j2").render(
-        meta=meta, items=items, atom=ATOM_NAME, rss=RSS_NAME, json_feed=JSON_NAME)
+        meta=meta, posts=posts, others=others, atom=ATOM_NAME, rss=RSS_NAME, json_feed=JSON_NAME,
+        L=labels(meta.language),
+        lang_attr=lambda text_language, around: markupsafe.Markup(_lang_attr(text_language, around)))
     return page.encode("utf-8")
 
 

@@ -481,13 +481,13 @@ def make_server(output_dir: Path, host: str = "127.0.0.1", port: int = 0, *,
 
 
 def serve_output(output_dir: Path, *, host: str, port: int,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, server: Any = None) -> None:
     """Serve ``output_dir`` until SIGINT/SIGTERM (or ``stop`` is set), then return.
 
     The server runs in a thread so that the main thread is free to wait for the signal:
     ``shutdown()`` called from the thread running ``serve_forever`` would deadlock.
     """
-    server = make_server(output_dir, host, port)
+    server = server or make_server(output_dir, host, port)  # given: bound already (aggregator demo)
     stop = stop or threading.Event()
     previous: dict[int, Any] = {}
 

@@ -7,6 +7,7 @@ bad source, entry or translation: those are reported and the cycle goes on.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import random
 import threading
@@ -38,8 +39,11 @@ from aggregator.exceptions import (
     TranslationError,
 )
 from aggregator.models import Entry, ParsedFeed, from_iso, iso
-from aggregator.publishing.publish import posts_in_publication, publish, selection
+from aggregator.publishing.publish import publish, selection
 from aggregator.redaction import Redactor
+from aggregator.running.providers import META_KEY as PROVIDERS_KEY
+from aggregator.running.providers import ProviderState, Transition, dump_states, load_states, next_states
+from aggregator.sources.decide import Configured
 from aggregator.sources.fetch import (
     HostLimiter,
     fetch,
@@ -56,6 +60,7 @@ from aggregator.store import SourceState, Store
 from aggregator.store.records import guid_churn_warning, unstable_guids
 from aggregator.translating import decide
 from aggregator.translating.chain import Translator, build_translator, chain_signature
+from aggregator.translating.memory import memory_for
 from aggregator.urls import host_of
 
 log = logging.getLogger("aggregator")
@@ -92,7 +97,31 @@ class CycleReport:
     published: int = 0
     seconds: float = 0.0
     pruned: int = 0
+    cache_pruned: int = 0
     compacted: bool = False
+    # Translation providers that failed this cycle (name -> last error), the state
+    # changes since the last cycle, and the texts of the entries still waiting.
+    provider_failures: dict[str, str] = field(default_factory=dict)
+    provider_transitions: list[Transition] = field(default_factory=list)
+    provider_states: dict[str, ProviderState] = field(default_factory=dict)
+    waiting_texts: int = 0
+
+    def provider_warnings(self) -> list[str]:
+        """One line per provider that failed this cycle, or is still known down (a cycle
+        with nothing due for retry does not call it): what, and how much waits."""
+        wait = f"{self.waiting_texts} texts of {self.translation_pending} entries wait for a translation"
+        lines = [f"translation: {name} failed this cycle ({error}); {wait}"
+                 for name, error in self.provider_failures.items()]
+        lines += [f"translation: {st.name} down since {_utc_minute(st.since)} ({st.error}); {wait}"
+                  for st in self.provider_states.values()
+                  if st.state == "down" and st.name not in self.provider_failures and self.translation_pending]
+        return lines
+
+    def transition_lines(self) -> list[str]:
+        """One line per provider that went down or came back since the last cycle."""
+        return [f"translation: {t.name} is down ({t.error}); {self.waiting_texts} texts of "
+                f"{self.translation_pending} entries wait for a translation" if t.state == "down"
+                else f"translation: {t.name} is back" for t in self.provider_transitions]
 
     @property
     def changed(self) -> bool:
@@ -181,7 +210,7 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
     so that they never have more than ``fetch.per_host`` connections open to one host
     (the owner of a client passed in closes it)."""
     rng = rng or random.Random()
-    store.sync_sources((s.id, s.url, s.role) for s in config.sources)
+    store.sync_sources(configured_sources(config), now=now())
     states = store.source_states()
     due = due_sources(config, states, now(), fetch_all, slack)
     if only is not None:
@@ -304,6 +333,11 @@ def _skip_reason(limiter: HostLimiter, url: str) -> str | None:
     return f"{where} did not answer another source this cycle ({reason})" if reason else None
 
 
+def configured_sources(config: Config) -> list[Configured]:
+    """The config's sources as :func:`aggregator.sources.decide.plan_sources` reads them."""
+    return [Configured(s.id, s.url, s.role, s.title) for s in config.sources]
+
+
 def make_fetch_client(config: Config) -> httpx.Client:
     fc = config.fetch
     return make_client(connect_timeout=fc.connect_timeout.total_seconds(),
@@ -391,19 +425,24 @@ def post_hosts(post: Entry) -> set[str]:
 
 
 def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator: Translator | None = None,
-                embedder: Embedder | None = None, posts: Sequence[Entry] | None = None) -> tuple[int, int]:
-    """Match the posts that need it. Returns (posts matched, matches that changed)."""
+                embedder: Embedder | None = None, posts: Sequence[Entry] | None = None,
+                incomplete: list[int] | None = None) -> tuple[int, int]:
+    """Match the posts that need it. Returns (posts matched, matches that changed).
+
+    A post whose texts could not all be translated for matching (a provider down) is
+    matched with what there is, but left "to match" so that the next cycle matches it
+    again; its id goes to ``incomplete`` (retention waits while there are any)."""
     t = now()
     latest = store.latest_outlet_first_seen()
     seen_before = store.get_meta("match_outlets_seen")
     new_articles = latest is not None and (seen_before is None or (iso(latest) or "") > seen_before)
     if posts is None:
+        # Every post, published or not (a post pushed out of the feed keeps its links for
+        # any later edition or export): the new ones, and, when new articles arrived, those
+        # still looking (first seen within late_window) whose window the new articles fall in.
         posts = store.posts_to_match(new_articles=new_articles, late_after=t - config.matching.late_window)
-        if posts:
-            # Only what will be published: a post further down waits (unmatched, so it
-            # is matched as soon as it enters the publication, e.g. when max_entries grows).
-            shown = posts_in_publication(store, config)
-            posts = [p for p in posts if p.id in shown]
+        if posts and new_articles:
+            posts = _worth_rematching(store, posts, seen_before, config)
     if not posts:
         if latest is not None:
             store.set_meta("match_outlets_seen", iso(latest) or "")
@@ -414,27 +453,62 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     all_names = names.normalized
     start = min(p.date for p in posts) - params.window
     end = max(p.date for p in posts) + params.after
-    # Summaries are read when a mention needs an article's text, not for the whole window.
-    def text_of(article_id: int) -> str:
-        return store.article_text(article_id, ARTICLE_CHARS)
-
-    index = ArticleIndex(article_from_entry(a, all_names, load=text_of)
-                         for a in store.article_heads_between(start, end, 0))
+    index = article_index(store, config, start, end, all_names)
     hosts = own_hosts(config)
     target_language = outlet_language(config)
     embedder = embedder or Embedder(store)
     changed = 0
     for post in posts:
         text = extract(post.content or post.summary, own_hosts=hosts | post_hosts(post), outlets=outlets)
-        lookup = _mention_translations(text, post, target_language, translator)
+        failed: list[str] = []
+        lookup = _mention_translations(text, post, target_language, translator, failed)
         outcome = match_post(post, text, index, params=params, outlet_names=names,
                              translate=lookup, embed=embedder)
-        if store.set_matches(post.id, outcome.matches, outcome.state, t):
+        if failed and incomplete is not None:
+            incomplete.append(post.id)
+        if store.set_matches(post.id, outcome.matches, None if failed else outcome.state, t):
             changed += 1
         log.debug("matched %s: %s", post.link, [m.evidence for m in outcome.matches])
     if latest is not None:
         store.set_meta("match_outlets_seen", iso(latest) or "")
     return len(posts), changed
+
+
+def _worth_rematching(store: Store, posts: Sequence[Entry], seen_before: str | None,
+                      config: Config) -> list[Entry]:
+    """Of the posts to match, those never matched, and the unresolved ones whose window
+    holds an article that arrived since the last matching (the others would find what
+    they found before): the cost follows what changed, not how many posts wait."""
+    since = from_iso(seen_before)
+    if since is None:
+        return list(posts)
+    dates = store.outlet_dates_first_seen_after(since)
+    if not dates:
+        return [p for p in posts if store.match_state(p.id) is None]
+    dates = sorted(dates)
+    window, after = config.matching.window, Params().after
+    out = []
+    for p in posts:
+        # The matcher looks a day further back for a mention's local day.
+        i = bisect.bisect_left(dates, p.date - window - timedelta(days=1))
+        if store.match_state(p.id) is None or (i < len(dates) and dates[i] <= p.date + after):
+            out.append(p)
+    return out
+
+
+def article_index(store: Store, config: Config, start: datetime, end: datetime,
+                  all_names: Any) -> ArticleIndex:
+    """The outlet articles dated between ``start`` and ``end``, indexed for matching.
+    Summaries are read when a mention needs an article's text, not for the whole window."""
+    def text_of(article_id: int) -> str:
+        return store.article_text(article_id, ARTICLE_CHARS)
+
+    def texts_of(article_ids: list[int]) -> dict[int, str]:
+        return store.article_texts(article_ids, ARTICLE_CHARS)
+
+    sites = {s.id: s.site for s in config.sources if s.site}
+    return ArticleIndex((article_from_entry(a, all_names, load=text_of, site=sites.get(a.source_id, ""))
+                         for a in store.article_heads_between(start, end, 0)), load_many=texts_of)
 
 
 def mention_texts(post: Entry, text: Any) -> list[str]:
@@ -459,21 +533,31 @@ def outlet_language(config: Config) -> str:
     return "en" if "en" in langs or not langs else sorted(langs)[0]
 
 
-def _mention_translations(text: Any, post: Entry, target: str,
-                          translator: Translator | None) -> Callable[[str], str | None]:
-    """Translate what the matcher compares (cached), so it can compare words; without a
-    translator it compares meaning only."""
-    source = post.language or "ja"
-    wanted = [(t, source) for t in mention_texts(post, text)] + [(t, "auto") for t in foreign_headlines(text)]
-    if not wanted or translator is None:
+def _mention_translations(text: Any, post: Entry, target: str, translator: Translator | None,
+                          failed: list[str] | None = None) -> Callable[[str], str | None]:
+    """Translations of what the matcher compares (cached), asked for only when the
+    matcher needs them (an in-text citation that names a 参考 line's own outlet never
+    does); without a translator the matcher compares meaning only. Texts whose
+    translation failed for now (not for good) go to ``failed``."""
+    if translator is None:
         return lambda s: None
-    found: dict[str, str] = {}
-    for t, lang in wanted:
-        try:
-            found[t] = translator.translate(t, lang, target)[0]
-        except TranslationError as e:
-            log.info("could not translate for matching %s: %s", post.link, e)
-    return found.get
+    source = post.language or "ja"
+    foreign = set(foreign_headlines(text))
+    found: dict[str, str | None] = {}
+
+    def lookup(s: str) -> str | None:
+        if s not in found:
+            try:
+                found[s] = translator.translate(s, "auto" if s in foreign else source, target)[0]
+            except TranslationError as e:
+                # said once per provider and cycle by the translate stage's health report
+                log.debug("could not translate for matching %s: %s", post.link, e)
+                found[s] = None
+                if failed is not None and e.retryable:  # a refusal for good will not get better by waiting
+                    failed.append(s)
+        return found[s]
+
+    return lookup
 
 
 # -- translation -------------------------------------------------------------------------
@@ -494,7 +578,7 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
     target = tc.target
     langs = {s.id: s.language for s in config.sources}
     existing = store.entry_translations([e.id for e in entries], target)
-    signature = chain_signature(tc)
+    signature = chain_signature(tc, translator.memory)
     if store.get_meta("translation_chain") != signature:
         store.set_meta("translation_chain", signature)
         store.set_meta("translation_chain_since", iso(now()) or "")
@@ -538,50 +622,89 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
 # -- the cycle ---------------------------------------------------------------------------
 
 
+def _utc_minute(when: str) -> str:
+    t = from_iso(when)
+    return t.strftime("%Y-%m-%d %H:%M UTC") if t else when
+
+
+def _provider_health(store: Store, config: Config, report: CycleReport, translator: Translator,
+                     entries: Sequence[Entry], t: datetime) -> None:
+    """Which providers failed this cycle, what changed since the last one (kept in the
+    store for ``status`` and the next cycle), and how many texts wait."""
+    st = translator.stats
+    report.provider_failures = {name: st.last_error.get(name, "failed") for name in st.failures
+                                if not st.texts.get(name)}
+    previous = load_states(store.get_meta(PROVIDERS_KEY))
+    states, transitions = next_states(
+        previous, [p.name for p in translator.providers], report.provider_failures,
+        [name for name, n in st.texts.items() if n], t)
+    report.provider_states, report.provider_transitions = states, transitions
+    if states != previous:
+        store.set_meta(PROVIDERS_KEY, dump_states(states))
+    if report.translation_pending:
+        rows = store.entry_translations([e.id for e in entries], config.translation.target)
+        report.waiting_texts = sum(len(entry_texts(e).all()) for e in entries
+                                   if (r := rows.get(e.id)) is not None and r.status == "pending")
+
+
+
 def run_cycle(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: bool = False,
               rng: random.Random | None = None, progress: Callable[[SourceReport], None] | None = None,
               stop: threading.Event | None = None, translator: Translator | None = None,
-              on_due: Callable[[int], None] | None = None) -> CycleReport:
+              on_due: Callable[[int], None] | None = None, allow_shrink: bool = False) -> CycleReport:
     t0 = time.monotonic()
     report = CycleReport()
     report.sources = fetch_stage(store, config, now=now, fetch_all=fetch_all, rng=rng, progress=progress, stop=stop,
                                  on_due=on_due)
-    process_stage(store, config, report, now=now, stop=stop, translator=translator)
+    process_stage(store, config, report, now=now, stop=stop, translator=translator, allow_shrink=allow_shrink)
     report.seconds = time.monotonic() - t0
     log.info("%s", report.summary())
     return report
 
 
 def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clock = utcnow,
-                  stop: threading.Event | None = None, translator: Translator | None = None) -> CycleReport:
+                  stop: threading.Event | None = None, translator: Translator | None = None,
+                  allow_shrink: bool = False) -> CycleReport:
     """Everything after fetching: match, prune (retention), translate, publish, compact.
     Fills ``report``. When ``stop`` is set, matching and translation wait for the next
     cycle but what is stored is still published."""
-    from aggregator.running.retention import compact_if_due, prune_articles
+    from aggregator.running.retention import compact_if_due, prune_articles, sweep_translation_cache_if_due
 
     own_translator = translator is None
-    translator = translator or build_translator(config.translation, store, now=now)
+    translator = translator or build_translator(config.translation, store, now=now,
+                                                memory=memory_for(config.memory_path))
     try:
         # One line per stage at -v: where a cycle spends its time, and where it stopped.
         if stop is None or not stop.is_set():
             log.info("matching posts to the articles they cite")
-            report.matched_posts, report.new_matches = match_stage(store, config, now=now, translator=translator)
-            report.pruned = prune_articles(store, config, now())
+            incomplete: list[int] = []
+            report.matched_posts, report.new_matches = match_stage(store, config, now=now, translator=translator,
+                                                                   incomplete=incomplete)
+            if incomplete:
+                # A post matched without all its translations may cite an article retention
+                # would forget: prune only after a cycle whose matching had every provider.
+                log.info("retention waits: %d post%s matched without all translations (matched again next cycle)",
+                         len(incomplete), "s" if len(incomplete) != 1 else "")
+            else:
+                report.pruned = prune_articles(store, config, now())
         entries = selection(store, config)
         if stop is None or not stop.is_set():
             log.info("translating what the feed will show (%d entries)", len(entries))
             report.translated, report.translation_pending = translate_stage(
                 store, config, entries, translator, now=now, stop=stop)
+        store.check_identity()  # the file deleted or replaced under us: never publish from what is left
         log.info("publishing %d entries to %s", len(entries), config.output_dir)
-        _, report.published = publish(store, config, now=now(), entries=entries)
+        _, report.published = publish(store, config, now=now(), entries=entries, allow_shrink=allow_shrink)
         st = translator.stats
         report.translation_requests, report.translation_characters = st.total_requests, st.total_characters
+        _provider_health(store, config, report, translator, entries, now())
         if st.total_requests or report.translation_pending:
             log.info("translation: %d done, %d pending; sent %s; %d texts from the cache",
                      report.translated, report.translation_pending,
                      ", ".join(f"{p}: {n} requests, {st.characters[p]} characters" for p, n in st.requests.items())
                      or "nothing", st.cache_hits)
         if stop is None or not stop.is_set():
+            report.cache_pruned = sweep_translation_cache_if_due(store, config, now())
             report.compacted = compact_if_due(store, config, now())
     finally:
         if own_translator:

@@ -18,7 +18,8 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,19 +30,27 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.app import Aggregator
 from aggregator.config import Config, SourceConfig, format_duration, load_config
-from aggregator.exceptions import AggregatorError, ConfigError, StorageError, StoreDamagedError, storage_error
+from aggregator.exceptions import (
+    AggregatorError,
+    ConfigError,
+    StorageError,
+    StoreDamagedError,
+    StoreGone,
+    storage_error,
+)
 from aggregator.redaction import Redactor
 from aggregator.redaction import install as install_redaction
 from aggregator.running.cycle import (
     CycleReport,
     SourceReport,
+    configured_sources,
     fetch_stage,
     make_fetch_client,
     process_stage,
     utcnow,
 )
 from aggregator.sources.fetch import HostLimiter
-from aggregator.store import SourceState
+from aggregator.store import SourceState, Store
 from aggregator.store.base import forget_check
 
 log = logging.getLogger("aggregator")
@@ -89,6 +98,10 @@ class Daemon:
         self.limiter = self._make_limiter(config)
         self.client = make_fetch_client(config)
         self._old_clients: list[httpx.Client] = []
+        # The store file this daemon started on (device, inode): every job checks that its
+        # name still leads to it, so a deleted or replaced file is noticed, never silently
+        # replaced by a new, empty store that would then be published.
+        self.store_identity: tuple[int, int] | None = None
         self.scheduler = BlockingScheduler(
             executors={"default": APThreadPool(max(2, config.fetch.concurrency)), "process": APThreadPool(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
@@ -111,14 +124,17 @@ class Daemon:
         except KeyError:  # removed by a reload a moment ago
             return
         try:
-            with self.app.store() as store:
+            with self._store() as store:
                 reports = fetch_stage(store, cfg, now=self.now, only=[source_id], stop=self.stop, slack=slack,
                                       limiter=self.limiter, client=self.client)
+        except StoreGone as e:
+            log.debug("%s: not fetched: %s", source_id, e)  # processing says so, at ERROR
+            return
         except sqlite3.DatabaseError as e:  # damaged store, full disk: said once per job, schedule kept
             self._store_failed(storage_error(cfg.db_path, e), source_id)
             return
-        except StorageError as e:
-            log.error("%s", e)
+        except StorageError as e:  # found damaged when opened: nothing written
+            self._store_failed(e, source_id)
             return
         except AggregatorError as e:
             log.error("%s: %s", source_id, e)
@@ -163,10 +179,14 @@ class Daemon:
             self._fetched = []
         t0 = time.monotonic()
         try:
-            with self.app.store() as store:
+            with self._store() as store:
                 process_stage(store, self.config, report, now=self.now, stop=self.stop)
             report.seconds = time.monotonic() - t0
             log.info("%s", report.summary())
+            for line in report.transition_lines():  # one line when a provider goes down, one when back
+                log.warning("%s", line)
+        except StoreGone as e:
+            log.error("%s", e)
         except sqlite3.DatabaseError as e:
             self._store_failed(storage_error(self.config.db_path, e), "processing failed")
         except AggregatorError as e:
@@ -180,6 +200,15 @@ class Daemon:
             if again:
                 self.schedule_processing()
 
+    @contextmanager
+    def _store(self) -> Iterator[Store]:
+        """The store this daemon started on; :class:`StoreGone` when its file has vanished
+        or another file now has its name (never a new, empty store in its place)."""
+        with self.app.store(expect=self.store_identity) as store:
+            if self.store_identity is None:
+                self.store_identity = store.identity
+            yield store
+
     # -- schedule ----------------------------------------------------------------------
     def _install_jobs(self, previous: Config | None = None) -> list[str]:
         """Make the jobs match the config; returns what changed, for the log."""
@@ -192,8 +221,8 @@ class Daemon:
             if job.id.startswith("fetch:") and job.id not in wanted:
                 job.remove()
                 changes.append(f"{job.id.removeprefix('fetch:')} removed")
-        with self.app.store() as store:
-            store.sync_sources((s.id, s.url, s.role) for s in cfg.sources)
+        with self._store() as store:
+            store.sync_sources(configured_sources(cfg), now=now)
             states = store.source_states()
             for s in cfg.sources:
                 interval = cfg.interval(s)

@@ -1,21 +1,18 @@
 """``aggregator explain POST_URL``: the citations found in a post, what each matched
-and with what evidence, and why the others matched nothing."""
+and with what evidence, and, for each that linked nothing, its near misses: the closest
+candidates with their scores, the test they missed, and whether a translation was
+there to compare content."""
 
 from __future__ import annotations
 
 from aggregator.citing.embeddings import Embedder
 from aggregator.citing.extract import PostText, extract
-from aggregator.citing.match import (
-    ArticleIndex,
-    Outcome,
-    Params,
-    article_from_entry,
-    match_post,
-)
+from aggregator.citing.match import Outcome, OutletNames, Params, match_post
 from aggregator.config import Config
-from aggregator.exceptions import AggregatorError
-from aggregator.models import Entry
+from aggregator.exceptions import NotFoundError
+from aggregator.models import Citation, Entry
 from aggregator.running.cycle import (
+    article_index,
     foreign_headlines,
     mention_texts,
     outlet_language,
@@ -27,46 +24,71 @@ from aggregator.store import Store
 
 
 def rematch(store: Store, config: Config, post: Entry) -> tuple[PostText, Outcome]:
-    """Run the matcher again on one post, from the store, without saving: the notes
-    on citations that matched nothing are not stored, so they are recomputed."""
+    """Run the matcher again on one post, from the store, without saving: the near
+    misses of citations that matched nothing are not stored, so they are recomputed.
+    Only cached translations are used (explaining never calls a provider)."""
     outlets = outlets_of(config)
+    names = OutletNames({o.id: o.names for o in outlets})
     text = extract(post.content or post.summary, own_hosts=own_hosts(config) | post_hosts(post), outlets=outlets)
     params = Params(window=config.matching.window)
-    index = ArticleIndex(article_from_entry(a, [n for o in outlets for n in o.names])
-                         for a in store.articles_between(post.date - params.window, post.date + params.after))
+    index = article_index(store, config, post.date - params.window - params.after, post.date + params.after,
+                          names.normalized)
     target = outlet_language(config)
     cache = {**store.cached_translations(mention_texts(post, text), post.language or "ja", target),
              **store.cached_translations(foreign_headlines(text), "auto", target)}
-    outcome = match_post(post, text, index, params=params, outlet_names={o.id: o.names for o in outlets},
+    outcome = match_post(post, text, index, params=params, outlet_names=names,
                          translate=lambda s: cache[s][0] if s in cache else None, embed=Embedder(store))
     return text, outcome
+
+
+def _citation_line(c: Citation) -> str:
+    if c.kind == "mention":
+        day = f"day {c.day}" if c.day else "no day"
+        also = ", as a further source" if c.also else ""
+        return f"  - in-text ({c.form}{also}): {c.text}, {day}, in: {c.context[:80]}…"
+    return f"  - {c.kind}: {c.href or c.text}"
+
+
+def translation_line(store: Store, config: Config, post: Entry) -> str:
+    """The operator's view of the post's translation (readers only see whether there is one)."""
+    target = config.translation.target
+    tr = store.entry_translations([post.id], target).get(post.id)
+    if tr is None:
+        return f"translation to {target}: not attempted yet (or not needed)"
+    if tr.status == "done":
+        return f"translation to {target}: done by {tr.provider}"
+    if tr.status == "failed":
+        return f"translation to {target}: failed after {tr.attempts} attempts: {tr.error}"
+    when = f"{tr.retry_at:%Y-%m-%d %H:%M} UTC" if tr.retry_at else "the next cycle"
+    return f"translation to {target}: pending, attempt {tr.attempts}, next try {when}: {tr.error}"
 
 
 def explain_post(store: Store, config: Config, post_url: str) -> str:
     found = [e for e in store.find_entries_by_link(post_url) if e.role == "blog"]
     if not found:
-        raise AggregatorError(f"no blog post with the link {post_url} in the store")
+        raise NotFoundError(f"no blog post with the link {post_url} in the store")
     post = found[0]
     text, outcome = rematch(store, config, post)
     stored = store.matches_for([post.id]).get(post.id, [])
     never_matched = store.match_state(post.id) is None
-    if never_matched:  # not in the publication yet: show what matching would link
+    if never_matched:  # arrived after the last cycle's matching: show what matching would link
         stored = outcome.matches
     arts = store.entries_by_ids([m.article_id for m in stored])
-    lines = [f"post: {post.title}", f"      {post.link}  ({post.date:%Y-%m-%d %H:%M} UTC)", ""]
+    lines = [f"post: {post.title}", f"      {post.link}  ({post.date:%Y-%m-%d %H:%M} UTC)",
+             translation_line(store, config, post), ""]
     if not text.citations:
-        lines.append("no citations: no 参考: line, and no subscribed outlet named with a day in the text")
+        lines.append("no citations: no 参考: line, and no sentence attributing a report to a subscribed outlet")
     else:
         lines.append("citations found:")
-        for c in text.citations:
-            what = c.href or c.text
-            if c.kind == "mention":
-                what = f"{c.text} (day {c.day}) in: {c.context[:80]}…"
-            lines.append(f"  - {c.kind}: {what}")
+        lines.extend(_citation_line(c) for c in text.citations)
+    if outcome.set_aside:
+        lines.append("")
+        lines.append("in-text citations taken as a 参考 line's own article (not linked again):")
+        lines.extend(f"  - {c.text}" + (f" (day {c.day})" if c.day else "") for c in outcome.set_aside)
     lines.append("")
     if never_matched:
-        lines.append("not matched yet (matching works on the posts the publication holds); it would link:"
-                     if stored else "not matched yet (matching works on the posts the publication holds)")
+        lines.append("not matched yet (the next cycle matches it); it would link:" if stored
+                     else "not matched yet (the next cycle matches it)")
     if stored:
         lines.append("links to:")
         for m in stored:
@@ -76,8 +98,9 @@ def explain_post(store: Store, config: Config, post_url: str) -> str:
                 lines.append(f"      {a.link}")
     else:
         lines.append("links to nothing")
-    if outcome.notes:
+    if outcome.near:
         lines.append("")
-        lines.append("not linked:")
-        lines.extend(f"  - {n}" for n in outcome.notes)
+        lines.append("not linked (near misses):")
+        for n in outcome.near:
+            lines.append("  - " + n.describe())
     return "\n".join(lines)

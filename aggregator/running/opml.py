@@ -32,7 +32,8 @@ comments but may re-indent. The rules:
   case, ``[a-z0-9_-]``), else, for a title with no ASCII letters (Japanese), a slug of
   the feed's host (``www.politico.com`` -> ``politico``); ``-2``, ``-3``... make it unique;
 * the merged text is validated with :func:`aggregator.config.parse_config` before it is
-  written, atomically (temporary file in the same folder, fsync, rename); with
+  written, atomically (temporary file in the same folder, fsync, rename; through a
+  symlink, the file it points to is replaced and the link stays, see aggregator.files); with
   ``dry_run`` nothing is written;
 * a missing config file is created holding only ``sources:`` and a header comment.
 
@@ -46,9 +47,7 @@ from the environment.
 from __future__ import annotations
 
 import io
-import os
 import re
-import tempfile
 import unicodedata
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -471,27 +470,6 @@ def _validate(merged: str, original: str, path: Path, exists: bool) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fchmod(f.fileno(), mode)  # keep the config's permissions (it may hold keys)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    from aggregator.files import replace_file
+
+    replace_file(path, text.encode("utf-8"))

@@ -17,6 +17,8 @@ from typing import Any
 from aggregator.config import Config
 from aggregator.models import Entry, from_iso, iso
 from aggregator.redaction import Redactor
+from aggregator.running.providers import META_KEY as PROVIDERS_KEY
+from aggregator.running.providers import load_states
 from aggregator.store import EntryTranslation, SourceState, Store
 from aggregator.store.records import guid_churn_warning
 
@@ -114,6 +116,10 @@ def _collect(config: Config, store: Store | None, running: str | None, now: date
             "disabled": st.disabled if st else None,
             "unstable_guids": bool(st and st.unstable_guids),
         })
+    configured = {s.id for s in config.sources}
+    removed = [{"id": st.id, "name": st.name or st.id, "role": st.role, "removed": st.removed,
+                "entries": st.entry_count, "url": st.url}
+               for st in states.values() if st.id not in configured]
     counts = store.count_entries()
     entries = selection(store, config)
     target = config.translation.target
@@ -124,14 +130,32 @@ def _collect(config: Config, store: Store | None, running: str | None, now: date
         "store": str(config.db_path), "store_exists": True, "store_bytes": store.size_bytes(),
         "running": running,
         "sources": sources,
+        "removed_sources": removed,
+        "unreadable_entries": store.unreadable_entries(),
         "entries": {"posts": counts.get("blog", 0), "articles": counts.get("outlet", 0)},
         "matches": len(store.all_matches()),
-        "translation": {**backlog, "cached_texts": store.translation_cache_stats()},
+        "translation": {**backlog, "cached_texts": store.translation_cache_stats(),
+                        "providers": _providers(config, store.get_meta(PROVIDERS_KEY))},
         "last_publication": iso(from_iso(published)) if published else None,
         "published_entries": len(entries) if published else 0,
         "last_compaction": store.get_meta("last_compaction"),
         "output": str(config.output_dir),
     }
+
+
+def _providers(config: Config, meta: str | None) -> list[dict[str, Any]]:
+    """Each configured provider's state as the last cycles saw it (``unknown``: not used yet)."""
+    from dataclasses import asdict
+
+    states = load_states(meta)
+    out = []
+    for p in config.translation.providers:
+        st = states.get(p.provider)
+        out.append(asdict(st) if st else {"name": p.provider, "state": "unknown", "since": None, "error": None})
+    if config.translation.memory:
+        out.insert(0, {"name": "memory", "state": "up", "since": None, "error": None,
+                       "file": str(config.memory_path)})
+    return out
 
 
 # -- text -------------------------------------------------------------------------------
@@ -213,8 +237,22 @@ def render_text(d: dict[str, Any], *, now: datetime | None = None, terminal: boo
                      f"{t['failed']} failed, {t['untranslated']} not yet attempted, {t['not_needed']} not needed")
         for reason, n in (t.get("failed_reasons") or {}).items():
             lines.append(f"  failed ({reason}): {n}")
+        for p in t.get("providers") or []:
+            if p["state"] == "down":
+                lines.append(f"  provider {p['name']}: DOWN since {ago(p['since'], now)}: {p['error']}")
+            elif p["state"] == "up":
+                lines.append(f"  provider {p['name']}: up" + (f" ({p['file']})" if p.get("file") else ""))
+            else:
+                lines.append(f"  provider {p['name']}: not used yet")
         lines.append("texts translated, by provider: "
                      + (", ".join(f"{k} {v}" for k, v in (t.get("cached_texts") or {}).items()) or "none yet"))
+    for r in d.get("removed_sources") or []:
+        lines.append(f"removed source {r['id']} ({r['name']}): not in the config since "
+                     f"{ago(r['removed'], now) if r.get('removed') else '?'}, no longer fetched or published; "
+                     f"{r['entries']} entries kept until retention drops them")
+    for u in d.get("unreadable_entries") or []:
+        lines.append(f"unreadable entry {u['id']} ({u['source_id']}: {u['link'] or u['key']}): {u['error']}; "
+                     "left out of the publication")
     pub = d.get("last_publication")
     lines.append(f"last publication: {ago(pub, now)}, {d.get('published_entries', 0)} entries in {d['output']}"
                  if pub else f"last publication: never ({d['output']})")

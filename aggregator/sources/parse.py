@@ -65,6 +65,7 @@ def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = N
     data = clean_prefix(data)
     hdrs = {k.lower(): v for k, v in (headers or {}).items()}
     _compat.install_feedparser_safe_xml()  # entity declarations refused (safexml)
+    _compat.install_feedparser_zoneless_dates()  # "Wed, 01 Jan 2025 10:00:00" read as UTC
     # feedparser would read a local path or URL if handed a str: always hand it bytes.
     d = feedparser.parse(data, response_headers=hdrs, sanitize_html=False,
                          resolve_relative_uris=False)
@@ -244,8 +245,20 @@ def _entry(raw: Any, feed_language: str | None, now: datetime) -> EntryData | No
         key=key, link=link, title=title, summary=summary, content=content,
         author=author[:300] if author else None, categories=cats[:30],
         published=published, updated=updated, published_offset=offset,
-        image=_image(raw, content or summary), language=language,
+        image=_image(raw, content or summary), language=language, source_site=_source_site(raw),
     )
+
+
+def _source_site(raw: Any) -> str | None:
+    """The site an aggregator's item comes from: RSS ``<source url=…>`` (Google News puts
+    the publisher's home page there), or an Atom ``<source>``'s alternate link."""
+    src = raw.get("source")
+    if not isinstance(src, dict):
+        return None
+    url = src.get("href") or src.get("link")
+    if isinstance(url, str) and re.match(r"^https?://[^/\s]+", url.strip(), re.I):
+        return url.strip()[:500]
+    return None
 
 
 # An attribute feedparser resolves whose value has no scheme (relative, or //host/...).

@@ -13,29 +13,38 @@ so the next fetch brings them back. See docs/storage.md.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from aggregator.exceptions import StorageError, storage_error
+from aggregator.exceptions import StorageError, StoreGone, storage_error
 from aggregator.models import Entry, from_iso
 from aggregator.store.integrity import quick_check
 from aggregator.store.migrations import migrate
+
+log = logging.getLogger("aggregator")
 
 # Stores this process has found whole (path, device, inode): checked once per process,
 # and again when the file is replaced (a restored backup) or an error says it is damaged.
 _checked: set[tuple[str, int, int]] = set()
 
 
-def _identity(path: Path) -> tuple[str, int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (str(path), st.st_dev, st.st_ino) if st.st_size else None
+def _whole(db: sqlite3.Connection, path: Path, identity: tuple[int, int]) -> None:
+    """SQLite's quick_check, before anything writes (the WAL switch, a migration, the
+    cycle): a damaged file is left exactly as it is, for a backup or an expert."""
+    key = (str(path), *identity)
+    if key in _checked or os.path.getsize(path) == 0:
+        return
+    problems = quick_check(db)
+    if problems:
+        detail = f"database disk image is malformed; quick_check: {problems[0]}"
+        raise storage_error(path, sqlite3.DatabaseError(detail))
+    _checked.add(key)
 
 
 def forget_check(path: str | os.PathLike[str]) -> None:
@@ -46,43 +55,78 @@ def forget_check(path: str | os.PathLike[str]) -> None:
 
 _ARTICLE_TEXT = "substr(CASE WHEN summary != '' THEN summary ELSE content END, 1, ?)"
 _ENTRY_COLUMNS = ("id, source_id, role, key, link, title, summary, content, author, categories, "
-                  "published, updated, first_seen, language, image, published_offset, canonical_link")
+                  "published, updated, first_seen, language, image, published_offset, canonical_link, source_site")
 
 
 class StoreBase:
-    """The connection and its plumbing. Not shared between threads: one per thread."""
+    """The connection and its plumbing. Not shared between threads: one per thread.
 
-    def __init__(self, path: str | os.PathLike[str]):
+    ``expect``: the identity (device, inode) the store file must have, for a process that
+    keeps working on one store (the daemon opens it per job): a file that has vanished
+    or been replaced is :class:`StoreGone`, never a new, empty store in its place."""
+
+    def __init__(self, path: str | os.PathLike[str], *, expect: tuple[int, int] | None = None):
         self.path = Path(path)
-        db: sqlite3.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30,
-                                           check_same_thread=False)
-            db.execute("PRAGMA busy_timeout=30000")
-            # Before anything writes (the WAL switch, a migration, the cycle): a damaged
-            # file is left exactly as it is, for a backup or an expert to recover.
-            identity = _identity(self.path)
-            if identity is not None and identity not in _checked:
-                problems = quick_check(db)
-                if problems:
-                    raise storage_error(self.path, sqlite3.DatabaseError(
-                        f"database disk image is malformed; quick_check: {problems[0]}"))
-                _checked.add(identity)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            migrate(db, self.path)
+            if expect is not None:
+                self._check(expect)
+                # mode=rw: should the file vanish between the check and here, SQLite
+                # refuses rather than create an empty one.
+                self.db = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=rw", uri=True,
+                                          isolation_level=None, timeout=30, check_same_thread=False)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30,
+                                          check_same_thread=False)
+            st = os.stat(self.path)
+            self.identity: tuple[int, int] = (st.st_dev, st.st_ino)
+            self.db.execute("PRAGMA busy_timeout=30000")
+            _whole(self.db, self.path, self.identity)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA busy_timeout=30000")
+            migrate(self.db, self.path)
         except StorageError:
-            if db is not None:
-                db.close()
+            self._close_quietly()
             raise
+        except sqlite3.OperationalError as e:
+            self._close_quietly()
+            if expect is not None and not self.path.exists():
+                raise StoreGone(self._gone_message("has vanished")) from None
+            raise storage_error(self.path, e) from None
         except sqlite3.DatabaseError as e:
-            if db is not None:
-                db.close()
+            self._close_quietly()
             raise storage_error(self.path, e) from None
         except OSError as e:
             raise StorageError(f"{self.path}: cannot create the store: {e}") from None
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "db", None)
+        if db is not None:
+            with suppress(sqlite3.Error):
+                db.close()
+
+    # -- identity --------------------------------------------------------------------
+    def _gone_message(self, what: str) -> str:
+        again = ("until the file is back" if what == "has vanished"
+                 else "until the original file is back under its name")
+        return (f"store {self.path} {what} under the running process (deleted, moved or restored over?): "
+                f"nothing is fetched or published {again}, or until aggregator is restarted (which starts on "
+                "what is there then)")
+
+    def _check(self, expect: tuple[int, int]) -> None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise StoreGone(self._gone_message("has vanished")) from None
+        if (st.st_dev, st.st_ino) != expect:
+            raise StoreGone(self._gone_message("has been replaced by another file"))
+
+    def check_identity(self) -> None:
+        """Raise :class:`StoreGone` when the store's name no longer leads to the file this
+        connection works on (deleted or replaced since it was opened)."""
+        self._check(self.identity)
 
     # -- plumbing --------------------------------------------------------------------
     def close(self) -> None:
@@ -122,8 +166,26 @@ def _entry(r: Sequence[Any]) -> Entry:
         id=r[0], source_id=r[1], role=r[2], key=r[3], link=r[4], title=r[5], summary=r[6], content=r[7],
         author=r[8], categories=tuple(json.loads(r[9] or "[]")), published=from_iso(r[10]),
         updated=from_iso(r[11]), first_seen=from_iso(r[12]),  # type: ignore[arg-type]
-        language=r[13], image=r[14], published_offset=r[15], canonical_link=r[16],
+        language=r[13], image=r[14], published_offset=r[15], canonical_link=r[16], source_site=r[17],
     )
+
+
+_reported: set[tuple[str, int]] = set()
+
+
+def _readable(rows: Iterable[Sequence[Any]], path: Path) -> list[Entry]:
+    """The entries of ``rows``; a row that cannot be read (a date no version of us wrote,
+    broken JSON) is logged once per process and left out, so that one bad row never
+    stops a publication (``status`` lists them: :meth:`EntriesStore.unreadable_entries`)."""
+    out = []
+    for r in rows:
+        try:
+            out.append(_entry(r))
+        except (ValueError, TypeError, OverflowError) as e:
+            if (str(path), r[0]) not in _reported:
+                _reported.add((str(path), r[0]))
+                log.warning("cannot read stored entry %s (%s: %s): %s; skipped", r[0], r[1], r[4] or r[3], e)
+    return out
 
 
 def _chunks(items: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,22 +16,23 @@ from aggregator.store.base import (
     StoreBase,
     _chunks,
     _entry,
+    _readable,
 )
 from aggregator.urls import canonical_url
 
 
 def _by_link_and_title(db: sqlite3.Connection, source_id: str, entries: Sequence[EntryData], fetched: set[str],
-                       stored: dict[str, tuple[int, str]]) -> dict[tuple[str, str], tuple[int, str]]:
+                       stored: Mapping[str, object]) -> dict[tuple[str, str], tuple[int, str, datetime | None]]:
     """The source's stored entries that share a canonical link with a fetched entry of a
     new key and are not in this fetch under their own key, by (canonical link, title)."""
     canons = {canonical_url(e.link) for e in entries if e.link and e.key not in stored}
-    out: dict[tuple[str, str], tuple[int, str]] = {}
+    out: dict[tuple[str, str], tuple[int, str, datetime | None]] = {}
     for chunk in _chunks(sorted(canons), 500):
-        q = ("SELECT id, key, hash, canonical_link, title FROM entries WHERE source_id=? AND canonical_link IN"
-             f" ({','.join('?' * len(chunk))}) ORDER BY id")
-        for i, k, h, canon, title in db.execute(q, (source_id, *chunk)):
+        q = ("SELECT id, key, hash, canonical_link, title, first_seen FROM entries WHERE source_id=?"
+             f" AND canonical_link IN ({','.join('?' * len(chunk))}) ORDER BY id")
+        for i, k, h, canon, title, seen in db.execute(q, (source_id, *chunk)):
             if k not in fetched:
-                out.setdefault((canon, title), (i, h))
+                out.setdefault((canon, title), (i, h, _seen(seen)))
     return out
 
 
@@ -40,11 +41,12 @@ def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: S
     """Read what the source holds of ``entries``, let :func:`decide_entries` say what each
     one is, and apply that. Returns (new, updated, unchanged, rekeyed)."""
     keys = [e.key for e in entries]
-    stored: dict[str, tuple[int, str]] = {}
+    stored: dict[str, tuple[int, str, datetime | None]] = {}
     for chunk in _chunks(keys, 500):
-        q = f"SELECT key, id, hash FROM entries WHERE source_id=? AND key IN ({','.join('?' * len(chunk))})"
-        for k, i, h in db.execute(q, (source_id, *chunk)):
-            stored[k] = (i, h)
+        q = (f"SELECT key, id, hash, first_seen FROM entries WHERE source_id=?"
+             f" AND key IN ({','.join('?' * len(chunk))})")
+        for k, i, h, seen in db.execute(q, (source_id, *chunk)):
+            stored[k] = (i, h, _seen(seen))
     intents = decide_entries(entries, stored, now, _by_link_and_title(db, source_id, entries, set(keys), stored))
     now_s = iso(now)
     if intents.rekeyed:
@@ -54,30 +56,69 @@ def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: S
         canon = canonical_url(e.link) if e.link else None
         return (e.link, canon, e.title, e.summary, e.content, e.author,
                 json.dumps(list(e.categories), ensure_ascii=False), iso(e.published), iso(e.updated),
-                e.published_offset, e.image, e.language, h)
+                e.published_offset, e.image, e.language, e.source_site, h)
 
     if intents.new:
         db.executemany(
             "INSERT INTO entries(source_id, role, key, link, canonical_link, title, summary, content,"
-            " author, categories, published, updated, published_offset, image, language, hash,"
-            " first_seen, last_seen, sort_date) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " author, categories, published, updated, published_offset, image, language, source_site, hash,"
+            " first_seen, last_seen, sort_date) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(source_id, role, n.entry.key, *row(n.entry, n.hash), now_s, now_s, iso(n.sort_date))
              for n in intents.new])
     if intents.changed:
         db.executemany(
             "UPDATE entries SET link=?, canonical_link=?, title=?, summary=?, content=?, author=?,"
-            " categories=?, published=?, updated=?, published_offset=?, image=?, language=?, hash=?,"
+            " categories=?, published=?, updated=?, published_offset=?, image=?, language=?, source_site=?,"
+            " hash=?,"
             " last_seen=?, sort_date=COALESCE(?, sort_date), match_state=NULL WHERE id=?",
             [(*row(c.entry, c.hash), now_s, iso(c.sort_date), c.id) for c in intents.changed])
     if intents.unchanged:
         db.executemany("UPDATE entries SET last_seen=? WHERE id=?", [(now_s, i) for i in intents.unchanged])
+        # An aggregator's item stored before its <source url> was kept gets it when seen again.
+        sites = {e.key: e.source_site for e in entries if e.source_site}
+        if sites:
+            db.executemany("UPDATE entries SET source_site=? WHERE source_id=? AND key=? AND source_site IS NULL",
+                           [(site, source_id, key) for key, site in sites.items()])
     return len(intents.new), len(intents.changed), len(intents.unchanged), len(intents.rekeyed)
+
+
+def _seen(text: str) -> datetime | None:
+    try:
+        return from_iso(text)
+    except ValueError:  # an unreadable row (status reports it)
+        return None
 
 
 class EntriesStore(StoreBase):
     def _entries(self, where: str, args: Sequence[Any] = ()) -> list[Entry]:
         rows = self.db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE {where}", args).fetchall()
-        return [_entry(r) for r in rows]
+        return _readable(rows, self.path)
+
+    def iter_entries(self, batch: int = 500) -> Iterator[list[Entry]]:
+        """Every stored entry, ``batch`` at a time (a whole store never sits in memory)."""
+        last = 0
+        while True:
+            rows = self.db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id>? ORDER BY id LIMIT ?",
+                                   (last, batch)).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield _readable(rows, self.path)
+
+    def unreadable_entries(self) -> list[dict[str, Any]]:
+        """The rows :meth:`_entries` leaves out, with why (for ``status``)."""
+        date = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*"
+        suspects = self.db.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE NOT (first_seen GLOB ?)"
+            " OR (published IS NOT NULL AND NOT published GLOB ?) OR (updated IS NOT NULL AND NOT updated GLOB ?)"
+            " OR NOT json_valid(categories)", (date, date, date)).fetchall()
+        out = []
+        for r in suspects:
+            try:
+                _entry(r)
+            except (ValueError, TypeError, OverflowError) as e:
+                out.append({"id": r[0], "source_id": r[1], "key": r[3], "link": r[4], "error": str(e)})
+        return out
 
     def get_entry(self, entry_id: int) -> Entry | None:
         got = self._entries("id=?", (entry_id,))
@@ -120,7 +161,7 @@ class EntriesStore(StoreBase):
         rows = self.db.execute(
             f"SELECT {cols} FROM entries WHERE role='outlet' AND sort_date>=? AND sort_date<=? ORDER BY id",
             (chars, iso(start), iso(end))).fetchall()
-        return [_entry(r) for r in rows]
+        return _readable(rows, self.path)
 
     def article_text(self, entry_id: int, chars: int) -> str:
         """The first ``chars`` characters of an entry's summary (its content when it has
@@ -134,12 +175,31 @@ class EntriesStore(StoreBase):
         return row[0] if row else None
 
     def latest_outlet_first_seen(self) -> datetime | None:
-        row = self.db.execute("SELECT MAX(first_seen) FROM entries WHERE role='outlet'").fetchone()
+        row = self.db.execute("SELECT MAX(first_seen) FROM entries WHERE role='outlet'"
+                              " AND first_seen GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*'").fetchone()
         return from_iso(row[0]) if row and row[0] else None
 
+    def outlet_dates_first_seen_after(self, since: datetime) -> list[datetime]:
+        """The dates of the outlet articles that arrived after ``since``: which posts'
+        windows a cycle's new articles fall in."""
+        rows = self.db.execute("SELECT sort_date FROM entries WHERE role='outlet' AND first_seen>?",
+                               (iso(since),)).fetchall()
+        return [d for (s,) in rows if (d := from_iso(s)) is not None]
+
+    def article_texts(self, entry_ids: Sequence[int], chars: int) -> dict[int, str]:
+        """:meth:`article_text` of many entries, in a few queries."""
+        out: dict[int, str] = {}
+        for chunk in _chunks(list(entry_ids), 500):
+            q = f"SELECT id, {_ARTICLE_TEXT} FROM entries WHERE id IN ({','.join('?' * len(chunk))})"
+            out.update(self.db.execute(q, (chars, *chunk)).fetchall())
+        return out
+
     def newest_entries(self, roles: Sequence[str], limit: int) -> list[Entry]:
+        """The newest entries of sources still configured (a removed source's leave the publication)."""
         q = ",".join("?" * len(roles))
-        return self._entries(f"role IN ({q}) ORDER BY sort_date DESC, id DESC LIMIT ?", (*roles, limit))
+        return self._entries(
+            f"role IN ({q}) AND source_id NOT IN (SELECT id FROM sources WHERE removed IS NOT NULL)"
+            " ORDER BY sort_date DESC, id DESC LIMIT ?", (*roles, limit))
 
     def entries_needing_translation(self, target: str, now: datetime, limit: int = 100_000) -> list[Entry]:
         """Entries not in ``target`` with no translation yet, or one due for retry."""

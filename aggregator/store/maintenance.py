@@ -14,24 +14,53 @@ from aggregator.store.base import StoreBase, _chunks
 
 
 class MaintenanceStore(StoreBase):
-    def outlet_articles_older_than(self, cutoff: datetime) -> list[tuple[int, datetime, datetime]]:
-        """(id, date, last seen) of the outlet articles dated before ``cutoff``."""
-        return [(r[0], from_iso(r[1]), from_iso(r[2])) for r in self.db.execute(  # type: ignore[misc]
-            "SELECT id, sort_date, last_seen FROM entries WHERE role='outlet' AND sort_date<?", (iso(cutoff),))]
+    def outlet_articles_older_than(self, cutoff: datetime) -> list[tuple[int, datetime, datetime, bool]]:
+        """(id, date, last seen, held) of the outlet articles dated before ``cutoff``;
+        held: its feed held it at its last 200 (the feed has answered only 304s or failed
+        since), and its source is still configured and not disabled (410 Gone)."""
+        out = []
+        for r in self.db.execute(
+                "SELECT e.id, e.sort_date, e.last_seen, s.removed IS NULL AND s.disabled IS NULL"
+                " AND s.last_content IS NOT NULL AND e.last_seen >= s.last_content"
+                " FROM entries e LEFT JOIN sources s ON s.id = e.source_id"
+                " WHERE e.role='outlet' AND e.sort_date<?", (iso(cutoff),)):
+            try:
+                out.append((r[0], from_iso(r[1]), from_iso(r[2]), bool(r[3])))
+            except ValueError:
+                continue  # an unreadable row is reported by status, never pruned blindly
+        return out  # type: ignore[return-value]
 
     def cited_article_ids(self) -> set[int]:
-        return {r[0] for r in self.db.execute("SELECT DISTINCT article_id FROM matches")}
+        """Articles some post cites now, or cited in an earlier cycle."""
+        return ({r[0] for r in self.db.execute("SELECT DISTINCT article_id FROM matches")}
+                | {r[0] for r in self.db.execute("SELECT id FROM entries WHERE cited=1")})
+
+    def prune_translation_cache(self, keep: set[str], *, created_before: datetime) -> int:
+        """Delete the cached translations created before ``created_before`` whose text
+        hash is not in ``keep``. Returns how many."""
+        gone = [r[0] for r in self.db.execute(
+            "SELECT DISTINCT text_hash FROM translation_cache WHERE created<?", (iso(created_before),))
+            if r[0] not in keep]
+        deleted = 0
+        with self.transaction():
+            for chunk in _chunks(gone, 500):
+                deleted += self.db.execute(
+                    f"DELETE FROM translation_cache WHERE text_hash IN ({','.join('?' * len(chunk))})",
+                    chunk).rowcount
+        return deleted
 
     def delete_articles(self, ids: Sequence[int], text_hashes: Iterable[str] = ()) -> int:
         """Forget outlet articles with what hangs off them (translations, publication
         records, and the cached embeddings and translations of their texts), in one
-        transaction. An article some post cites is never deleted, whatever ``ids`` says."""
+        transaction. An article some post cites, or cited once, is never deleted, whatever
+        ``ids`` says."""
         deleted = 0
         hashes = list(text_hashes)
         with self.transaction():
             for chunk in _chunks(list(ids), 500):
                 marks = ",".join("?" * len(chunk))
-                keep = f"id IN ({marks}) AND role='outlet' AND id NOT IN (SELECT article_id FROM matches)"
+                keep = (f"id IN ({marks}) AND role='outlet' AND cited=0"
+                        " AND id NOT IN (SELECT article_id FROM matches)")
                 gone = [r[0] for r in self.db.execute(f"SELECT id FROM entries WHERE {keep}", chunk)]
                 if not gone:
                     continue

@@ -10,8 +10,11 @@ from aggregator.store.base import StoreBase, _chunks
 
 
 class MatchesStore(StoreBase):
-    def set_matches(self, post_id: int, matches: Sequence[Match], state: str, now: datetime) -> bool:
-        """Replace a post's matches. Returns True when they changed."""
+    def set_matches(self, post_id: int, matches: Sequence[Match], state: str | None, now: datetime) -> bool:
+        """Replace a post's matches. Returns True when they changed. ``state`` None leaves
+        the post to be matched again. Every article matched is marked cited for good:
+        retention never forgets it, even if a later match (say, without a translator)
+        loses it."""
         with self.transaction():
             before = {(r[0], r[1]) for r in self.db.execute(
                 "SELECT article_id, evidence FROM matches WHERE post_id=?", (post_id,))}
@@ -22,6 +25,8 @@ class MatchesStore(StoreBase):
                     "INSERT INTO matches(post_id, article_id, score, method, evidence, created)"
                     " VALUES (?,?,?,?,?,?)",
                     [(m.post_id, m.article_id, m.score, m.method, m.evidence, iso(now)) for m in matches])
+            self.db.executemany("UPDATE entries SET cited=1 WHERE id=? AND cited=0",
+                                [(m.article_id,) for m in matches])
             self.db.execute("UPDATE entries SET match_state=? WHERE id=?", (state, post_id))
         return before != after
 

@@ -120,7 +120,53 @@ def _to_1(db: sqlite3.Connection) -> None:
 
 
 def _to_2(db: sqlite3.Connection) -> None:
-    """Drop what earlier versions took for translations and were not: provider messages
+    """Schema 2 (issue 19, running for months):
+
+    * ``sources.name`` (the configured name, kept for a source once removed),
+      ``sources.removed`` (when it left the config), ``sources.last_content`` (the last
+      fetch that brought the feed's content: entries last seen then are those its feed
+      held, still there through 304s and failures); the latter is what every entry of
+      the last 200 was stamped with, so it starts as the source's newest ``last_seen``;
+    * ``entries.cited``: some post cited the article in some cycle (retention keeps it);
+    * dates with a year of fewer than four digits, as aggregator 0.1.0 wrote years before
+      1000, padded (they could not be read back); ``sort_date`` is the date a reader sees,
+      the entry's own when plausible, else first seen (it was the feed's, 1970 included).
+    """
+    from aggregator.models import from_iso, iso, plausible
+
+    db.execute("ALTER TABLE sources ADD COLUMN name TEXT")
+    db.execute("ALTER TABLE sources ADD COLUMN removed TEXT")
+    db.execute("ALTER TABLE sources ADD COLUMN last_content TEXT")
+    db.execute("UPDATE sources SET last_content=(SELECT MAX(last_seen) FROM entries WHERE source_id=sources.id)")
+    db.execute("ALTER TABLE entries ADD COLUMN cited INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE entries SET cited=1 WHERE id IN (SELECT article_id FROM matches)")
+    rows = db.execute("SELECT id, published, updated, first_seen, last_seen, sort_date FROM entries").fetchall()
+    changes = []
+    for i, *dates in rows:
+        try:
+            published, updated, first_seen, last_seen, _ = (from_iso(d) for d in dates)
+        except ValueError:
+            continue  # unreadable: reported by status, left as it is
+        if first_seen is None or last_seen is None:
+            continue
+        fixed = (iso(published), iso(updated), iso(first_seen), iso(last_seen),
+                 iso(plausible(published or updated, first_seen)))
+        if list(fixed) != dates:
+            changes.append((*fixed, i))
+    db.executemany("UPDATE entries SET published=?, updated=?, first_seen=?, last_seen=?, sort_date=? WHERE id=?",
+                   changes)
+
+
+def _to_3(db: sqlite3.Connection) -> None:
+    """Schema 3 (issue 11, matching): ``entries.source_site``, the site an aggregator's
+    item carries (``<source url>``); outlet articles indexed by arrival (which posts a
+    cycle's new articles concern)."""
+    db.execute("ALTER TABLE entries ADD COLUMN source_site TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS entries_role_first_seen ON entries (role, first_seen)")
+
+
+def _to_4(db: sqlite3.Connection) -> None:
+    """Schema 4 (issue 12): drop what earlier versions took for translations and were not: provider messages
     (MyMemory's quota warning, ...), error objects and pages, the input handed back,
     another language (:mod:`aggregator.answers`). Cached texts are asked again; entries
     whose published translation was one go back to pending."""
@@ -153,13 +199,13 @@ def _to_2(db: sqlite3.Connection) -> None:
             "untranslated text, not translations: they are translated again", len(bad), len(entries))
 
 
-def _to_3(db: sqlite3.Connection) -> None:
-    """Per source, whether its entries' guids changed on each of its last fetches
+def _to_5(db: sqlite3.Connection) -> None:
+    """Schema 5 (issue 12): per source, whether its entries' guids changed on each of its last fetches
     ('1'/'0', newest last): a feed whose guids change on most fetches is warned about."""
     db.execute("ALTER TABLE sources ADD COLUMN guid_churn TEXT NOT NULL DEFAULT ''")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3, _to_4, _to_5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -26,6 +26,9 @@ class SourceState:
     last_updated: int
     entry_count: int = 0
     guid_churn: str = ""  # '1' per recent fetch whose entries came back under new guids
+    name: str | None = None  # as configured (kept once the source is removed)
+    removed: str | None = None  # when the source left the config (ISO time)
+    last_content: datetime | None = None  # the last fetch that brought content (a 200)
 
     @property
     def unstable_guids(self) -> bool:

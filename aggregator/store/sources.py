@@ -2,36 +2,104 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from aggregator.exceptions import StorageError
 from aggregator.models import EntryData, from_iso, iso
-from aggregator.sources.decide import decide_source_sync
+from aggregator.sources.decide import Configured, Intent, Stored, plan_sources
 from aggregator.store.base import StoreBase
 from aggregator.store.entries import upsert_entries
 from aggregator.store.records import GUID_CHURN_FETCHES, SourceState, StoreResult
 
+log = logging.getLogger("aggregator")
+
+
+def stored_sources(path: Path) -> list[Stored]:
+    """The sources a store knows, read without changing anything (``check-config``):
+    read-only, no migration (an older store has no names or removals yet)."""
+    try:
+        db = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+    except sqlite3.Error as e:
+        raise StorageError(f"{path}: {e}") from None
+    try:
+        cols = {r[1] for r in db.execute("PRAGMA table_info(sources)")}
+        if not cols:
+            return []
+        name = "name" if "name" in cols else "NULL"
+        removed = "removed" if "removed" in cols else "NULL"
+        counts = dict(db.execute("SELECT source_id, COUNT(*) FROM entries GROUP BY source_id"))
+        return [Stored(r[0], r[1], r[2], r[3], counts.get(r[0], 0))
+                for r in db.execute(f"SELECT id, config_url, {name}, {removed} FROM sources")]
+    except sqlite3.Error as e:
+        raise StorageError(f"{path}: {e}") from None
+    finally:
+        db.close()
+
 
 class SourcesStore(StoreBase):
-    def sync_sources(self, sources: Iterable[tuple[str, str, str]]) -> None:
-        """Make the sources table know every configured (id, url, role).
+    def sync_sources(self, sources: Iterable[Configured | tuple[str, str, str]], *,
+                     now: datetime | None = None) -> list[Intent]:
+        """Make the sources table follow the config: what
+        :func:`aggregator.sources.decide.plan_sources` decides, applied in one
+        transaction. Returns the intents (for the log).
 
-        A source whose configured URL changed starts over at the new URL (its
-        validators and any permanent redirect belong to the old one)."""
+        A source renamed (same url) takes its entries, and so their published ids, to its
+        new id; one whose configured URL changed starts over at the new URL (its
+        validators and any permanent redirect belong to the old one), with its entries; one
+        no longer configured is marked removed (kept until retention drops its articles)."""
+        configured = [c if isinstance(c, Configured) else Configured(c[0], c[1], c[2], c[0]) for c in sources]
+        now_s = iso(now or datetime.now(UTC))
         with self.transaction():
-            stored = dict(self.db.execute("SELECT id, config_url FROM sources"))
-            for s in decide_source_sync(sources, stored):
-                if s.action == "add":
-                    self.db.execute("INSERT INTO sources(id, url, config_url, role) VALUES (?,?,?,?)",
-                                    (s.id, s.url, s.url, s.role))
-                elif s.action == "reset":
+            intents = plan_sources(configured, self._stored())
+            for i in intents:
+                if i.action == "add":
+                    self.db.execute("INSERT INTO sources(id, url, config_url, role, name) VALUES (?,?,?,?,?)",
+                                    (i.id, i.url, i.url, i.role, i.name))
+                elif i.action == "rename":
+                    self.db.execute("UPDATE sources SET id=?, role=?, name=?, removed=NULL WHERE id=?",
+                                    (i.id, i.role, i.name, i.old_id))
+                    self.db.execute("UPDATE entries SET source_id=? WHERE source_id=?", (i.id, i.old_id))
+                    log.info("source %s renamed %s: its %d entries keep their ids", i.old_id, i.id, i.entries)
+                elif i.action == "url":
                     self.db.execute(
-                        "UPDATE sources SET url=?, config_url=?, role=?, etag=NULL, last_modified=NULL,"
-                        " disabled=NULL, consecutive_failures=0, next_fetch=NULL WHERE id=?",
-                        (s.url, s.url, s.role, s.id))
-                else:
-                    self.db.execute("UPDATE sources SET role=? WHERE id=?", (s.role, s.id))
+                        "UPDATE sources SET url=?, config_url=?, role=?, name=?, removed=NULL, etag=NULL,"
+                        " last_modified=NULL, disabled=NULL, consecutive_failures=0, next_fetch=NULL WHERE id=?",
+                        (i.url, i.url, i.role, i.name, i.id))
+                elif i.action == "remove":
+                    self.db.execute("UPDATE sources SET removed=? WHERE id=?", (now_s, i.id))
+                    log.info("source %s is no longer in the config: not fetched, its entries leave the publication",
+                             i.id)
+                else:  # keep, restore
+                    self.db.execute("UPDATE sources SET role=?, name=?, removed=NULL WHERE id=?",
+                                    (i.role, i.name, i.id))
+        return intents
+
+    def _stored(self) -> list[Stored]:
+        counts = dict(self.db.execute("SELECT source_id, COUNT(*) FROM entries GROUP BY source_id"))
+        return [Stored(r[0], r[1], r[2], r[3], counts.get(r[0], 0))
+                for r in self.db.execute("SELECT id, config_url, name, removed FROM sources")]
+
+    def source_names(self) -> dict[str, str]:
+        """id -> the name it was last configured with (removed sources included)."""
+        return {r[0]: r[1] for r in self.db.execute("SELECT id, name FROM sources WHERE name IS NOT NULL")}
+
+    def removed_source_ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM sources WHERE removed IS NOT NULL")}
+
+    def forget_empty_removed_sources(self) -> list[str]:
+        """Delete the removed sources that have no entries left; returns their ids."""
+        with self.transaction():
+            gone = [r[0] for r in self.db.execute(
+                "SELECT id FROM sources WHERE removed IS NOT NULL"
+                " AND NOT EXISTS (SELECT 1 FROM entries WHERE source_id=sources.id)")]
+            self.db.executemany("DELETE FROM sources WHERE id=?", [(g,) for g in gone])
+        return gone
 
     def source_states(self) -> dict[str, SourceState]:
         counts = dict(self.db.execute("SELECT source_id, COUNT(*) FROM entries GROUP BY source_id"))
@@ -39,14 +107,15 @@ class SourcesStore(StoreBase):
         for r in self.db.execute(
             "SELECT id, url, config_url, role, title, etag, last_modified, last_fetch, last_success,"
             " last_status, last_error, consecutive_failures, next_fetch, disabled, last_new, last_updated,"
-            " guid_churn FROM sources"
+            " name, removed, last_content, guid_churn FROM sources"
         ):
             out[r[0]] = SourceState(
                 id=r[0], url=r[1], config_url=r[2], role=r[3], title=r[4], etag=r[5],
                 last_modified=r[6], last_fetch=from_iso(r[7]), last_success=from_iso(r[8]),
                 last_status=r[9], last_error=r[10], consecutive_failures=r[11],
                 next_fetch=from_iso(r[12]), disabled=r[13], last_new=r[14], last_updated=r[15],
-                entry_count=counts.get(r[0], 0), guid_churn=r[16] or "",
+                entry_count=counts.get(r[0], 0), name=r[16], removed=r[17], last_content=from_iso(r[18]),
+                guid_churn=r[19] or "",
             )
         return out
 
@@ -69,6 +138,11 @@ class SourcesStore(StoreBase):
             sets = ["last_fetch=?", "last_success=?", "last_status=?", "last_error=?",
                     "consecutive_failures=0", "next_fetch=?", "last_new=?", "last_updated=?", "disabled=NULL"]
             args: list[Any] = [iso(now), iso(now), status, warning, iso(next_fetch), new, updated]
+            if entries is not None:
+                # Every entry of this feed now has last_seen == now: what it holds, which a
+                # later 304 or failure leaves "still there" (retention).
+                sets.append("last_content=?")
+                args.append(iso(now))
             if entries is not None or etag or last_modified:
                 sets += ["etag=?", "last_modified=?"]
                 args += [etag, last_modified]

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from aggregator.answers import banner_kind, not_a_translation
 from aggregator.exceptions import TranslationError
+from aggregator.translating.memory import Memory
 from aggregator.translating.providers import Provider, _classify, make_provider
 from aggregator.translating.text import (
     apply_glossary,
@@ -29,8 +30,7 @@ from aggregator.translating.text import (
 
 log = logging.getLogger(__name__)
 
-
-log = logging.getLogger(__name__)
+MEMORY = "memory"  # the "provider" of a translation found in translation.memory
 
 
 class RateLimiter:
@@ -88,7 +88,9 @@ class ChainStats:
     characters: dict[str, int] = field(default_factory=dict)
     texts: dict[str, int] = field(default_factory=dict)
     cache_hits: int = 0
+    memory_hits: int = 0
     failures: dict[str, int] = field(default_factory=dict)
+    last_error: dict[str, str] = field(default_factory=dict)  # provider -> its last failure this cycle
 
     def count(self, provider: str, chars: int) -> None:
         self.requests[provider] = self.requests.get(provider, 0) + 1
@@ -126,8 +128,9 @@ class Translator:
     def __init__(self, providers: Sequence[Provider], cache: Cache, *, timeout: float,
                  limits: Sequence[RateLimiter | None] | None = None, glossary: dict[str, str] | None = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                 now: Callable[[], datetime] | None = None):
+                 now: Callable[[], datetime] | None = None, memory: Memory | None = None):
         self.providers = list(providers)
+        self.memory = memory
         self.cache = cache
         self.timeout = timeout
         self.limits = list(limits) if limits else [None] * len(self.providers)
@@ -155,6 +158,13 @@ class Translator:
         if not text.strip() or source == target:
             return text, "none"
         prepared = apply_glossary(text, self.glossary)
+        if self.memory is not None:
+            # Human translations win over the cache and every provider: by the exact
+            # source text, then by the text after the glossary.
+            human = self.memory.lookup(text, source, target) or self.memory.lookup(prepared, source, target)
+            if human is not None:
+                self.stats.memory_hits += 1
+                return human, MEMORY
         hit = self.cache.cached_translations([prepared], source, target).get(prepared)
         if hit:
             self.stats.cache_hits += 1
@@ -176,8 +186,10 @@ class Translator:
                 errors.append(e)
                 if e.retryable and e.kind != "limit":  # the provider is in trouble, not just this text
                     self.stats.failures[provider.name] = self.stats.failures.get(provider.name, 0) + 1
+                    self.stats.last_error[provider.name] = str(e)
                 self._rest(i, e)
-                log.info("translation: %s", e)
+                # Per text, so DEBUG: the cycle says once per provider what failed (WARNING).
+                log.debug("translation: %s", e)
                 continue
             self._fails.pop(i, None)
             self.cache.cache_translation(prepared, source, target, result, provider.name, self.now())
@@ -259,7 +271,8 @@ class Translator:
             self.rest_reason[i] = f"{e.kind}: asked to wait {e.retry_after:.0f} s"
         elif e.kind in ("timeout", "connection"):
             self.rest_until[i] = now + REST_UNREACHABLE
-            self.rest_reason[i] = "no answer earlier this cycle" if e.kind == "timeout" else "unreachable"
+            # The cause itself, so that every text skipped meanwhile says what is wrong.
+            self.rest_reason[i] = str(e).removeprefix(f"{e.provider}: ") if e.provider else str(e)
         elif e.kind == "auth":
             self.rest_until[i] = now + REST_AUTH
             self.rest_reason[i] = "authorization failed"
@@ -275,9 +288,10 @@ class Translator:
 
 
 def build_translator(cfg: Any, cache: Cache, *, clock: Callable[[], float] = time.monotonic,
-                     now: Callable[[], datetime] | None = None) -> Translator:
-    """A :class:`Translator` for ``cfg`` (a ``TranslationConfig``). Providers that cannot
-    be built (a missing optional package) are left out with a warning."""
+                     now: Callable[[], datetime] | None = None, memory: Memory | None = None) -> Translator:
+    """A :class:`Translator` for ``cfg`` (a ``TranslationConfig``), with ``memory`` (the
+    loaded ``translation.memory``) in front. Providers that cannot be built (a missing
+    optional package) are left out with a warning."""
     providers: list[Provider] = []
     limits: list[RateLimiter | None] = []
     for p in cfg.providers:
@@ -289,14 +303,17 @@ def build_translator(cfg: Any, cache: Cache, *, clock: Callable[[], float] = tim
         limits.append(RateLimiter(p.requests_per_minute, p.characters_per_minute, clock)
                       if (p.requests_per_minute or p.characters_per_minute) else None)
     return Translator(providers, cache, timeout=cfg.timeout.total_seconds(), limits=limits,
-                      glossary=dict(cfg.glossary), clock=clock, now=now)
+                      glossary=dict(cfg.glossary), clock=clock, now=now, memory=memory)
 
 
-def chain_signature(cfg: Any) -> str:
-    """What identifies a translation setup (providers, their servers, target, glossary):
-    entries that failed for good are tried again when it changes."""
+def chain_signature(cfg: Any, memory: Memory | None = None) -> str:
+    """What identifies a translation setup (providers, their servers, target, glossary,
+    the memory's content): entries that failed for good are tried again when it changes."""
     import hashlib
     import json
 
-    data = [cfg.target, [[p.provider, p.url or "", bool(p.api_key)] for p in cfg.providers], sorted(cfg.glossary.items())]  # noqa: E501
+    data: list[Any] = [cfg.target, [[p.provider, p.url or "", bool(p.api_key)] for p in cfg.providers],
+                       sorted(cfg.glossary.items())]
+    if memory is not None:
+        data.append(memory.digest)
     return hashlib.sha1(json.dumps(data, ensure_ascii=False).encode()).hexdigest()[:16]

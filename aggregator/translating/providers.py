@@ -225,7 +225,7 @@ def _classify(provider: str, e: BaseException) -> TranslationError:
     if isinstance(cause, requests.Timeout):
         return err("timed out", "timeout")
     if isinstance(cause, requests.ConnectionError):
-        return err(f"connection failed: {_short(cause)}", "connection")
+        return err(f"connection failed: {_connection_reason(cause)}", "connection")
     if isinstance(cause, requests.RequestException):
         return err(f"request failed: {_short(cause)}", "connection")
     if isinstance(last, requests.Response) and last.status_code >= 400:
@@ -276,9 +276,31 @@ def _detail(resp: requests.Response) -> str:
     return ""
 
 
-def _short(e: BaseException) -> str:
+# A URL's query (or a request path's): requests puts the whole request URL in its
+# messages, and for the GET protocols that is the text being translated, percent-encoded.
+_QUERY = re.compile(r"((?:https?://|url: ?/)[^\s?'\"]*)\?[^\s'\")]*", re.I)
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+_HOST_PORT = re.compile(r"host='([^']+)', port=(\d+)")
+
+
+def _connection_reason(e: BaseException) -> str:
+    """What urllib3's nested message comes down to: ``127.0.0.1:5000: Connection refused``."""
     text = str(e)
-    # requests puts the full URL (with query, so maybe an api_key) in its messages.
+    reason = _ERRNO.search(text)
+    where = _HOST_PORT.search(text)
+    if reason is None:
+        return _short(e)
+    prefix = f"{where.group(1)}:{where.group(2)}: " if where else ""
+    return prefix + reason.group(1).strip()
+
+
+def _short(e: BaseException) -> str:
+    """An exception's message fit for a log line: no query strings (the text sent, an
+    api_key), and short."""
+    text = str(e)
+    text = _QUERY.sub(r"\1", text)
     text = re.sub(r"(api_key|key|auth_key|token|appkey|sign)=[^&\s'\"]+", r"\1=***", text, flags=re.I)
     return text[:200]
 
