@@ -573,7 +573,9 @@ def sources_import(opml_file: str, role: str, language: str, dry_run: bool, conf
     click.echo(f"{len(added)} added, {len(skipped)} already present" + (" (dry run)" if dry_run else ""))
 
 
-@main.group()
+@main.group(epilog=examples(
+    "aggregator store check",
+    "aggregator store backup backups/aggregator-$(date +%F).sqlite3"))
 def store() -> None:
     """Check the store's integrity, or copy it while it is in use."""
 
@@ -614,7 +616,8 @@ def store_check(quick: bool, config_path: str, quiet: bool) -> None:
 
 
 @store.command("backup", epilog=examples(
-    "aggregator store backup backups/aggregator-$(date +%F).sqlite3"))
+    "aggregator store backup backups/aggregator-$(date +%F).sqlite3",
+    "aggregator store backup /mnt/usb/aggregator.sqlite3 --config /etc/aggregator.yaml"))
 @click.argument("dest", type=click.Path(dir_okay=False))
 @common()
 def store_backup(dest: str, config_path: str, quiet: bool) -> None:
