@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.exceptions import StorageError
+from aggregator.models import from_iso
 from aggregator.store import Store, migrations
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store-v0.1.0.sql"
@@ -104,3 +105,43 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StorageError, match="newer aggregator"):
         Store(path)
+
+
+def test_a_v010_store_gains_an_empty_translation_usage_table(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    path = _v010_store(tmp_path)
+    with Store(path) as s:
+        assert s.translation_usage() == {}
+        when = datetime(2026, 1, 1, tzinfo=UTC)
+        s.record_translation_usage({"openai:m": (2, 300, 120, 90), "libre": (5, 200, 0, 0)}, when)
+        s.record_translation_usage({"openai:m": (1, 100, 40, 30)}, when)
+        usage = s.translation_usage()
+    assert usage["openai:m"]["cycle"] == {"requests": 1, "characters": 100, "prompt_tokens": 40,
+                                          "completion_tokens": 30}
+    assert usage["openai:m"]["total"] == {"requests": 3, "characters": 400, "prompt_tokens": 160,
+                                          "completion_tokens": 120}
+    # a provider the last cycle did not use: nothing this cycle, its total kept
+    assert usage["libre"]["cycle"]["requests"] == 0 and usage["libre"]["total"]["requests"] == 5
+
+
+def test_schema_2_pads_short_years_sorts_by_plausible_dates_and_remembers_citations(tmp_path: Path) -> None:
+    """0.1.0 wrote a year before 1000 with fewer than four digits, which could not be
+    read back, and sorted an entry by whatever date its feed gave (1970 included)."""
+    path = _v010_store(tmp_path)
+    db = sqlite3.connect(path)
+    (article,) = db.execute("SELECT article_id FROM matches").fetchone()
+    db.execute("UPDATE entries SET published='999-01-01T00:00:00Z', sort_date='999-01-01T00:00:00Z' WHERE id=?",
+               (article,))
+    db.commit()
+    last_seen = dict(db.execute("SELECT source_id, MAX(last_seen) FROM entries GROUP BY source_id"))
+    db.close()
+    with Store(path) as s:
+        a = s.get_entry(article)
+        assert a is not None and a.published is not None and a.published.year == 999
+        row = s.db.execute("SELECT published, sort_date, cited FROM entries WHERE id=?", (article,)).fetchone()
+        assert row == ("0999-01-01T00:00:00Z", s.db.execute(
+            "SELECT first_seen FROM entries WHERE id=?", (article,)).fetchone()[0], 1)
+        assert {sid: st.last_content for sid, st in s.source_states().items()} == {
+            sid: from_iso(t) for sid, t in last_seen.items()}
+        assert s.unreadable_entries() == []

@@ -182,8 +182,13 @@ def test_9_an_rss_date_without_zone_is_utc_and_a_1970_item_sorts_by_first_seen(w
     assert [e.link for e in world.atom().entries] == expected
     assert [e.link for e in feedparser.parse((world.out / "feed.rss").read_bytes()).entries] == expected
     assert [i["url"] for i in json.loads((world.out / "feed.json").read_text())["items"]] == expected
+    # the page: posts first (cards holding what they cite), then the other articles, in the feeds' order
     page = (world.out / "index.html").read_text()
-    assert [page.index(f'href="{u}"') for u in expected] == sorted(page.index(f'href="{u}"') for u in expected)
+    posts_part, _, others = page.partition('<section class="others">')
+    assert 'href="https://blog.example.jp/p/1"' in posts_part
+    shown = [u for u in expected if f'href="{u}"' in others]
+    assert len(shown) >= 2
+    assert [others.index(f'href="{u}"') for u in shown] == sorted(others.index(f'href="{u}"') for u in shown)
 
 
 # -- 2: the last good output -------------------------------------------------------------
@@ -217,6 +222,28 @@ def test_2_a_store_deleted_under_the_daemon_is_an_error_and_the_feed_is_kept(wor
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=WAIT)
+
+
+def test_2_a_store_file_replaced_or_deleted_is_noticed_and_never_recreated(tmp_path: Path) -> None:
+    from aggregator.exceptions import StoreGone
+    from aggregator.store import Store
+
+    path = tmp_path / "s.sqlite3"
+    with Store(path) as first:
+        identity = first.identity
+        first.check_identity()
+        # a restore copied over it: another file under the same name
+        other = tmp_path / "restored.sqlite3"
+        Store(other).close()
+        os.replace(other, path)
+        with pytest.raises(StoreGone, match="has been replaced by another file"):
+            first.check_identity()
+    with pytest.raises(StoreGone, match="has been replaced"):
+        Store(path, expect=identity)
+    path.unlink()
+    with pytest.raises(StoreGone, match="has vanished"):
+        Store(path, expect=identity)
+    assert not path.exists()  # never a new, empty store in its place
 
 
 def test_2_a_publication_that_would_drop_most_posts_needs_allow_shrink(world: World) -> None:
@@ -351,6 +378,39 @@ def test_5_renaming_a_source_keeps_its_entries_and_ids_and_removing_one_unpublis
     removed = {s["id"]: s for s in st["removed_sources"]}
     assert removed["politico_eu"]["entries"] == 2
     assert "removed" in world.cli("status").stdout
+
+
+def test_5_a_rename_reloaded_by_sighup_publishes_nothing_twice(world: World) -> None:
+    cited = article(1, "2026-02-08T10:00:00")
+    world.feeds.add("/blog.xml", rss("blog", [post(1, "2026-02-08T12:00:00", [cited])]))
+    world.feeds.add("/politico.xml", rss("POLITICO", [cited, article(2, "2026-02-08T11:00:00")]))
+    world.feeds.add("/twz.xml", rss("TWZ", []))
+    world.write_config()
+    world.cfg.write_text(world.cfg.read_text().replace("every: 30m", "every: 2s"))
+    log = world.d / "daemon.log"
+    proc = subprocess.Popen(aggregator_cmd("run", "--config", str(world.cfg), "--log-file", str(log)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    try:
+        _wait_for(lambda: (world.out / "feed.atom").exists() and len(world.atom().entries) == 3, "a publication")
+        ids = world.published()
+        world.write_config([world.source("blog", "ブログ", "/blog.xml", "blog", "ja"),
+                            world.source("politico_eu", "POLITICO Europe", "/politico.xml"),
+                            world.source("twz", "The War Zone", "/twz.xml")])
+        world.cfg.write_text(world.cfg.read_text().replace("every: 30m", "every: 2s"))
+        proc.send_signal(signal.SIGHUP)
+
+        def relabelled() -> bool:
+            post_entry = next(e for e in world.atom().entries if e.link.startswith("https://blog."))
+            return [lk.title for lk in post_entry.links if lk.rel == "related"] == [
+                f"POLITICO Europe: {cited['title']}"]
+
+        _wait_for(relabelled, "the posts to show the new name")
+        time.sleep(3)  # politico_eu fetched again meanwhile: nothing new
+        assert world.published() == ids
+        assert "source politico renamed politico_eu: its 2 entries keep their ids" in log.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=WAIT)
 
 
 # -- 6: config writes through a symlink --------------------------------------------------

@@ -143,7 +143,7 @@ class Daemon:
             self.abandoned = True
         with self._lock:
             self._fetched.extend(r for r in reports if r.outcome != "abandoned")
-        if any(r.new or r.updated for r in reports):
+        if any(r.new or r.updated or (r.pages and r.pages.texts) for r in reports):
             self.schedule_processing()
 
     def _store_failed(self, e: StorageError, what: str) -> None:

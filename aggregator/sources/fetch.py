@@ -30,6 +30,8 @@ from aggregator.urls import private_address_kind
 
 ACCEPT = ("application/atom+xml, application/rss+xml, application/rdf+xml;q=0.9, "
           "application/xml;q=0.9, text/xml;q=0.9, application/feed+json;q=0.8, */*;q=0.5")
+# Post pages (full text): HTML first.
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 MAX_REDIRECTS = 5
 # However long a server asks us to wait (Retry-After, max-age, Expires), never longer:
 # a bad header must not silence a source for a year.
@@ -245,10 +247,12 @@ PRIVATE_HINT = ("set `allow_private_network: true` on the source if its own serv
 
 def fetch(client: httpx.Client, url: str, *, etag: str | None = None, last_modified: str | None = None,
           max_bytes: int, total_timeout: float, clock: Callable[[], float] = time.monotonic,
-          allow_private: bool = False, private_origin: str | None = None) -> FetchResult:
+          allow_private: bool = False, private_origin: str | None = None,
+          accept: str | None = None) -> FetchResult:
     """GET ``url``; raise :class:`FetchError` for anything but a usable 200 or a 304.
 
     ``total_timeout`` bounds the whole fetch, redirects, headers and body included.
+    ``accept`` replaces the feed types of the client's Accept header (a post's page).
     No request goes to a private-network address (after DNS, first request and every
     redirect hop) unless ``allow_private``, or the hop's origin is ``private_origin``
     (a source's own configured origin, which its ``allow_private_network`` allows)."""
@@ -257,7 +261,7 @@ def fetch(client: httpx.Client, url: str, *, etag: str | None = None, last_modif
     _deadline.due = (clock, deadline)
     try:
         return _fetch(client, url, etag, last_modified, max_bytes, total_timeout, clock, start, deadline,
-                      allow_private, private_origin)
+                      allow_private, private_origin, accept)
     finally:
         _deadline.due = None
         _guard.allow = False
@@ -265,8 +269,9 @@ def fetch(client: httpx.Client, url: str, *, etag: str | None = None, last_modif
 
 def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str | None, max_bytes: int,
            total_timeout: float, clock: Callable[[], float], start: float, deadline: float,
-           allow_private: bool = False, private_origin: str | None = None) -> FetchResult:
-    headers = {}
+           allow_private: bool = False, private_origin: str | None = None,
+           accept: str | None = None) -> FetchResult:
+    headers = {"Accept": accept} if accept else {}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:

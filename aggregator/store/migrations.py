@@ -166,7 +166,53 @@ def _to_3(db: sqlite3.Connection) -> None:
 
 
 def _to_4(db: sqlite3.Connection) -> None:
-    """Schema 4 (issue 12): drop what earlier versions took for translations and were not: provider messages
+    """Schema 4 (issue 15, language models): ``translation_usage``, what each translation
+    provider was sent: requests, characters and (language models' ``usage``) tokens, in
+    the last cycle and in total."""
+    db.execute("""
+        CREATE TABLE translation_usage (
+            provider TEXT PRIMARY KEY,
+            requests INTEGER NOT NULL DEFAULT 0,
+            characters INTEGER NOT NULL DEFAULT 0,
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            cycle_requests INTEGER NOT NULL DEFAULT 0,
+            cycle_characters INTEGER NOT NULL DEFAULT 0,
+            cycle_prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            cycle_completion_tokens INTEGER NOT NULL DEFAULT 0,
+            since TEXT NOT NULL,
+            last_used TEXT
+        )""")
+
+
+def _to_5(db: sqlite3.Connection) -> None:
+    """Schema 5 (issue 13): full text from the entry's own page (sources[].full_text): the extracted body and
+    its provenance beside what the feed said, and the page's fetch state per entry."""
+    for stmt in (
+        "ALTER TABLE entries ADD COLUMN page_text TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE entries ADD COLUMN page_from TEXT",
+        "ALTER TABLE entries ADD COLUMN page_fetched TEXT",
+        # version: the entry's hash the state was decided for (a page is fetched once per
+        # entry version); url/etag/last_modified: the conditional GET of the next version.
+        """CREATE TABLE pages (
+            entry_id INTEGER PRIMARY KEY REFERENCES entries(id) ON DELETE CASCADE,
+            version TEXT NOT NULL,
+            status TEXT NOT NULL,
+            url TEXT,
+            etag TEXT,
+            last_modified TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            retry_at TEXT,
+            checked TEXT
+        )""",
+        "CREATE INDEX pages_status ON pages (status)",
+    ):
+        db.execute(stmt)
+
+
+def _to_6(db: sqlite3.Connection) -> None:
+    """Schema 6 (issue 12): drop what earlier versions took for translations and were not: provider messages
     (MyMemory's quota warning, ...), error objects and pages, the input handed back,
     another language (:mod:`aggregator.answers`). Cached texts are asked again; entries
     whose published translation was one go back to pending."""
@@ -199,13 +245,13 @@ def _to_4(db: sqlite3.Connection) -> None:
             "untranslated text, not translations: they are translated again", len(bad), len(entries))
 
 
-def _to_5(db: sqlite3.Connection) -> None:
-    """Schema 5 (issue 12): per source, whether its entries' guids changed on each of its last fetches
+def _to_7(db: sqlite3.Connection) -> None:
+    """Schema 7 (issue 12): per source, whether its entries' guids changed on each of its last fetches
     ('1'/'0', newest last): a feed whose guids change on most fetches is warned about."""
     db.execute("ALTER TABLE sources ADD COLUMN guid_churn TEXT NOT NULL DEFAULT ''")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3, _to_4, _to_5]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3, _to_4, _to_5, _to_6, _to_7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
