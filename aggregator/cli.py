@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -134,6 +136,31 @@ def _load(config_path: str) -> Config:
     return cfg
 
 
+def _echo_text(text: str) -> None:
+    """Print what came from feeds (titles, errors): without bidirectional-text controls,
+    which would make the terminal show a line in another order than it is."""
+    from aggregator.html_text import strip_bidi
+
+    click.echo(strip_bidi(text))
+
+
+@contextlib.contextmanager
+def _store_errors(cfg: Config) -> Iterator[None]:
+    """SQLite's errors on the store (damaged file, full disk...) as one line and exit 3."""
+    import sqlite3
+
+    from aggregator.exceptions import storage_error
+
+    try:
+        yield
+    except sqlite3.DatabaseError as e:
+        _fail(storage_error(cfg.db_path, e))
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        _fail(storage_error(e.filename or cfg.db_path, sqlite3.OperationalError("database or disk is full")))
+
+
 def _fail(e: AggregatorError) -> None:
     from aggregator.redaction import redact
 
@@ -221,20 +248,22 @@ def run(once: bool, fetch_all: bool, allow_shrink: bool, config_path: str, quiet
         raise click.UsageError("--allow-shrink goes with --once (one deliberate publication, then the daemon again)")
     app = Aggregator(cfg, config_path=config_path)
     try:
-        lock = app.lock("aggregator run --once" if once else "aggregator run (daemon)")
+        with _store_errors(cfg):
+            lock = app.lock("aggregator run --once" if once else "aggregator run (daemon)")
     except (StoreLockedError, OSError) as e:
-        _fail(e if isinstance(e, AggregatorError) else StorageError(str(e)))
+        _fail(e if isinstance(e, AggregatorError) else StorageError(f"{cfg.db_path}.lock: {e}"))
     abandoned = False
     try:
-        if not once:
-            from aggregator.running.daemon import Daemon
+        with _store_errors(cfg):
+            if not once:
+                from aggregator.running.daemon import Daemon
 
-            _console_level(logging.INFO, quiet)
-            daemon = Daemon(cfg, config_path=config_path)
-            daemon.run()
-            abandoned = daemon.abandoned
-        else:
-            abandoned = _run_once(app, fetch_all=fetch_all, quiet=quiet, allow_shrink=allow_shrink)
+                _console_level(logging.INFO, quiet)
+                daemon = Daemon(cfg, config_path=config_path)
+                daemon.run()
+                abandoned = daemon.abandoned
+            else:
+                abandoned = _run_once(app, fetch_all=fetch_all, quiet=quiet, allow_shrink=allow_shrink)
     except AggregatorError as e:
         _fail(e)
     finally:
@@ -413,14 +442,15 @@ def status(as_json: bool, config_path: str, quiet: bool) -> None:
 
     cfg = _load(config_path)
     try:
-        data = Aggregator(cfg, config_path=config_path).status()
+        with _store_errors(cfg):
+            data = Aggregator(cfg, config_path=config_path).status()
     except AggregatorError as e:
         _fail(e)
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        _echo_text(json.dumps(data, ensure_ascii=False, indent=2))
     else:
         tty = sys.stdout.isatty()
-        click.echo(render_text(data, terminal=tty, width=shutil.get_terminal_size().columns if tty else None))
+        _echo_text(render_text(data, terminal=tty, width=shutil.get_terminal_size().columns if tty else None))
 
 
 @main.command(epilog=examples(
@@ -438,13 +468,14 @@ def explain(post_url: str, config_path: str, quiet: bool) -> None:
 
     cfg = _load(config_path)
     try:
-        text = Aggregator(cfg, config_path=config_path).explain(post_url)
+        with _store_errors(cfg):
+            text = Aggregator(cfg, config_path=config_path).explain(post_url)
     except NotFoundError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
     except AggregatorError as e:
         _fail(e)
-    click.echo(text)
+    _echo_text(text)
 
 
 @main.command("eval-matching", epilog=examples(
@@ -501,7 +532,7 @@ def sources_list(as_json: bool, config_path: str, quiet: bool) -> None:
                                 "url": redact(s.url)} for s in cfg.sources], ensure_ascii=False, indent=2))
         return
     tty = sys.stdout.isatty()
-    click.echo(render_sources(cfg, terminal=tty, width=shutil.get_terminal_size().columns if tty else None))
+    _echo_text(render_sources(cfg, terminal=tty, width=shutil.get_terminal_size().columns if tty else None))
 
 
 @sources.command("export", epilog=examples(
@@ -540,6 +571,71 @@ def sources_import(opml_file: str, role: str, language: str, dry_run: bool, conf
     for sid, url in added:
         click.echo(f"{'would add' if dry_run else 'added'} {sid}: {url}")
     click.echo(f"{len(added)} added, {len(skipped)} already present" + (" (dry run)" if dry_run else ""))
+
+
+@main.group(epilog=examples(
+    "aggregator store check",
+    "aggregator store backup backups/aggregator-$(date +%F).sqlite3"))
+def store() -> None:
+    """Check the store's integrity, or copy it while it is in use."""
+
+
+@store.command("check", epilog=examples(
+    "aggregator store check",
+    "aggregator store check --quick --config /etc/aggregator.yaml"))
+@click.option("--quick", is_flag=True, help="PRAGMA quick_check: skips checking indexes against their tables.")
+@common()
+def store_check(quick: bool, config_path: str, quiet: bool) -> None:
+    """Check the store file (SQLite's integrity_check), without writing to it.
+
+    \b
+    Prints `PATH: ok (...)` and exits 0, or the problems SQLite finds and what to
+    do, and exits 3. Safe while a run works on the store.
+    """
+    from aggregator.store.integrity import check_file
+
+    cfg = _load(config_path)
+    try:
+        result = check_file(cfg.db_path, full=not quick)
+    except AggregatorError as e:
+        _fail(e)
+    if result.ok:
+        what = [f"schema {result.schema}" if result.schema is not None else "not an aggregator store",
+                f"{result.size / 1e6:.1f} MB"]
+        if result.entries is not None:
+            what.append(f"{result.entries:,} entries")
+        click.echo(f"{result.path}: ok ({', '.join(what)})")
+        return
+    click.echo(f"{result.path}: damaged: SQLite finds {len(result.problems)}"
+               f"{'+' if len(result.problems) >= 20 else ''} problem(s):", err=True)
+    for line in result.problems:
+        click.echo(f"  {line}", err=True)
+    click.echo("aggregator will not write to it. Restore a backup (`aggregator store backup DEST` makes them), "
+               "or move the file aside and run again to start a new store.", err=True)
+    sys.exit(EXIT_STORE)
+
+
+@store.command("backup", epilog=examples(
+    "aggregator store backup backups/aggregator-$(date +%F).sqlite3",
+    "aggregator store backup /mnt/usb/aggregator.sqlite3 --config /etc/aggregator.yaml"))
+@click.argument("dest", type=click.Path(dir_okay=False))
+@common()
+def store_backup(dest: str, config_path: str, quiet: bool) -> None:
+    """Copy the store to DEST (a new file) with SQLite's online backup API.
+
+    \b
+    Consistent even while a daemon works on the store; the copy is checked. A
+    damaged store is not copied (exit 3). To restore: stop aggregator, move the
+    damaged file aside, put the copy in its place (storage.url).
+    """
+    from aggregator.store.integrity import backup_file
+
+    cfg = _load(config_path)
+    try:
+        size = backup_file(cfg.db_path, Path(dest))
+    except AggregatorError as e:
+        _fail(e)
+    click.echo(f"{cfg.db_path} copied to {dest} ({size / 1e6:.1f} MB, checked)")
 
 
 @main.command(epilog=examples(

@@ -246,6 +246,9 @@ class SourceConfig(_Model):
     language: str = Field("en", pattern=r"^([a-z]{2,3}(-[A-Za-z]{2,4})?|auto)$")
     every: Duration | None = None
     aliases: tuple[str, ...] = ()
+    # This source's own origin (scheme://host:port) may be a private address (a local
+    # RSSHub, an intranet feed); where it redirects is still checked.
+    allow_private_network: bool = False
     # The site an aggregated feed carries (Google News' per-site feed: https://www.reuters.com):
     # a 参考 link to that site matches this source's item under the link's headline.
     site: str | None = None
@@ -353,17 +356,30 @@ def format_duration(d: timedelta) -> str:
 # -- loading ---------------------------------------------------------------------
 
 
+# A config holds a few thousand nodes (a thousand sources); YAML aliases can make a file
+# of a few hundred bytes stand for billions (an "alias bomb"), so expanded configs are
+# refused beyond this many nodes, and ``${VAR}`` expansion visits each node once.
+MAX_NODES = 200_000
+
+
 def _expand_env(node: Any, env: dict[str, str], errors: list[tuple[int, str, str]],
-                path: str = "", found: list[tuple[str, str]] | None = None) -> Any:
+                path: str = "", found: list[tuple[str, str]] | None = None,
+                seen: set[int] | None = None) -> Any:
     """Replace ``${VAR}`` in every string, in place; record unset variables, and in
-    ``found`` the (dotted path, value) of each substitution from the environment."""
+    ``found`` the (dotted path, value) of each substitution from the environment.
+    A node an alias repeats is expanded once (in place, so every use sees it)."""
+    if isinstance(node, (CommentedMap, CommentedSeq)):
+        seen = set() if seen is None else seen
+        if id(node) in seen:
+            return node
+        seen.add(id(node))
     if isinstance(node, CommentedMap):
         for k in list(node.keys()):
-            node[k] = _expand_env(node[k], env, errors, f"{path}.{k}" if path else str(k), found)
+            node[k] = _expand_env(node[k], env, errors, f"{path}.{k}" if path else str(k), found, seen)
         return node
     if isinstance(node, CommentedSeq):
         for i in range(len(node)):
-            node[i] = _expand_env(node[i], env, errors, f"{path}[{i}]", found)
+            node[i] = _expand_env(node[i], env, errors, f"{path}[{i}]", found, seen)
         return node
     if isinstance(node, str) and "${" in node:
         def repl(m: re.Match[str]) -> str:
@@ -456,7 +472,14 @@ def parse_config(text: str, *, filename: str = "<config>", path: Path | None = N
     errors = _env_errors_with_lines(root, env_errors, filename)
 
     try:
-        config = Config.model_validate(plain_data(root))
+        if _expanded_size(root, {}, set()) > MAX_NODES:  # counted per distinct node: instant for a bomb
+            raise _TooBig
+        data = plain_data(root, budget=[MAX_NODES])
+    except _TooBig:
+        raise ConfigError(f"{filename}:1: (top): more than {MAX_NODES:,} values once YAML aliases (*name) are "
+                          "expanded: refused (an alias bomb?); write the values out, or use fewer aliases") from None
+    try:
+        config = Config.model_validate(data)
     except ValidationError as e:
         for err in e.errors():
             loc = tuple(err["loc"])
@@ -501,7 +524,7 @@ MIN_POLITE_INTERVAL = timedelta(minutes=5)
 def config_warnings(config: Config) -> list[tuple[tuple[Any, ...], str]]:
     """Things in a valid config that are probably not what its author meant, as
     (key path, explanation). Pure: ``check-config`` adds the file and line."""
-    from aggregator.urls import canonical_url
+    from aggregator.urls import canonical_url, private_address_kind
 
     out: list[tuple[tuple[Any, ...], str]] = []
     blogs = [s for s in config.sources if s.role == "blog"]
@@ -527,6 +550,12 @@ def config_warnings(config: Config) -> list[tuple[tuple[Any, ...], str]]:
             out.append((("sources", i), f"outlet {s.id} has no aliases: a blog in {langs} that names it in "
                                         f"its own script (as ロイター names Reuters) will only be understood "
                                         f"when it writes {s.title!r}; add aliases: [...]"))
+        host = (urlsplit(s.url).hostname or "").lower()
+        kind = "loopback" if host == "localhost" or host.endswith(".localhost") else private_address_kind(host)
+        if kind not in (None, "unparsable") and not (s.allow_private_network or config.fetch.allow_private_networks):
+            out.append((("sources", i, "url"), f"{host} is a {kind} address: fetching it will be refused; set "
+                                               "allow_private_network: true on this source if it is meant to be "
+                                               "on your network"))
         if config.interval(s) < MIN_POLITE_INTERVAL:
             where = ("sources", i, "every") if s.every is not None else ("schedule", "every")
             out.append((where, f"{s.id} is fetched every {format_duration(config.interval(s))}: more often "
@@ -566,10 +595,38 @@ def config_warning_lines(path: str | os.PathLike[str], config: Config) -> list[s
     return [f"{path}:{_line_of(root, loc) or '?'}: {_dotted(loc)}: {msg}" for loc, msg in found]
 
 
-def plain_data(node: Any) -> Any:
-    """YAML nodes as plain dicts, lists and scalars (string keys)."""
+class _TooBig(Exception):
+    pass
+
+
+def _expanded_size(node: Any, memo: dict[int, int], active: set[int]) -> int:
+    """How many values ``node`` stands for once its aliases are expanded, computed once
+    per distinct node (an alias repeats a node, it does not copy it); a node that
+    contains itself counts as too many."""
+    if not isinstance(node, (dict, list)):
+        return 1
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in active:
+        return MAX_NODES + 1
+    active.add(key)
+    children = node.values() if isinstance(node, dict) else node
+    size = 1 + sum(min(_expanded_size(child, memo, active), MAX_NODES + 1) for child in children)
+    active.discard(key)
+    memo[key] = size
+    return size
+
+
+def plain_data(node: Any, budget: list[int] | None = None) -> Any:
+    """YAML nodes as plain dicts, lists and scalars (string keys). With ``budget`` (a
+    one-item list, decremented per node), raises :class:`_TooBig` past that many nodes."""
+    if budget is not None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _TooBig
     if isinstance(node, dict):
-        return {str(k): plain_data(v) for k, v in node.items()}
+        return {str(k): plain_data(v, budget) for k, v in node.items()}
     if isinstance(node, list):
-        return [plain_data(v) for v in node]
+        return [plain_data(v, budget) for v in node]
     return node

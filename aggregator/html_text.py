@@ -11,6 +11,12 @@ import lxml.html
 import nh3
 from lxml import etree
 
+# Bidirectional-text controls (U+061C, U+200E/F, U+202A-E, U+2066-9): invisible, they
+# reorder what a reader sees ("Trojan Source"): an outlet's title could show a link or a
+# file name backwards, or one part of a line as another's. Nobody's headline needs them.
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_BIDI = re.compile(f"[{BIDI_CONTROLS}]")
+
 # A tag opens with "<" and a letter, "/", "!" or "?" (HTML tokenizer): "5 < 6" is text.
 _TAG = re.compile(r"<[A-Za-z/!?][^>]{0,2000}>")
 _WS = re.compile(r"\s+")
@@ -34,13 +40,19 @@ _ALLOWED_ATTRS = {
 }
 
 
+def strip_bidi(text: str) -> str:
+    """``text`` without bidirectional-text controls (see BIDI_CONTROLS)."""
+    return _BIDI.sub("", text) if text else text
+
+
 def strip_tags(text: str) -> str:
-    """Plain text of an HTML fragment, entities decoded, whitespace collapsed."""
+    """Plain text of an HTML fragment, entities decoded, whitespace collapsed, no
+    bidirectional-text controls (``&#x202E;`` included)."""
     if "<" in text:
         text = _TAG.sub(" ", text)
     if "&" in text:
         text = html.unescape(text)
-    return _WS.sub(" ", text).strip()
+    return _WS.sub(" ", strip_bidi(text)).strip()
 
 
 def sanitize_html(fragment: str, base_url: str | None = None) -> str:
@@ -55,7 +67,7 @@ def sanitize_html(fragment: str, base_url: str | None = None) -> str:
     relative: Any = "deny"  # nh3 takes a Literal or a ("rewrite_with_base", url) tuple
     if base_url and base_url.lower().startswith(("http://", "https://")):
         relative = ("rewrite_with_base", base_url)
-    return nh3.clean(fragment, tags=_ALLOWED_TAGS, attributes=_ALLOWED_ATTRS,
+    return nh3.clean(strip_bidi(fragment), tags=_ALLOWED_TAGS, attributes=_ALLOWED_ATTRS,
                      url_schemes={"http", "https", "mailto"},
                      link_rel="noopener noreferrer", url_relative=relative)
 

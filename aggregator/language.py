@@ -50,6 +50,12 @@ def detect(text: str) -> str | None:
     return lang if confidence >= MIN_CONFIDENCE else None
 
 
+def classify(text: str) -> tuple[str, float]:
+    """py3langid's language for ``text`` and its confidence (0 to 1), without shortcuts."""
+    lang, confidence = _model().classify(text.strip()[:2000])
+    return str(lang), float(confidence)
+
+
 def entry_language(title: str, summary: str, content: str, *, declared: str, feed_language: str | None) -> str | None:
     """The language an entry is written in.
 

@@ -104,6 +104,30 @@ def host_of(url: str) -> str:
         return ""
 
 
+# -- private networks (see docs/fetching.md) -------------------------------------------------
+
+def private_address_kind(address: str) -> str | None:
+    """What makes ``address`` a private-network address ("loopback", ...), or None for a
+    public one. IPv4 inside IPv6 (mapped, 6to4, Teredo, NAT64) is judged as IPv4."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return "unparsable"
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if inner is None and ip in _NAT64:
+            inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if inner is not None:
+            return private_address_kind(str(inner))
+    for kind, test in (("loopback", ip.is_loopback), ("unspecified", ip.is_unspecified),
+                       ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
+                       ("private", ip.is_private), ("reserved", ip.is_reserved)):
+        if test:
+            return kind
+    return None if ip.is_global else "non-public"
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 @functools.cache
 def _suffixes() -> PublicSuffixList:
     return PublicSuffixList()  # the list the package ships: no download

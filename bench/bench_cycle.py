@@ -95,7 +95,7 @@ def aggregator_config(path: Path, manifest: dict[str, object], urls: dict[str, s
              f"output: {{dir: '{path.parent / 'output'}'}}",
              "translation:", "  target: en", "  timeout: 10s"]
     lines.append(f"  providers: [{{provider: libre, url: '{libre}'}}]" if libre else "  providers: []")
-    lines += [f"fetch: {{concurrency: {workers}}}", "sources:"]
+    lines += [f"fetch: {{concurrency: {workers}, allow_private_networks: true}}", "sources:"]
     for f in manifest["feeds"]:  # type: ignore[index]
         lines.append(f"  - {{id: {f['id']}, name: '{f['name']}', url: '{urls[f['id']]}', role: {f['role']},"
                      f" language: {f['language']}}}")

@@ -20,7 +20,7 @@ from loopback import Blackhole, FeedServer
 
 VICTIM = "/victim.xml"
 VICTIM_FEED = DEV / "feeds" / "defensenews.xml"
-FETCH = "timeout: 3s, connect_timeout: 1s, read_timeout: 1.5s, max_bytes: 1MB"
+FETCH = "timeout: 3s, connect_timeout: 1s, read_timeout: 1.5s, max_bytes: 1MB, allow_private_networks: true"
 TOTAL_TIMEOUT = 3.0
 
 _PAGE = b"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>Defense News</title>

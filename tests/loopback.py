@@ -585,6 +585,35 @@ class Blackhole:
         return f"http://{HOST}:{self.port}{_norm(path)}"
 
 
+# An "echo" server's answer for a text not in its table: aggregator refuses an answer that
+# is its input handed back, or not in the target language (aggregator/answers.py), so the
+# echo is an English-looking stand-in, made the same way every time (tests compare with
+# pseudo_translation(text, target)): ASCII is kept as it is (names, numbers, English
+# inside the text, as a translator keeps them), every two other characters become a word.
+_PSEUDO_WORDS = ("the", "minister", "said", "that", "government", "will", "support", "new", "defence", "plan",
+                 "after", "talks", "with", "allies", "on", "military", "aid", "for", "army", "forces", "and",
+                 "report", "says", "officials", "week", "bill", "vote", "congress", "president", "about",
+                 "security", "border")
+
+
+def pseudo_translation(text: str, target: str) -> str:
+    """What an echo server answers for ``text`` it has no translation of."""
+    if not text.strip():
+        return text
+    out: list[str] = []
+    pending = ""
+    for c in text + "\x00":
+        if ord(c) >= 128 and not c.isspace():
+            pending += c
+            continue
+        for i in range(0, len(pending), 2):
+            out.append(" " + _PSEUDO_WORDS[sum(map(ord, pending[i:i + 2])) % len(_PSEUDO_WORDS)] + " ")
+        pending = ""
+        if c != "\x00":
+            out.append(c)
+    return f"[{target}] " + " ".join("".join(out).split())
+
+
 # --------------------------------------------------------------------------- LibreTranslate
 
 LibreFault = Literal["hang", "slow", "429", "500", "malformed", "reset", "403"]
@@ -646,7 +675,7 @@ class LibreTranslateServer(LoopbackServer):
         """
         table: (source, target, text) -> translation.
         unknown: text not in the table gets 400 {"error": "unknown text"} ("error") or
-            "[{target}] {text}" ("echo").
+            pseudo_translation(text, target) ("echo").
         api_key: when set, requests without this key get 403 {"error": "Invalid API key"}.
         delay: seconds the "slow" fault waits before answering.
         retry_after: the Retry-After seconds sent with the "429" fault.
@@ -765,7 +794,7 @@ class LibreTranslateServer(LoopbackServer):
         if translation is None and self.unknown == "error":
             h.reply_json(400, {"error": "unknown text"})
             return
-        answer: dict[str, object] = {"translatedText": f"[{target}] {q}" if translation is None else translation}
+        answer: dict[str, object] = {"translatedText": pseudo_translation(q, target) if translation is None else translation}
         if detected is not None:
             answer["detectedLanguage"] = {"confidence": 100.0, "language": detected}
         h.reply_json(200, answer)
@@ -918,7 +947,7 @@ class DeepLServer(LoopbackServer):
                 if self.unknown == "error":
                     h.reply_json(400, {"message": "unknown text"})
                     return
-                tr = f"[{tgt}] {text}"
+                tr = pseudo_translation(text, tgt)
             out.append({"detected_source_language": src.upper(), "text": tr, "billed_characters": len(text)})
         with self._lock:
             self.billed += chars

@@ -25,7 +25,7 @@ WAIT = 60  # generous: the machine is shared
 
 
 def _config(tmp: Path, feeds: FeedServer, *, every: str = "2s", extra_sources: str = "",
-            politico_every: str | None = None, fetch: str = "") -> Path:
+            politico_every: str | None = None, fetch: str = "fetch: {allow_private_networks: true}\n") -> Path:
     cfg = tmp / "aggregator.yaml"
     own = f", every: {politico_every}" if politico_every else ""
     cfg.write_text(f"""storage: {{url: 'sqlite:///data/s.sqlite3'}}
@@ -133,7 +133,7 @@ def test_sighup_reloads_the_config_and_refuses_a_broken_one(tmp_path: Path, feed
         cfg.write_text(good.replace("role: outlet", "role: outlet, colour: blue"))
         proc.send_signal(signal.SIGHUP)
         _wait_for(_log_has(log, "config not reloaded, keeping the running one"), "the refusal")
-        assert f"{cfg}:7: sources[1].colour: unknown key" in log.read_text(encoding="utf-8")
+        assert f"{cfg}:8: sources[1].colour: unknown key" in log.read_text(encoding="utf-8")
         assert proc.poll() is None
 
         # a shorter interval and a new source take effect without a restart
@@ -156,7 +156,7 @@ def test_sighup_reloads_the_config_and_refuses_a_broken_one(tmp_path: Path, feed
 
 def test_sigterm_during_a_fetch_from_a_server_that_hangs_exits_0_promptly(tmp_path: Path, feeds: FeedServer) -> None:
     feeds.fault("/blog.xml", "hang")
-    cfg = _config(tmp_path, feeds, every="30m", fetch="fetch: {timeout: 300s}\n")
+    cfg = _config(tmp_path, feeds, every="30m", fetch="fetch: {timeout: 300s, allow_private_networks: true}\n")
     proc = _start(cfg)
     try:
         _wait_for(lambda: feeds.hits["/blog.xml"] >= 1 and feeds.hits["/politico.xml"] >= 1, "the fetches")

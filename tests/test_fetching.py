@@ -33,10 +33,10 @@ def client() -> httpx.Client:
 def test_conditional_get_sends_validators_and_gets_304(client: httpx.Client) -> None:
     with FeedServer() as srv:
         url = srv.add("/f.xml", FEED)
-        first = fetch(client, url, max_bytes=10**7, total_timeout=5)
+        first = fetch(client, url, max_bytes=10**7, total_timeout=5, allow_private=True)
         assert first.status == 200 and first.content == FEED and first.etag
         second = fetch(client, url, etag=first.etag, last_modified=first.last_modified, max_bytes=10**7,
-                       total_timeout=5)
+                       total_timeout=5, allow_private=True)
         assert second.not_modified and second.status == 304
         req = srv.requests[-1]
         assert req.headers["If-None-Match"] == first.etag
@@ -46,7 +46,7 @@ def test_conditional_get_sends_validators_and_gets_304(client: httpx.Client) -> 
 def test_gzip_is_asked_for_and_decoded(client: httpx.Client) -> None:
     with FeedServer(gzip=True) as srv:
         url = srv.add("/f.xml", FEED)
-        r = fetch(client, url, max_bytes=10**7, total_timeout=5)
+        r = fetch(client, url, max_bytes=10**7, total_timeout=5, allow_private=True)
         assert r.content == FEED
         assert "gzip" in srv.requests[-1].headers["Accept-Encoding"]
 
@@ -55,7 +55,7 @@ def test_body_over_the_cap_is_refused(client: httpx.Client) -> None:
     with FeedServer() as srv:
         url = srv.add("/f.xml", FEED)
         with pytest.raises(FetchError, match="cap"):
-            fetch(client, url, max_bytes=1000, total_timeout=5)
+            fetch(client, url, max_bytes=1000, total_timeout=5, allow_private=True)
 
 
 def test_gzip_bomb_is_refused_after_decompression(client: httpx.Client) -> None:
@@ -63,7 +63,7 @@ def test_gzip_bomb_is_refused_after_decompression(client: httpx.Client) -> None:
         srv.add("/bomb.xml", b"")
         srv.fault("/bomb.xml", "gzip_bomb", size=20_000_000)
         with pytest.raises(FetchError, match="after decompression"):
-            fetch(client, srv.url("/bomb.xml"), max_bytes=1_000_000, total_timeout=5)
+            fetch(client, srv.url("/bomb.xml"), max_bytes=1_000_000, total_timeout=5, allow_private=True)
 
 
 def test_a_server_that_never_answers_times_out(client: httpx.Client) -> None:
@@ -72,7 +72,7 @@ def test_a_server_that_never_answers_times_out(client: httpx.Client) -> None:
         srv.fault("/h.xml", "hang")
         t0 = time.monotonic()
         with pytest.raises(FetchError, match=r"sent nothing for 1 s \(read timeout\)"):
-            fetch(client, srv.url("/h.xml"), max_bytes=10**7, total_timeout=5)
+            fetch(client, srv.url("/h.xml"), max_bytes=10**7, total_timeout=5, allow_private=True)
         assert time.monotonic() - t0 < 3
 
 
@@ -80,7 +80,7 @@ def test_a_server_that_never_accepts_the_connection_hits_the_connect_timeout() -
     with Blackhole() as hole, make_client(connect_timeout=0.5, read_timeout=5, max_connections=2) as c:
         t0 = time.monotonic()
         with pytest.raises(FetchError, match=r"could not connect within 0.5 s \(connect timeout\)"):
-            fetch(c, hole.url("/f.xml"), max_bytes=10**7, total_timeout=10)
+            fetch(c, hole.url("/f.xml"), max_bytes=10**7, total_timeout=10, allow_private=True)
         assert time.monotonic() - t0 < 3
 
 
@@ -91,7 +91,7 @@ def test_a_server_dripping_one_body_byte_a_second_hits_the_total_time_limit() ->
         srv.fault("/d.xml", "drip", interval=1.0)
         t0 = time.monotonic()
         with pytest.raises(FetchError, match="took longer than the 2.5 s total limit"):
-            fetch(client, srv.url("/d.xml"), max_bytes=10**7, total_timeout=2.5)
+            fetch(client, srv.url("/d.xml"), max_bytes=10**7, total_timeout=2.5, allow_private=True)
         assert time.monotonic() - t0 < 4.5
 
 
@@ -103,7 +103,7 @@ def test_a_server_dripping_header_lines_hits_the_total_time_limit() -> None:
         srv.fault("/h.xml", "slow_headers", interval=0.3, count=1000)
         t0 = time.monotonic()
         with pytest.raises(FetchError, match="took longer than the 2 s total limit"):
-            fetch(client, srv.url("/h.xml"), max_bytes=10**7, total_timeout=2)
+            fetch(client, srv.url("/h.xml"), max_bytes=10**7, total_timeout=2, allow_private=True)
         assert time.monotonic() - t0 < 4
 
 
@@ -113,14 +113,14 @@ def test_the_total_limit_covers_every_redirect_hop(client: httpx.Client) -> None
         srv.fault("/slow.xml", "slow_headers", interval=0.3, count=1000)
         srv.fault("/start.xml", "redirect", to="/slow.xml", status=302)
         with pytest.raises(FetchError, match="total limit"):
-            fetch(client, srv.url("/start.xml"), max_bytes=10**7, total_timeout=1.5)
+            fetch(client, srv.url("/start.xml"), max_bytes=10**7, total_timeout=1.5, allow_private=True)
 
 
 def test_a_redirect_to_a_local_file_is_refused(client: httpx.Client) -> None:
     with FeedServer() as srv:
         srv.fault("/f.xml", "redirect", to="file:///etc/passwd", status=301)
         with pytest.raises(FetchError, match="refusing to follow a redirect to a non-HTTP URL: file:"):
-            fetch(client, srv.url("/f.xml"), max_bytes=10**7, total_timeout=5)
+            fetch(client, srv.url("/f.xml"), max_bytes=10**7, total_timeout=5, allow_private=True)
 
 
 def test_a_connection_cut_mid_body_is_reported(client: httpx.Client) -> None:
@@ -128,7 +128,7 @@ def test_a_connection_cut_mid_body_is_reported(client: httpx.Client) -> None:
         srv.add("/t.xml", FEED)
         srv.fault("/t.xml", "truncate")
         with pytest.raises(FetchError, match="connection broke off"):
-            fetch(client, srv.url("/t.xml"), max_bytes=10**7, total_timeout=5)
+            fetch(client, srv.url("/t.xml"), max_bytes=10**7, total_timeout=5, allow_private=True)
 
 
 def test_redirect_loop_is_reported(client: httpx.Client) -> None:
@@ -136,7 +136,7 @@ def test_redirect_loop_is_reported(client: httpx.Client) -> None:
         srv.add("/loop.xml", FEED)
         srv.fault("/loop.xml", "redirect_loop")
         with pytest.raises(FetchError, match="redirect"):
-            fetch(client, srv.url("/loop.xml"), max_bytes=10**7, total_timeout=5)
+            fetch(client, srv.url("/loop.xml"), max_bytes=10**7, total_timeout=5, allow_private=True)
 
 
 def test_permanent_redirect_is_reported_for_the_store(client: httpx.Client) -> None:
@@ -144,7 +144,7 @@ def test_permanent_redirect_is_reported_for_the_store(client: httpx.Client) -> N
         new = srv.add("/new.xml", FEED)
         srv.add("/old.xml", b"")
         srv.fault("/old.xml", "redirect", to="/new.xml", status=301)
-        r = fetch(client, srv.url("/old.xml"), max_bytes=10**7, total_timeout=5)
+        r = fetch(client, srv.url("/old.xml"), max_bytes=10**7, total_timeout=5, allow_private=True)
         assert r.permanent_redirect == new and r.content == FEED
 
 
@@ -153,11 +153,11 @@ def test_http_errors_carry_status_and_retry_after(client: httpx.Client) -> None:
         srv.add("/busy.xml", FEED)
         srv.fault("/busy.xml", "status", status=429, headers={"Retry-After": "120"})
         with pytest.raises(FetchError) as e:
-            fetch(client, srv.url("/busy.xml"), max_bytes=10**7, total_timeout=5)
+            fetch(client, srv.url("/busy.xml"), max_bytes=10**7, total_timeout=5, allow_private=True)
         assert e.value.status == 429 and e.value.retry_after == 120
         srv.fault("/busy.xml", "status", status=410)
         with pytest.raises(FetchError) as e:
-            fetch(client, srv.url("/busy.xml"), max_bytes=10**7, total_timeout=5)
+            fetch(client, srv.url("/busy.xml"), max_bytes=10**7, total_timeout=5, allow_private=True)
         assert e.value.permanent
 
 

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "aggregator"
 LAYERS: list[set[str]] = [
     {"aggregator", "aggregator.__init__", "aggregator.models", "aggregator.config", "aggregator.exceptions",
      "aggregator.urls", "aggregator.html_text", "aggregator.redaction", "aggregator.progress",
-     "aggregator.language", "aggregator._compat"},
+     "aggregator.language", "aggregator._compat", "aggregator.answers"},
     {"aggregator.sources"},
     {"aggregator.store"},
     {"aggregator.citing", "aggregator.entryview"},

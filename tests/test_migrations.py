@@ -89,7 +89,7 @@ def test_a_failing_migration_changes_nothing(tmp_path: Path, monkeypatch: pytest
 
     monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, half_then_fail])
     monkeypatch.setattr(migrations, "SCHEMA_VERSION", version + 1)
-    with pytest.raises(StorageError, match="cannot open the store"):
+    with pytest.raises(StorageError, match="the store cannot be used: simulated failure half-way"):
         Store(path)
     assert _contents(path) == before
     db = sqlite3.connect(path)

@@ -82,6 +82,7 @@ class World:
             f"output: {{dir: ../output, include: {include}, max_entries: 100, link: 'https://news.example.org/'}}\n"
             f"translation: {{target: {target}, timeout: 3s, providers: {providers}}}\n"
             "schedule: {every: 30m, jitter: 0s}\n"
+            "fetch: {allow_private_networks: true}\n"  # the feeds are served on loopback
             f"{extra}sources:\n" + "".join(f"  - {s}\n" for s in sources), encoding="utf-8")
 
     def source(self, sid: str, name: str, path: str, role: str = "outlet", language: str = "en") -> str:

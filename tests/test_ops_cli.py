@@ -313,7 +313,8 @@ def test_once_stopped_by_sigterm_during_a_hanging_fetch_stores_the_rest_and_exit
     import time
 
     site.feeds.fault("/reuters.xml", "hang")
-    cfg = site.config.read_text() + "fetch: {timeout: 300s}\n"
+    cfg = site.config.read_text().replace("fetch: {allow_private_networks: true}",
+                                          "fetch: {allow_private_networks: true, timeout: 300s}")
     site.config.write_text(cfg)
     proc = subprocess.Popen(aggregator_cmd("run", "--once", "--config", str(site.config)), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

@@ -82,7 +82,7 @@ def test_a_cycle_parsing_in_processes_reports_broken_feeds_per_source_and_stores
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parsepool, "DEFAULT", ParsePool(workers=2, min_concurrent=1))
     with FeedServer() as srv:
-        lines = ["sources:"]
+        lines = ["fetch: {allow_private_networks: true}", "sources:"]
         for o in OUTLETS:
             url = srv.add(f"/{o}.xml", (DEV / "feeds" / f"{o}.xml").read_bytes())
             lines.append(f"  - {{id: {o}, url: '{url}', role: outlet}}")

@@ -49,6 +49,7 @@ def write_config(path: Path, feeds: FeedServer, libre_url: str, **extra: str) ->
              " base_url: 'https://news.example.org/feeds/'}",
              "translation:", "  target: en", "  timeout: 3s", "  providers:",
              f"    - {{provider: libre, url: '{libre_url}'}}",
+             "fetch: {allow_private_networks: true}",
              "sources:",
              f"  - {{id: blog, name: 軍事ニュース解説ブログ, url: '{feeds.url('/blog.xml')}', role: blog, language: ja}}"]
     for o in OUTLETS:
@@ -211,7 +212,8 @@ def test_real_world_feeds_are_stored_and_the_broken_ones_reported(tmp_path: Path
     expected = json.loads((Path(__file__).parent / "fixtures" / "real-feeds" / "expected.json").read_text())
     with FeedServer() as feeds, LibreTranslateServer(unknown="echo") as libre:
         lines = ["storage: {url: 'sqlite:///s.sqlite3'}", "output: {dir: out, max_entries: 5000, include: all}",
-                 f"translation: {{timeout: 3s, providers: [{{provider: libre, url: '{libre.url}'}}]}}", "sources:"]
+                 f"translation: {{timeout: 3s, providers: [{{provider: libre, url: '{libre.url}'}}]}}",
+                 "fetch: {allow_private_networks: true}", "sources:"]
         for i, f in enumerate(files):
             url = feeds.add_file(f"/{f.name}", f)
             lines.append(f"  - {{id: f{i}, name: '{f.stem}', url: '{url}', role: outlet, language: auto}}")

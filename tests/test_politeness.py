@@ -39,8 +39,8 @@ class Clock:
 def make_config(tmp: Path, sources: dict[str, str], fetch: str = "", every: str = "30m") -> Config:
     lines = ["storage: {url: 'sqlite:///store.sqlite3'}", "output: {dir: out}",
              f"schedule: {{every: {every}}}", "translation: {providers: []}"]
-    if fetch:
-        lines.append(f"fetch: {{{fetch}}}")
+    # The publishers are loopback servers, which sources may not reach by default.
+    lines.append(f"fetch: {{allow_private_networks: true{', ' + fetch if fetch else ''}}}")
     lines.append("sources:")
     lines += [f"  - {{id: {sid}, url: '{url}', role: outlet}}" for sid, url in sources.items()]
     path = tmp / "aggregator.yaml"

@@ -38,6 +38,7 @@ def test_secrets_never_appear_in_logs_errors_or_status(tmp_path: Path) -> None:
             "storage: {url: 'sqlite:///data/store.sqlite3'}", "output: {dir: output}",
             "translation: {target: en, timeout: 3s, providers: [{provider: libre, url: '" + libre.url
             + "', api_key: '${LT_KEY}'}]}",
+            "fetch: {allow_private_networks: true}",
             "sources:",
             f"  - {{id: blog, url: '{feeds.url('/blog.xml')}', role: blog, language: ja}}",
             f"  - {{id: private, url: '{private}', role: outlet}}",

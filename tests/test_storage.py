@@ -84,7 +84,7 @@ def test_the_store_survives_reopening(tmp_path: Path) -> None:
 def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     p = tmp_path / "db.sqlite3"
     p.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StorageError, match="cannot open the store"):
+    with pytest.raises(StorageError, match=r"the store is damaged \(file is not a database\)"):
         Store(p)
 
 

@@ -24,7 +24,7 @@ def write_config(path: Path, feeds: FeedServer, *libre_urls: str) -> None:
              "output: {dir: output, max_entries: 1000, include: all}",
              "translation:", "  target: en", f"  timeout: {TIMEOUT:g}s", "  providers:"]
     lines += [f"    - {{provider: libre, url: '{u}'}}" for u in libre_urls]
-    lines += ["sources:",
+    lines += ["fetch: {allow_private_networks: true}", "sources:",
               f"  - {{id: blog, name: 軍事ニュース解説ブログ, url: '{feeds.url('/blog.xml')}', role: blog, language: ja}}"]
     for o in OUTLETS:
         lines.append(f"  - {{id: {o}, name: '{NAMES[o]}', url: '{feeds.url(f'/{o}.xml')}', role: outlet,"

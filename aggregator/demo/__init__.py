@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from aggregator.config import Config, FetchConfig, SourceConfig, parse_config
+from aggregator.config import Config, SourceConfig, parse_config
 from aggregator.running.sampleserver import SampleServer
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,7 @@ def demo_config_text(feeds_url: str, work_dir: Path, output_dir: Path, site_url:
         f"translation: {{target: en, memory: {_q(str(sample_dir() / 'memory.tmx'))}, providers: []}}",
         "retention: {articles: null}",
     ]
-    if "allow_private_networks" in FetchConfig.model_fields:
-        lines.append("fetch: {allow_private_networks: true}  # the sample is served on 127.0.0.1")
+    lines.append("fetch: {allow_private_networks: true}  # the sample is served on 127.0.0.1")
     lines.append("sources:")
     for s in sources:
         has_site = "site" in SourceConfig.model_fields  # the site an aggregated feed carries

@@ -9,6 +9,7 @@ mtime nor ETag (CONTRACT.md section 3).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import html
 import json
 import mimetypes
@@ -33,7 +34,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from aggregator.exceptions import PublishError
-from aggregator.html_text import strip_tags
+from aggregator.html_text import BIDI_CONTROLS, strip_tags
 from aggregator.models import iso, utc
 from aggregator.publishing.labels import labels
 
@@ -144,7 +145,8 @@ def _lang_attr(text_language: str | None, around: str | None) -> str:
 # Characters XML 1.0 forbids (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF) and
 # the C1 controls and DEL it discourages: lxml refuses the former outright, so one
 # stray control character in a source feed would otherwise stop the whole publication.
-_BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# And the bidirectional-text controls, which would reorder what readers see.
+_BAD_CHARS = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff{BIDI_CONTROLS}]")
 
 
 def clean_text(text: str) -> str:
@@ -538,5 +540,8 @@ def write_output(out_dir: Path, meta: FeedMeta, items: Sequence[FeedItem]) -> li
         if written:
             _fsync_dir(out_dir)
     except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise PublishError(f"cannot write output to {out_dir}: the disk is full ({e.strerror}); the previous "
+                               "output is left as it was: free some space, then run again") from None
         raise PublishError(f"cannot write output to {out_dir}: {e}") from e
     return written

@@ -48,6 +48,14 @@ NOTHING_PUBLISHED = "nothing published yet: run `aggregator run --once`\n"
 INDEX_NAME = "index.html"
 MAX_FILE_SIZE = 64 * 2**20  # the output is a few hundred KiB; refuse to slurp anything absurd
 IDLE_TIMEOUT = 30.0         # seconds an idle keep-alive connection may hold a thread
+# Connections accepted but not yet served wait in the kernel's listen queue: the stdlib's
+# 5 drops connections at 50 concurrent clients (their SYN retried after 1, 3, 7 s...).
+# The kernel caps it at net.core.somaxconn (4096 on current Linux).
+LISTEN_BACKLOG = 1024
+# At most this many connections are served at once (a thread each); beyond, a new
+# connection waits up to QUEUE_WAIT for one to end, then gets 503 with Retry-After.
+MAX_CONNECTIONS = 128
+QUEUE_WAIT = 2.0
 
 # By name first (feed.json is a JSON Feed, other JSON is plain JSON), then by suffix.
 # A fixed table rather than `mimetypes`: the system's mime database differs per machine.
@@ -186,7 +194,40 @@ def _escape_log(text: str) -> str:
 class _OutputServer(ThreadingHTTPServer):
     daemon_threads = True    # a slow client must not keep the process alive
     block_on_close = False   # server_close() must not wait for idle keep-alive connections
+    request_queue_size = LISTEN_BACKLOG
     output_dir: Path
+    max_connections = MAX_CONNECTIONS
+    queue_wait = QUEUE_WAIT
+    _slots: threading.BoundedSemaphore
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(timeout=self.queue_wait):
+            self._busy(request, client_address)
+            return
+        try:
+            super().process_request(request, client_address)  # starts the connection's thread
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _busy(self, request: socket.socket, client_address: Any) -> None:
+        """503 at once, from the accepting thread: a full server answers, never hangs."""
+        log.warning("%s: %d connections already served: answered 503", client_address[0], self.max_connections)
+        body = b"busy: try again in a moment\n"
+        head = (f"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain; charset=utf-8"
+                f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+        try:
+            request.settimeout(1.0)
+            request.sendall(head + body)
+        except OSError:
+            pass
+        self.shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # The base prints tracebacks to stderr; keep them in the log instead.
@@ -415,11 +456,13 @@ def _listen_error(host: str, port: int, e: OSError) -> PublishError:
     return PublishError(f"cannot listen on {shown}:{port}: {reason}")
 
 
-def make_server(output_dir: Path, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+def make_server(output_dir: Path, host: str = "127.0.0.1", port: int = 0, *,
+                max_connections: int = MAX_CONNECTIONS, queue_wait: float = QUEUE_WAIT) -> ThreadingHTTPServer:
     """A bound, listening server for ``output_dir`` (not yet serving: call serve_forever).
 
     ``port=0`` picks a free port; ``server.server_address`` tells which. Raises
     ``PublishError`` when the address cannot be bound (in use, no permission...).
+    ``max_connections`` are served at once; another waits ``queue_wait`` s, then gets 503.
     """
     server_cls: type[_OutputServer] = _OutputServer
     if ":" in host:  # an IPv6 literal
@@ -429,6 +472,8 @@ def make_server(output_dir: Path, host: str = "127.0.0.1", port: int = 0) -> Thr
     except OSError as e:
         raise _listen_error(host, port, e) from e
     server.output_dir = Path(output_dir)
+    server.max_connections, server.queue_wait = max_connections, queue_wait
+    server._slots = threading.BoundedSemaphore(max_connections)
     if not Path(output_dir).is_dir():
         log.warning("%s does not exist yet: answering 404 until something is published "
                     "(run `aggregator run --once`)", output_dir)

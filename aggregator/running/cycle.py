@@ -12,8 +12,9 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,14 +48,17 @@ from aggregator.sources.decide import Configured
 from aggregator.sources.fetch import (
     HostLimiter,
     fetch,
+    host_key,
     make_client,
     next_fetch_after_failure,
     next_fetch_after_success,
+    origin,
 )
 from aggregator.sources.parsepool import (
     parse_feed,  # in worker processes when parses overlap (GIL)
 )
 from aggregator.store import SourceState, Store
+from aggregator.store.records import guid_churn_warning, unstable_guids
 from aggregator.translating import decide
 from aggregator.translating.chain import Translator, build_translator, chain_signature
 from aggregator.translating.memory import memory_for
@@ -72,7 +76,9 @@ def utcnow() -> datetime:
 @dataclass
 class SourceReport:
     id: str
-    outcome: str  # "new entries" | "unchanged" | "not modified" | "error" | "abandoned" (stopping)
+    # "new entries" | "unchanged" | "not modified" | "error" | "skipped" (its server did not
+    # answer another source this cycle) | "abandoned" (stopping)
+    outcome: str
     new: int = 0
     updated: int = 0
     error: str | None = None
@@ -137,8 +143,12 @@ class CycleReport:
         return [s for s in self.sources if s.outcome == "error"]
 
     @property
+    def skipped_sources(self) -> list[SourceReport]:
+        return [s for s in self.sources if s.outcome == "skipped"]
+
+    @property
     def fetched_sources(self) -> list[SourceReport]:
-        return [s for s in self.sources if s.outcome != "abandoned"]
+        return [s for s in self.sources if s.outcome not in ("abandoned", "skipped")]
 
     def summary(self) -> str:
         """The cycle in one line (the log's, and ``run --once``'s on stdout)."""
@@ -160,6 +170,9 @@ class CycleReport:
                      f"{sum(p.failed for p in pages)} failed, {sum(p.waiting for p in pages)} waiting)")
         if self.pruned:
             line += f", {self.pruned} old articles pruned"
+        if self.skipped_sources:
+            n = len(self.skipped_sources)
+            line += f", {n} source{'s' if n != 1 else ''} skipped (their server did not answer)"
         if len(fetched) < len(self.sources):
             n = len(self.sources) - len(fetched)
             line += f", {n} fetch{'es' if n != 1 else ''} abandoned"
@@ -175,6 +188,7 @@ class _Fetched:
     error: AggregatorError | None = None
     seconds: float = 0.0
     stopped: bool = False  # never started: the run is stopping
+    skipped: str | None = None  # never started: its server did not answer another source
 
 
 def due_sources(config: Config, states: dict[str, SourceState], now: datetime, fetch_all: bool,
@@ -238,14 +252,31 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                 return job
             t0 = time.monotonic()
             try:
-                with limiter(st.url):
-                    job.result = fetch(client, st.url, etag=st.etag, last_modified=st.last_modified,
-                                       max_bytes=fc.max_bytes, total_timeout=fc.timeout.total_seconds())
-                if job.result.content is not None:
+                job.skipped = _skip_reason(limiter, st.url)
+                if job.skipped is None:
+                    sem = limiter(st.url)
+                    # Only the daemon's jobs, which share the limiter, ever wait here.
+                    if not sem.acquire(timeout=fc.timeout.total_seconds()):
+                        job.skipped = (f"waited {fc.timeout.total_seconds():g} s for a free connection to "
+                                       f"{host_key(st.url)}")
+                    else:
+                        try:
+                            job.skipped = _skip_reason(limiter, st.url)
+                            if job.skipped is None:
+                                job.result = fetch(
+                                    client, st.url, etag=st.etag, last_modified=st.last_modified,
+                                    max_bytes=fc.max_bytes, total_timeout=fc.timeout.total_seconds(),
+                                    allow_private=fc.allow_private_networks,
+                                    private_origin=origin(src.url) if src.allow_private_network else None)
+                        finally:
+                            sem.release()
+                if job.result is not None and job.result.content is not None:
                     job.parsed = parse_feed(job.result.content, url=job.result.url,
                                             headers=job.result.headers, now=now())
             except AggregatorError as e:
                 job.error = e
+                if isinstance(e, FetchError) and e.unreachable:
+                    limiter.mark_down(e.unreachable, str(e))
             except Exception as e:  # a bug or an unforeseen input: report, never crash the cycle
                 if stop is None or not stop.is_set():
                     log.exception("unexpected error on source %s", src.id)
@@ -253,18 +284,38 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
             job.seconds = time.monotonic() - t0
             return job
 
-        pending = {pool.submit(work, s) for s in due}
-        while pending:
+        # Sources wait in one queue per host and a host's next source is handed to a
+        # worker only when one of its fetches ends: workers never sit blocked behind a
+        # slow host while other hosts wait (head-of-line blocking), and once a server has
+        # not answered, its remaining sources are skipped instead of each timing out.
+        queues: dict[str, deque[SourceConfig]] = {}
+        for s in due:
+            queues.setdefault(host_key(states[s.id].url), deque()).append(s)
+        running: dict[Future[_Fetched], str] = {}
+
+        def feed(host: str) -> None:
+            queue = queues.get(host)
+            while queue and sum(1 for h in running.values() if h == host) < fc.per_host:
+                running[pool.submit(work, queue.popleft())] = host
+
+        # Round robin over hosts: the first request of every host goes out first.
+        for _ in range(fc.per_host):
+            for host, queue in queues.items():
+                if queue:
+                    running[pool.submit(work, queue.popleft())] = host
+        while running:
             if stop is not None and stop.is_set():
                 abandoned = True
-                log.info("stopping: %d fetch%s in flight abandoned (%s fetched again next time)", len(pending),
-                         "es" if len(pending) != 1 else "", "they are" if len(pending) != 1 else "it is")
+                log.info("stopping: %d fetch%s in flight abandoned (%s fetched again next time)", len(running),
+                         "es" if len(running) != 1 else "", "they are" if len(running) != 1 else "it is")
                 left = {s.id for s in due} - {r.id for r in reports}
                 reports.extend(SourceReport(sid, "abandoned") for sid in sorted(left))
                 break
-            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            finished, _ = wait(set(running), timeout=0.5, return_when=FIRST_COMPLETED)
             for fut in finished:
+                host = running.pop(fut)
                 job = fut.result()
+                feed(host)
                 if job.stopped:
                     reports.append(SourceReport(job.source.id, "abandoned"))
                     continue
@@ -295,6 +346,15 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
     return reports
 
 
+def _skip_reason(limiter: HostLimiter, url: str) -> str | None:
+    try:
+        where = origin(url)
+    except (httpx.InvalidURL, ValueError):
+        return None
+    reason = limiter.down(where)
+    return f"{where} did not answer another source this cycle ({reason})" if reason else None
+
+
 def configured_sources(config: Config) -> list[Configured]:
     """The config's sources as :func:`aggregator.sources.decide.plan_sources` reads them."""
     return [Configured(s.id, s.url, s.role, s.title) for s in config.sources]
@@ -311,6 +371,13 @@ def _store_fetched(store: Store, config: Config, job: _Fetched, now: datetime, r
                    redactor: Redactor) -> SourceReport:
     src, st = job.source, job.state
     interval = config.interval(src)
+    if job.skipped is not None:
+        # Not tried: due again next cycle, like a failure (the server is in trouble).
+        message = redactor(f"skipped: {job.skipped}")
+        nxt = next_fetch_after_failure(now, interval, st.consecutive_failures + 1, retry_after=None,
+                                       max_backoff=config.fetch.max_backoff, rng=rng)
+        store.record_failure(src.id, f"fetch: {message}", now=now, next_fetch=nxt)
+        return SourceReport(src.id, "skipped", error=message, seconds=job.seconds)
     if job.error is not None:
         e = job.error
         failures = st.consecutive_failures + 1
@@ -343,12 +410,16 @@ def _store_fetched(store: Store, config: Config, job: _Fetched, now: datetime, r
         etag=res.etag, last_modified=res.last_modified, url=res.permanent_redirect,
         title=parsed.title if parsed else None, warning=warning)
     outcome = "not modified" if parsed is None else "new entries" if stored.new or stored.updated else "unchanged"
+    if unstable_guids(stored.guid_churn):
+        log.warning("%s: %s", src.id, guid_churn_warning(stored.guid_churn))
     return SourceReport(src.id, outcome, stored.new, stored.updated, warnings=warnings, seconds=job.seconds)
 
 
 def _log_source(r: SourceReport) -> None:
     if r.outcome == "error":
         log.warning("%s: failed after %.1fs: %s", r.id, r.seconds, r.error)
+    elif r.outcome == "skipped":
+        log.warning("%s: %s", r.id, r.error)
     else:
         extra = f" (warning: {r.warnings[0]})" if r.warnings else ""
         log.info("%s: %s, %d new, %d updated, %.1fs%s", r.id, r.outcome, r.new, r.updated, r.seconds, extra)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +30,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.app import Aggregator
 from aggregator.config import Config, SourceConfig, format_duration, load_config
-from aggregator.exceptions import AggregatorError, ConfigError, StoreGone
+from aggregator.exceptions import (
+    AggregatorError,
+    ConfigError,
+    StorageError,
+    StoreDamagedError,
+    StoreGone,
+    storage_error,
+)
 from aggregator.redaction import Redactor
 from aggregator.redaction import install as install_redaction
 from aggregator.running.cycle import (
@@ -43,6 +51,7 @@ from aggregator.running.cycle import (
 )
 from aggregator.sources.fetch import HostLimiter
 from aggregator.store import SourceState, Store
+from aggregator.store.base import forget_check
 
 log = logging.getLogger("aggregator")
 
@@ -86,7 +95,7 @@ class Daemon:
         self._fetched: list[SourceReport] = []  # since the last processing
         # One for all the per-source jobs, which run side by side: the per-host limit
         # holds across them, not just within one job.
-        self.limiter = HostLimiter(config.fetch.per_host)
+        self.limiter = self._make_limiter(config)
         self.client = make_fetch_client(config)
         self._old_clients: list[httpx.Client] = []
         # The store file this daemon started on (device, inode): every job checks that its
@@ -98,6 +107,12 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
             timezone=UTC,
         )
+
+    @staticmethod
+    def _make_limiter(config: Config) -> HostLimiter:
+        # A server that did not answer is left alone for half a cycle: its other sources,
+        # whose jobs fire at other times, are skipped meanwhile instead of each timing out.
+        return HostLimiter(config.fetch.per_host, down_for=config.schedule.every.total_seconds() / 2)
 
     # -- jobs --------------------------------------------------------------------------
     def _fetch_job(self, source_id: str) -> None:
@@ -115,6 +130,12 @@ class Daemon:
         except StoreGone as e:
             log.debug("%s: not fetched: %s", source_id, e)  # processing says so, at ERROR
             return
+        except sqlite3.DatabaseError as e:  # damaged store, full disk: said once per job, schedule kept
+            self._store_failed(storage_error(cfg.db_path, e), source_id)
+            return
+        except StorageError as e:  # found damaged when opened: nothing written
+            self._store_failed(e, source_id)
+            return
         except AggregatorError as e:
             log.error("%s: %s", source_id, e)
             return
@@ -124,6 +145,11 @@ class Daemon:
             self._fetched.extend(r for r in reports if r.outcome != "abandoned")
         if any(r.new or r.updated or (r.pages and r.pages.texts) for r in reports):
             self.schedule_processing()
+
+    def _store_failed(self, e: StorageError, what: str) -> None:
+        if isinstance(e, StoreDamagedError):
+            forget_check(self.config.db_path)  # the next job checks the file again, and writes nothing
+        log.error("%s: %s", what, e)
 
     def schedule_processing(self, delay: timedelta = SETTLE, *, postpone: bool = True) -> None:
         """Process ``delay`` from now: a later request postpones it (fetches settle
@@ -161,6 +187,8 @@ class Daemon:
                 log.warning("%s", line)
         except StoreGone as e:
             log.error("%s", e)
+        except sqlite3.DatabaseError as e:
+            self._store_failed(storage_error(self.config.db_path, e), "processing failed")
         except AggregatorError as e:
             log.error("processing failed: %s", e)
         except Exception:
@@ -240,7 +268,7 @@ class Daemon:
                           "keeping the running one")
                 return
             if new.fetch.per_host != self.config.fetch.per_host:
-                self.limiter = HostLimiter(new.fetch.per_host)
+                self.limiter = self._make_limiter(new)
             if new.fetch != self.config.fetch:
                 # Jobs in flight keep the old client (closed with the daemon); new ones take this.
                 self._old_clients.append(self.client)
@@ -250,7 +278,9 @@ class Daemon:
             install_redaction(Redactor(new.secrets))
             try:
                 changes = self._install_jobs(previous)
-            except AggregatorError as e:
+            except (AggregatorError, sqlite3.DatabaseError) as e:
+                if isinstance(e, sqlite3.DatabaseError):
+                    e = storage_error(new.db_path, e)
                 self.config = previous
                 self.app = self.app.with_config(previous)
                 log.error("config not reloaded: %s; keeping the running one", e)

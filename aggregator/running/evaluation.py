@@ -124,6 +124,8 @@ def evaluate(directory: Path, *, translate: bool = True) -> EvalResult:
             "storage": {"url": "sqlite:///store.sqlite3"},
             "output": {"dir": "output", "max_entries": 10_000},
             "translation": {"target": "en", "timeout": "5s", "providers": providers},
+            # The set's feeds are served on loopback, which sources may not reach by default.
+            "fetch": {"allow_private_networks": True},
             "sources": cfg_sources,
         }, ensure_ascii=False)
         cfg_path = Path(tmp) / "aggregator.yaml"

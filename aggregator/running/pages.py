@@ -23,7 +23,7 @@ from aggregator.exceptions import AggregatorError, ExtractionError, FetchError
 from aggregator.models import FetchResult
 from aggregator.redaction import Redactor
 from aggregator.sources import fulltext
-from aggregator.sources.fetch import PAGE_ACCEPT, HostLimiter, fetch
+from aggregator.sources.fetch import PAGE_ACCEPT, HostLimiter, fetch, origin
 from aggregator.sources.fulltext import Candidate, PageState
 from aggregator.sources.pages import EXTRACTOR, decode_page, extract_article
 from aggregator.store import PageText, StoreType
@@ -94,11 +94,13 @@ def page_stage(store: StoreType, config: Config, sources: Iterable[SourceConfig]
         url = c.entry.link or ""
         try:
             with limiter(url):
-                # The feeds' fetch: timeouts, size cap, redirects, User-Agent (and the
-                # private-network guard, which pages must pass like feeds: its options
-                # for ``src`` go here when it lands, as on the feed's own fetch).
+                # The feeds' fetch: timeouts, size cap, redirects, User-Agent, and the
+                # private-network guard, with the source's own keys (its configured
+                # origin, not where a page link points).
                 got.result = fetch(client, url, etag=etag, last_modified=last_modified, max_bytes=fc.max_bytes,
-                                   total_timeout=fc.timeout.total_seconds(), accept=PAGE_ACCEPT)
+                                   total_timeout=fc.timeout.total_seconds(), accept=PAGE_ACCEPT,
+                                   allow_private=fc.allow_private_networks,
+                                   private_origin=origin(src.url) if src.allow_private_network else None)
             if got.result.content is not None:
                 got.text = _body(got.result)
         except AggregatorError as e:

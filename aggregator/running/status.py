@@ -20,6 +20,7 @@ from aggregator.redaction import Redactor
 from aggregator.running.providers import META_KEY as PROVIDERS_KEY
 from aggregator.running.providers import load_states
 from aggregator.store import EntryTranslation, SourceState, Store
+from aggregator.store.records import guid_churn_warning
 
 
 def source_result(st: SourceState | None) -> str:
@@ -29,10 +30,14 @@ def source_result(st: SourceState | None) -> str:
     if st.disabled:
         return f"disabled: {st.disabled}"
     if st.consecutive_failures:
+        if (st.last_error or "").startswith("fetch: skipped: "):  # not tried: its server did not answer
+            return (st.last_error or "").removeprefix("fetch: ")
         return f"error: {st.last_error}"
     result = "not modified" if st.last_status == 304 else f"ok: {st.last_new} new, {st.last_updated} updated"
     if st.last_error:
         result += f" (warning: {st.last_error})"
+    if st.unstable_guids:
+        result += f" (warning: {guid_churn_warning(st.guid_churn)})"
     return result
 
 
@@ -136,6 +141,7 @@ def _collect(config: Config, store: Store | None, running: str | None, now: date
             "consecutive_failures": st.consecutive_failures if st else 0,
             "next_fetch": iso(nxt), "due": bool(st is None or not st.disabled and (nxt is None or nxt <= now)),
             "disabled": st.disabled if st else None,
+            "unstable_guids": bool(st and st.unstable_guids),
             "full_text": s.full_text, "pages": _pages(pages.get(s.id)),
         })
     configured = {s.id for s in config.sources}

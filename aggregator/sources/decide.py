@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Literal
 
 from aggregator.models import EntryData, iso, plausible
+from aggregator.urls import canonical_url
 
 
 def entry_hash(e: EntryData) -> str:
@@ -45,20 +46,34 @@ class EntryIntents:
     new: list[NewEntry] = field(default_factory=list)
     changed: list[ChangedEntry] = field(default_factory=list)
     unchanged: list[int] = field(default_factory=list)  # ids seen again: last_seen moves
+    rekeyed: list[tuple[int, str]] = field(default_factory=list)  # (id, new key): back under a new guid
 
 
 def decide_entries(entries: Sequence[EntryData], stored: Mapping[str, tuple[int, str, datetime | None]],
-                   now: datetime) -> EntryIntents:
+                   now: datetime,
+                   by_link_and_title: Mapping[tuple[str, str], tuple[int, str, datetime | None]] | None = None,
+                   ) -> EntryIntents:
     """New, changed or unchanged, for each fetched entry; ``stored`` maps a key to the
     stored (id, hash, first seen) of the same source.
 
     An entry sorts (and is windowed and published) by the date a reader sees: its own
     when plausible, else when we first saw it (:func:`aggregator.models.plausible`), the
-    same in every format."""
+    same in every format.
+
+    ``by_link_and_title`` maps (canonical link, title) to the stored (id, hash, first
+    seen) of the source's entries that are not in this fetch under their own key. An
+    entry whose key is new but whose link and title are there is that entry, back under
+    a new guid (some feeds make new guids on every fetch): it keeps its row, and so its
+    published id, translation and matches, and takes the new key."""
     out = EntryIntents()
+    moved = dict(by_link_and_title or {})
     for e in entries:
         h = entry_hash(e)
         known = stored.get(e.key)
+        if known is None and e.link:
+            known = moved.pop((canonical_url(e.link), e.title), None)
+            if known is not None:
+                out.rekeyed.append((known[0], e.key))
         own = e.published or e.updated
         if known is None:
             out.new.append(NewEntry(e, h, plausible(own, now)))

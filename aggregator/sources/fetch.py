@@ -9,8 +9,10 @@ See docs/fetching.md for the policy and the reasons behind each cap.
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,8 +24,9 @@ import httpcore
 import httpx
 
 from aggregator import USER_AGENT, _compat
-from aggregator.exceptions import FetchError
+from aggregator.exceptions import FetchError, PrivateAddressError
 from aggregator.models import FetchResult
+from aggregator.urls import private_address_kind
 
 ACCEPT = ("application/atom+xml, application/rss+xml, application/rdf+xml;q=0.9, "
           "application/xml;q=0.9, text/xml;q=0.9, application/feed+json;q=0.8, */*;q=0.5")
@@ -70,13 +73,18 @@ def _time_left(timeout: float | None) -> float | None:
 
 
 class _DeadlineStream(httpcore.NetworkStream):
-    def __init__(self, inner: httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream, peer: str | None = None):
         self._inner = inner
+        self._peer = peer
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return self._inner.read(max_bytes, _time_left(timeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        # A pooled keep-alive connection may be reused by a request that is not allowed
+        # to reach its address (another source, another redirect hop): checked per request.
+        if self._peer is not None:
+            _check_address(self._peer)
         self._inner.write(buffer, _time_left(timeout))
 
     def close(self) -> None:
@@ -84,63 +92,184 @@ class _DeadlineStream(httpcore.NetworkStream):
 
     def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
                   timeout: float | None = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _time_left(timeout)))
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _time_left(timeout)), self._peer)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
 
 
 class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's sync backend, with the deadline, bounded DNS and the private-address guard.
+
+    The name is resolved here (in a thread, bounded by the connect timeout: the system
+    resolver has no timeout of its own), each address is checked, and the socket is
+    connected to that very address and checked again once connected: the address
+    checked is the address used, so DNS rebinding cannot get round the guard."""
+
     def __init__(self) -> None:
         self._inner = httpcore.SyncBackend()
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Any = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._inner.connect_tcp(host, port, _time_left(timeout), local_address,
-                                                       socket_options))
+        addresses = _resolve(host, port, _time_left(timeout))
+        allowed = [a for a in addresses if _address_allowed(a)]
+        if not allowed:
+            _check_address(addresses[0])  # raises, naming the address
+        last: Exception | None = None
+        for address in allowed:
+            try:
+                stream = self._inner.connect_tcp(address, port, _time_left(timeout), local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
+                last = e
+                continue
+            peer = stream.get_extra_info("server_addr")
+            peer_ip = str(peer[0]) if peer else address
+            try:
+                _check_address(peer_ip)
+            except PrivateAddressError:
+                stream.close()
+                raise
+            return _DeadlineStream(stream, peer_ip)
+        assert last is not None
+        raise last
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
                             socket_options: Any = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._inner.connect_unix_socket(path, _time_left(timeout), socket_options))
+        raise httpcore.ConnectError("unix sockets are not fetched")
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
 
 
-class HostLimiter:
-    """At most ``per_host`` requests in flight to one host, whatever the concurrency."""
+# -- private networks ----------------------------------------------------------------------
+# The policy of the request being made in this thread (the sync client does all of a
+# request's I/O in the calling thread): whether private addresses are allowed for it.
+_guard = threading.local()
 
-    def __init__(self, per_host: int):
+
+def _address_allowed(address: str) -> bool:
+    return bool(getattr(_guard, "allow", False)) or private_address_kind(address) is None
+
+
+def _check_address(address: str) -> None:
+    if not _address_allowed(address):
+        raise PrivateAddressError(address, private_address_kind(address) or "private")
+
+
+def _resolve(host: str, port: int, timeout: float | None) -> list[str]:
+    """The addresses of ``host``, resolved within ``timeout``."""
+    literal = host.strip("[]")
+    try:
+        return [str(ipaddress.ip_address(literal.split("%", 1)[0]))]
+    except ValueError:
+        pass
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["infos"] = socket.getaddrinfo(literal, port, type=socket.SOCK_STREAM)
+        except OSError as e:
+            box["error"] = e
+        finally:
+            done.set()
+
+    # A daemon thread: a resolver stuck past the bound must not hold the process at exit.
+    threading.Thread(target=work, name="resolve", daemon=True).start()
+    if not done.wait(timeout):
+        raise httpcore.ConnectTimeout(f"could not resolve {host} within {timeout:g} s")
+    if "error" in box:
+        e = box["error"]
+        raise httpcore.ConnectError(f"cannot resolve {host}: {getattr(e, 'strerror', None) or e}")
+    out = list(dict.fromkeys(str(info[4][0]) for info in box["infos"]))
+    if not out:
+        raise httpcore.ConnectError(f"cannot resolve {host}: no address")
+    return out
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of a URL (the port always written out)."""
+    u = httpx.URL(url)
+    port = u.port or (443 if u.scheme == "https" else 80)
+    host = f"[{u.host}]" if ":" in u.host else u.host
+    return f"{u.scheme}://{host}:{port}"
+
+
+class HostLimiter:
+    """At most ``per_host`` requests in flight to one host, whatever the concurrency; and
+    which origins did not answer lately (timed out or refused), so that their other
+    sources are skipped instead of each costing a timeout.
+
+    An origin stays "down" for ``down_for`` seconds (None: for the limiter's life, which
+    for ``run --once`` is one cycle; the daemon, whose limiter lives as long as it does,
+    gives its cycle length)."""
+
+    def __init__(self, per_host: int, *, down_for: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.per_host = per_host
+        self.down_for = down_for
+        self.clock = clock
         self._lock = threading.Lock()
         self._sems: dict[str, threading.Semaphore] = {}
+        self._down: dict[str, tuple[float, str]] = {}
 
     def __call__(self, url: str) -> threading.Semaphore:
-        host = (urlsplit(url).hostname or "").lower()
+        host = host_key(url)
         with self._lock:
             if host not in self._sems:
                 self._sems[host] = threading.Semaphore(self.per_host)
             return self._sems[host]
 
+    def mark_down(self, origin_: str, reason: str) -> None:
+        with self._lock:
+            self._down.setdefault(origin_, (self.clock(), reason))
+
+    def down(self, origin_: str) -> str | None:
+        """Why ``origin_`` is not to be asked again now, or None."""
+        with self._lock:
+            found = self._down.get(origin_)
+            if found is None:
+                return None
+            if self.down_for is not None and self.clock() - found[0] > self.down_for:
+                del self._down[origin_]
+                return None
+            return found[1]
+
+
+def host_key(url: str) -> str:
+    """The host a URL's requests count against (politeness is per host, not per port)."""
+    return (urlsplit(url).hostname or "").lower()
+
+
+PRIVATE_HINT = ("set `allow_private_network: true` on the source if its own server is meant to be on your "
+                "network (a local RSSHub, an intranet feed), or `fetch.allow_private_networks: true` for all")
+
 
 def fetch(client: httpx.Client, url: str, *, etag: str | None = None, last_modified: str | None = None,
           max_bytes: int, total_timeout: float, clock: Callable[[], float] = time.monotonic,
+          allow_private: bool = False, private_origin: str | None = None,
           accept: str | None = None) -> FetchResult:
     """GET ``url``; raise :class:`FetchError` for anything but a usable 200 or a 304.
 
     ``total_timeout`` bounds the whole fetch, redirects, headers and body included.
-    ``accept`` replaces the feed types of the client's Accept header (a post's page)."""
+    ``accept`` replaces the feed types of the client's Accept header (a post's page).
+    No request goes to a private-network address (after DNS, first request and every
+    redirect hop) unless ``allow_private``, or the hop's origin is ``private_origin``
+    (a source's own configured origin, which its ``allow_private_network`` allows)."""
     start = clock()
     deadline = start + total_timeout
     _deadline.due = (clock, deadline)
     try:
-        return _fetch(client, url, etag, last_modified, max_bytes, total_timeout, clock, start, deadline, accept)
+        return _fetch(client, url, etag, last_modified, max_bytes, total_timeout, clock, start, deadline,
+                      allow_private, private_origin, accept)
     finally:
         _deadline.due = None
+        _guard.allow = False
 
 
 def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str | None, max_bytes: int,
            total_timeout: float, clock: Callable[[], float], start: float, deadline: float,
+           allow_private: bool = False, private_origin: str | None = None,
            accept: str | None = None) -> FetchResult:
     headers = {"Accept": accept} if accept else {}
     if etag:
@@ -157,7 +286,14 @@ def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str 
         if not re.match(r"^https?://", current, re.I):
             raise FetchError(f"refusing to follow a redirect to a non-HTTP URL: {current}")
         try:
+            here = origin(current)
+        except (httpx.InvalidURL, ValueError) as e:
+            raise FetchError(f"not a usable URL: {current} ({e})") from None
+        _guard.allow = allow_private or here == private_origin
+        answered = False  # a server that answers slowly is not one that does not answer
+        try:
             with client.stream("GET", current, headers=headers) as resp:
+                answered = True
                 if resp.status_code in (301, 302, 303, 307, 308):
                     location = resp.headers.get("location")
                     if not location:
@@ -201,16 +337,21 @@ def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str 
                                    headers=dict(resp.headers), etag=resp.headers.get("etag"),
                                    last_modified=resp.headers.get("last-modified"),
                                    permanent_redirect=permanent, elapsed=clock() - start)
+        except PrivateAddressError as e:
+            where = current if current == url else f"{current} (redirected from {url})"
+            raise PrivateAddressError(e.address, e.kind, f"refused to fetch {where}: {e.address} is a {e.kind} "
+                                      f"address (private network); {PRIVATE_HINT}") from None
         except FetchError:
             raise
         except httpx.TimeoutException as e:
+            silent = None if answered else here
             if clock() >= deadline:
-                raise FetchError(f"took longer than the {total_timeout:g} s total limit") from None
-            raise FetchError(_timeout_message(e, client.timeout)) from None
+                raise FetchError(f"took longer than the {total_timeout:g} s total limit", unreachable=silent) from None
+            raise FetchError(_timeout_message(e, client.timeout), unreachable=silent) from None
         except httpx.DecodingError as e:
             raise FetchError(f"could not decode the response body: {e}") from None
         except httpx.ConnectError as e:
-            raise FetchError(f"could not connect: {e}" if str(e) else "could not connect") from None
+            raise FetchError(f"could not connect: {e}" if str(e) else "could not connect", unreachable=here) from None
         except (httpx.RemoteProtocolError, httpx.ReadError) as e:
             raise FetchError(f"the connection broke off: {e}" if str(e) else
                              f"the connection broke off ({type(e).__name__})") from None

@@ -17,16 +17,42 @@ import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from aggregator.exceptions import StorageError, StoreGone
+from aggregator.exceptions import StorageError, StoreGone, storage_error
 from aggregator.models import Entry, from_iso
+from aggregator.store.integrity import quick_check
 from aggregator.store.migrations import migrate
 
 log = logging.getLogger("aggregator")
+
+# Stores this process has found whole (path, device, inode): checked once per process,
+# and again when the file is replaced (a restored backup) or an error says it is damaged.
+_checked: set[tuple[str, int, int]] = set()
+
+
+def _whole(db: sqlite3.Connection, path: Path, identity: tuple[int, int]) -> None:
+    """SQLite's quick_check, before anything writes (the WAL switch, a migration, the
+    cycle): a damaged file is left exactly as it is, for a backup or an expert."""
+    key = (str(path), *identity)
+    if key in _checked or os.path.getsize(path) == 0:
+        return
+    problems = quick_check(db)
+    if problems:
+        detail = f"database disk image is malformed; quick_check: {problems[0]}"
+        raise storage_error(path, sqlite3.DatabaseError(detail))
+    _checked.add(key)
+
+
+def forget_check(path: str | os.PathLike[str]) -> None:
+    """Check the store at ``path`` again when it is next opened (an error said it is damaged)."""
+    key = str(Path(path))
+    for item in [c for c in _checked if c[0] == key]:
+        _checked.discard(item)
+
 
 # An article's text for the matcher: its page's body when one was fetched (its feed gave
 # an excerpt or nothing), else its summary, else its content.
@@ -59,19 +85,32 @@ class StoreBase:
                                           check_same_thread=False)
             st = os.stat(self.path)
             self.identity: tuple[int, int] = (st.st_dev, st.st_ino)
+            self.db.execute("PRAGMA busy_timeout=30000")
+            _whole(self.db, self.path, self.identity)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute("PRAGMA busy_timeout=30000")
             migrate(self.db, self.path)
+        except StorageError:
+            self._close_quietly()
+            raise
         except sqlite3.OperationalError as e:
+            self._close_quietly()
             if expect is not None and not self.path.exists():
                 raise StoreGone(self._gone_message("has vanished")) from None
-            raise StorageError(f"{self.path}: cannot open the store: {e}") from None
+            raise storage_error(self.path, e) from None
         except sqlite3.DatabaseError as e:
-            raise StorageError(f"{self.path}: cannot open the store: {e}") from None
+            self._close_quietly()
+            raise storage_error(self.path, e) from None
         except OSError as e:
             raise StorageError(f"{self.path}: cannot create the store: {e}") from None
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "db", None)
+        if db is not None:
+            with suppress(sqlite3.Error):
+                db.close()
 
     # -- identity --------------------------------------------------------------------
     def _gone_message(self, what: str) -> str:
@@ -109,11 +148,14 @@ class StoreBase:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
+            self.db.execute("COMMIT")  # a full disk may fail here too: rolled back below
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk, an I/O error): a ROLLBACK
+            # then fails and would hide the error that matters.
+            if self.db.in_transaction:
+                with suppress(sqlite3.DatabaseError):
+                    self.db.execute("ROLLBACK")
             raise
-        else:
-            self.db.execute("COMMIT")
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,10 +21,25 @@ from aggregator.store.base import (
 from aggregator.urls import canonical_url
 
 
+def _by_link_and_title(db: sqlite3.Connection, source_id: str, entries: Sequence[EntryData], fetched: set[str],
+                       stored: Mapping[str, object]) -> dict[tuple[str, str], tuple[int, str, datetime | None]]:
+    """The source's stored entries that share a canonical link with a fetched entry of a
+    new key and are not in this fetch under their own key, by (canonical link, title)."""
+    canons = {canonical_url(e.link) for e in entries if e.link and e.key not in stored}
+    out: dict[tuple[str, str], tuple[int, str, datetime | None]] = {}
+    for chunk in _chunks(sorted(canons), 500):
+        q = ("SELECT id, key, hash, canonical_link, title, first_seen FROM entries WHERE source_id=?"
+             f" AND canonical_link IN ({','.join('?' * len(chunk))}) ORDER BY id")
+        for i, k, h, canon, title, seen in db.execute(q, (source_id, *chunk)):
+            if k not in fetched:
+                out.setdefault((canon, title), (i, h, _seen(seen)))
+    return out
+
+
 def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: Sequence[EntryData],
-                   now: datetime) -> tuple[int, int, int]:
+                   now: datetime) -> tuple[int, int, int, int]:
     """Read what the source holds of ``entries``, let :func:`decide_entries` say what each
-    one is, and apply that. Returns (new, updated, unchanged)."""
+    one is, and apply that. Returns (new, updated, unchanged, rekeyed)."""
     keys = [e.key for e in entries]
     stored: dict[str, tuple[int, str, datetime | None]] = {}
     for chunk in _chunks(keys, 500):
@@ -32,8 +47,10 @@ def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: S
              f" AND key IN ({','.join('?' * len(chunk))})")
         for k, i, h, seen in db.execute(q, (source_id, *chunk)):
             stored[k] = (i, h, _seen(seen))
-    intents = decide_entries(entries, stored, now)
+    intents = decide_entries(entries, stored, now, _by_link_and_title(db, source_id, entries, set(keys), stored))
     now_s = iso(now)
+    if intents.rekeyed:
+        db.executemany("UPDATE entries SET key=? WHERE id=?", [(key, i) for i, key in intents.rekeyed])
 
     def row(e: EntryData, h: str) -> tuple[Any, ...]:
         canon = canonical_url(e.link) if e.link else None
@@ -62,7 +79,7 @@ def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: S
         if sites:
             db.executemany("UPDATE entries SET source_site=? WHERE source_id=? AND key=? AND source_site IS NULL",
                            [(site, source_id, key) for key, site in sites.items()])
-    return len(intents.new), len(intents.changed), len(intents.unchanged)
+    return len(intents.new), len(intents.changed), len(intents.unchanged), len(intents.rekeyed)
 
 
 def _seen(text: str) -> datetime | None:

@@ -211,7 +211,47 @@ def _to_5(db: sqlite3.Connection) -> None:
         db.execute(stmt)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3, _to_4, _to_5]
+def _to_6(db: sqlite3.Connection) -> None:
+    """Schema 6 (issue 12): drop what earlier versions took for translations and were not: provider messages
+    (MyMemory's quota warning, ...), error objects and pages, the input handed back,
+    another language (:mod:`aggregator.answers`). Cached texts are asked again; entries
+    whose published translation was one go back to pending."""
+    import json
+    import logging
+
+    from aggregator.answers import banner_kind, not_a_translation
+
+    bad = [(h, s, t) for h, s, t, text, tr in db.execute(
+        "SELECT text_hash, source_lang, target_lang, text, translation FROM translation_cache")
+        if not_a_translation(text, tr, s, t)]
+    db.executemany("DELETE FROM translation_cache WHERE text_hash=? AND source_lang=? AND target_lang=?", bad)
+    entries = []
+    for entry_id, target, title, summary, content, original, language in db.execute(
+            "SELECT t.entry_id, t.target, t.title, t.summary, t.content, e.title, e.language"
+            " FROM entry_translations t JOIN entries e ON e.id = t.entry_id WHERE t.status='done'"):
+        texts = [title or ""]
+        for part in (summary, content):
+            try:
+                texts += [str(x) for x in json.loads(part or "[]")]
+            except ValueError:
+                texts.append(part or "")
+        if any(banner_kind("", t) for t in texts) or (
+                title and original and not_a_translation(original, title, language or "auto", target)):
+            entries.append((entry_id, target))
+    db.executemany("DELETE FROM entry_translations WHERE entry_id=? AND target=?", entries)
+    if bad or entries:
+        logging.getLogger("aggregator").warning(
+            "dropped %d cached translations and %d entries' translations that were provider messages or "
+            "untranslated text, not translations: they are translated again", len(bad), len(entries))
+
+
+def _to_7(db: sqlite3.Connection) -> None:
+    """Schema 7 (issue 12): per source, whether its entries' guids changed on each of its last fetches
+    ('1'/'0', newest last): a feed whose guids change on most fetches is warned about."""
+    db.execute("ALTER TABLE sources ADD COLUMN guid_churn TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3, _to_4, _to_5, _to_6, _to_7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

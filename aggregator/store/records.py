@@ -25,9 +25,27 @@ class SourceState:
     last_new: int
     last_updated: int
     entry_count: int = 0
+    guid_churn: str = ""  # '1' per recent fetch whose entries came back under new guids
     name: str | None = None  # as configured (kept once the source is removed)
     removed: str | None = None  # when the source left the config (ISO time)
     last_content: datetime | None = None  # the last fetch that brought content (a 200)
+
+    @property
+    def unstable_guids(self) -> bool:
+        return unstable_guids(self.guid_churn)
+
+
+GUID_CHURN_FETCHES = 10  # fetches remembered
+
+
+def unstable_guids(churn: str) -> bool:
+    """Whether the guids changed on most of a source's recent fetches (3 at least)."""
+    return len(churn) >= 3 and churn.count("1") * 2 > len(churn)
+
+
+def guid_churn_warning(churn: str) -> str:
+    return (f"its entries come back under new guids (on {churn.count('1')} of the last {len(churn)} fetches): "
+            "they are recognised by link and title instead, so nothing is stored or published twice")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +53,8 @@ class StoreResult:
     new: int
     updated: int
     unchanged: int
+    rekeyed: int = 0  # stored entries that came back under a new guid (same link and title)
+    guid_churn: str = ""
 
 
 @dataclass(frozen=True, slots=True)

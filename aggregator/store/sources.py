@@ -15,7 +15,7 @@ from aggregator.models import EntryData, from_iso, iso
 from aggregator.sources.decide import Configured, Intent, Stored, plan_sources
 from aggregator.store.base import StoreBase
 from aggregator.store.entries import upsert_entries
-from aggregator.store.records import SourceState, StoreResult
+from aggregator.store.records import GUID_CHURN_FETCHES, SourceState, StoreResult
 
 log = logging.getLogger("aggregator")
 
@@ -107,7 +107,7 @@ class SourcesStore(StoreBase):
         for r in self.db.execute(
             "SELECT id, url, config_url, role, title, etag, last_modified, last_fetch, last_success,"
             " last_status, last_error, consecutive_failures, next_fetch, disabled, last_new, last_updated,"
-            " name, removed, last_content FROM sources"
+            " name, removed, last_content, guid_churn FROM sources"
         ):
             out[r[0]] = SourceState(
                 id=r[0], url=r[1], config_url=r[2], role=r[3], title=r[4], etag=r[5],
@@ -115,6 +115,7 @@ class SourcesStore(StoreBase):
                 last_status=r[9], last_error=r[10], consecutive_failures=r[11],
                 next_fetch=from_iso(r[12]), disabled=r[13], last_new=r[14], last_updated=r[15],
                 entry_count=counts.get(r[0], 0), name=r[16], removed=r[17], last_content=from_iso(r[18]),
+                guid_churn=r[19] or "",
             )
         return out
 
@@ -125,10 +126,14 @@ class SourcesStore(StoreBase):
         """Store a fetched feed's entries and the source's new state in one transaction.
 
         ``entries`` is None for a 304 Not Modified."""
-        new = updated = unchanged = 0
+        new = updated = unchanged = rekeyed = 0
+        churn = ""
         with self.transaction():
             if entries:
-                new, updated, unchanged = upsert_entries(self.db, source_id, role, entries, now)
+                new, updated, unchanged, rekeyed = upsert_entries(self.db, source_id, role, entries, now)
+                row = self.db.execute("SELECT guid_churn FROM sources WHERE id=?", (source_id,)).fetchone()
+                churn = ((row[0] if row else "") + ("1" if rekeyed else "0"))[-GUID_CHURN_FETCHES:]
+                self.db.execute("UPDATE sources SET guid_churn=? WHERE id=?", (churn, source_id))
             # A success clears a 410's "disabled": the feed is back (run --once --all tried it).
             sets = ["last_fetch=?", "last_success=?", "last_status=?", "last_error=?",
                     "consecutive_failures=0", "next_fetch=?", "last_new=?", "last_updated=?", "disabled=NULL"]
@@ -148,7 +153,7 @@ class SourcesStore(StoreBase):
                 sets.append("title=?")
                 args.append(title)
             self.db.execute(f"UPDATE sources SET {', '.join(sets)} WHERE id=?", (*args, source_id))
-        return StoreResult(new, updated, unchanged)
+        return StoreResult(new, updated, unchanged, rekeyed, churn)
 
     def reschedule(self, source_id: str, next_fetch: datetime) -> None:
         """Move a source's next fetch (the daemon does when a reload shortens its interval)."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from aggregator.answers import banner_kind, not_a_translation
 from aggregator.exceptions import TranslationError
 from aggregator.translating.batch import BatchAnswer, BatchProvider, plan_batches
 from aggregator.translating.memory import Memory
@@ -116,6 +117,9 @@ class ChainStats:
 # one that did not answer in time, could not be reached, or refused our key. One cycle
 # so costs one timeout for a dead provider, not one per text.
 REST_UNREACHABLE = 600.0
+# A provider that answered with its quota message (MyMemory's daily limit) is not asked
+# again for this long.
+BANNER_REST = 3600.0
 REST_AUTH = 3600.0
 MAX_REST = 3600.0
 
@@ -321,6 +325,8 @@ class Translator:
         bad: list[TranslationError] = []
         for (t, k), r in zip(batch, answer.results, strict=True):
             if isinstance(r, str):
+                r = _not_a_translation(provider.name, pieces[t][k], r, source, target) or r
+            if isinstance(r, str):
                 got[t, k] = r
             else:
                 errors[t].append(r)
@@ -362,7 +368,11 @@ class Translator:
     def _call(self, provider: Provider, text: str, source: str, target: str) -> str:
         timeout = max(0.1, min(self.timeout, self._time_left()))
         self.stats.count(provider.name, len(text))
-        return str(self._bounded_call(provider, lambda: provider.translate(text, source, target, timeout), timeout))
+        result = str(self._bounded_call(provider, lambda: provider.translate(text, source, target, timeout), timeout))
+        bad = _not_a_translation(provider.name, text, result, source, target)
+        if bad is not None:
+            raise bad
+        return result
 
     def _bounded_call(self, provider: Provider, call: Callable[[], Any], timeout: float) -> Any:
         """``call()``, waited for at most ``timeout`` + 1 s."""
@@ -421,6 +431,18 @@ def _chain_error(failed: Sequence[str], errors: Mapping[str, Sequence[Translatio
     message = "; ".join(dict.fromkeys(str(e) for e in errors[failed[0]])) or "not translated"
     return TranslationError(message, retryable=any(e.retryable for e in every), kind=(real or every or [
         TranslationError("", kind="error")])[0].kind)
+
+
+def _not_a_translation(provider: str, text: str, answer: str, source: str, target: str) -> TranslationError | None:
+    """The provider's failure when ``answer`` is not a translation of ``text``
+    (:mod:`aggregator.answers`): the next provider is asked, and nothing is cached.
+    MyMemory's quota warning rests the provider as a 429 would."""
+    why = not_a_translation(text, answer, source, target)
+    if why is None:
+        return None
+    kind = banner_kind(text, answer) or "bad_answer"
+    return TranslationError(f"{provider}: answered {why}", provider=provider, kind=kind, retryable=kind != "language",
+                            retry_after=BANNER_REST if kind == "quota" else None)
 
 
 def build_translator(cfg: Any, cache: Cache, *, clock: Callable[[], float] = time.monotonic,
