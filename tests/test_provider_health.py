@@ -45,7 +45,15 @@ def test_run_once_lines_failed_this_cycle_or_still_known_down() -> None:
     assert report.provider_warnings() == [
         "translation: libre down since 2026-12-06 08:00 UTC (libre: connection failed: h:1: Connection refused); "
         "55 texts of 15 entries wait for a translation"]
+    # failed again while known down: since when, with this cycle's error
     report.provider_failures = {"libre": "libre: timed out"}
+    assert report.provider_warnings() == [
+        "translation: libre down since 2026-12-06 08:00 UTC (libre: timed out); "
+        "55 texts of 15 entries wait for a translation"]
+    # went down in this very cycle
+    states, transitions = next_states({}, ["libre"], {"libre": "libre: timed out"}, [], T0)
+    report = CycleReport(translation_pending=15, waiting_texts=55, provider_states=states,
+                         provider_failures={"libre": "libre: timed out"}, provider_transitions=transitions)
     assert report.provider_warnings() == [
         "translation: libre failed this cycle (libre: timed out); 55 texts of 15 entries wait for a translation"]
     # nothing waits: nothing to say
