@@ -216,8 +216,8 @@ POSTS = [
              ("related", '関連記事:<a href="https://blog.example.jp/column/why-sources-matter/">情報源を確かめることの大切さ</a>', ""),
          ]),
     dict(slug="ukraine-war/refinery-drone-strikes", cat="ウクライナ戦況", date="2026-03-10T00:00:00Z",
-         case="a 参考 line, and a second outlet named with a day in the text: a post with 参考 lines is "
-              "taken at its word, so only the 参考 article is linked",
+         case="a 参考 line, and a second outlet cited in the text with a day (「…も9日…と報じている」): both "
+              "articles are linked",
          title=("ウクライナ、長距離ドローンでロシアの製油所を攻撃", "Ukraine strikes a Russian oil refinery with long-range drones"),
          paras=[
              ("body", "ウクライナは9日、長距離ドローンでロシア国内の製油所を攻撃したと明らかにした。",
@@ -288,8 +288,8 @@ POSTS = [
              ("credit", "出典:U.S. Navy photo", ""),
          ]),
     dict(slug="europe/estonia-baltic-defence-line", cat="欧州関連", date="2026-03-16T00:00:00Z",
-         case="a 参考 line, and an interview in another outlet named without a day: only the 参考 article "
-              "is linked",
+         case="a 参考 line, and an interview in another outlet cited in the text without a day "
+              "(「Defense Newsのインタビューに…と述べている」): both articles are linked",
          title=("NATO、ウクライナへの防空追加支援を約束　バルト防衛線の課題も", "NATO pledges more air defence for Ukraine; the Baltic defence line faces its own problems"),
          paras=[
              ("body", "NATO加盟国はウクライナに対し、夏までに防空システムを追加で提供すると約束した。",
@@ -313,11 +313,11 @@ CITES = {
     "indo-pacific/japan-counterstrike-budget": [],
     "europe/future-tank-lithuania-training": ["bd1", "ki2"],
     "column/reading-the-numbers": [],
-    "ukraine-war/refinery-drone-strikes": ["reu3"],
+    "ukraine-war/refinery-drone-strikes": ["reu3", "ki3"],
     "us-related/army-interceptor-drones": ["dn2"],
     "middle-east/israel-interceptor-request": ["bd2"],
     "ukraine-war/zelensky-25-patriots": ["ki4"],
     "europe/poland-apache": ["dn3"],
     "indo-pacific/japan-tomahawk-early": ["bd3"],
-    "europe/estonia-baltic-defence-line": ["pol6"],
+    "europe/estonia-baltic-defence-line": ["pol6", "dn4"],
 }

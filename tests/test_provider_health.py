@@ -38,22 +38,23 @@ def test_states_round_trip_through_the_store_text() -> None:
 def test_run_once_lines_failed_this_cycle_or_still_known_down() -> None:
     from aggregator.running.cycle import CycleReport
 
-    states, went = next_states({}, ["libre", "google"], {"libre": "libre: connection failed: h:1: Connection refused"},
-                               [], T0)
+    states, _ = next_states({}, ["libre", "google"], {"libre": "libre: connection failed: h:1: Connection refused"},
+                            [], T0)
     report = CycleReport(translation_pending=15, waiting_texts=55, provider_states=states)
     # a cycle that did not call it (nothing due): said from what the store knows
     assert report.provider_warnings() == [
         "translation: libre down since 2026-12-06 08:00 UTC (libre: connection failed: h:1: Connection refused); "
         "55 texts of 15 entries wait for a translation"]
-    # it went down in this cycle: failed this cycle
+    # failed again while known down: since when, with this cycle's error
     report.provider_failures = {"libre": "libre: timed out"}
-    report.provider_transitions = went
-    assert report.provider_warnings() == [
-        "translation: libre failed this cycle (libre: timed out); 55 texts of 15 entries wait for a translation"]
-    # down before this cycle and failing again (the matcher asked it): said with since when
-    report.provider_transitions = []
     assert report.provider_warnings() == [
         "translation: libre down since 2026-12-06 08:00 UTC (libre: timed out); "
         "55 texts of 15 entries wait for a translation"]
+    # went down in this very cycle
+    states, transitions = next_states({}, ["libre"], {"libre": "libre: timed out"}, [], T0)
+    report = CycleReport(translation_pending=15, waiting_texts=55, provider_states=states,
+                         provider_failures={"libre": "libre: timed out"}, provider_transitions=transitions)
+    assert report.provider_warnings() == [
+        "translation: libre failed this cycle (libre: timed out); 55 texts of 15 entries wait for a translation"]
     # nothing waits: nothing to say
     assert CycleReport(provider_states=states).provider_warnings() == []
