@@ -8,6 +8,7 @@ is replaced from the environment before validation.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from datetime import timedelta
@@ -114,7 +115,7 @@ class OutputConfig(_Model):
 
 
 ProviderName = Literal["google", "mymemory", "libre", "deepl", "linguee", "pons",
-                       "yandex", "qcri", "papago", "baidu", "chatgpt", "microsoft"]
+                       "yandex", "qcri", "papago", "baidu", "chatgpt", "microsoft", "openai"]
 
 # Providers deep-translator lists that cannot work as it ships them (1.11.4); config
 # validation rejects them with these reasons (see docs/translation.md).
@@ -124,7 +125,7 @@ UNUSABLE_PROVIDERS = {
     "papago": "deep-translator's Papago client sends language names ('Japanese') where the API wants"
               " codes, and Naver has moved Papago to a different API",
     "chatgpt": "deep-translator's ChatGPT client calls openai.ChatCompletion, which the openai package"
-               " removed in version 1.0",
+               " removed in version 1.0; use provider openai (with model and api_key) instead",
     "linguee": "Linguee is a dictionary (single words), not a text translator",
     "pons": "PONS is a dictionary (single words), not a text translator",
 }
@@ -139,6 +140,17 @@ class ProviderConfig(_Model):
     region: str | None = None
     requests_per_minute: float | None = Field(None, gt=0)
     characters_per_minute: float | None = Field(None, gt=0)
+    # openai (any OpenAI-compatible chat-completions server) only:
+    model: str | None = Field(None, min_length=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_texts_per_request: int | None = Field(None, ge=1, le=500)
+    max_characters_per_request: int | None = Field(None, ge=100, le=1_000_000)
+
+    @property
+    def label(self) -> str:
+        """The provider's name in the chain, status and logs: a model goes with its own
+        (``openai:gpt-4o-mini``), since two models are two providers."""
+        return f"openai:{self.model}" if self.provider == "openai" else self.provider
 
     @field_validator("url")
     @classmethod
@@ -159,6 +171,17 @@ class ProviderConfig(_Model):
             raise ValueError("provider libre needs url (the LibreTranslate server, e.g. http://127.0.0.1:5000/)")
         if self.provider in ("deepl", "yandex", "microsoft") and not self.api_key:
             raise ValueError(f"provider {self.provider} needs api_key")
+        if self.provider == "openai":
+            if not self.model:
+                raise ValueError("provider openai needs model (e.g. gpt-4o-mini, or qwen2.5:7b on Ollama)")
+            if (self.url is None or "//api.openai.com/" in self.url) and not self.api_key:
+                raise ValueError("provider openai needs api_key for api.openai.com (a local server such as"
+                                 " Ollama needs url instead, e.g. http://localhost:11434/v1/)")
+        else:
+            given = [k for k in ("model", "temperature", "max_texts_per_request", "max_characters_per_request")
+                     if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only for provider openai")
         return self
 
 
@@ -189,6 +212,12 @@ class FetchConfig(_Model):
     # Politeness: more than two connections to one publisher looks like an attack.
     per_host: int = Field(2, ge=1, le=2)
     max_backoff: Duration = timedelta(hours=24)
+    # Post pages (sources[].full_text) fetched per source and cycle, at most: subscribing
+    # to a blog with 500 excerpt-only posts must not fire 500 requests at it at once.
+    pages_per_cycle: int = Field(20, ge=0, le=1000)
+    # Loopback, private and link-local addresses are refused unless this is set (the
+    # private-network guard; loopback test servers need it).
+    allow_private_networks: bool = False
 
 
 class MatchingConfig(_Model):
@@ -220,6 +249,9 @@ class SourceConfig(_Model):
     # The site an aggregated feed carries (Google News' per-site feed: https://www.reuters.com):
     # a 参考 link to that site matches this source's item under the link's headline.
     site: str | None = None
+    # The post's own page is fetched for its text: auto when the feed carries only an
+    # excerpt (docs/fetching.md, "Full text"), always for every new entry, or never.
+    full_text: Literal["auto", "always", "never"] = "auto"
 
     @field_validator("url", "site")
     @classmethod
@@ -503,6 +535,12 @@ def config_warnings(config: Config) -> list[tuple[tuple[Any, ...], str]]:
     if not config.translation.providers and any(s.language != target for s in config.sources):
         out.append((("translation", "providers"), f"no provider: entries not in {target} will be published "
                                                   "untranslated"))
+    for i, p in enumerate(config.translation.providers):
+        package = {"openai": "openai", "deepl": "deepl"}.get(p.provider)
+        if package and importlib.util.find_spec(package) is None:
+            out.append((("translation", "providers", i), f"provider {p.provider} needs the {package!r} package, "
+                                                         f"which is not installed: pip install 'aggregator[{package}]'"
+                                                         " (until then the chain goes without it)"))
     for key in ("link", "base_url"):
         value = getattr(config.output, key)
         if EXAMPLE_HOST in value.split("/")[2:3]:

@@ -54,7 +54,7 @@ class EntryTexts:
 def post_paragraphs(entry: Entry) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """A blog post's (lead, body) as plain paragraphs: the lead is its first paragraph
     (or the start of its summary), the body the rest, 参考/出典/関連記事 lines excluded."""
-    body = extract(entry.content or entry.summary)
+    body = extract(entry.body)  # the page's body when its feed gave an excerpt
     lead = (body.lead,) if body.lead else (strip_tags(entry.summary)[:LEAD_CHARS],)
     return lead, tuple(body.body[1:])
 
@@ -82,7 +82,7 @@ def embed_input(text: str) -> str:
 def embedding_keys(entry: Entry) -> set[str]:
     """Keys of the vectors the matcher may store for an outlet article: its title and
     its matcher text, each as :func:`embed_input` cuts it."""
-    texts = (entry.title, article_text(entry.title, entry.summary or entry.content))
+    texts = (entry.title, article_text(entry.title, entry.page_text or entry.summary or entry.content))
     return {text_hash(embed_input(t)) for t in texts if t}
 
 

@@ -46,6 +46,10 @@ class ParseError(AggregatorError):
     """A fetched document is not a usable feed."""
 
 
+class ExtractionError(ParseError):
+    """A fetched page holds no article text that could be found (or is no web page)."""
+
+
 class TranslationError(AggregatorError):
     """A translation provider (or the whole chain) failed.
 

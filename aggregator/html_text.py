@@ -14,6 +14,11 @@ from lxml import etree
 # A tag opens with "<" and a letter, "/", "!" or "?" (HTML tokenizer): "5 < 6" is text.
 _TAG = re.compile(r"<[A-Za-z/!?][^>]{0,2000}>")
 _WS = re.compile(r"\s+")
+# A citation line, "参考:" and its variants (the citation extractor's, and the page
+# extractor's, which must keep these lines): full-width colon, brackets, 参考記事, 参照, ソース, Source(s).
+CITATION_LINE = re.compile(
+    r"^\s*[※＊*・■◆●]?\s*[【\[]?(?:参考(?:記事|資料|文献|リンク)?|参照|ソース|引用元|Sources?)[】\]]?\s*[:：]\s*",
+    re.I)
 
 _ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dl", "dt",
@@ -93,7 +98,7 @@ def _walk(el: lxml.html.HtmlElement, out: list[Block]) -> None:
     has_block_child = any(isinstance(c.tag, str) and c.tag in _BLOCK_TAGS | {"div", "ul", "ol", "figure", "section", "article", "table", "tbody", "tr"}  # noqa: E501
                           for c in el)
     if el.tag in _BLOCK_TAGS and not has_block_child or (el.tag == "div" and not has_block_child):
-        out.extend(_split_lines(el))
+        out.extend(block_lines(el))
         return
     # Loose text directly inside a container counts as its own block.
     if el.text and el.text.strip():
@@ -104,8 +109,8 @@ def _walk(el: lxml.html.HtmlElement, out: list[Block]) -> None:
             out.append(Block(_WS.sub(" ", child.tail).strip()))
 
 
-def _split_lines(el: lxml.html.HtmlElement) -> list[Block]:
-    """A block's lines (split at ``<br>``), each with its links."""
+def block_lines(el: lxml.html.HtmlElement) -> list[Block]:
+    """A block element's lines (split at ``<br>``), each with its links."""
     lines: list[tuple[list[str], list[tuple[str, str]]]] = [([], [])]
 
     def visit(node: lxml.html.HtmlElement) -> None:

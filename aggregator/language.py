@@ -33,6 +33,12 @@ def _model() -> Any:
     return ident
 
 
+def load() -> None:
+    """Load the model now (about 0.6 s) rather than at the first :func:`detect`: for
+    callers whose first detection runs against a clock."""
+    _model()
+
+
 def detect(text: str) -> str | None:
     """An ISO 639-1 code, or None when the text says too little to be sure."""
     text = text.strip()

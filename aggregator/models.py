@@ -121,6 +121,16 @@ class Entry:
     published_offset: int | None = None
     canonical_link: str | None = None  # the link's comparison key (aggregator.urls.canonical_url)
     source_site: str | None = None  # an aggregator's item: the site whose story it is (<source url>)
+    # The body extracted from the entry's own page (sources[].full_text), where it came
+    # from ("trafilatura 2.3.1") and when it was fetched; "" when the feed's text serves.
+    page_text: str = ""
+    page_from: str | None = None
+    page_fetched: datetime | None = None
+
+    @property
+    def body(self) -> str:
+        """The entry's fullest text: its page's body, else the feed's content, else its summary."""
+        return self.page_text or self.content or self.summary
 
     @property
     def date(self) -> datetime:

@@ -7,8 +7,12 @@ fragments (including ``#:~:text=``), AMP markers and trailing slashes.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import re
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+from publicsuffixlist import PublicSuffixList
 
 # Parameters that never select content (utm_*, click ids, share/referral markers).
 _TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "hsa_", "_hs", "vero_", "oly_")
@@ -98,3 +102,21 @@ def host_of(url: str) -> str:
         return (urlsplit(url).hostname or "").lower()
     except ValueError:
         return ""
+
+
+@functools.cache
+def _suffixes() -> PublicSuffixList:
+    return PublicSuffixList()  # the list the package ships: no download
+
+
+def site_of(url: str) -> str:
+    """The registrable domain of a URL's host (``rss.politico.com`` and
+    ``www.politico.com`` are both ``politico.com``; ``a.co.uk`` is not ``b.co.uk``), from
+    the Public Suffix List; an IP address or a single-label host is its own site."""
+    host = host_of(url).strip("[]").rstrip(".")
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    return str(_suffixes().privatesuffix(host) or host)

@@ -107,6 +107,24 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
         Store(path)
 
 
+def test_a_v010_store_gains_an_empty_translation_usage_table(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    path = _v010_store(tmp_path)
+    with Store(path) as s:
+        assert s.translation_usage() == {}
+        when = datetime(2026, 1, 1, tzinfo=UTC)
+        s.record_translation_usage({"openai:m": (2, 300, 120, 90), "libre": (5, 200, 0, 0)}, when)
+        s.record_translation_usage({"openai:m": (1, 100, 40, 30)}, when)
+        usage = s.translation_usage()
+    assert usage["openai:m"]["cycle"] == {"requests": 1, "characters": 100, "prompt_tokens": 40,
+                                          "completion_tokens": 30}
+    assert usage["openai:m"]["total"] == {"requests": 3, "characters": 400, "prompt_tokens": 160,
+                                          "completion_tokens": 120}
+    # a provider the last cycle did not use: nothing this cycle, its total kept
+    assert usage["libre"]["cycle"]["requests"] == 0 and usage["libre"]["total"]["requests"] == 5
+
+
 def test_schema_2_pads_short_years_sorts_by_plausible_dates_and_remembers_citations(tmp_path: Path) -> None:
     """0.1.0 wrote a year before 1000 with fewer than four digits, which could not be
     read back, and sorted an entry by whatever date its feed gave (1970 included)."""

@@ -99,7 +99,7 @@ def test_status_after_a_cycle_shows_each_source_the_backlog_the_publication_and_
     assert set(rows) == set(EXPECTED)
     for sid, n in EXPECTED.items():
         assert re.match(rf"{sid}\s+(blog|outlet)\s+{n}\s+(\d{{4}}-\d\d-\d\d \d\d:\d\d \((now|\d+s ago)\)\s+){{2}}"
-                        rf"ok: {n} new, 0 updated\s+0\s+\d{{4}}-\d\d-\d\d \d\d:\d\d \(in 30m\)$", rows[sid]), rows[sid]
+                        rf"ok: {n} new, 0 updated\s+0\s+\d{{4}}-\d\d-\d\d \d\d:\d\d \(in (29|30)m\)$", rows[sid]), rows[sid]
     text = r.stdout
     assert "run: none running" in text
     assert "translation to en: 0 of the 40 entries in the feed that need it are not translated yet" in text
@@ -142,7 +142,7 @@ def test_status_on_a_terminal_is_a_compact_table(cycled: Site) -> None:
     assert "\x1b[" in out  # styled
     header = text.splitlines()[0]
     assert header.split() == ["source", "role", "entries", "fetched", "result", "errors", "next"]
-    assert re.search(r"^politico\s+outlet\s+45\s+(now|\d+s ago)\s+ok: 45 new, 0 updated\s+0\s+in 30m$",
+    assert re.search(r"^politico\s+outlet\s+45\s+(now|\d+s ago)\s+ok: 45 new, 0 updated\s+0\s+in (29|30)m$",
                      text, re.M)
     assert all(len(line) <= 80 for line in text.splitlines())
 
@@ -321,7 +321,23 @@ def test_once_stopped_by_sigterm_during_a_hanging_fetch_stores_the_rest_and_exit
     while site.feeds.hits["/reuters.xml"] < 1 or site.feeds.hits["/twz.xml"] < 1:
         assert time.monotonic() < end and proc.poll() is None
         time.sleep(0.1)
-    time.sleep(1)
+    # every other source stored (not just requested: parsing takes its time on a busy machine)
+    store = site.dir / "data" / "store.sqlite3"
+
+    def stored() -> int:
+        try:
+            db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=1)
+            try:
+                return int(db.execute("SELECT COUNT(*) FROM sources WHERE last_success IS NOT NULL").fetchone()[0])
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return 0
+
+    while stored() < 6:
+        assert time.monotonic() < end and proc.poll() is None
+        time.sleep(0.2)
+    time.sleep(0.5)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)

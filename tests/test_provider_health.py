@@ -33,3 +33,20 @@ def test_states_round_trip_through_the_store_text() -> None:
     states, _ = next_states({}, ["libre"], {"libre": "x"}, [], T0)
     assert load_states(dump_states(states)) == states
     assert load_states("not json") == {} and load_states(None) == {}
+
+
+def test_run_once_lines_failed_this_cycle_or_still_known_down() -> None:
+    from aggregator.running.cycle import CycleReport
+
+    states, _ = next_states({}, ["libre", "google"], {"libre": "libre: connection failed: h:1: Connection refused"},
+                            [], T0)
+    report = CycleReport(translation_pending=15, waiting_texts=55, provider_states=states)
+    # a cycle that did not call it (nothing due): said from what the store knows
+    assert report.provider_warnings() == [
+        "translation: libre down since 2026-12-06 08:00 UTC (libre: connection failed: h:1: Connection refused); "
+        "55 texts of 15 entries wait for a translation"]
+    report.provider_failures = {"libre": "libre: timed out"}
+    assert report.provider_warnings() == [
+        "translation: libre failed this cycle (libre: timed out); 55 texts of 15 entries wait for a translation"]
+    # nothing waits: nothing to say
+    assert CycleReport(provider_states=states).provider_warnings() == []

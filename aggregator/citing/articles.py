@@ -167,7 +167,8 @@ def article_from_entry(e: Entry, outlet_names: Iterable[str] = (),
     offset = timedelta(minutes=e.published_offset or 0)
     canonical = e.canonical_link if e.canonical_link is not None else (canonical_url(e.link) if e.link else "")
     return Article(
-        id=e.id, source_id=e.source_id, title=e.title, summary=e.summary or e.content, canonical=canonical,
+        id=e.id, source_id=e.source_id, title=e.title, summary=e.page_text or e.summary or e.content,
+        canonical=canonical,
         host=_host(canonical),
         date=d, days=frozenset({(d + offset).day, d.day, (d + JST).day}),
         variants=headline_variants(e.title, outlet_names), load=load,

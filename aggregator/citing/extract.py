@@ -14,14 +14,11 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from aggregator.html_text import CITATION_LINE as _CITE
 from aggregator.html_text import Block, blocks
 from aggregator.models import Citation
 from aggregator.urls import host_of, is_http_url
 
-# "参考:" and its variants: full-width colon, brackets, 参考記事, 参照, ソース, Source(s).
-_CITE = re.compile(
-    r"^\s*[※＊*・■◆●]?\s*[【\[]?(?:参考(?:記事|資料|文献|リンク)?|参照|ソース|引用元|Sources?)[】\]]?\s*[:：]\s*",
-    re.I)
 _CREDIT = re.compile(r"^\s*[※＊*・■◆●]?\s*[【\[]?(?:出典|画像出典|写真|画像|Photo(?: by)?|Image(?: by)?|Credit)[】\]]?\s*[:：]", re.I)  # noqa: E501
 _RELATED = re.compile(r"^\s*[【\[]?関連(?:記事|リンク)?[】\]]?\s*[:：]?")
 _FOOTER = re.compile(r"^The post .{0,400} appeared first on ", re.S)
@@ -115,8 +112,8 @@ def _cite_line(block: Block, own: set[str], prefixed: bool = True) -> list[Citat
 # (「Xに寄稿していた」「Xで…を担当していた」), a comparison (「Xのような」「Xなど」), its
 # readers (「Xの読者には」), a prospect (「Xも今後…報じるだろう」), a habit (「Xは普段から」).
 _OUTLET_SUFFIX = re.compile(r"^(?:紙|誌|通信|電子版|社)")
-_ACCORDING = re.compile(r"^(?:の(?:[0-9０-９]{1,2}日(?:付)?の)?(?:報道|記事|報告|電子版))?"
-                        r"(?:によると|によれば|によりますと)")
+_ACCORDING = re.compile(r"^(?:(?:の(?:[0-9０-９]{1,2}日(?:付)?の)?(?:報道|記事|報告|電子版))?"
+                        r"(?:によると|によれば|によりますと)|の(?:[0-9０-９]{1,2}日(?:付)?の)?(?:報道|記事)(?:では|で、))")
 _INTERVIEW = re.compile(
     r"^(?:の(?:単独|独占)?(?:取材|インタビュー)|との(?:単独|独占)?インタビュー|"
     r"に(?:対し(?:て)?、?)?(?:語|述べ|明か|話し|答え|コメントし))")

@@ -107,6 +107,8 @@ class NearMiss:
             lines.append(f"    needed: {self.needed}")
         if self.translated is False:
             lines.append("    no translation: content could not be compared")
+        elif self.translated:
+            lines.append("    content compared through the post's translation")
         return "\n".join(lines)
 
 

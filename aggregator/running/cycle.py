@@ -40,6 +40,7 @@ from aggregator.exceptions import (
 from aggregator.models import Entry, ParsedFeed, from_iso, iso
 from aggregator.publishing.publish import publish, selection
 from aggregator.redaction import Redactor
+from aggregator.running.pages import PageReport, page_stage
 from aggregator.running.providers import META_KEY as PROVIDERS_KEY
 from aggregator.running.providers import ProviderState, Transition, dump_states, load_states, next_states
 from aggregator.sources.decide import Configured
@@ -77,6 +78,7 @@ class SourceReport:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    pages: PageReport | None = None  # the entries' own pages fetched after the feed
 
 
 @dataclass
@@ -104,8 +106,16 @@ class CycleReport:
         """One line per provider that failed this cycle, or is still known down (a cycle
         with nothing due for retry does not call it): what, and how much waits."""
         wait = f"{self.waiting_texts} texts of {self.translation_pending} entries wait for a translation"
-        lines = [f"translation: {name} failed this cycle ({error}); {wait}"
-                 for name, error in self.provider_failures.items()]
+        # A provider already down before this cycle that failed again (matching asks for
+        # translations too) is said with since when, like one this cycle did not call.
+        went_down = {t.name for t in self.provider_transitions if t.state == "down"}
+        lines = []
+        for name, error in self.provider_failures.items():
+            st = self.provider_states.get(name)
+            if st is not None and st.state == "down" and name not in went_down:
+                lines.append(f"translation: {name} down since {_utc_minute(st.since)} ({error}); {wait}")
+            else:
+                lines.append(f"translation: {name} failed this cycle ({error}); {wait}")
         lines += [f"translation: {st.name} down since {_utc_minute(st.since)} ({st.error}); {wait}"
                   for st in self.provider_states.values()
                   if st.state == "down" and st.name not in self.provider_failures and self.translation_pending]
@@ -119,8 +129,8 @@ class CycleReport:
 
     @property
     def changed(self) -> bool:
-        return any(s.new or s.updated for s in self.sources) or bool(self.new_matches or self.translated
-                                                                      or self.pruned)
+        return any(s.new or s.updated or (s.pages and s.pages.texts) for s in self.sources) or bool(
+            self.new_matches or self.translated or self.pruned)
 
     @property
     def failed_sources(self) -> list[SourceReport]:
@@ -144,6 +154,10 @@ class CycleReport:
                 f"{self.translated} translated ({self.translation_pending} pending; "
                 f"{self.translation_requests} requests, {self.translation_characters} characters sent to translators), "
                 f"{self.published} entries published")
+        pages = [s.pages for s in fetched if s.pages is not None]
+        if pages:
+            line += (f", {sum(p.requests for p in pages)} pages fetched ({sum(p.texts for p in pages)} texts, "
+                     f"{sum(p.failed for p in pages)} failed, {sum(p.waiting for p in pages)} waiting)")
         if self.pruned:
             line += f", {self.pruned} old articles pruned"
         if len(fetched) < len(self.sources):
@@ -259,6 +273,14 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                 reports.append(report)
                 if progress:
                     progress(report)
+        if not abandoned and (stop is None or not stop.is_set()):
+            # Then the entries' own pages, where a feed gave excerpts (sources[].full_text).
+            fetched = [s for s in due if any(r.id == s.id and r.outcome not in ("error", "abandoned")
+                                             for r in reports)]
+            page_reports = page_stage(store, config, fetched, client=client, limiter=limiter, now=now, rng=rng,
+                                      stop=stop)
+            for r in reports:
+                r.pages = page_reports.get(r.id)
     finally:
         if abandoned:
             # A request blocked on a slow server cannot be interrupted from here; its
@@ -393,7 +415,7 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     embedder = embedder or Embedder(store)
     changed = 0
     for post in posts:
-        text = extract(post.content or post.summary, own_hosts=hosts | post_hosts(post), outlets=outlets)
+        text = extract(post.body, own_hosts=hosts | post_hosts(post), outlets=outlets)
         failed: list[str] = []
         lookup = _mention_translations(text, post, target_language, translator, failed)
         outcome = match_post(post, text, index, params=params, outlet_names=names,
@@ -536,7 +558,7 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
             pending += 1
             continue
         try:
-            out = {s: translator.translate(s, source, target) for s in texts.all()}
+            out = translator.translate_many(texts.all(), source, target)
         except TranslationError as err:
             record = decide.after_failure(e.id, target, digest, step.attempts, redactor(str(err))[:500],
                                           retryable=err.retryable, now=t, backoff=tc.retry_backoff,
@@ -607,6 +629,7 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
     own_translator = translator is None
     translator = translator or build_translator(config.translation, store, now=now,
                                                 memory=memory_for(config.memory_path))
+    used_before = translator.stats.usage()
     try:
         # One line per stage at -v: where a cycle spends its time, and where it stopped.
         if stop is None or not stop.is_set():
@@ -632,12 +655,20 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
         _, report.published = publish(store, config, now=now(), entries=entries, allow_shrink=allow_shrink)
         st = translator.stats
         report.translation_requests, report.translation_characters = st.total_requests, st.total_characters
+        used: dict[str, tuple[int, int, int, int]] = {}  # this cycle's, per provider
+        for p, (req, chars, prompt, completion) in st.usage().items():
+            req0, chars0, prompt0, completion0 = used_before.get(p, (0, 0, 0, 0))
+            used[p] = (req - req0, chars - chars0, prompt - prompt0, completion - completion0)
+        if stop is None or not stop.is_set() or any(n[0] for n in used.values()):
+            store.record_translation_usage(used, now())
         _provider_health(store, config, report, translator, entries, now())
         if st.total_requests or report.translation_pending:
             log.info("translation: %d done, %d pending; sent %s; %d texts from the cache",
                      report.translated, report.translation_pending,
-                     ", ".join(f"{p}: {n} requests, {st.characters[p]} characters" for p, n in st.requests.items())
-                     or "nothing", st.cache_hits)
+                     ", ".join(f"{p}: {n} requests, {st.characters[p]} characters"
+                               + (f", {st.prompt_tokens.get(p, 0)}+{st.completion_tokens.get(p, 0)} tokens"
+                                  if p in st.prompt_tokens else "")
+                               for p, n in st.requests.items()) or "nothing", st.cache_hits)
         if stop is None or not stop.is_set():
             report.cache_pruned = sweep_translation_cache_if_due(store, config, now())
             report.compacted = compact_if_due(store, config, now())

@@ -122,7 +122,7 @@ class Daemon:
             self.abandoned = True
         with self._lock:
             self._fetched.extend(r for r in reports if r.outcome != "abandoned")
-        if any(r.new or r.updated for r in reports):
+        if any(r.new or r.updated or (r.pages and r.pages.texts) for r in reports):
             self.schedule_processing()
 
     def schedule_processing(self, delay: timedelta = SETTLE, *, postpone: bool = True) -> None:

@@ -20,6 +20,7 @@ from aggregator.running.cycle import (
     own_hosts,
     post_hosts,
 )
+from aggregator.sources.fulltext import Mode, PageState, is_excerpt, wants_page
 from aggregator.store import Store
 
 
@@ -29,7 +30,7 @@ def rematch(store: Store, config: Config, post: Entry) -> tuple[PostText, Outcom
     Only cached translations are used (explaining never calls a provider)."""
     outlets = outlets_of(config)
     names = OutletNames({o.id: o.names for o in outlets})
-    text = extract(post.content or post.summary, own_hosts=own_hosts(config) | post_hosts(post), outlets=outlets)
+    text = extract(post.body, own_hosts=own_hosts(config) | post_hosts(post), outlets=outlets)
     params = Params(window=config.matching.window)
     index = article_index(store, config, post.date - params.window - params.after, post.date + params.after,
                           names.normalized)
@@ -39,6 +40,35 @@ def rematch(store: Store, config: Config, post: Entry) -> tuple[PostText, Outcom
     outcome = match_post(post, text, index, params=params, outlet_names=names,
                          translate=lambda s: cache[s][0] if s in cache else None, embed=Embedder(store))
     return text, outcome
+
+
+def text_provenance(post: Entry, page: PageState | None, mode: Mode, feed_url: str) -> str:
+    """Where the text the matcher read came from, and what became of the post's page."""
+    if post.page_text:
+        when = f"{post.page_fetched:%Y-%m-%d %H:%M} UTC" if post.page_fetched else "at an unknown time"
+        line = f"from the page ({post.page_from or 'extracted'}), fetched {when}"
+        if page is not None and page.status == "retry":
+            line += f"; fetching it again failed ({page.error}), next try {_when(page)}"
+        return line
+    feed = "from the feed (its full content)" if post.content else "from the feed (its summary)"
+    if not is_excerpt(post):
+        return feed
+    feed = "the feed's excerpt only"
+    if mode == "never":
+        return f"{feed} (full_text: never)"
+    if not wants_page(mode, post, feed_url):
+        return f"{feed} (its page is not on the feed's site; full_text: always would read it)"
+    if page is None or page.status == "waiting":
+        return f"{feed}; its page waits for a cycle with room (fetch.pages_per_cycle)"
+    if page.status == "retry":
+        return f"{feed}; fetching its page failed {page.attempts} time(s) ({page.error}), next try {_when(page)}"
+    if page.status == "given up":
+        return f"{feed}; its page was given up after {page.attempts} tries ({page.error})"
+    return feed
+
+
+def _when(page: PageState) -> str:
+    return f"{page.retry_at:%Y-%m-%d %H:%M} UTC" if page.retry_at else "next cycle"
 
 
 def _citation_line(c: Citation) -> str:
@@ -74,8 +104,14 @@ def explain_post(store: Store, config: Config, post_url: str) -> str:
     if never_matched:  # arrived after the last cycle's matching: show what matching would link
         stored = outcome.matches
     arts = store.entries_by_ids([m.article_id for m in stored])
+    page = store.page_state(post.id)
+    try:
+        src = config.source(post.source_id)
+        mode, feed_url = src.full_text, src.url
+    except KeyError:
+        mode, feed_url = "auto", ""
     lines = [f"post: {post.title}", f"      {post.link}  ({post.date:%Y-%m-%d %H:%M} UTC)",
-             translation_line(store, config, post), ""]
+             f"text: {text_provenance(post, page, mode, feed_url)}", translation_line(store, config, post), ""]
     if not text.citations:
         lines.append("no citations: no 参考: line, and no sentence attributing a report to a subscribed outlet")
     else:

@@ -75,11 +75,37 @@ def translation_backlog(entries: Sequence[Entry], translations: Mapping[int, Ent
     return out
 
 
+def _pages(counts: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A source's entries by the state of their own page (sources[].full_text)."""
+    c = counts or {}
+    return {"from_page": c.get("done", 0), "waiting": c.get("waiting", 0), "failing": c.get("retry", 0),
+            "given_up": c.get("given up", 0), "last_error": c.get("last_error")}
+
+
+def page_line(source_id: str, p: Mapping[str, Any], now: datetime) -> str | None:
+    """``status``'s line on a source's pages, when it has any to speak of."""
+    if not (p["from_page"] or p["waiting"] or p["failing"] or p["given_up"]):
+        return None
+    line = f"full text: {source_id}: {p['from_page']} entries read from their pages"
+    if p["waiting"]:
+        line += f", {p['waiting']} waiting for a later cycle"
+    if p["failing"]:
+        line += f", {p['failing']} failing (their excerpt is kept)"
+    if p["given_up"]:
+        line += f", {p['given_up']} given up"
+    err = p.get("last_error")
+    if err:
+        retry = f"; next try {ago(err['retry_at'], now)}" if err.get("retry_at") else ""
+        line += f"; last error: {err['url']}: {err['error']}{retry}"
+    return line
+
+
 def _never(config: Config, running: str | None) -> dict[str, Any]:
     return {"store": str(config.db_path), "store_exists": False, "running": running, "sources": [
         {"id": s.id, "role": s.role, "url": s.url, "last_fetch": None, "last_success": None, "last_status": None,
          "result": "never fetched", "last_error": None, "entries": 0, "consecutive_failures": 0,
-         "next_fetch": None, "due": True, "disabled": None} for s in config.sources],
+         "next_fetch": None, "due": True, "disabled": None, "full_text": s.full_text, "pages": _pages(None)}
+        for s in config.sources],
         "translation": {}, "last_publication": None, "store_bytes": 0, "output": str(config.output_dir)}
 
 
@@ -96,6 +122,7 @@ def _collect(config: Config, store: Store | None, running: str | None, now: date
     if store is None:
         return _never(config, running)
     states = store.source_states()
+    pages = store.page_counts()
     sources = []
     for s in config.sources:
         st = states.get(s.id)
@@ -109,6 +136,7 @@ def _collect(config: Config, store: Store | None, running: str | None, now: date
             "consecutive_failures": st.consecutive_failures if st else 0,
             "next_fetch": iso(nxt), "due": bool(st is None or not st.disabled and (nxt is None or nxt <= now)),
             "disabled": st.disabled if st else None,
+            "full_text": s.full_text, "pages": _pages(pages.get(s.id)),
         })
     configured = {s.id for s in config.sources}
     removed = [{"id": st.id, "name": st.name or st.id, "role": st.role, "removed": st.removed,
@@ -129,6 +157,7 @@ def _collect(config: Config, store: Store | None, running: str | None, now: date
         "entries": {"posts": counts.get("blog", 0), "articles": counts.get("outlet", 0)},
         "matches": len(store.all_matches()),
         "translation": {**backlog, "cached_texts": store.translation_cache_stats(),
+                        "usage": store.translation_usage(),
                         "providers": _providers(config, store.get_meta(PROVIDERS_KEY))},
         "last_publication": iso(from_iso(published)) if published else None,
         "published_entries": len(entries) if published else 0,
@@ -144,8 +173,8 @@ def _providers(config: Config, meta: str | None) -> list[dict[str, Any]]:
     states = load_states(meta)
     out = []
     for p in config.translation.providers:
-        st = states.get(p.provider)
-        out.append(asdict(st) if st else {"name": p.provider, "state": "unknown", "since": None, "error": None})
+        st = states.get(p.label)
+        out.append(asdict(st) if st else {"name": p.label, "state": "unknown", "since": None, "error": None})
     if config.translation.memory:
         out.insert(0, {"name": "memory", "state": "up", "since": None, "error": None,
                        "file": str(config.memory_path)})
@@ -153,6 +182,14 @@ def _providers(config: Config, meta: str | None) -> list[dict[str, Any]]:
 
 
 # -- text -------------------------------------------------------------------------------
+def _usage(u: Mapping[str, int]) -> str:
+    """"3 requests, 1,234 characters, 900 + 400 tokens" (tokens only when a server counted them)."""
+    text = f"{u['requests']:,} requests, {u['characters']:,} characters"
+    if u["prompt_tokens"] or u["completion_tokens"]:
+        text += f", {u['prompt_tokens']:,} + {u['completion_tokens']:,} tokens (prompt + answer)"
+    return text
+
+
 
 
 def ago(when: str | None, now: datetime, *, short: bool = False) -> str:
@@ -213,6 +250,10 @@ def render_text(d: dict[str, Any], *, now: datetime | None = None, terminal: boo
             table.add_row(s["id"], s["role"], str(s["entries"]), ago(s["last_fetch"], now),
                           ago(s.get("last_success"), now), s["result"], str(s["consecutive_failures"]), nxt)
     lines: list[str] = []
+    for s in d["sources"]:
+        pl = page_line(s["id"], s["pages"], now) if s.get("pages") else None
+        if pl:
+            lines.append(pl)
     if not d.get("store_exists"):
         lines.append(f"store {d['store']} does not exist yet: run `aggregator run --once` first")
     running = d.get("running")
@@ -240,6 +281,8 @@ def render_text(d: dict[str, Any], *, now: datetime | None = None, terminal: boo
                 lines.append(f"  provider {p['name']}: not used yet")
         lines.append("texts translated, by provider: "
                      + (", ".join(f"{k} {v}" for k, v in (t.get("cached_texts") or {}).items()) or "none yet"))
+        for provider, u in (t.get("usage") or {}).items():
+            lines.append(f"  sent to {provider}: last cycle {_usage(u['cycle'])}; in total {_usage(u['total'])}")
     for r in d.get("removed_sources") or []:
         lines.append(f"removed source {r['id']} ({r['name']}): not in the config since "
                      f"{ago(r['removed'], now) if r.get('removed') else '?'}, no longer fetched or published; "

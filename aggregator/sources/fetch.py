@@ -27,6 +27,8 @@ from aggregator.models import FetchResult
 
 ACCEPT = ("application/atom+xml, application/rss+xml, application/rdf+xml;q=0.9, "
           "application/xml;q=0.9, text/xml;q=0.9, application/feed+json;q=0.8, */*;q=0.5")
+# Post pages (full text): HTML first.
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 MAX_REDIRECTS = 5
 # However long a server asks us to wait (Retry-After, max-age, Expires), never longer:
 # a bad header must not silence a source for a year.
@@ -122,22 +124,25 @@ class HostLimiter:
 
 
 def fetch(client: httpx.Client, url: str, *, etag: str | None = None, last_modified: str | None = None,
-          max_bytes: int, total_timeout: float, clock: Callable[[], float] = time.monotonic) -> FetchResult:
+          max_bytes: int, total_timeout: float, clock: Callable[[], float] = time.monotonic,
+          accept: str | None = None) -> FetchResult:
     """GET ``url``; raise :class:`FetchError` for anything but a usable 200 or a 304.
 
-    ``total_timeout`` bounds the whole fetch, redirects, headers and body included."""
+    ``total_timeout`` bounds the whole fetch, redirects, headers and body included.
+    ``accept`` replaces the feed types of the client's Accept header (a post's page)."""
     start = clock()
     deadline = start + total_timeout
     _deadline.due = (clock, deadline)
     try:
-        return _fetch(client, url, etag, last_modified, max_bytes, total_timeout, clock, start, deadline)
+        return _fetch(client, url, etag, last_modified, max_bytes, total_timeout, clock, start, deadline, accept)
     finally:
         _deadline.due = None
 
 
 def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str | None, max_bytes: int,
-           total_timeout: float, clock: Callable[[], float], start: float, deadline: float) -> FetchResult:
-    headers = {}
+           total_timeout: float, clock: Callable[[], float], start: float, deadline: float,
+           accept: str | None = None) -> FetchResult:
+    headers = {"Accept": accept} if accept else {}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:

@@ -1,7 +1,7 @@
 """The store: SQLite behind one class, its methods split by domain.
 
 ``Store`` combines the per-domain parts (sources, entries, matches, translations,
-embeddings, publications, maintenance); the schema and its numbered migrations are in
+embeddings, publications, maintenance, pages); the schema and its numbered migrations are in
 :mod:`aggregator.store.migrations`. A thin shell: it applies what the stages decided.
 """
 
@@ -16,10 +16,12 @@ from aggregator.store.lock import StoreLock
 from aggregator.store.maintenance import MaintenanceStore
 from aggregator.store.matches import MatchesStore
 from aggregator.store.migrations import SCHEMA_VERSION
+from aggregator.store.pages import PagesStore
 from aggregator.store.protocol import StoreType
 from aggregator.store.publications import PublicationsStore
 from aggregator.store.records import (
     EntryTranslation,
+    PageText,
     Publication,
     SourceState,
     StoreResult,
@@ -29,7 +31,7 @@ from aggregator.store.translations import TranslationsStore
 
 
 class Store(SourcesStore, EntriesStore, MatchesStore, TranslationsStore, EmbeddingsStore,
-            PublicationsStore, MaintenanceStore):
+            PublicationsStore, MaintenanceStore, PagesStore):
     """The SQLite store. Not shared between threads: one per thread that needs it."""
 
     def __enter__(self) -> Store:
@@ -40,5 +42,5 @@ def _conforms(store: Store) -> StoreType:
     return store  # mypy checks here that Store satisfies the protocol the stages use
 
 
-__all__ = ["SCHEMA_VERSION", "EntryTranslation", "Publication", "SourceState", "Store", "StoreBase",
+__all__ = ["SCHEMA_VERSION", "EntryTranslation", "PageText", "Publication", "SourceState", "Store", "StoreBase",
            "StoreLock", "StoreResult", "StoreType", "entry_hash", "text_hash"]

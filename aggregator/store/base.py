@@ -28,9 +28,13 @@ from aggregator.store.migrations import migrate
 
 log = logging.getLogger("aggregator")
 
-_ARTICLE_TEXT = "substr(CASE WHEN summary != '' THEN summary ELSE content END, 1, ?)"
+# An article's text for the matcher: its page's body when one was fetched (its feed gave
+# an excerpt or nothing), else its summary, else its content.
+_ARTICLE_TEXT = ("substr(CASE WHEN page_text != '' THEN page_text WHEN summary != '' THEN summary "
+                 "ELSE content END, 1, ?)")
 _ENTRY_COLUMNS = ("id, source_id, role, key, link, title, summary, content, author, categories, "
-                  "published, updated, first_seen, language, image, published_offset, canonical_link, source_site")
+                  "published, updated, first_seen, language, image, published_offset, canonical_link, source_site, "
+                  "page_text, page_from, page_fetched")
 
 
 class StoreBase:
@@ -126,6 +130,7 @@ def _entry(r: Sequence[Any]) -> Entry:
         author=r[8], categories=tuple(json.loads(r[9] or "[]")), published=from_iso(r[10]),
         updated=from_iso(r[11]), first_seen=from_iso(r[12]),  # type: ignore[arg-type]
         language=r[13], image=r[14], published_offset=r[15], canonical_link=r[16], source_site=r[17],
+        page_text=r[18], page_from=r[19], page_fetched=from_iso(r[20]),
     )
 
 

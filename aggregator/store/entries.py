@@ -147,7 +147,7 @@ class EntriesStore(StoreBase):
         article's summary (its content when it has no summary; none with ``chars=0``)
         and no content: what the matcher reads, without loading every full-content
         article into memory. :meth:`article_text` gives one article's text later."""
-        cols = _ENTRY_COLUMNS.replace("summary, content", f"{_ARTICLE_TEXT}, ''")
+        cols = _ENTRY_COLUMNS.replace("summary, content", f"{_ARTICLE_TEXT}, ''").replace("page_text,", "'',")
         rows = self.db.execute(
             f"SELECT {cols} FROM entries WHERE role='outlet' AND sort_date>=? AND sort_date<=? ORDER BY id",
             (chars, iso(start), iso(end))).fetchall()

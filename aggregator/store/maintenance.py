@@ -67,6 +67,7 @@ class MaintenanceStore(StoreBase):
                 g = ",".join("?" * len(gone))
                 self.db.execute(f"DELETE FROM entry_translations WHERE entry_id IN ({g})", gone)
                 self.db.execute(f"DELETE FROM publications WHERE entry_id IN ({g})", gone)
+                self.db.execute(f"DELETE FROM pages WHERE entry_id IN ({g})", gone)
                 deleted += self.db.execute(f"DELETE FROM entries WHERE id IN ({g})", gone).rowcount
             for chunk in _chunks(hashes, 500):
                 marks = ",".join("?" * len(chunk))

@@ -165,7 +165,53 @@ def _to_3(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS entries_role_first_seen ON entries (role, first_seen)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3]
+def _to_4(db: sqlite3.Connection) -> None:
+    """Schema 4 (issue 15, language models): ``translation_usage``, what each translation
+    provider was sent: requests, characters and (language models' ``usage``) tokens, in
+    the last cycle and in total."""
+    db.execute("""
+        CREATE TABLE translation_usage (
+            provider TEXT PRIMARY KEY,
+            requests INTEGER NOT NULL DEFAULT 0,
+            characters INTEGER NOT NULL DEFAULT 0,
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            cycle_requests INTEGER NOT NULL DEFAULT 0,
+            cycle_characters INTEGER NOT NULL DEFAULT 0,
+            cycle_prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            cycle_completion_tokens INTEGER NOT NULL DEFAULT 0,
+            since TEXT NOT NULL,
+            last_used TEXT
+        )""")
+
+
+def _to_5(db: sqlite3.Connection) -> None:
+    """Schema 5 (issue 13): full text from the entry's own page (sources[].full_text): the extracted body and
+    its provenance beside what the feed said, and the page's fetch state per entry."""
+    for stmt in (
+        "ALTER TABLE entries ADD COLUMN page_text TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE entries ADD COLUMN page_from TEXT",
+        "ALTER TABLE entries ADD COLUMN page_fetched TEXT",
+        # version: the entry's hash the state was decided for (a page is fetched once per
+        # entry version); url/etag/last_modified: the conditional GET of the next version.
+        """CREATE TABLE pages (
+            entry_id INTEGER PRIMARY KEY REFERENCES entries(id) ON DELETE CASCADE,
+            version TEXT NOT NULL,
+            status TEXT NOT NULL,
+            url TEXT,
+            etag TEXT,
+            last_modified TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            retry_at TEXT,
+            checked TEXT
+        )""",
+        "CREATE INDEX pages_status ON pages (status)",
+    ):
+        db.execute(stmt)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3, _to_4, _to_5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -60,3 +60,13 @@ class Publication:
     first_published: datetime
     updated: datetime
     visible_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class PageText:
+    """A page's extracted body to keep with its entry (``text`` "" drops a kept one)."""
+
+    entry_id: int
+    text: str
+    source: str | None  # the extractor ("trafilatura 2.3.1")
+    fetched: datetime | None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from aggregator.models import from_iso, iso, text_hash
@@ -63,3 +63,35 @@ class TranslationsStore(StoreBase):
             " (SELECT entry_id FROM entry_translations WHERE target=?)", (target, target)).fetchone()[0]
         rows["untranslated"] = untouched
         return rows
+
+    # -- what providers were sent (status) ----------------------------------------------
+    def record_translation_usage(self, cycle: Mapping[str, tuple[int, int, int, int]], now: datetime) -> None:
+        """One cycle's (requests, characters, prompt tokens, completion tokens) per
+        provider: added to the totals, and kept as "the last cycle" (0 for a provider
+        this cycle did not use)."""
+        with self.transaction():
+            self.db.execute("UPDATE translation_usage SET cycle_requests=0, cycle_characters=0,"
+                            " cycle_prompt_tokens=0, cycle_completion_tokens=0")
+            for provider, (req, chars, prompt, completion) in cycle.items():
+                self.db.execute(
+                    "INSERT INTO translation_usage(provider, since) VALUES (?, ?) ON CONFLICT(provider) DO NOTHING",
+                    (provider, iso(now)))
+                self.db.execute(
+                    "UPDATE translation_usage SET requests=requests+?, characters=characters+?,"
+                    " prompt_tokens=prompt_tokens+?, completion_tokens=completion_tokens+?, cycle_requests=?,"
+                    " cycle_characters=?, cycle_prompt_tokens=?, cycle_completion_tokens=?, last_used=?"
+                    " WHERE provider=?",
+                    (req, chars, prompt, completion, req, chars, prompt, completion, iso(now), provider))
+
+    def translation_usage(self) -> dict[str, dict[str, dict[str, int] | str | None]]:
+        """provider -> {"cycle": {...}, "total": {...}, "since", "last_used"}: requests,
+        characters, prompt_tokens, completion_tokens."""
+        names = ("requests", "characters", "prompt_tokens", "completion_tokens")
+        out: dict[str, dict[str, dict[str, int] | str | None]] = {}
+        for r in self.db.execute(
+                "SELECT provider, requests, characters, prompt_tokens, completion_tokens, cycle_requests,"
+                " cycle_characters, cycle_prompt_tokens, cycle_completion_tokens, since, last_used"
+                " FROM translation_usage ORDER BY provider"):
+            out[r[0]] = {"cycle": dict(zip(names, r[5:9], strict=True)), "total": dict(zip(names, r[1:5], strict=True)),
+                         "since": r[9], "last_used": r[10]}
+        return out

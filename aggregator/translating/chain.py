@@ -12,20 +12,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from aggregator.exceptions import TranslationError
+from aggregator.translating.batch import BatchAnswer, BatchProvider, plan_batches
 from aggregator.translating.memory import Memory
 from aggregator.translating.providers import Provider, _classify, make_provider
-from aggregator.translating.text import (
-    apply_glossary,
-    fit_pieces,
-    join_pieces,
-    split_text,
-)
+from aggregator.translating.text import apply_glossary, fit_pieces, join_pieces, split_text
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +86,22 @@ class ChainStats:
     memory_hits: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     last_error: dict[str, str] = field(default_factory=dict)  # provider -> its last failure this cycle
+    # Tokens the servers said a request took (language models' ``usage``).
+    prompt_tokens: dict[str, int] = field(default_factory=dict)
+    completion_tokens: dict[str, int] = field(default_factory=dict)
 
     def count(self, provider: str, chars: int) -> None:
         self.requests[provider] = self.requests.get(provider, 0) + 1
         self.characters[provider] = self.characters.get(provider, 0) + chars
+
+    def count_tokens(self, provider: str, prompt: int, completion: int) -> None:
+        self.prompt_tokens[provider] = self.prompt_tokens.get(provider, 0) + prompt
+        self.completion_tokens[provider] = self.completion_tokens.get(provider, 0) + completion
+
+    def usage(self) -> dict[str, tuple[int, int, int, int]]:
+        """provider -> (requests, characters, prompt tokens, completion tokens)."""
+        return {p: (n, self.characters.get(p, 0), self.prompt_tokens.get(p, 0), self.completion_tokens.get(p, 0))
+                for p, n in self.requests.items()}
 
     @property
     def total_requests(self) -> int:
@@ -125,8 +133,8 @@ class Translator:
                  limits: Sequence[RateLimiter | None] | None = None, glossary: dict[str, str] | None = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                  now: Callable[[], datetime] | None = None, memory: Memory | None = None):
-        self.providers = list(providers)
         self.memory = memory
+        self.providers = list(providers)
         self.cache = cache
         self.timeout = timeout
         self.limits = list(limits) if limits else [None] * len(self.providers)
@@ -151,67 +159,193 @@ class Translator:
     def translate(self, text: str, source: str, target: str) -> tuple[str, str]:
         """(translation, provider). Raises :class:`TranslationError` when no provider could;
         it is retryable unless every provider refused the text for good."""
-        if not text.strip() or source == target:
-            return text, "none"
-        prepared = apply_glossary(text, self.glossary)
+        return self.translate_many([text], source, target)[text]
+
+    def translate_many(self, texts: Sequence[str], source: str, target: str) -> dict[str, tuple[str, str]]:
+        """text -> (translation, provider) for each of ``texts`` (an entry's title, lead and
+        paragraphs): from the cache, else through the chain, several texts per request for
+        a provider that takes them (a language model: they give each other context), one
+        by one for the others. A text one provider failed goes to the next. What was
+        translated is cached even when another text failed.
+
+        Raises :class:`TranslationError` when a text could not be translated; it is
+        retryable unless every provider refused such texts for good."""
+        out: dict[str, tuple[str, str]] = {}
+        todo: list[str] = []
+        for t in dict.fromkeys(texts):
+            if not t.strip() or source == target:
+                out[t] = (t, "none")
+            else:
+                todo.append(t)
+        if not todo:
+            return out
+        prepared = {t: apply_glossary(t, self.glossary) for t in todo}
         if self.memory is not None:
             # Human translations win over the cache and every provider: by the exact
             # source text, then by the text after the glossary.
-            human = self.memory.lookup(text, source, target) or self.memory.lookup(prepared, source, target)
-            if human is not None:
-                self.stats.memory_hits += 1
-                return human, MEMORY
-        hit = self.cache.cached_translations([prepared], source, target).get(prepared)
-        if hit:
-            self.stats.cache_hits += 1
-            return hit
-        errors: list[TranslationError] = []
-        for i, provider in enumerate(self.providers):
-            if self._time_left() <= 0:
-                errors.append(TranslationError("translation time budget for this cycle is used up", kind="budget"))
-                break
-            rest = self.rest_until.get(i, 0) - self.clock()
-            if rest > 0:
-                errors.append(TranslationError(f"{provider.name}: skipped for {rest:.0f} s more "
-                                               f"({self.rest_reason.get(i, 'earlier errors')})",
-                                               provider=provider.name, kind="resting"))
-                continue
-            try:
-                result = self._with_provider(i, provider, prepared, source, target)
-            except TranslationError as e:
-                errors.append(e)
-                if e.retryable and e.kind != "limit":  # the provider is in trouble, not just this text
-                    self.stats.failures[provider.name] = self.stats.failures.get(provider.name, 0) + 1
-                    self.stats.last_error[provider.name] = str(e)
-                self._rest(i, e)
-                # Per text, so DEBUG: the cycle says once per provider what failed (WARNING).
-                log.debug("translation: %s", e)
-                continue
-            self._fails.pop(i, None)
-            self.cache.cache_translation(prepared, source, target, result, provider.name, self.now())
-            self.stats.texts[provider.name] = self.stats.texts.get(provider.name, 0) + 1
-            return result, provider.name
-        if not errors:
+            for t in todo:
+                human = self.memory.lookup(t, source, target) or self.memory.lookup(prepared[t], source, target)
+                if human is not None:
+                    self.stats.memory_hits += 1
+                    out[t] = (human, MEMORY)
+            todo = [t for t in todo if t not in out]
+        hits = self.cache.cached_translations(set(prepared[t] for t in todo), source, target) if todo else {}
+        errors: dict[str, list[TranslationError]] = {}
+        for t in todo:
+            if prepared[t] in hits:
+                self.stats.cache_hits += 1
+                out[t] = hits[prepared[t]]
+            else:
+                errors[t] = []
+        if errors and not self.providers:
             raise TranslationError("no translation provider configured", retryable=False, kind="error")
-        real = [e for e in errors if e.kind not in ("resting", "budget")]
-        raise TranslationError("; ".join(str(e) for e in errors), retryable=any(e.retryable for e in errors),
-                               kind=(real or errors)[0].kind)
+        for i, provider in enumerate(self.providers):
+            pending = [t for t in errors if t not in out]
+            if not pending:
+                break
+            if self._time_left() <= 0:
+                for t in pending:
+                    errors[t].append(TranslationError("translation time budget for this cycle is used up",
+                                                      kind="budget"))
+                break
+            if isinstance(provider, BatchProvider):
+                done = self._batches(i, provider, pending, source, target, errors)
+            else:
+                done = {}
+                for t in pending:
+                    busy = self._unavailable(i, provider)
+                    if busy is not None:
+                        errors[t].append(busy)
+                        continue
+                    try:
+                        done[t] = self._with_provider(i, provider, prepared[t], source, target)
+                    except TranslationError as e:
+                        self._failed(i, provider, e, errors[t])
+                        continue
+                    self._fails.pop(i, None)
+            for t, result in done.items():
+                self.cache.cache_translation(prepared[t], source, target, result, provider.name, self.now())
+                self.stats.texts[provider.name] = self.stats.texts.get(provider.name, 0) + 1
+                out[t] = (result, provider.name)
+        failed = [t for t in errors if t not in out]
+        if failed:
+            raise _chain_error(failed, errors)
+        return out
+
+    def _unavailable(self, i: int, provider: Provider) -> TranslationError | None:
+        """Why ``provider`` cannot be asked now (the budget is used up, it rests), or None."""
+        if self._time_left() <= 0:
+            return TranslationError("translation time budget for this cycle is used up", kind="budget")
+        rest = self.rest_until.get(i, 0) - self.clock()
+        if rest > 0:
+            return TranslationError(f"{provider.name}: skipped for {rest:.0f} s more "
+                                    f"({self.rest_reason.get(i, 'earlier errors')})",
+                                    provider=provider.name, kind="resting")
+        return None
+
+    def _failed(self, i: int, provider: Provider, e: TranslationError, errors: list[TranslationError]) -> None:
+        """A request to ``provider`` failed: note it, and rest the provider if it should."""
+        errors.append(e)
+        if e.retryable and e.kind != "limit":  # the provider is in trouble, not just this text
+            self.stats.failures[provider.name] = self.stats.failures.get(provider.name, 0) + 1
+            self.stats.last_error[provider.name] = str(e)
+        self._rest(i, e)
+        # Per text, so DEBUG: the cycle says once per provider what failed (WARNING).
+        log.debug("translation: %s", e)
+
+    def _slot(self, i: int, provider: Provider, chars: int) -> None:
+        """Wait for the provider's own rate limit, or fail with ``limit`` if that takes too long."""
+        limiter = self.limits[i] if i < len(self.limits) else None
+        if limiter is None:
+            return
+        wait = limiter.wait_time(chars)
+        if wait > 0:
+            if wait > min(self.timeout, self._time_left()):
+                raise TranslationError(f"{provider.name}: own rate limit reached (next slot in {wait:.0f} s)",
+                                       provider=provider.name, kind="limit", retry_after=wait)
+            self.sleep(wait)
+        limiter.take(chars)
 
     def _with_provider(self, i: int, provider: Provider, text: str, source: str, target: str) -> str:
         pieces = fit_pieces(text, provider.max_chars, getattr(provider, "url_bytes", None))
         out = []
         for piece in pieces:
-            limiter = self.limits[i] if i < len(self.limits) else None
-            if limiter is not None:
-                wait = limiter.wait_time(len(piece))
-                if wait > 0:
-                    if wait > min(self.timeout, self._time_left()):
-                        raise TranslationError(f"{provider.name}: own rate limit reached (next slot in {wait:.0f} s)",
-                                               provider=provider.name, kind="limit", retry_after=wait)
-                    self.sleep(wait)
-                limiter.take(len(piece))
+            self._slot(i, provider, len(piece))
             out.append(self._call_splitting(provider, piece, source, target))
         return join_pieces(out, target) if len(out) > 1 else out[0]
+
+    # -- several texts per request ----------------------------------------------------------
+    def _batches(self, i: int, provider: BatchProvider, pending: list[str], source: str, target: str,
+                 errors: dict[str, list[TranslationError]]) -> dict[str, str]:
+        """``pending`` through a provider that takes several texts per request: in order, as
+        few requests as its limits allow (a text longer than a request's characters goes in
+        pieces). The provider is given the texts as written and the glossary, which it puts
+        in its instructions and checks in the answer."""
+        pieces = {t: split_text(t, provider.max_chars) for t in pending}
+        items = [(t, k) for t in pending for k in range(len(pieces[t]))]
+        got: dict[tuple[str, int], str] = {}
+        for group in plan_batches([len(pieces[t][k]) for t, k in items], provider.max_texts, provider.max_chars):
+            self._send_batch(i, provider, [items[j] for j in group], pieces, source, target, errors, got)
+        done: dict[str, str] = {}
+        for t in pending:
+            parts = [got.get((t, k)) for k in range(len(pieces[t]))]
+            if all(p is not None for p in parts):
+                done[t] = join_pieces([str(p) for p in parts], target)
+        return done
+
+    def _send_batch(self, i: int, provider: BatchProvider, batch: list[tuple[str, int]],
+                    pieces: dict[str, list[str]], source: str, target: str,
+                    errors: dict[str, list[TranslationError]], got: dict[tuple[str, int], str],
+                    depth: int = 0) -> None:
+        owners = list(dict.fromkeys(t for t, _ in batch))
+        busy = self._unavailable(i, provider)
+        if busy is not None:
+            for t in owners:
+                errors[t].append(busy)
+            return
+        texts = [pieces[t][k] for t, k in batch]
+        try:
+            self._slot(i, provider, sum(map(len, texts)))
+            answer = self._call_batch(provider, texts, source, target)
+        except TranslationError as e:
+            # An answer cut off at the model's output limit: the same texts in two requests.
+            if e.kind == "too_long" and len(batch) > 1 and depth < 4:
+                half = len(batch) // 2
+                for part in (batch[:half], batch[half:]):
+                    self._send_batch(i, provider, part, pieces, source, target, errors, got, depth + 1)
+                return
+            self._failed(i, provider, e, errors[owners[0]])
+            for t in owners[1:]:
+                errors[t].append(e)
+            return
+        bad: list[TranslationError] = []
+        for (t, k), r in zip(batch, answer.results, strict=True):
+            if isinstance(r, str):
+                got[t, k] = r
+            else:
+                errors[t].append(r)
+                bad.append(r)
+                log.debug("translation: %s", r)
+        if len(bad) == len(batch):  # nothing usable: as a failed request
+            self.stats.failures[provider.name] = self.stats.failures.get(provider.name, 0) + 1
+            self.stats.last_error[provider.name] = str(bad[0])
+            self._rest(i, bad[0])
+        else:
+            self._fails.pop(i, None)
+
+    def _call_batch(self, provider: BatchProvider, texts: list[str], source: str, target: str) -> BatchAnswer:
+        timeout = max(0.1, min(self.timeout, self._time_left()))
+        self.stats.count(provider.name, sum(map(len, texts)))
+        answer = self._bounded_call(provider, lambda: provider.translate_batch(
+            texts, source, target, timeout, self.glossary), timeout)
+        assert isinstance(answer, BatchAnswer)
+        if answer.error is None and len(answer.results) != len(texts):
+            answer.error = TranslationError(f"{provider.name}: {len(answer.results)} results for {len(texts)} texts",
+                                            provider=provider.name, kind="bad_answer")
+        self.stats.count_tokens(provider.name, answer.usage.prompt_tokens, answer.usage.completion_tokens)
+        if answer.error is not None:
+            raise answer.error
+        return answer
 
     def _call_splitting(self, provider: Provider, text: str, source: str, target: str, depth: int = 0) -> str:
         """A server that says 414 (URI too long) or 413 gets the text in halves."""
@@ -228,12 +362,16 @@ class Translator:
     def _call(self, provider: Provider, text: str, source: str, target: str) -> str:
         timeout = max(0.1, min(self.timeout, self._time_left()))
         self.stats.count(provider.name, len(text))
+        return str(self._bounded_call(provider, lambda: provider.translate(text, source, target, timeout), timeout))
+
+    def _bounded_call(self, provider: Provider, call: Callable[[], Any], timeout: float) -> Any:
+        """``call()``, waited for at most ``timeout`` + 1 s."""
         box: dict[str, Any] = {}
         done = threading.Event()
 
         def work() -> None:
             try:
-                box["result"] = provider.translate(text, source, target, timeout)
+                box["result"] = call()
             except BaseException as e:  # handed to the caller below
                 box["error"] = e
             finally:
@@ -249,7 +387,7 @@ class Translator:
         if "error" in box:
             e = box["error"]
             raise e if isinstance(e, TranslationError) else _classify(provider.name, e)
-        return str(box["result"])
+        return box["result"]
 
     def _rest(self, i: int, e: TranslationError) -> None:
         now = self.clock()
@@ -272,6 +410,17 @@ class Translator:
 
     def _time_left(self) -> float:
         return float("inf") if self.deadline is None else self.deadline - self.clock()
+
+
+def _chain_error(failed: Sequence[str], errors: Mapping[str, Sequence[TranslationError]]) -> TranslationError:
+    """The error of a chain that could not translate ``failed``: what happened to the first
+    of them at each provider (what status shows); retryable unless every provider refused
+    them all for good."""
+    every = [e for t in failed for e in errors[t]]
+    real = [e for e in every if e.kind not in ("resting", "budget")]
+    message = "; ".join(dict.fromkeys(str(e) for e in errors[failed[0]])) or "not translated"
+    return TranslationError(message, retryable=any(e.retryable for e in every), kind=(real or every or [
+        TranslationError("", kind="error")])[0].kind)
 
 
 def build_translator(cfg: Any, cache: Cache, *, clock: Callable[[], float] = time.monotonic,
@@ -299,8 +448,10 @@ def chain_signature(cfg: Any, memory: Memory | None = None) -> str:
     import hashlib
     import json
 
-    data: list[Any] = [cfg.target, [[p.provider, p.url or "", bool(p.api_key)] for p in cfg.providers],
-                       sorted(cfg.glossary.items())]
+    # A model is part of the setup (another model may translate what one refused); the
+    # list keeps its old form for other providers, so their signature does not change.
+    providers = [[p.provider, p.url or "", bool(p.api_key), *([p.model] if p.model else [])] for p in cfg.providers]
+    data: list[Any] = [cfg.target, providers, sorted(cfg.glossary.items())]
     if memory is not None:
         data.append(memory.digest)
     return hashlib.sha1(json.dumps(data, ensure_ascii=False).encode()).hexdigest()[:16]

@@ -186,6 +186,13 @@ def make_provider(cfg: ProviderConfig) -> Provider:
     if name == "deepl":
         assert cfg.api_key
         return DeepLProvider(cfg.api_key, cfg.url)
+    if name == "openai":
+        from aggregator.translating.llm import OpenAIProvider
+
+        assert cfg.model
+        return OpenAIProvider(model=cfg.model, url=cfg.url, api_key=cfg.api_key,
+                              temperature=cfg.temperature or 0.0, max_texts=cfg.max_texts_per_request,
+                              max_characters=cfg.max_characters_per_request)
     if name == "microsoft":
         return DeepTranslatorProvider("microsoft", 10_000, lambda s, t: dt.MicrosoftTranslator(
             api_key=cfg.api_key, region=cfg.region, source=s, target=t),

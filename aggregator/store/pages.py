@@ -1,0 +1,73 @@
+"""Pages: the body extracted from each entry's own page, and the page's fetch state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from aggregator.models import from_iso, iso
+from aggregator.sources.fulltext import Candidate, PageState, PageStatus
+from aggregator.store.base import _ENTRY_COLUMNS, StoreBase, _entry
+from aggregator.store.records import PageText
+
+_STATE_COLUMNS = "entry_id, version, status, url, etag, last_modified, attempts, error, retry_at, checked"
+
+
+def _state(r: Sequence[Any]) -> PageState:
+    return PageState(r[0], r[1], cast(PageStatus, r[2]), r[3], r[4], r[5], r[6], r[7], from_iso(r[8]),
+                     from_iso(r[9]))
+
+
+class PagesStore(StoreBase):
+    def page_candidates(self, source_id: str, now: datetime) -> list[Candidate]:
+        """A source's entries whose page needs a decision: never decided for their
+        current version, waiting for a cycle with room, or due for a retry."""
+        cols = ", ".join(f"e.{c.strip()}" for c in _ENTRY_COLUMNS.split(","))
+        pcols = ", ".join(f"p.{c.strip()}" for c in _STATE_COLUMNS.split(","))
+        rows = self.db.execute(
+            f"SELECT {cols}, e.hash, {pcols} FROM entries e LEFT JOIN pages p ON p.entry_id = e.id"
+            " WHERE e.source_id=? AND (p.entry_id IS NULL OR p.version != e.hash OR p.status='waiting'"
+            " OR (p.status='retry' AND (p.retry_at IS NULL OR p.retry_at <= ?)))"
+            " ORDER BY e.sort_date DESC, e.id DESC",
+            (source_id, iso(now))).fetchall()
+        n = len(_ENTRY_COLUMNS.split(","))
+        out = []
+        for r in rows:
+            try:
+                out.append(Candidate(_entry(r[:n]), r[n], _state(r[n + 1:]) if r[n + 1] is not None else None))
+            except (ValueError, TypeError, OverflowError):
+                continue  # a row with an unreadable date: status reports it; no page for it
+        return out
+
+    def save_pages(self, states: Iterable[PageState], texts: Iterable[PageText] = ()) -> None:
+        """Record page states, and the texts fetched, in one transaction. An entry whose
+        text changes is matched again (its id stays; what it shows, and so its
+        ``updated``, moves when the text does)."""
+        with self.transaction():
+            self.db.executemany(
+                f"INSERT OR REPLACE INTO pages({_STATE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(s.entry_id, s.version, s.status, s.url, s.etag, s.last_modified, s.attempts, s.error,
+                  iso(s.retry_at), iso(s.checked)) for s in states])
+            for t in texts:
+                self.db.execute(
+                    "UPDATE entries SET page_text=?, page_from=?, page_fetched=?,"
+                    " match_state=CASE WHEN page_text != ? THEN NULL ELSE match_state END WHERE id=?",
+                    (t.text, t.source, iso(t.fetched), t.text, t.entry_id))
+
+    def page_state(self, entry_id: int) -> PageState | None:
+        row = self.db.execute(f"SELECT {_STATE_COLUMNS} FROM pages WHERE entry_id=?", (entry_id,)).fetchone()
+        return _state(row) if row else None
+
+    def page_counts(self) -> dict[str, dict[str, Any]]:
+        """Per source: entries by page status, and the latest error of a failing page."""
+        out: dict[str, dict[str, Any]] = {}
+        for sid, status, n in self.db.execute(
+                "SELECT e.source_id, p.status, COUNT(*) FROM pages p JOIN entries e ON e.id = p.entry_id"
+                " GROUP BY e.source_id, p.status"):
+            out.setdefault(sid, {})[status] = n
+        for sid, error, url, retry in self.db.execute(
+                "SELECT e.source_id, p.error, p.url, p.retry_at FROM pages p JOIN entries e ON e.id = p.entry_id"
+                " WHERE p.status IN ('retry', 'given up') ORDER BY p.checked"):
+            out.setdefault(sid, {})["last_error"] = {"error": error, "url": url, "retry_at": retry}
+        return out
