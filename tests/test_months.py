@@ -331,7 +331,8 @@ def test_4_a_cited_article_outlives_a_translator_failure_and_the_post_links_it_a
             for a, b in edits:
                 new = new.replace(a, b)
             libre.table[src, tgt, new] = tr
-        w.run("--all", at="2024-09-01 13:00:00")
+        w.run("--all", at="2024-09-01 13:00:00")  # its retries find it back
+        w.run("--all", at="2024-09-01 13:30:00")  # the post is matched again
         assert cited in related()
 
 

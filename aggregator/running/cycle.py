@@ -452,8 +452,9 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     """Match the posts that need it. Returns (posts matched, matches that changed).
 
     A post whose texts could not all be translated for matching (a provider down) is
-    matched with what there is, but left "to match" so that the next cycle matches it
-    again; its id goes to ``incomplete`` (retention waits while there are any)."""
+    matched with what there is and marked ``incomplete``: matched again in the first
+    cycle with no provider known down; its id goes to ``incomplete`` (retention waits
+    while there are any)."""
     t = now()
     latest = store.latest_outlet_first_seen()
     seen_before = store.get_meta("match_outlets_seen")
@@ -462,7 +463,11 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
         # Every post, published or not (a post pushed out of the feed keeps its links for
         # any later edition or export): the new ones, and, when new articles arrived, those
         # still looking (first seen within late_window) whose window the new articles fall in.
-        posts = store.posts_to_match(new_articles=new_articles, late_after=t - config.matching.late_window)
+        # Posts matched without a translation they needed are matched again once no
+        # provider is known down (a cycle with nothing due for retry calls none).
+        down = any(st.state == "down" for st in load_states(store.get_meta(PROVIDERS_KEY)).values())
+        posts = store.posts_to_match(new_articles=new_articles, late_after=t - config.matching.late_window,
+                                     incomplete=not down)
         if posts and new_articles:
             posts = _worth_rematching(store, posts, seen_before, config)
     if not posts:
@@ -488,7 +493,7 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
                              translate=lookup, embed=embedder)
         if failed and incomplete is not None:
             incomplete.append(post.id)
-        if store.set_matches(post.id, outcome.matches, None if failed else outcome.state, t):
+        if store.set_matches(post.id, outcome.matches, "incomplete" if failed else outcome.state, t):
             changed += 1
         log.debug("matched %s: %s", post.link, [m.evidence for m in outcome.matches])
     if latest is not None:
@@ -703,11 +708,12 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
             incomplete: list[int] = []
             report.matched_posts, report.new_matches = match_stage(store, config, now=now, translator=translator,
                                                                    incomplete=incomplete)
-            if incomplete:
+            waiting = store.incomplete_matches()
+            if incomplete or waiting:
                 # A post matched without all its translations may cite an article retention
-                # would forget: prune only after a cycle whose matching had every provider.
-                log.info("retention waits: %d post%s matched without all translations (matched again next cycle)",
-                         len(incomplete), "s" if len(incomplete) != 1 else "")
+                # would forget: prune only once every post was matched with every provider.
+                log.info("retention waits: %d post%s matched without all translations (matched again once "
+                         "the translators answer)", waiting, "s" if waiting != 1 else "")
             else:
                 report.pruned = prune_articles(store, config, now())
         entries = selection(store, config)

@@ -137,16 +137,23 @@ class EntriesStore(StoreBase):
     def count_entries(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT role, COUNT(*) FROM entries GROUP BY role"))
 
-    def posts_to_match(self, *, new_articles: bool, late_after: datetime) -> list[Entry]:
-        """Blog posts never matched (or changed since); and, when new articles arrived,
-        posts first seen after ``late_after`` that still have an unresolved citation
-        (the article they cite may be among the new ones)."""
-        posts = self._entries("role='blog' AND match_state IS NULL ORDER BY sort_date")
+    def posts_to_match(self, *, new_articles: bool, late_after: datetime,
+                       incomplete: bool = False) -> list[Entry]:
+        """Blog posts never matched (or changed since); with ``incomplete``, those matched
+        without all the translations they needed; and, when new articles arrived, posts
+        first seen after ``late_after`` that still have an unresolved citation (the
+        article they cite may be among the new ones)."""
+        states = "match_state IS NULL OR match_state='incomplete'" if incomplete else "match_state IS NULL"
+        posts = self._entries(f"role='blog' AND ({states}) ORDER BY sort_date")
         if new_articles:
             posts += self._entries(
                 "role='blog' AND match_state='unresolved' AND first_seen>=? ORDER BY sort_date",
                 (iso(late_after),))
         return posts
+
+    def incomplete_matches(self) -> int:
+        """How many posts were matched without all the translations they needed."""
+        return int(self.db.execute("SELECT COUNT(*) FROM entries WHERE match_state='incomplete'").fetchone()[0])
 
     def articles_between(self, start: datetime, end: datetime) -> list[Entry]:
         return self._entries("role='outlet' AND sort_date>=? AND sort_date<=? ORDER BY id",
