@@ -117,6 +117,11 @@ def sweep_translation_cache_if_due(store: Store, config: Config, now: datetime) 
     last = from_iso(store.get_meta(LAST_CACHE_SWEEP))
     if not sweep_due(last, now, config.retention.compact_every):
         return 0
+    if not store.cached_translations_before(now):
+        # nothing the sweep could drop (a first cycle, or no translation at all): skip
+        # reading every entry's texts, the costliest part of a cold cycle otherwise
+        store.set_meta(LAST_CACHE_SWEEP, iso(now) or "")
+        return 0
     glossary = dict(config.translation.glossary)
     keep: set[str] = set()
     for batch in store.iter_entries():

@@ -35,6 +35,11 @@ class MaintenanceStore(StoreBase):
         return ({r[0] for r in self.db.execute("SELECT DISTINCT article_id FROM matches")}
                 | {r[0] for r in self.db.execute("SELECT id FROM entries WHERE cited=1")})
 
+    def cached_translations_before(self, when: datetime) -> bool:
+        """Whether the translation cache holds any row created before ``when``."""
+        return self.db.execute("SELECT 1 FROM translation_cache WHERE created < ? LIMIT 1",
+                               (iso(when),)).fetchone() is not None
+
     def prune_translation_cache(self, keep: set[str], *, created_before: datetime) -> int:
         """Delete the cached translations created before ``created_before`` whose text
         hash is not in ``keep``. Returns how many."""
