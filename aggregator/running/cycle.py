@@ -697,6 +697,8 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
     cycle but what is stored is still published."""
     from aggregator.running.retention import compact_if_due, prune_articles, sweep_translation_cache_if_due
 
+    cycle_start = now()
+
     own_translator = translator is None
     translator = translator or build_translator(config.translation, store, now=now,
                                                 memory=memory_for(config.memory_path))
@@ -741,7 +743,7 @@ def process_stage(store: Store, config: Config, report: CycleReport, *, now: Clo
                                   if p in st.prompt_tokens else "")
                                for p, n in st.requests.items()) or "nothing", st.cache_hits)
         if stop is None or not stop.is_set():
-            report.cache_pruned = sweep_translation_cache_if_due(store, config, now())
+            report.cache_pruned = sweep_translation_cache_if_due(store, config, now(), cycle_start)
             report.compacted = compact_if_due(store, config, now())
     finally:
         if own_translator:

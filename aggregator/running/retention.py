@@ -111,13 +111,16 @@ def texts_in_use(entry: Entry, glossary: dict[str, str]) -> set[str]:
     return keys
 
 
-def sweep_translation_cache_if_due(store: Store, config: Config, now: datetime) -> int:
+def sweep_translation_cache_if_due(store: Store, config: Config, now: datetime,
+                                   cycle_start: datetime | None = None) -> int:
     """Drop the cached translations of texts no stored entry has any more, when
-    :func:`sweep_due` says so. Returns how many rows went."""
+    :func:`sweep_due` says so. Only rows cached before this cycle began are candidates
+    (what this cycle cached is in use). Returns how many rows went."""
+    since = cycle_start or now
     last = from_iso(store.get_meta(LAST_CACHE_SWEEP))
     if not sweep_due(last, now, config.retention.compact_every):
         return 0
-    if not store.cached_translations_before(now):
+    if not store.cached_translations_before(since):
         # nothing the sweep could drop (a first cycle, or no translation at all): skip
         # reading every entry's texts, the costliest part of a cold cycle otherwise
         store.set_meta(LAST_CACHE_SWEEP, iso(now) or "")
@@ -128,7 +131,7 @@ def sweep_translation_cache_if_due(store: Store, config: Config, now: datetime) 
         for e in batch:
             keep |= texts_in_use(e, glossary)
     # Only rows older than this cycle's start: a row cached a moment ago is in use.
-    gone = store.prune_translation_cache(keep, created_before=now)
+    gone = store.prune_translation_cache(keep, created_before=since)
     store.set_meta(LAST_CACHE_SWEEP, iso(now) or "")
     if gone:
         log.info("retention: %d cached translations of texts no stored entry has any more dropped", gone)
