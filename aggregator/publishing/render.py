@@ -15,7 +15,6 @@ import json
 import mimetypes
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +33,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from aggregator.exceptions import PublishError
+from aggregator.files import write_replace
 from aggregator.html_text import BIDI_CONTROLS, strip_tags
 from aggregator.models import iso, utc
 from aggregator.publishing.labels import labels
@@ -486,17 +486,7 @@ def write_atomic(path: Path, data: bytes) -> bool:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
         mode = 0o644  # mkstemp's 0600 would hide the file from a web server running as another user
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_replace(path, data, mode)
     return True
 
 
