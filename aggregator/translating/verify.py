@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aggregator.language import detect
+from aggregator.language import detect, same_language
 
 # Characters that carry about two Latin letters' worth of meaning: CJK ideographs,
 # kana, hangul, full-width forms. Used to compare lengths across scripts.
@@ -109,11 +109,11 @@ def check_translation(text: str, answer: str, *, source: str, target: str,
         return f"refused: {_quote(answer)}"
     if _norm(answer) == _norm(text):
         text_lang = detect(text)
-        if text_lang is not None and not _same(text_lang, target):
+        if text_lang is not None and not same_language(text_lang, target):
             return "not translated (the text came back as it was)"
         return None  # names, numbers, a heading already in the target language
     answer_lang = detect(answer)
-    if answer_lang is not None and not _same(answer_lang, target):
+    if answer_lang is not None and not same_language(answer_lang, target):
         return f"not in {target} (reads as {answer_lang}): {_quote(answer)}"
     for term, rendering in (glossary or {}).items():
         if term in text and rendering.casefold() not in answer.casefold():
@@ -131,10 +131,6 @@ def weight(text: str) -> int:
 
 def _norm(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
-def _same(a: str, b: str) -> bool:
-    return a.split("-")[0].lower() == b.split("-")[0].lower()
 
 
 def _quote(text: str, size: int = 80) -> str:
