@@ -326,8 +326,8 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                     progress(report)
         if not abandoned and (stop is None or not stop.is_set()):
             # Then the entries' own pages, where a feed gave excerpts (sources[].full_text).
-            fetched = [s for s in due if any(r.id == s.id and r.outcome not in ("error", "abandoned")
-                                             for r in reports)]
+            ok = {r.id for r in reports if r.outcome not in ("error", "abandoned")}
+            fetched = [s for s in due if s.id in ok]
             page_reports = page_stage(store, config, fetched, client=client, limiter=limiter, now=now, rng=rng,
                                       stop=stop)
             for r in reports:
