@@ -100,3 +100,34 @@ def test_changing_a_source_url_starts_it_over(s: Store) -> None:
     s.sync_sources([("src", "https://moved.example/feed", "outlet")])
     st = s.source_states()["src"]
     assert st.url == "https://moved.example/feed" and st.etag is None
+
+
+def test_many_304s_stored_together_leave_what_one_at_a_time_leaves(tmp_path: Path) -> None:
+    """record_not_modified (a cycle's 304s in one transaction) writes what record_success
+    writes for each 304, validators or none, after failures and a 410 too."""
+    import dataclasses
+
+    def history(st: Store) -> None:
+        srcs = [(f"s{i}", f"https://x.example/{i}", "outlet") for i in range(4)]
+        st.sync_sources(srcs)
+        for sid, _, _ in srcs:
+            st.record_success(sid, "outlet", [e(f"{sid}a")], now=T, next_fetch=T, status=200,
+                              etag='"v1"' if sid != "s3" else None, last_modified=None, title="Feed")
+        st.record_failure("s1", "fetch: HTTP 503", now=T, next_fetch=T, status=503)
+        st.record_failure("s2", "fetch: HTTP 410 Gone", now=T, next_fetch=T, status=410, disable="gone")
+
+    later, nxt = T + timedelta(hours=1), T + timedelta(hours=2)
+    answers = [("s0", nxt, '"v1"', None), ("s1", nxt, '"v2"', "Wed, 01 May 2024 00:00:00 GMT"),
+               ("s2", nxt, None, "Wed, 01 May 2024 00:00:00 GMT"), ("s3", nxt, None, None)]
+    with Store(tmp_path / "one.sqlite3") as one, Store(tmp_path / "many.sqlite3") as many:
+        history(one)
+        history(many)
+        for sid, at, etag, lm in answers:
+            r = one.record_success(sid, "outlet", None, now=later, next_fetch=at, status=304, etag=etag,
+                                   last_modified=lm)
+            assert (r.new, r.updated) == (0, 0)
+        many.record_not_modified(answers, now=later)
+        a, b = one.source_states(), many.source_states()
+        assert {k: dataclasses.asdict(v) for k, v in a.items()} == {k: dataclasses.asdict(v) for k, v in b.items()}
+        assert b["s1"].consecutive_failures == 0 and b["s1"].etag == '"v2"' and b["s2"].disabled is None
+        assert b["s0"].last_status == 304 and b["s0"].next_fetch == nxt and b["s3"].etag is None
