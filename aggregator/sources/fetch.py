@@ -9,6 +9,7 @@ See docs/fetching.md for the policy and the reasons behind each cap.
 from __future__ import annotations
 
 import email.utils
+import functools
 import ipaddress
 import random
 import re
@@ -291,6 +292,7 @@ def _resolve(host: str, port: int, timeout: float | None) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=4096)  # asked three times for each source's URL in a cycle
 def origin(url: str) -> str:
     """``scheme://host:port`` of a URL (the port always written out)."""
     u = httpx.URL(url)
@@ -340,6 +342,7 @@ class HostLimiter:
             return found[1]
 
 
+@functools.lru_cache(maxsize=4096)
 def host_key(url: str) -> str:
     """The host a URL's requests count against (politeness is per host, not per port)."""
     return (urlsplit(url).hostname or "").lower()
