@@ -92,13 +92,14 @@ class _OriginPools:
             wait = 0
         if not self._slots.acquire(timeout=-1 if wait is None else wait):
             raise httpcore.PoolTimeout("no free connection")
+        entry: list[Any] | None = None
         try:
             entry, closing = self._checkout((request.url.scheme, request.url.host, request.url.port))
             for pool in closing:
                 pool.close()
             response: httpcore.Response = entry[0].handle_request(request)
         except BaseException:
-            self._release(entry if "entry" in locals() else None)
+            self._release(entry)
             raise
         response.stream = _Release(response.stream, lambda: self._release(entry))
         return response
