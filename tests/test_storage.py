@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from aggregator.exceptions import StorageError, StoreLockedError
 from aggregator.models import EntryData, Match
-from aggregator.store import Store, StoreLock
+from aggregator.store import SCHEMA_VERSION, Store
+from aggregator.store.lock import run_lock
 
 T = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -24,8 +27,9 @@ def store_feed(s: Store, entries: list[EntryData], now: datetime = T) -> tuple[i
 
 
 @pytest.fixture
-def s(tmp_path: Path) -> Store:
-    with Store(tmp_path / "db.sqlite3") as st:
+def s(store_url: str) -> Store:
+    """A store on each back-end: a SQLite file, then a fresh PostgreSQL database."""
+    with Store(store_url) as st:
         st.sync_sources([("src", "https://x.example/feed", "outlet")])
         yield st
 
@@ -57,7 +61,7 @@ def test_validators_are_kept_per_source(s: Store) -> None:
 
 def test_a_failed_transaction_leaves_nothing_behind(s: Store) -> None:
     store_feed(s, [e("a")])
-    with pytest.raises(sqlite3.IntegrityError), s.transaction() as db:
+    with pytest.raises((sqlite3.IntegrityError, IntegrityError)), s.transaction() as db:
         db.execute("UPDATE sources SET etag='half' WHERE id='src'")
         db.execute("INSERT INTO entries(id, source_id, role, key, title, first_seen, last_seen, hash, sort_date)"
                    " SELECT id, source_id, role, key, title, first_seen, last_seen, hash, sort_date FROM entries")
@@ -72,13 +76,15 @@ def test_matches_are_replaced_and_report_change(s: Store) -> None:
     assert s.matches_for([1]) == {1: [Match(1, 2, 1.0, "link", "link")]}
 
 
-def test_the_store_survives_reopening(tmp_path: Path) -> None:
-    with Store(tmp_path / "db.sqlite3") as a:
+def test_the_store_survives_reopening(store_url: str) -> None:
+    with Store(store_url) as a:
         a.sync_sources([("src", "https://x/", "outlet")])
         store_feed(a, [e("a")])
-    with Store(tmp_path / "db.sqlite3") as b:
+    with Store(store_url) as b:
         assert b.count_entries() == {"outlet": 1}
-        assert b.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        if b.dialect == "sqlite":
+            assert b.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert b.get_meta("schema_version") == str(SCHEMA_VERSION)
 
 
 def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
@@ -88,11 +94,15 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
         Store(p)
 
 
-def test_the_lock_keeps_a_second_run_out(tmp_path: Path) -> None:
-    db = tmp_path / "db.sqlite3"
-    with StoreLock(db), pytest.raises(StoreLockedError, match="already working"):
-        StoreLock(db).acquire()
-    StoreLock(db).acquire().release()  # released: free again
+def test_the_lock_keeps_a_second_run_out(store_url: str) -> None:
+    assert run_lock(store_url).holder() is None
+    with run_lock(store_url) as held:
+        with pytest.raises(StoreLockedError, match=r"already working on .*\(pid \d+: aggregator run since "):
+            run_lock(store_url).acquire()
+        assert run_lock(store_url).holder() == held.holder()
+        assert f"pid {os.getpid()}: aggregator run since" in (held.holder() or "")
+    assert run_lock(store_url).holder() is None
+    run_lock(store_url).acquire().release()  # released: free again
 
 
 def test_changing_a_source_url_starts_it_over(s: Store) -> None:
