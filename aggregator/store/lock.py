@@ -170,7 +170,7 @@ class PgLock:
                 self._conn = None
 
     def __enter__(self) -> PgLock:
-        return self.acquire()
+        return self if self._conn is not None else self.acquire()  # ``with PgLock(url).acquire(what):``
 
     def __exit__(self, *exc: object) -> None:
         self.release()
