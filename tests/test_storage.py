@@ -122,3 +122,10 @@ def test_hostile_text_is_stored_and_read_back(s: Store) -> None:
     assert got.title == want and got.summary == want
     assert got.categories == ("%", "?", "\x00")  # JSON-escaped: kept on both
     assert s.unreadable_entries() == []
+
+
+def test_a_literal_percent_and_question_mark_reach_the_database_as_written(s: Store) -> None:
+    store_feed(s, [e("a", title="100% sure?")])
+    assert s.db.execute("SELECT COUNT(*) FROM entries WHERE title LIKE '100%'").fetchone()[0] == 1
+    assert s.db.execute("SELECT COUNT(*) FROM entries WHERE title LIKE ? AND title LIKE '%sure%'",
+                        ("100%",)).fetchone()[0] == 1
