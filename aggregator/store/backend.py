@@ -108,7 +108,7 @@ def engine(url: str) -> Engine:
             from sqlalchemy import create_engine
 
             got = _engines[key] = create_engine(
-                key, isolation_level="AUTOCOMMIT", pool_pre_ping=True, pool_size=4, max_overflow=16,
+                key, isolation_level="AUTOCOMMIT", pool_pre_ping=True, pool_size=4, max_overflow=64,
                 connect_args={"connect_timeout": 10, "application_name": "aggregator"})
         return got
 
