@@ -141,8 +141,10 @@ class PgDB:
     def in_transaction(self) -> bool:
         import psycopg
 
+        if self.conn.invalidated or self.conn.closed:  # the connection was lost: nothing to roll back
+            return False
         raw = self.conn.connection.driver_connection
-        return isinstance(raw, psycopg.Connection) and \
+        return isinstance(raw, psycopg.Connection) and not raw.closed and \
             raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 
     def close(self) -> None:
