@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 from aggregator import _compat
 from aggregator.config import Config, load_config
 from aggregator.exceptions import NotFoundError
-from aggregator.store import Store, StoreLock
+from aggregator.store import Store
+from aggregator.store.backend import store_exists
+from aggregator.store.lock import PgLock, StoreLock, run_lock
 
 if TYPE_CHECKING:
     from aggregator.running.cycle import CycleReport, SourceReport
@@ -49,21 +51,25 @@ class Aggregator:
     # -- the store ---------------------------------------------------------------------
     @property
     def has_store(self) -> bool:
+        """Whether the store exists: the SQLite file, or (PostgreSQL) our tables in the
+        database (a connection error is a :class:`StorageError`)."""
+        if self.config.is_postgres:
+            return store_exists(self.config.store_location)
         return self.config.db_path.exists()
 
     @contextmanager
     def store(self, *, expect: tuple[int, int] | None = None) -> Iterator[Store]:
         """The store, open for the duration of the block (one per thread that needs one).
-        ``expect``: the file identity it must have (:class:`StoreGone` otherwise)."""
-        with Store(self.config.db_path, expect=expect) as store:
+        ``expect``: the file identity it must have (:class:`StoreGone` otherwise; SQLite only)."""
+        with Store(self.config.store_location, expect=expect) as store:
             yield store
 
-    def lock(self, what: str) -> StoreLock:
+    def lock(self, what: str) -> StoreLock | PgLock:
         """The single-run lock, acquired (:class:`StoreLockedError` when another run holds it)."""
-        return StoreLock(self.config.db_path).acquire(what, now=self.now())
+        return run_lock(self.config.store_location).acquire(what, now=self.now())
 
     def lock_holder(self) -> str | None:
-        return StoreLock(self.config.db_path).holder()
+        return run_lock(self.config.store_location).holder()
 
     # -- operations --------------------------------------------------------------------
     def run_once(self, *, fetch_all: bool = False, stop: threading.Event | None = None,
@@ -91,6 +97,6 @@ class Aggregator:
         from aggregator.running.explain import explain_post
 
         if not self.has_store:
-            raise NotFoundError(f"no store at {self.config.db_path}: run `aggregator run --once` first")
+            raise NotFoundError(f"no store at {self.config.store_name}: run `aggregator run --once` first")
         with self.store() as store:
             return explain_post(store, self.config, post_url)

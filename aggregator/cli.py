@@ -169,19 +169,25 @@ def _echo_text(text: str) -> None:
 
 @contextlib.contextmanager
 def _store_errors(cfg: Config) -> Iterator[None]:
-    """SQLite's errors on the store (damaged file, full disk...) as one line and exit 3."""
+    """The database's errors on the store (SQLite: damaged file, full disk...; PostgreSQL:
+    the server cannot be reached, refuses, is full...) as one line and exit 3."""
     import sqlite3
 
     from aggregator.exceptions import storage_error
+    from aggregator.store.backend import as_storage_error, db_errors
 
     try:
         yield
-    except sqlite3.DatabaseError as e:
-        _fail(storage_error(cfg.db_path, e))
+    except AggregatorError:
+        raise
     except OSError as e:
         if e.errno != errno.ENOSPC:
             raise
-        _fail(storage_error(e.filename or cfg.db_path, sqlite3.OperationalError("database or disk is full")))
+        _fail(storage_error(e.filename or cfg.store_name, sqlite3.OperationalError("database or disk is full")))
+    except Exception as e:
+        if not isinstance(e, db_errors()):
+            raise
+        _fail(as_storage_error(cfg.store_name, e))
 
 
 def _fail(e: AggregatorError) -> None:
@@ -273,7 +279,7 @@ def run(once: bool, fetch_all: bool, allow_shrink: bool, config_path: str, quiet
     try:
         with _store_errors(cfg):
             lock = app.lock("aggregator run --once" if once else "aggregator run (daemon)")
-    except (StoreLockedError, OSError) as e:
+    except (AggregatorError, OSError) as e:
         _fail(e if isinstance(e, AggregatorError) else StorageError(f"{cfg.db_path}.lock: {e}"))
     abandoned = False
     try:
@@ -380,7 +386,7 @@ def check_config(path: str | None, strict: bool, config_path: str, quiet: bool) 
         click.echo(f"    {s.id:<18} {s.role:<6} {s.language:<4} every {_dur(every.total_seconds()):<5} {redact(s.url)}")
     click.echo(f"  schedule: each source on its interval, plus up to "
                f"{_dur(cfg.schedule.jitter.total_seconds())} of random delay")
-    click.echo(f"  store:   {cfg.db_path}")
+    click.echo(f"  store:   {cfg.store_name}")
     click.echo(f"  output:  {cfg.output_dir} (include {cfg.output.include}, the newest {cfg.output.max_entries} posts)")
     provs = ", ".join(p.provider for p in cfg.translation.providers) or "none"
     click.echo(f"  translation: to {cfg.translation.target} via {provs} "
@@ -421,10 +427,10 @@ def _explain_source_changes(cfg: Config) -> None:
     from aggregator.sources.decide import describe, plan_sources
     from aggregator.store.sources import stored_sources
 
-    if not cfg.db_path.exists():
+    if not cfg.is_postgres and not cfg.db_path.exists():
         return
     try:
-        stored = stored_sources(cfg.db_path)
+        stored = stored_sources(cfg.store_location)
     except StorageError as e:
         click.echo(f"  warning: cannot read the store to compare its sources: {e}", err=True)
         return
@@ -606,41 +612,59 @@ def store() -> None:
 @store.command("check", epilog=examples(
     "aggregator store check",
     "aggregator store check --quick --config /etc/aggregator.yaml"))
-@click.option("--quick", is_flag=True, help="PRAGMA quick_check: skips checking indexes against their tables.")
+@click.option("--quick", is_flag=True, help="PRAGMA quick_check: skips checking indexes against their tables "
+              "(SQLite).")
 @common()
 def store_check(quick: bool, config_path: str, quiet: bool) -> None:
-    """Check the store file (SQLite's integrity_check), without writing to it.
+    """Check the store (SQLite's integrity_check), without writing to it.
 
     \b
-    Prints `PATH: ok (...)` and exits 0, or the problems SQLite finds and what to
+    Prints `STORE: ok (...)` and exits 0, or the problems found and what to
     do, and exits 3. Safe while a run works on the store.
+    On PostgreSQL (storage.url: postgresql://...) it checks, in one read-only
+    snapshot, the schema version, that every entry can be read back, and that
+    nothing refers to an entry or source that is not there; the pages
+    themselves are PostgreSQL's to check (pg_amcheck, by its administrator).
     """
     from aggregator.store.integrity import check_file
 
     cfg = _load(config_path)
     try:
-        result = check_file(cfg.db_path, full=not quick)
+        if cfg.is_postgres:
+            from aggregator.store.pgcheck import check_postgres
+
+            result = check_postgres(cfg.store_location)
+        else:
+            result = check_file(cfg.db_path, full=not quick)
     except AggregatorError as e:
         _fail(e)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     if result.ok:
         what = [f"schema {result.schema}" if result.schema is not None else "not an aggregator store",
                 f"{result.size / 1e6:.1f} MB"]
         if result.entries is not None:
             what.append(f"{result.entries:,} entries")
-        click.echo(f"{result.path}: ok ({', '.join(what)})")
+        click.echo(f"{result.name}: ok ({', '.join(what)})")
         return
-    click.echo(f"{result.path}: damaged: SQLite finds {len(result.problems)}"
+    finder = "the check finds" if cfg.is_postgres else "SQLite finds"
+    click.echo(f"{result.name}: damaged: {finder} {len(result.problems)}"
                f"{'+' if len(result.problems) >= 20 else ''} problem(s):", err=True)
     for line in result.problems:
         click.echo(f"  {line}", err=True)
-    click.echo("aggregator will not write to it. Restore a backup (`aggregator store backup DEST` makes them), "
-               "or move the file aside and run again to start a new store.", err=True)
+    if cfg.is_postgres:
+        click.echo("Restore a pg_dump backup (`aggregator store backup DEST` makes them), or ask the database's "
+                   "administrator.", err=True)
+    else:
+        click.echo("aggregator will not write to it. Restore a backup (`aggregator store backup DEST` makes them), "
+                   "or move the file aside and run again to start a new store.", err=True)
     sys.exit(EXIT_STORE)
 
 
 @store.command("backup", epilog=examples(
     "aggregator store backup backups/aggregator-$(date +%F).sqlite3",
-    "aggregator store backup /mnt/usb/aggregator.sqlite3 --config /etc/aggregator.yaml"))
+    "aggregator store backup /mnt/usb/aggregator.sqlite3 --config /etc/aggregator.yaml",
+    "aggregator store backup backups/aggregator-$(date +%F).dump     # PostgreSQL: pg_dump's custom format"))
 @click.argument("dest", type=click.Path(dir_okay=False))
 @common()
 def store_backup(dest: str, config_path: str, quiet: bool) -> None:
@@ -650,15 +674,24 @@ def store_backup(dest: str, config_path: str, quiet: bool) -> None:
     Consistent even while a daemon works on the store; the copy is checked. A
     damaged store is not copied (exit 3). To restore: stop aggregator, move the
     damaged file aside, put the copy in its place (storage.url).
+    On PostgreSQL, runs pg_dump --format=custom into DEST (checked with
+    pg_restore --list; restore with pg_restore); without pg_dump on PATH it
+    says so and exits 3.
     """
     from aggregator.store.integrity import backup_file
 
     cfg = _load(config_path)
     try:
-        size = backup_file(cfg.db_path, Path(dest))
+        if cfg.is_postgres:
+            from aggregator.store.pgcheck import backup_postgres
+
+            size = backup_postgres(cfg.store_location, Path(dest))
+        else:
+            size = backup_file(cfg.db_path, Path(dest))
     except AggregatorError as e:
         _fail(e)
-    click.echo(f"{cfg.db_path} copied to {dest} ({size / 1e6:.1f} MB, checked)")
+    how = "dumped (pg_dump, custom format) to" if cfg.is_postgres else "copied to"
+    click.echo(f"{cfg.store_name} {how} {dest} ({size / 1e6:.1f} MB, checked)")
 
 
 @main.command(epilog=examples(

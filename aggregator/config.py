@@ -84,9 +84,20 @@ class StorageConfig(_Model):
 
     @field_validator("url")
     @classmethod
-    def _sqlite_only(cls, v: str) -> str:
+    def _known(cls, v: str) -> str:
+        if v.startswith(("postgresql://", "postgresql+psycopg://")):
+            parts = urlsplit(v)
+            if not parts.hostname and "host=" not in parts.query:
+                raise ValueError("a postgresql URL needs a host: postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+            if not parts.path.strip("/"):
+                raise ValueError("a postgresql URL needs a database name: postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+            return v
+        if v.startswith("postgres"):
+            raise ValueError("for PostgreSQL write postgresql://USER:PASSWORD@HOST:PORT/DATABASE (or "
+                             "postgresql+psycopg://…; psycopg 3 is the driver)")
         if not v.startswith("sqlite:///"):
-            raise ValueError("only sqlite:///PATH is supported (e.g. sqlite:///../data/aggregator.sqlite3)")
+            raise ValueError("use sqlite:///PATH (e.g. sqlite:///../data/aggregator.sqlite3) or "
+                             "postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
         if len(v) == len("sqlite:///"):
             raise ValueError("sqlite URL has no path")
         return v
@@ -301,10 +312,29 @@ class Config(_Model):
         return self._path.parent if self._path else Path.cwd()
 
     @property
+    def is_postgres(self) -> bool:
+        return self.storage.url.startswith("postgresql")
+
+    @property
     def db_path(self) -> Path:
+        """The SQLite file (a PostgreSQL store has none: see :attr:`store_location`)."""
         raw = self.storage.url[len("sqlite:///"):]
         p = Path(raw)
         return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def store_location(self) -> str:
+        """What :class:`aggregator.store.Store` opens: the SQLite file's path, or the PostgreSQL URL."""
+        return self.storage.url if self.is_postgres else str(self.db_path)
+
+    @property
+    def store_name(self) -> str:
+        """The store as messages, logs and ``status`` name it: the file, or the URL without its password."""
+        if not self.is_postgres:
+            return str(self.db_path)
+        from aggregator.redaction import mask_url
+
+        return mask_url(self.storage.url)
 
     @property
     def output_dir(self) -> Path:
@@ -337,7 +367,8 @@ class Config(_Model):
         out = {value for path, value in self._env_values if not path.startswith(("storage.", "output."))}
         for p in self.translation.providers:
             out |= {v for v in (p.api_key, p.secret) if v}
-        for url in [s.url for s in self.sources] + [p.url for p in self.translation.providers if p.url]:
+        urls = [s.url for s in self.sources] + [p.url for p in self.translation.providers if p.url]
+        for url in [*urls, self.storage.url] if self.is_postgres else urls:
             password = urlsplit(url).password
             if password:
                 out |= {password, unquote(password)}

@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 MASK = "***"
 # Shorter values would mask ordinary words ("en", "on") and say little anyway.
@@ -94,3 +94,16 @@ def install(redactor: Redactor) -> None:
 def redact(text: str) -> str:
     """``text`` masked with the installed redactor (URL passwords and tokens at least)."""
     return _installed(text)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***`` (how a PostgreSQL store is named in
+    messages, logs and ``status``)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -2,7 +2,10 @@
 
 tests/fixtures/store-v0.1.0.sql is the dump of a store written by the 0.1.0 code
 itself (commit 618440a: two sources, a post and an article, a match, a translation,
-an embedding, publication ids), not one made from our own schema."""
+an embedding, publication ids), not one made from our own schema.
+
+On PostgreSQL the same rows are loaded into a database at schema 1 (made by migration 1,
+as a PostgreSQL store of that version would be) and the same steps bring it up to date."""
 
 from __future__ import annotations
 
@@ -14,9 +17,14 @@ import pytest
 from aggregator.exceptions import StorageError
 from aggregator.models import from_iso
 from aggregator.store import Store, migrations
+from aggregator.store.backend import PgDB, is_postgres
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store-v0.1.0.sql"
 V010 = 1  # the schema version aggregator 0.1.0 wrote
+
+
+TABLES = ["meta", "sources", "entries", "matches", "translation_cache", "entry_translations", "embeddings",
+          "publications"]
 
 
 def _v010_store(tmp_path: Path) -> Path:
@@ -27,18 +35,80 @@ def _v010_store(tmp_path: Path) -> Path:
     return path
 
 
-def _contents(path: Path) -> dict[str, list[tuple[object, ...]]]:
-    db = sqlite3.connect(path)
+def _raw(where: str | Path):
+    """A plain autocommit connection to either back-end (no migration)."""
+    return PgDB(where) if is_postgres(where) else sqlite3.connect(where, isolation_level=None)
+
+
+def _v010_pg_store(tmp_path: Path, url: str) -> str:
+    """The 0.1.0 rows in a PostgreSQL database at schema 1."""
+    sqlite_db = sqlite3.connect(_v010_store(tmp_path))
+    pg = PgDB(url)
     try:
-        tables = ["sources", "entries", "matches", "translation_cache", "entry_translations", "embeddings",
-                  "publications"]
-        return {t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
+        pg.execute("BEGIN")
+        migrations.MIGRATIONS[0](pg)
+        for t in TABLES:
+            rows = sqlite_db.execute(f"SELECT * FROM {t}").fetchall()
+            if rows:
+                pg.executemany(f"INSERT INTO {t} VALUES ({','.join('?' * len(rows[0]))})", rows)
+        # rows copied with their ids: the identity goes on after them
+        pg.execute("SELECT setval(pg_get_serial_sequence('entries', 'id'), (SELECT MAX(id) FROM entries))")
+        pg.execute("COMMIT")
+    finally:
+        pg.close()
+        sqlite_db.close()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def old(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store written by 0.1.0 (schema 1), on each back-end."""
+    if request.param == "sqlite":
+        return str(_v010_store(tmp_path))
+    return _v010_pg_store(tmp_path, request.getfixturevalue("pg_url"))
+
+
+def _execute(where: str | Path, sql: str) -> None:
+    db = _raw(where)
+    try:
+        db.execute(sql)
     finally:
         db.close()
 
 
-def test_a_v010_store_opens_and_keeps_everything(tmp_path: Path) -> None:
-    path = _v010_store(tmp_path)
+def _contents(path: str | Path) -> dict[str, list[tuple[object, ...]]]:
+    db = _raw(path)
+    try:
+        return {t: sorted((tuple(r) for r in db.execute(f"SELECT * FROM {t}").fetchall()), key=repr)
+                for t in TABLES[1:]}
+    finally:
+        db.close()
+
+
+def test_both_back_ends_have_the_same_schema(tmp_path: Path, pg_url: str) -> None:
+    with Store(tmp_path / "new.sqlite3") as lite, Store(pg_url) as pg:
+        lite_cols = {(t, r[1]) for t in [r[0] for r in lite.db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table'")] for r in lite.db.execute(f"PRAGMA table_info({t})")}
+        pg_cols = {(r[0], r[1]) for r in pg.db.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema=current_schema()")}
+        assert lite_cols == pg_cols
+        assert pg.get_meta("schema_version") == lite.get_meta("schema_version") == str(migrations.SCHEMA_VERSION)
+        # and an entry gets its id from the database, as SQLite's rowid does
+        pg.sync_sources([("src", "https://x.example/feed", "outlet")])
+        lite.sync_sources([("src", "https://x.example/feed", "outlet")])
+        from datetime import UTC, datetime, timedelta
+
+        from aggregator.models import EntryData
+
+        now = datetime(2026, 1, 1, tzinfo=UTC)
+        for s in (pg, lite):
+            s.record_success("src", "outlet", [EntryData(key="a", link="https://x.example/a", title="A")], now=now,
+                             next_fetch=now + timedelta(hours=1), status=200, etag=None, last_modified=None)
+        assert [e.id for e in pg.newest_entries(["outlet"], 5)] == [e.id for e in lite.newest_entries(["outlet"], 5)]
+
+
+def test_a_v010_store_opens_and_keeps_everything(old: str) -> None:
+    path = old
     before = _contents(path)
     with Store(path) as s:
         assert s.get_meta("schema_version") == str(migrations.SCHEMA_VERSION)
@@ -78,13 +148,14 @@ def test_pending_migrations_run_in_one_transaction_after_a_backup(tmp_path: Path
     db.close()
 
 
-def test_a_failing_migration_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _v010_store(tmp_path)
+def test_a_failing_migration_changes_nothing(old: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = old
     before = _contents(path)
     version = migrations.SCHEMA_VERSION
 
     def half_then_fail(db: sqlite3.Connection) -> None:
         db.execute("DELETE FROM matches")
+        db.execute("ALTER TABLE entries ADD COLUMN half TEXT")  # PostgreSQL's DDL rolls back too
         raise sqlite3.OperationalError("simulated failure half-way")
 
     monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, half_then_fail])
@@ -92,25 +163,21 @@ def test_a_failing_migration_changes_nothing(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(StorageError, match="the store cannot be used: simulated failure half-way"):
         Store(path)
     assert _contents(path) == before
-    db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(V010),)
+    db = _raw(path)
+    assert tuple(db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()) == (str(V010),)
     db.close()
 
 
-def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
-    path = _v010_store(tmp_path)
-    db = sqlite3.connect(path)
-    db.execute("UPDATE meta SET value='999' WHERE key='schema_version'")
-    db.commit()
-    db.close()
+def test_a_store_from_a_newer_version_is_refused(old: str) -> None:
+    _execute(old, "UPDATE meta SET value='999' WHERE key='schema_version'")
     with pytest.raises(StorageError, match="newer aggregator"):
-        Store(path)
+        Store(old)
 
 
-def test_a_v010_store_gains_an_empty_translation_usage_table(tmp_path: Path) -> None:
+def test_a_v010_store_gains_an_empty_translation_usage_table(old: str) -> None:
     from datetime import UTC, datetime
 
-    path = _v010_store(tmp_path)
+    path = old
     with Store(path) as s:
         assert s.translation_usage() == {}
         when = datetime(2026, 1, 1, tzinfo=UTC)
@@ -125,22 +192,21 @@ def test_a_v010_store_gains_an_empty_translation_usage_table(tmp_path: Path) -> 
     assert usage["libre"]["cycle"]["requests"] == 0 and usage["libre"]["total"]["requests"] == 5
 
 
-def test_schema_2_pads_short_years_sorts_by_plausible_dates_and_remembers_citations(tmp_path: Path) -> None:
+def test_schema_2_pads_short_years_sorts_by_plausible_dates_and_remembers_citations(old: str) -> None:
     """0.1.0 wrote a year before 1000 with fewer than four digits, which could not be
     read back, and sorted an entry by whatever date its feed gave (1970 included)."""
-    path = _v010_store(tmp_path)
-    db = sqlite3.connect(path)
+    path = old
+    db = _raw(path)
     (article,) = db.execute("SELECT article_id FROM matches").fetchone()
     db.execute("UPDATE entries SET published='999-01-01T00:00:00Z', sort_date='999-01-01T00:00:00Z' WHERE id=?",
                (article,))
-    db.commit()
     last_seen = dict(db.execute("SELECT source_id, MAX(last_seen) FROM entries GROUP BY source_id"))
     db.close()
     with Store(path) as s:
         a = s.get_entry(article)
         assert a is not None and a.published is not None and a.published.year == 999
         row = s.db.execute("SELECT published, sort_date, cited FROM entries WHERE id=?", (article,)).fetchone()
-        assert row == ("0999-01-01T00:00:00Z", s.db.execute(
+        assert tuple(row) == ("0999-01-01T00:00:00Z", s.db.execute(
             "SELECT first_seen FROM entries WHERE id=?", (article,)).fetchone()[0], 1)
         assert {sid: st.last_content for sid, st in s.source_states().items()} == {
             sid: from_iso(t) for sid, t in last_seen.items()}

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from aggregator.exceptions import StorageError, StoreLockedError
 from aggregator.models import EntryData, Match
-from aggregator.store import Store, StoreLock
+from aggregator.store import SCHEMA_VERSION, Store
+from aggregator.store.lock import run_lock
 
 T = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -24,8 +27,9 @@ def store_feed(s: Store, entries: list[EntryData], now: datetime = T) -> tuple[i
 
 
 @pytest.fixture
-def s(tmp_path: Path) -> Store:
-    with Store(tmp_path / "db.sqlite3") as st:
+def s(store_url: str) -> Store:
+    """A store on each back-end: a SQLite file, then a fresh PostgreSQL database."""
+    with Store(store_url) as st:
         st.sync_sources([("src", "https://x.example/feed", "outlet")])
         yield st
 
@@ -57,7 +61,7 @@ def test_validators_are_kept_per_source(s: Store) -> None:
 
 def test_a_failed_transaction_leaves_nothing_behind(s: Store) -> None:
     store_feed(s, [e("a")])
-    with pytest.raises(sqlite3.IntegrityError), s.transaction() as db:
+    with pytest.raises((sqlite3.IntegrityError, IntegrityError)), s.transaction() as db:
         db.execute("UPDATE sources SET etag='half' WHERE id='src'")
         db.execute("INSERT INTO entries(id, source_id, role, key, title, first_seen, last_seen, hash, sort_date)"
                    " SELECT id, source_id, role, key, title, first_seen, last_seen, hash, sort_date FROM entries")
@@ -72,13 +76,15 @@ def test_matches_are_replaced_and_report_change(s: Store) -> None:
     assert s.matches_for([1]) == {1: [Match(1, 2, 1.0, "link", "link")]}
 
 
-def test_the_store_survives_reopening(tmp_path: Path) -> None:
-    with Store(tmp_path / "db.sqlite3") as a:
+def test_the_store_survives_reopening(store_url: str) -> None:
+    with Store(store_url) as a:
         a.sync_sources([("src", "https://x/", "outlet")])
         store_feed(a, [e("a")])
-    with Store(tmp_path / "db.sqlite3") as b:
+    with Store(store_url) as b:
         assert b.count_entries() == {"outlet": 1}
-        assert b.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        if b.dialect == "sqlite":
+            assert b.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert b.get_meta("schema_version") == str(SCHEMA_VERSION)
 
 
 def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
@@ -88,11 +94,15 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
         Store(p)
 
 
-def test_the_lock_keeps_a_second_run_out(tmp_path: Path) -> None:
-    db = tmp_path / "db.sqlite3"
-    with StoreLock(db), pytest.raises(StoreLockedError, match="already working"):
-        StoreLock(db).acquire()
-    StoreLock(db).acquire().release()  # released: free again
+def test_the_lock_keeps_a_second_run_out(store_url: str) -> None:
+    assert run_lock(store_url).holder() is None
+    with run_lock(store_url) as held:
+        with pytest.raises(StoreLockedError, match=r"already working on .*\(pid \d+: aggregator run since "):
+            run_lock(store_url).acquire()
+        assert run_lock(store_url).holder() == held.holder()
+        assert f"pid {os.getpid()}: aggregator run since" in (held.holder() or "")
+    assert run_lock(store_url).holder() is None
+    run_lock(store_url).acquire().release()  # released: free again
 
 
 def test_changing_a_source_url_starts_it_over(s: Store) -> None:
@@ -102,32 +112,105 @@ def test_changing_a_source_url_starts_it_over(s: Store) -> None:
     assert st.url == "https://moved.example/feed" and st.etag is None
 
 
-def test_many_304s_stored_together_leave_what_one_at_a_time_leaves(tmp_path: Path) -> None:
+def test_hostile_text_is_stored_and_read_back(s: Store) -> None:
+    """Whatever a feed sends comes back as it was; PostgreSQL's text cannot hold NUL,
+    which becomes U+FFFD there (SQLite keeps it)."""
+    nasty = "nul\x00 rtl\u202e emoji\U0001f680 quote' %s ? ;DROP TABLE entries;-- " + "x" * 200_000
+    store_feed(s, [e("a", title=nasty, summary=nasty, categories=("%", "?", "\x00"))])
+    (got,) = s.find_entries_by_link("https://x.example/a")
+    want = nasty if s.dialect == "sqlite" else nasty.replace("\x00", "\ufffd")
+    assert got.title == want and got.summary == want
+    assert got.categories == ("%", "?", "\x00")  # JSON-escaped: kept on both
+    assert s.unreadable_entries() == []
+
+
+def test_a_literal_percent_and_question_mark_reach_the_database_as_written(s: Store) -> None:
+    store_feed(s, [e("a", title="100% sure?")])
+    assert s.db.execute("SELECT COUNT(*) FROM entries WHERE title LIKE '100%'").fetchone()[0] == 1
+    assert s.db.execute("SELECT COUNT(*) FROM entries WHERE title LIKE ? AND title LIKE '%sure%'",
+                        ("100%",)).fetchone()[0] == 1
+
+
+def test_a_lost_postgresql_connection_is_a_storage_error_and_the_next_store_works(pg_url: str) -> None:
+    """The server ends the connection mid-work (a restart, an administrator): the write
+    fails as a driver error the CLI and the daemon turn into one line, nothing half-done
+    stays, and the next store opened (a new job) works."""
+    from aggregator.store.backend import as_storage_error, db_errors
+
+    with Store(pg_url) as st:
+        st.sync_sources([("src", "https://x.example/feed", "outlet")])
+        store_feed(st, [e("a")])
+        pid = st.db.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with Store(pg_url) as other:
+            other.db.execute("SELECT pg_terminate_backend(?)", (pid,))
+        with pytest.raises(db_errors()) as lost:
+            store_feed(st, [e("b")])
+        err = as_storage_error(st.name, lost.value)
+        assert str(err).startswith(f"{st.name}: ") and "\n" not in str(err) and "[SQL" not in str(err)
+    with Store(pg_url) as again:
+        assert again.count_entries() == {"outlet": 1}
+        store_feed(again, [e("b")])
+        assert again.count_entries() == {"outlet": 2}
+
+
+def test_store_check_on_postgresql_finds_dangling_rows_and_unreadable_entries_and_writes_nothing(pg_url: str) -> None:
+    from aggregator.store.pgcheck import check_postgres
+
+    with Store(pg_url) as st:
+        st.sync_sources([("src", "https://x.example/feed", "outlet")])
+        store_feed(st, [e("a"), e("b")])
+        assert check_postgres(pg_url).ok
+        (a, b) = sorted(x.id for x in st.newest_entries(["outlet"], 5))
+        st.db.execute("INSERT INTO matches(post_id, article_id, score, method, evidence, created)"
+                      " VALUES (?, ?, 1.0, 'link', 'link', '2024-05-01T00:00:00Z')", (a, 999_999))
+        st.db.execute("UPDATE entries SET published='yesterday' WHERE id=?", (b,))
+        st.db.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+        size_before = st.db.execute("SELECT COUNT(*) FROM matches").fetchone()[0]
+    result = check_postgres(pg_url)
+    assert not result.ok and result.schema == 3 and result.entries == 2
+    assert result.problems == [f"1 matches of an article that is not stored: ({a}, 999999)"]
+    assert any(f"entry {b} " in n and "cannot be read" in n for n in result.notes)
+    assert any("the next run migrates it" in n for n in result.notes)
+    from aggregator.store.backend import PgDB
+
+    raw = PgDB(pg_url)
+    try:  # read-only: nothing migrated, nothing repaired
+        assert raw.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+        assert raw.execute("SELECT COUNT(*) FROM matches").fetchone()[0] == size_before
+    finally:
+        raw.close()
+
+
+def test_many_304s_stored_together_leave_what_one_at_a_time_leaves(store_url: str) -> None:
     """record_not_modified (a cycle's 304s in one transaction) writes what record_success
     writes for each 304, validators or none, after failures and a 410 too."""
     import dataclasses
 
-    def history(st: Store) -> None:
-        srcs = [(f"s{i}", f"https://x.example/{i}", "outlet") for i in range(4)]
-        st.sync_sources(srcs)
-        for sid, _, _ in srcs:
-            st.record_success(sid, "outlet", [e(f"{sid}a")], now=T, next_fetch=T, status=200,
-                              etag='"v1"' if sid != "s3" else None, last_modified=None, title="Feed")
-        st.record_failure("s1", "fetch: HTTP 503", now=T, next_fetch=T, status=503)
-        st.record_failure("s2", "fetch: HTTP 410 Gone", now=T, next_fetch=T, status=410, disable="gone")
-
     later, nxt = T + timedelta(hours=1), T + timedelta(hours=2)
-    answers = [("s0", nxt, '"v1"', None), ("s1", nxt, '"v2"', "Wed, 01 May 2024 00:00:00 GMT"),
-               ("s2", nxt, None, "Wed, 01 May 2024 00:00:00 GMT"), ("s3", nxt, None, None)]
-    with Store(tmp_path / "one.sqlite3") as one, Store(tmp_path / "many.sqlite3") as many:
-        history(one)
-        history(many)
-        for sid, at, etag, lm in answers:
-            r = one.record_success(sid, "outlet", None, now=later, next_fetch=at, status=304, etag=etag,
-                                   last_modified=lm)
+    answers = {"0": ('"v1"', None), "1": ('"v2"', "Wed, 01 May 2024 00:00:00 GMT"),
+               "2": (None, "Wed, 01 May 2024 00:00:00 GMT"), "3": (None, None)}
+    with Store(store_url) as st:
+        # the same history for one_N (stored one at a time) and many_N (stored together)
+        st.sync_sources([(f"{w}_{i}", f"https://x.example/{w}/{i}", "outlet") for w in ("one", "many")
+                         for i in answers])
+        for w in ("one", "many"):
+            for i in answers:
+                st.record_success(f"{w}_{i}", "outlet", [e(f"{w}{i}a")], now=T, next_fetch=T, status=200,
+                                  etag='"v1"' if i != "3" else None, last_modified=None, title="Feed")
+            st.record_failure(f"{w}_1", "fetch: HTTP 503", now=T, next_fetch=T, status=503)
+            st.record_failure(f"{w}_2", "fetch: HTTP 410 Gone", now=T, next_fetch=T, status=410, disable="gone")
+        for i, (etag, lm) in answers.items():
+            r = st.record_success(f"one_{i}", "outlet", None, now=later, next_fetch=nxt, status=304, etag=etag,
+                                  last_modified=lm)
             assert (r.new, r.updated) == (0, 0)
-        many.record_not_modified(answers, now=later)
-        a, b = one.source_states(), many.source_states()
-        assert {k: dataclasses.asdict(v) for k, v in a.items()} == {k: dataclasses.asdict(v) for k, v in b.items()}
-        assert b["s1"].consecutive_failures == 0 and b["s1"].etag == '"v2"' and b["s2"].disabled is None
-        assert b["s0"].last_status == 304 and b["s0"].next_fetch == nxt and b["s3"].etag is None
+        st.record_not_modified([(f"many_{i}", nxt, etag, lm) for i, (etag, lm) in answers.items()], now=later)
+        states = st.source_states()
+    for i in answers:
+        one, many = dataclasses.asdict(states[f"one_{i}"]), dataclasses.asdict(states[f"many_{i}"])
+        for d in (one, many):
+            for k in ("id", "url", "config_url", "name"):
+                d.pop(k, None)
+        assert one == many, i
+    b = {i: states[f"many_{i}"] for i in answers}
+    assert b["1"].consecutive_failures == 0 and b["1"].etag == '"v2"' and b["2"].disabled is None
+    assert b["0"].last_status == 304 and b["0"].next_fetch == nxt and b["3"].etag is None

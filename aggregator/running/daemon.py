@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +35,6 @@ from aggregator.exceptions import (
     StorageError,
     StoreDamagedError,
     StoreGone,
-    storage_error,
 )
 from aggregator.redaction import Redactor
 from aggregator.redaction import install as install_redaction
@@ -51,6 +49,7 @@ from aggregator.running.cycle import (
 )
 from aggregator.sources.fetch import HostLimiter
 from aggregator.store import SourceState, Store
+from aggregator.store.backend import as_storage_error, db_errors
 from aggregator.store.base import forget_check
 
 log = logging.getLogger("aggregator")
@@ -130,14 +129,14 @@ class Daemon:
         except StoreGone as e:
             log.debug("%s: not fetched: %s", source_id, e)  # processing says so, at ERROR
             return
-        except sqlite3.DatabaseError as e:  # damaged store, full disk: said once per job, schedule kept
-            self._store_failed(storage_error(cfg.db_path, e), source_id)
-            return
         except StorageError as e:  # found damaged when opened: nothing written
             self._store_failed(e, source_id)
             return
         except AggregatorError as e:
             log.error("%s: %s", source_id, e)
+            return
+        except db_errors() as e:  # damaged store, full disk, server gone: said once per job, schedule kept
+            self._store_failed(as_storage_error(cfg.store_name, e), source_id)
             return
         if any(r.outcome == "abandoned" for r in reports):
             self.abandoned = True
@@ -147,7 +146,7 @@ class Daemon:
             self.schedule_processing()
 
     def _store_failed(self, e: StorageError, what: str) -> None:
-        if isinstance(e, StoreDamagedError):
+        if isinstance(e, StoreDamagedError) and not self.config.is_postgres:
             forget_check(self.config.db_path)  # the next job checks the file again, and writes nothing
         log.error("%s: %s", what, e)
 
@@ -187,12 +186,13 @@ class Daemon:
                 log.warning("%s", line)
         except StoreGone as e:
             log.error("%s", e)
-        except sqlite3.DatabaseError as e:
-            self._store_failed(storage_error(self.config.db_path, e), "processing failed")
         except AggregatorError as e:
             log.error("processing failed: %s", e)
-        except Exception:
-            log.exception("processing failed")
+        except Exception as e:
+            if isinstance(e, db_errors()):
+                self._store_failed(as_storage_error(self.config.store_name, e), "processing failed")
+            else:
+                log.exception("processing failed")
         finally:
             with self._lock:
                 self._processing = False
@@ -263,7 +263,7 @@ class Daemon:
             except ConfigError as e:
                 log.error("config not reloaded, keeping the running one:\n%s", e)
                 return
-            if new.db_path != self.config.db_path:
+            if new.store_location != self.config.store_location:
                 log.error("config not reloaded: storage.url changed (restart to move to another store); "
                           "keeping the running one")
                 return
@@ -278,9 +278,11 @@ class Daemon:
             install_redaction(Redactor(new.secrets))
             try:
                 changes = self._install_jobs(previous)
-            except (AggregatorError, sqlite3.DatabaseError) as e:
-                if isinstance(e, sqlite3.DatabaseError):
-                    e = storage_error(new.db_path, e)
+            except Exception as e:
+                if not isinstance(e, (AggregatorError, *db_errors())):
+                    raise
+                if not isinstance(e, AggregatorError):
+                    e = as_storage_error(new.store_name, e)
                 self.config = previous
                 self.app = self.app.with_config(previous)
                 log.error("config not reloaded: %s; keeping the running one", e)

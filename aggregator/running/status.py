@@ -106,7 +106,7 @@ def page_line(source_id: str, p: Mapping[str, Any], now: datetime) -> str | None
 
 
 def _never(config: Config, running: str | None) -> dict[str, Any]:
-    return {"store": str(config.db_path), "store_exists": False, "running": running, "sources": [
+    return {"store": config.store_name, "store_exists": False, "running": running, "sources": [
         {"id": s.id, "role": s.role, "url": s.url, "last_fetch": None, "last_success": None, "last_status": None,
          "result": "never fetched", "last_error": None, "entries": 0, "consecutive_failures": 0,
          "next_fetch": None, "due": True, "disabled": None, "full_text": s.full_text, "pages": _pages(None)}
@@ -155,7 +155,7 @@ def _collect(config: Config, store: Store | None, running: str | None, now: date
                                   {s.id: s.language for s in config.sources}, target)
     published = store.get_meta("last_publication")
     return {
-        "store": str(config.db_path), "store_exists": True, "store_bytes": store.size_bytes(),
+        "store": config.store_name, "store_exists": True, "store_bytes": store.size_bytes(),
         "running": running,
         "sources": sources,
         "removed_sources": removed,

@@ -1,6 +1,6 @@
 """The store's plumbing: the connection, transactions, meta, migrations on open.
 
-One file, WAL journal. Every source update (its entries and its fetch state, ETag
+SQLite (the default): one file, WAL journal. Every source update (its entries and its fetch state, ETag
 included) is one transaction, so a crash leaves either the old or the new state of a
 source, never half of it; and because the conditional-GET validators roll back with
 the entries, a lost transaction is simply fetched again.
@@ -8,6 +8,9 @@ the entries, a lost transaction is simply fetched again.
 ``synchronous=NORMAL`` in WAL mode survives any process crash (kill -9) without loss;
 after a power cut the last transactions may roll back, together with their validators,
 so the next fetch brings them back. See docs/storage.md.
+
+PostgreSQL (``storage.url: postgresql://…``): the same schema and statements through
+:class:`aggregator.store.backend.PgDB`; the same transactions (``BEGIN``/``COMMIT``).
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from urllib.parse import quote
 
 from aggregator.exceptions import StorageError, StoreGone, storage_error
 from aggregator.models import Entry, from_iso
+from aggregator.redaction import mask_url
+from aggregator.store.backend import DB, PgDB, as_storage_error, db_errors, is_postgres
 from aggregator.store.integrity import quick_check
-from aggregator.store.migrations import migrate
+from aggregator.store.migrations import SET_META, migrate
 
 log = logging.getLogger("aggregator")
 
@@ -66,32 +71,43 @@ _ENTRY_COLUMNS = ("id, source_id, role, key, link, title, summary, content, auth
 class StoreBase:
     """The connection and its plumbing. Not shared between threads: one per thread.
 
+    ``where``: a SQLite file's path, or a ``postgresql://`` URL (:mod:`aggregator.store.backend`).
+
     ``expect``: the identity (device, inode) the store file must have, for a process that
     keeps working on one store (the daemon opens it per job): a file that has vanished
-    or been replaced is :class:`StoreGone`, never a new, empty store in its place."""
+    or been replaced is :class:`StoreGone`, never a new, empty store in its place. A
+    PostgreSQL store has no file: its identity is None and nothing is checked."""
 
-    def __init__(self, path: str | os.PathLike[str], *, expect: tuple[int, int] | None = None):
-        self.path = Path(path)
+    dialect = "sqlite"
+    identity: tuple[int, int] | None = None
+
+    def __init__(self, where: str | os.PathLike[str], *, expect: tuple[int, int] | None = None):
+        if is_postgres(where):
+            self._open_postgres(str(where))
+            return
+        self.path = Path(where)
+        self.name = str(self.path)  # how messages name the store
+        self._errors: tuple[type[BaseException], ...] = (sqlite3.DatabaseError,)
         try:
             if expect is not None:
                 self._check(expect)
                 # mode=rw: should the file vanish between the check and here, SQLite
                 # refuses rather than create an empty one.
-                self.db = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=rw", uri=True,
-                                          isolation_level=None, timeout=30, check_same_thread=False)
+                db = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=rw", uri=True,
+                                     isolation_level=None, timeout=30, check_same_thread=False)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30,
-                                          check_same_thread=False)
+                db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+            self.db: DB = db
             st = os.stat(self.path)
-            self.identity: tuple[int, int] = (st.st_dev, st.st_ino)
-            self.db.execute("PRAGMA busy_timeout=30000")
-            _whole(self.db, self.path, self.identity)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.execute("PRAGMA busy_timeout=30000")
-            migrate(self.db, self.path)
+            self.identity = (st.st_dev, st.st_ino)
+            db.execute("PRAGMA busy_timeout=30000")
+            _whole(db, self.path, self.identity)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=30000")
+            migrate(db, self.name, backup_to=self.path)
         except StorageError:
             self._close_quietly()
             raise
@@ -106,10 +122,27 @@ class StoreBase:
         except OSError as e:
             raise StorageError(f"{self.path}: cannot create the store: {e}") from None
 
+    def _open_postgres(self, url: str) -> None:
+        """A PostgreSQL store: connect, and run the same numbered migrations (PostgreSQL's
+        DDL is transactional: a failed upgrade leaves the schema as it was)."""
+        self.dialect = "postgresql"
+        self.name = mask_url(url)
+        self.path = Path(self.name)  # messages only: there is no file
+        self._errors = db_errors()
+        try:
+            self.db = PgDB(url)
+            migrate(self.db, self.name, dialect="postgresql")
+        except StorageError:
+            self._close_quietly()
+            raise
+        except self._errors as e:
+            self._close_quietly()
+            raise as_storage_error(self.name, e) from None
+
     def _close_quietly(self) -> None:
         db = getattr(self, "db", None)
         if db is not None:
-            with suppress(sqlite3.Error):
+            with suppress(*self._errors):
                 db.close()
 
     # -- identity --------------------------------------------------------------------
@@ -130,8 +163,9 @@ class StoreBase:
 
     def check_identity(self) -> None:
         """Raise :class:`StoreGone` when the store's name no longer leads to the file this
-        connection works on (deleted or replaced since it was opened)."""
-        self._check(self.identity)
+        connection works on (deleted or replaced since it was opened). SQLite only."""
+        if self.identity is not None:
+            self._check(self.identity)
 
     # -- plumbing --------------------------------------------------------------------
     def close(self) -> None:
@@ -144,8 +178,10 @@ class StoreBase:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
+    def transaction(self) -> Iterator[DB]:
+        # SQLite: IMMEDIATE takes the write lock now, not at the first write (no deadlock
+        # between two readers that both decide to write).
+        self.db.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
         try:
             yield self.db
             self.db.execute("COMMIT")  # a full disk may fail here too: rolled back below
@@ -153,7 +189,7 @@ class StoreBase:
             # SQLite may have rolled back already (a full disk, an I/O error): a ROLLBACK
             # then fails and would hide the error that matters.
             if self.db.in_transaction:
-                with suppress(sqlite3.DatabaseError):
+                with suppress(*self._errors):
                     self.db.execute("ROLLBACK")
             raise
 
@@ -163,7 +199,7 @@ class StoreBase:
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction():
-            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+            self.db.execute(SET_META, (key, value))
 
 
 def _entry(r: Sequence[Any]) -> Entry:
@@ -179,7 +215,7 @@ def _entry(r: Sequence[Any]) -> Entry:
 _reported: set[tuple[str, int]] = set()
 
 
-def _readable(rows: Iterable[Sequence[Any]], path: Path) -> list[Entry]:
+def _readable(rows: Iterable[Sequence[Any]], path: str) -> list[Entry]:
     """The entries of ``rows``; a row that cannot be read (a date no version of us wrote,
     broken JSON) is logged once per process and left out, so that one bad row never
     stops a publication (``status`` lists them: :meth:`EntriesStore.unreadable_entries`)."""
@@ -188,8 +224,8 @@ def _readable(rows: Iterable[Sequence[Any]], path: Path) -> list[Entry]:
         try:
             out.append(_entry(r))
         except (ValueError, TypeError, OverflowError) as e:
-            if (str(path), r[0]) not in _reported:
-                _reported.add((str(path), r[0]))
+            if (path, r[0]) not in _reported:
+                _reported.add((path, r[0]))
                 log.warning("cannot read stored entry %s (%s: %s): %s; skipped", r[0], r[1], r[4] or r[3], e)
     return out
 

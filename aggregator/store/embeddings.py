@@ -19,4 +19,5 @@ class EmbeddingsStore(StoreBase):
 
     def put_embeddings(self, rows: Sequence[tuple[str, bytes]]) -> None:
         with self.transaction():
-            self.db.executemany("INSERT OR REPLACE INTO embeddings(text_hash, vector) VALUES (?,?)", rows)
+            self.db.executemany("INSERT INTO embeddings(text_hash, vector) VALUES (?,?)"
+                                " ON CONFLICT(text_hash) DO UPDATE SET vector=excluded.vector", rows)

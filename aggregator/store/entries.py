@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from aggregator.models import Entry, EntryData, from_iso, iso
 from aggregator.sources.decide import decide_entries
+from aggregator.store.backend import DB
 from aggregator.store.base import (
     _ARTICLE_TEXT,
     _ENTRY_COLUMNS,
@@ -21,7 +21,7 @@ from aggregator.store.base import (
 from aggregator.urls import canonical_url
 
 
-def _by_link_and_title(db: sqlite3.Connection, source_id: str, entries: Sequence[EntryData], fetched: set[str],
+def _by_link_and_title(db: DB, source_id: str, entries: Sequence[EntryData], fetched: set[str],
                        stored: Mapping[str, object]) -> dict[tuple[str, str], tuple[int, str, datetime | None]]:
     """The source's stored entries that share a canonical link with a fetched entry of a
     new key and are not in this fetch under their own key, by (canonical link, title)."""
@@ -40,7 +40,7 @@ def _by_link_and_title(db: sqlite3.Connection, source_id: str, entries: Sequence
 _categories = json.JSONEncoder(ensure_ascii=False).encode
 
 
-def upsert_entries(db: sqlite3.Connection, source_id: str, role: str, entries: Sequence[EntryData],
+def upsert_entries(db: DB, source_id: str, role: str, entries: Sequence[EntryData],
                    now: datetime) -> tuple[int, int, int, int]:
     """Read what the source holds of ``entries``, let :func:`decide_entries` say what each
     one is, and apply that. Returns (new, updated, unchanged, rekeyed)."""
@@ -96,7 +96,7 @@ def _seen(text: str) -> datetime | None:
 class EntriesStore(StoreBase):
     def _entries(self, where: str, args: Sequence[Any] = ()) -> list[Entry]:
         rows = self.db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE {where}", args).fetchall()
-        return _readable(rows, self.path)
+        return _readable(rows, self.name)
 
     def iter_entries(self, batch: int = 500) -> Iterator[list[Entry]]:
         """Every stored entry, ``batch`` at a time (a whole store never sits in memory)."""
@@ -107,15 +107,18 @@ class EntriesStore(StoreBase):
             if not rows:
                 return
             last = rows[-1][0]
-            yield _readable(rows, self.path)
+            yield _readable(rows, self.name)
 
     def unreadable_entries(self) -> list[dict[str, Any]]:
         """The rows :meth:`_entries` leaves out, with why (for ``status``)."""
-        date = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*"
+        if self.dialect == "sqlite":
+            date, like, valid = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*", "GLOB", "json_valid(categories)"
+        else:  # PostgreSQL 15 has no JSON test on text: a list's brackets at least; _entry reads it below
+            date, like, valid = r"^\d{4}-\d\d-\d\dT", "~", r"categories ~ '^\[.*\]$'"
         suspects = self.db.execute(
-            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE NOT (first_seen GLOB ?)"
-            " OR (published IS NOT NULL AND NOT published GLOB ?) OR (updated IS NOT NULL AND NOT updated GLOB ?)"
-            " OR NOT json_valid(categories)", (date, date, date)).fetchall()
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE NOT (first_seen {like} ?)"
+            f" OR (published IS NOT NULL AND NOT published {like} ?) OR (updated IS NOT NULL AND NOT updated {like} ?)"
+            f" OR NOT {valid}", (date, date, date)).fetchall()
         out = []
         for r in suspects:
             try:
@@ -172,7 +175,7 @@ class EntriesStore(StoreBase):
         rows = self.db.execute(
             f"SELECT {cols} FROM entries WHERE role='outlet' AND sort_date>=? AND sort_date<=? ORDER BY id",
             (chars, iso(start), iso(end))).fetchall()
-        return _readable(rows, self.path)
+        return _readable(rows, self.name)
 
     def article_text(self, entry_id: int, chars: int) -> str:
         """The first ``chars`` characters of an entry's summary (its content when it has
@@ -186,8 +189,10 @@ class EntriesStore(StoreBase):
         return row[0] if row else None
 
     def latest_outlet_first_seen(self) -> datetime | None:
-        row = self.db.execute("SELECT MAX(first_seen) FROM entries WHERE role='outlet'"
-                              " AND first_seen GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*'").fetchone()
+        plausible = ("GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*'" if self.dialect == "sqlite"
+                     else r"~ '^\d{4}-\d\d-\d\dT'")
+        row = self.db.execute(f"SELECT MAX(first_seen) FROM entries WHERE role='outlet' AND first_seen {plausible}"
+                              ).fetchone()
         return from_iso(row[0]) if row and row[0] else None
 
     def outlet_dates_first_seen_after(self, since: datetime) -> list[datetime]:

@@ -24,6 +24,11 @@ class CheckResult:
     schema: int | None = None
     size: int = 0
     entries: int | None = None
+    name: str = ""  # how messages name the store (the path, or a URL without its password)
+    notes: list[str] = field(default_factory=list)  # said, but the store is fine
+
+    def __post_init__(self) -> None:
+        self.name = self.name or str(self.path)
 
     @property
     def ok(self) -> bool:

@@ -81,17 +81,25 @@ class MaintenanceStore(StoreBase):
         return deleted
 
     def free_pages(self) -> int:
+        """SQLite's free pages (what compaction gives back). PostgreSQL reclaims dead rows
+        itself (autovacuum): 0, so retention never compacts it."""
+        if self.dialect != "sqlite":
+            return 0
         return int(self.db.execute("PRAGMA freelist_count").fetchone()[0])
 
     def compact(self) -> None:
-        """Give free pages back to the file system (VACUUM), and empty the WAL."""
+        """Give free pages back to the file system (VACUUM), and empty the WAL (SQLite);
+        PostgreSQL: a plain VACUUM ANALYZE (autovacuum's work, done now)."""
         try:
-            self.db.execute("VACUUM")
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.execute("VACUUM" if self.dialect == "sqlite" else "VACUUM (ANALYZE)")
+            if self.dialect == "sqlite":
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.OperationalError as e:  # busy: another connection is writing; next time
             raise StorageError(f"{self.path}: could not compact the store: {e}") from None
 
     def size_bytes(self) -> int:
+        if self.dialect != "sqlite":
+            return int(self.db.execute("SELECT pg_database_size(current_database())").fetchone()[0])
         total = 0
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(OSError):

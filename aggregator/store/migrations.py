@@ -5,6 +5,11 @@ A store is migrated in place when it is opened, all pending steps in one transac
 after a copy of the file is made beside it (``NAME.schema-N.bak``, SQLite's backup API)
 so that a failed upgrade loses nothing. Never edit a released migration: append one.
 Schema 1 is the one aggregator 0.1.0 wrote (commit 618440a).
+
+PostgreSQL runs the same steps: the column types of their DDL are adapted in one place
+(:func:`aggregator.store.backend.pg_sql`). Its DDL is transactional, so a failed upgrade
+leaves the schema as it was without a copy; an advisory lock makes processes opening a
+new store at once migrate it one after the other.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aggregator.exceptions import StorageError
+from aggregator.store.backend import DB
 
 _SCHEMA_1 = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -113,13 +119,13 @@ CREATE TABLE IF NOT EXISTS publications (
 """
 
 
-def _to_1(db: sqlite3.Connection) -> None:
+def _to_1(db: DB) -> None:
     for stmt in _SCHEMA_1.split(";"):
         if stmt.strip():
             db.execute(stmt)
 
 
-def _to_2(db: sqlite3.Connection) -> None:
+def _to_2(db: DB) -> None:
     """Schema 2 (issue 19, running for months):
 
     * ``sources.name`` (the configured name, kept for a source once removed),
@@ -157,7 +163,7 @@ def _to_2(db: sqlite3.Connection) -> None:
                    changes)
 
 
-def _to_3(db: sqlite3.Connection) -> None:
+def _to_3(db: DB) -> None:
     """Schema 3 (issue 11, matching): ``entries.source_site``, the site an aggregator's
     item carries (``<source url>``); outlet articles indexed by arrival (which posts a
     cycle's new articles concern)."""
@@ -165,7 +171,7 @@ def _to_3(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS entries_role_first_seen ON entries (role, first_seen)")
 
 
-def _to_4(db: sqlite3.Connection) -> None:
+def _to_4(db: DB) -> None:
     """Schema 4 (issue 15, language models): ``translation_usage``, what each translation
     provider was sent: requests, characters and (language models' ``usage``) tokens, in
     the last cycle and in total."""
@@ -185,7 +191,7 @@ def _to_4(db: sqlite3.Connection) -> None:
         )""")
 
 
-def _to_5(db: sqlite3.Connection) -> None:
+def _to_5(db: DB) -> None:
     """Schema 5 (issue 13): full text from the entry's own page (sources[].full_text): the extracted body and
     its provenance beside what the feed said, and the page's fetch state per entry."""
     for stmt in (
@@ -211,7 +217,7 @@ def _to_5(db: sqlite3.Connection) -> None:
         db.execute(stmt)
 
 
-def _to_6(db: sqlite3.Connection) -> None:
+def _to_6(db: DB) -> None:
     """Schema 6 (issue 12): drop what earlier versions took for translations and were not: provider messages
     (MyMemory's quota warning, ...), error objects and pages, the input handed back,
     another language (:mod:`aggregator.answers`). Cached texts are asked again; entries
@@ -245,21 +251,29 @@ def _to_6(db: sqlite3.Connection) -> None:
             "untranslated text, not translations: they are translated again", len(bad), len(entries))
 
 
-def _to_7(db: sqlite3.Connection) -> None:
+def _to_7(db: DB) -> None:
     """Schema 7 (issue 12): per source, whether its entries' guids changed on each of its last fetches
     ('1'/'0', newest last): a feed whose guids change on most fetches is warned about."""
     db.execute("ALTER TABLE sources ADD COLUMN guid_churn TEXT NOT NULL DEFAULT ''")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3, _to_4, _to_5, _to_6, _to_7]
+MIGRATIONS: list[Callable[[DB], None]] = [_to_1, _to_2, _to_3, _to_4, _to_5, _to_6, _to_7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def schema_version(db: sqlite3.Connection) -> int:
-    """The store's schema version; 0 for a new, empty file."""
+# The portable upsert (SQLite 3.24+ and PostgreSQL): SQLite's INSERT OR REPLACE is not PostgreSQL's.
+SET_META = "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
+# pg_advisory_xact_lock's key for migrations (any fixed number; the run lock has its own).
+_MIGRATION_LOCK = 0x61676D69
+
+
+def schema_version(db: DB, dialect: str = "sqlite") -> int:
+    """The store's schema version; 0 for a new, empty file (or database)."""
+    if dialect == "postgresql" and db.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+        return 0
     try:
         row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    except sqlite3.OperationalError:  # no meta table: a new file
+    except sqlite3.OperationalError:  # SQLite, no meta table: a new file
         return 0
     return int(row[0]) if row else 0
 
@@ -273,21 +287,26 @@ def backup(db: sqlite3.Connection, dest: Path) -> None:
         target.close()
 
 
-def migrate(db: sqlite3.Connection, path: Path) -> int:
-    """Bring the store to :data:`SCHEMA_VERSION`; returns the version it had."""
-    version = schema_version(db)
+def migrate(db: DB, name: str, *, backup_to: Path | None = None, dialect: str = "sqlite") -> int:
+    """Bring the store to :data:`SCHEMA_VERSION`; returns the version it had. ``backup_to``:
+    the SQLite file, copied beside itself before an upgrade."""
+    version = schema_version(db, dialect)
     if version > SCHEMA_VERSION:
-        raise StorageError(f"{path}: written by a newer aggregator (schema {version}); upgrade aggregator")
+        raise StorageError(f"{name}: written by a newer aggregator (schema {version}); upgrade aggregator")
     if version == SCHEMA_VERSION:
         return version
-    if version > 0:
-        backup(db, path.with_name(f"{path.name}.schema-{version}.bak"))
-    db.execute("BEGIN IMMEDIATE")
+    if version > 0 and backup_to is not None and isinstance(db, sqlite3.Connection):
+        backup(db, backup_to.with_name(f"{backup_to.name}.schema-{version}.bak"))
+    db.execute("BEGIN IMMEDIATE" if dialect == "sqlite" else "BEGIN")
     try:
+        if dialect == "postgresql":
+            db.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            version = schema_version(db, dialect)  # another process may have migrated meanwhile
+            if version > SCHEMA_VERSION:
+                raise StorageError(f"{name}: written by a newer aggregator (schema {version}); upgrade aggregator")
         for step in MIGRATIONS[version:]:
             step(db)
-        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
-                   (str(SCHEMA_VERSION),))
+        db.execute(SET_META, ("schema_version", str(SCHEMA_VERSION)))
     except BaseException:
         db.execute("ROLLBACK")
         raise

@@ -46,7 +46,10 @@ class PagesStore(StoreBase):
         ``updated``, moves when the text does)."""
         with self.transaction():
             self.db.executemany(
-                f"INSERT OR REPLACE INTO pages({_STATE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO pages({_STATE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(entry_id) DO UPDATE"
+                " SET version=excluded.version, status=excluded.status, url=excluded.url, etag=excluded.etag,"
+                " last_modified=excluded.last_modified, attempts=excluded.attempts, error=excluded.error,"
+                " retry_at=excluded.retry_at, checked=excluded.checked",
                 [(s.entry_id, s.version, s.status, s.url, s.etag, s.last_modified, s.attempts, s.error,
                   iso(s.retry_at), iso(s.checked)) for s in states])
             for t in texts:

@@ -25,6 +25,8 @@ class PublicationsStore(StoreBase):
             return
         with self.transaction():
             self.db.executemany(
-                "INSERT OR REPLACE INTO publications(entry_id, pub_id, first_published, updated, visible_hash)"
-                " VALUES (?,?,?,?,?)",
+                "INSERT INTO publications(entry_id, pub_id, first_published, updated, visible_hash)"
+                " VALUES (?,?,?,?,?) ON CONFLICT(entry_id) DO UPDATE SET pub_id=excluded.pub_id,"
+                " first_published=excluded.first_published, updated=excluded.updated,"
+                " visible_hash=excluded.visible_hash",
                 [(p.entry_id, p.pub_id, iso(p.first_published), iso(p.updated), p.visible_hash) for p in pubs])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -12,7 +13,9 @@ from urllib.parse import quote
 
 from aggregator.exceptions import StorageError
 from aggregator.models import EntryData, from_iso, iso
+from aggregator.redaction import mask_url
 from aggregator.sources.decide import Configured, Intent, Stored, plan_sources
+from aggregator.store.backend import DB, PgDB, as_storage_error, db_errors, is_postgres
 from aggregator.store.base import StoreBase
 from aggregator.store.entries import upsert_entries
 from aggregator.store.records import GUID_CHURN_FETCHES, SourceState, StoreResult
@@ -20,26 +23,52 @@ from aggregator.store.records import GUID_CHURN_FETCHES, SourceState, StoreResul
 log = logging.getLogger("aggregator")
 
 
-def stored_sources(path: Path) -> list[Stored]:
+def stored_sources(path: Path | str) -> list[Stored]:
     """The sources a store knows, read without changing anything (``check-config``):
     read-only, no migration (an older store has no names or removals yet)."""
+    if is_postgres(path):
+        return _stored_sources_pg(str(path))
+    path = Path(path)
     try:
         db = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
     except sqlite3.Error as e:
         raise StorageError(f"{path}: {e}") from None
     try:
         cols = {r[1] for r in db.execute("PRAGMA table_info(sources)")}
-        if not cols:
-            return []
-        name = "name" if "name" in cols else "NULL"
-        removed = "removed" if "removed" in cols else "NULL"
-        counts = dict(db.execute("SELECT source_id, COUNT(*) FROM entries GROUP BY source_id"))
-        return [Stored(r[0], r[1], r[2], r[3], counts.get(r[0], 0))
-                for r in db.execute(f"SELECT id, config_url, {name}, {removed} FROM sources")]
+        return _stored(db, cols)
     except sqlite3.Error as e:
         raise StorageError(f"{path}: {e}") from None
     finally:
         db.close()
+
+
+def _stored(db: DB, cols: set[str]) -> list[Stored]:
+    if not cols:
+        return []
+    name = "name" if "name" in cols else "NULL"
+    removed = "removed" if "removed" in cols else "NULL"
+    counts = dict(db.execute("SELECT source_id, COUNT(*) FROM entries GROUP BY source_id"))
+    return [Stored(r[0], r[1], r[2], r[3], counts.get(r[0], 0))
+            for r in db.execute(f"SELECT id, config_url, {name}, {removed} FROM sources")]
+
+
+def _stored_sources_pg(url: str) -> list[Stored]:
+    try:
+        db = PgDB(url)
+    except db_errors() as e:
+        raise as_storage_error(mask_url(url), e) from None
+    try:
+        db.execute("BEGIN READ ONLY")
+        cols = {r[0] for r in db.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name='sources'"
+            " AND table_schema=current_schema()")}
+        return _stored(db, cols)
+    except db_errors() as e:
+        raise as_storage_error(mask_url(url), e) from None
+    finally:
+        with contextlib.suppress(*db_errors()):
+            db.execute("ROLLBACK")
+            db.close()
 
 
 class SourcesStore(StoreBase):

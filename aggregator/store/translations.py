@@ -28,8 +28,10 @@ class TranslationsStore(StoreBase):
                           provider: str, now: datetime) -> None:
         with self.transaction():
             self.db.execute(
-                "INSERT OR REPLACE INTO translation_cache(text_hash, source_lang, target_lang, text,"
-                " translation, provider, created) VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO translation_cache(text_hash, source_lang, target_lang, text,"
+                " translation, provider, created) VALUES (?,?,?,?,?,?,?)"
+                " ON CONFLICT(text_hash, source_lang, target_lang) DO UPDATE SET text=excluded.text,"
+                " translation=excluded.translation, provider=excluded.provider, created=excluded.created",
                 (text_hash(text), source, target, text, translation, provider, iso(now)))
 
     def translation_cache_stats(self) -> dict[str, int]:
@@ -38,8 +40,12 @@ class TranslationsStore(StoreBase):
     def set_entry_translation(self, t: EntryTranslation) -> None:
         with self.transaction():
             self.db.execute(
-                "INSERT OR REPLACE INTO entry_translations(entry_id, target, input_hash, status, provider,"
-                " error, attempts, retry_at, updated, title, summary, content) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO entry_translations(entry_id, target, input_hash, status, provider,"
+                " error, attempts, retry_at, updated, title, summary, content) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(entry_id, target) DO UPDATE SET input_hash=excluded.input_hash,"
+                " status=excluded.status, provider=excluded.provider, error=excluded.error,"
+                " attempts=excluded.attempts, retry_at=excluded.retry_at, updated=excluded.updated,"
+                " title=excluded.title, summary=excluded.summary, content=excluded.content",
                 (t.entry_id, t.target, t.input_hash, t.status, t.provider, t.error, t.attempts,
                  iso(t.retry_at), iso(t.updated), t.title, t.summary, t.content))
 
