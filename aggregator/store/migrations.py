@@ -257,7 +257,17 @@ def _to_7(db: DB) -> None:
     db.execute("ALTER TABLE sources ADD COLUMN guid_churn TEXT NOT NULL DEFAULT ''")
 
 
-MIGRATIONS: list[Callable[[DB], None]] = [_to_1, _to_2, _to_3, _to_4, _to_5, _to_6, _to_7]
+def _to_8(db: DB) -> None:
+    """Schema 8 (issue 17, cooperating workers on PostgreSQL): ``workers``, the ``run``
+    daemons sharing the store (host, pid, since, last heartbeat, what each holds), and
+    ``sources.fetched_by``, the worker that fetched a source last. SQLite's single run
+    writes neither; ``status`` reads both."""
+    db.execute("CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,"
+               " since TEXT NOT NULL, heartbeat TEXT NOT NULL, holds TEXT NOT NULL DEFAULT '')")
+    db.execute("ALTER TABLE sources ADD COLUMN fetched_by TEXT")
+
+
+MIGRATIONS: list[Callable[[DB], None]] = [_to_1, _to_2, _to_3, _to_4, _to_5, _to_6, _to_7, _to_8]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
