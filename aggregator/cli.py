@@ -35,6 +35,29 @@ EXIT_CONFIG = 2
 EXIT_STORE = 3
 EXIT_LOCKED = 4
 EXIT_REFUSED = 5
+EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a bug of ours, not the user's input
+
+
+class _Guarded(click.Group):
+    """The last line of defence: an exception no stage expected (a bug of ours) becomes one
+    line and exit 70; its traceback goes to the log (shown with -vv, kept by --log-file),
+    never to a user's terminal unasked."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort,
+                KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:  # noqa: BLE001 - the point of this class
+            from aggregator.redaction import redact
+
+            log.debug("internal error", exc_info=True)
+            detail = redact(str(e)).splitlines()[0][:300] if str(e) else ""
+            click.echo(f"error: internal error ({type(e).__name__}{': ' + detail if detail else ''}); "
+                       "this is a bug in aggregator: please report it with the output of the same command "
+                       "run with -vv", err=True)
+            sys.exit(EXIT_INTERNAL)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -180,7 +203,7 @@ def _fail(e: AggregatorError) -> None:
     sys.exit(EXIT_STORE)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+@click.group(cls=_Guarded, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog=examples(
                  "aggregator demo                   # the whole product offline, on a bundled sample",
                  "aggregator init                   # write config/aggregator.yaml",

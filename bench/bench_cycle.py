@@ -90,8 +90,8 @@ def write_corpus(root: Path, n_feeds: int, entries: int, seed: int) -> dict[str,
 
 
 def aggregator_config(path: Path, manifest: dict[str, object], urls: dict[str, str], libre: str | None,
-                      workers: int) -> None:
-    lines = [f"storage: {{url: 'sqlite:///{path.parent / 'aggregator.sqlite3'}'}}",
+                      workers: int, store_url: str | None = None) -> None:
+    lines = [f"storage: {{url: '{store_url or 'sqlite:///' + str(path.parent / 'aggregator.sqlite3')}'}}",
              f"output: {{dir: '{path.parent / 'output'}'}}",
              "translation:", "  target: en", "  timeout: 10s"]
     lines.append(f"  providers: [{{provider: libre, url: '{libre}'}}]" if libre else "  providers: []")
@@ -150,7 +150,8 @@ def load_average() -> str:
 
 
 def run(n_feeds: int, entries: int, tools: list[str], workers: int, seed: int, translation: bool,
-        cycles: tuple[str, ...] = CYCLES, keep: Path | None = None, profile: Path | None = None) -> tuple[list[Result], dict[str, object]]:
+        cycles: tuple[str, ...] = CYCLES, keep: Path | None = None, profile: Path | None = None,
+        store: str = "sqlite") -> tuple[list[Result], dict[str, object]]:
     tmp = tempfile.TemporaryDirectory(prefix="bench-cycle-") if keep is None else None
     root = Path(tmp.name) if tmp else keep
     assert root is not None
@@ -160,12 +161,21 @@ def run(n_feeds: int, entries: int, tools: list[str], workers: int, seed: int, t
     manifest["generate_s"] = time.perf_counter() - t
     servers = Servers(root)
     results: list[Result] = []
+    cluster = None
     try:
+        store_url = None
+        if store == "postgresql":  # aggregator's store on a throwaway PostgreSQL cluster (tests/pgcluster.py)
+            sys.path.insert(0, str(ROOT / "tests"))
+            from pgcluster import Cluster
+
+            cluster = Cluster().start()
+            store_url = cluster.create_database("bench")
+            print(f"  PostgreSQL cluster started in {cluster.started_in:.2f}s", file=sys.stderr, flush=True)
         feed_urls: dict[str, str] = servers.urls["feeds"]  # type: ignore[assignment]
         libre = str(servers.urls["libre"])
         (root / "agg").mkdir()
         cfg = root / "agg" / "aggregator.yaml"
-        aggregator_config(cfg, manifest, feed_urls, libre if translation else None, workers)
+        aggregator_config(cfg, manifest, feed_urls, libre if translation else None, workers, store_url)
         (root / "reader").mkdir()
         urls = root / "reader" / "urls.txt"
         urls.write_text("\n".join(feed_urls[f["id"]] for f in manifest["feeds"]) + "\n")  # type: ignore[index]
@@ -182,6 +192,8 @@ def run(n_feeds: int, entries: int, tools: list[str], workers: int, seed: int, t
                       f"{r.stored:>7,} entries stored  (load {r.extra['load']})", file=sys.stderr, flush=True)
     finally:
         servers.close()
+        if cluster is not None:
+            cluster.stop()
         if tmp:
             tmp.cleanup()
     return results, manifest
@@ -233,6 +245,8 @@ def main() -> None:
                     help="configure aggregator with no translation provider (entries stay pending)")
     ap.add_argument("--scale", help="comma-separated feed counts: cold cycles only, to see how memory grows")
     ap.add_argument("--keep", type=Path, help="work in this (new) folder and keep it: feeds, stores, output")
+    ap.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
+                    help="aggregator's store: a SQLite file (default) or a throwaway PostgreSQL cluster")
     ap.add_argument("--profile", type=Path, help="write a pyinstrument report of each cycle into this folder "
                     "(slows the cycles down: not for the table)")
     args = ap.parse_args()
@@ -244,21 +258,21 @@ def main() -> None:
             import reader  # noqa: F401
         except ImportError:
             raise SystemExit("reader is not installed: pip install -e '.[bench]'") from None
-    print(f"machine: {os.cpu_count()} CPUs, {_cpu_model()}, Python {sys.version.split()[0]}; "
+    print(f"machine: {os.cpu_count()} CPUs, {_cpu_model()}, Python {sys.version.split()[0]}; store {args.store}; "
           f"load average {load_average()}", flush=True)
     if args.scale:
         print("| feeds | tool | wall s | CPU s | peak RSS MB | of which main process MB | entries/s | load avg |\n"
               "|---:|---|---:|---:|---:|---:|---:|---|")
         for n in (int(x) for x in args.scale.split(",")):
             results, manifest = run(n, args.entries, tools, args.workers, args.seed, not args.no_translation,
-                                    cycles=("cold",))
+                                    cycles=("cold",), store=args.store)
             for r in results:
                 main_mb = int(r.extra.get("rss_main_kb", r.rss_mb * 1024)) / 1024  # type: ignore[call-overload]
                 print(f"| {n} | {r.tool} | {r.wall:.1f} | {r.cpu:.1f} | {r.rss_mb:.0f} | {main_mb:.0f} | "
                       f"{n * args.entries / r.wall:,.0f} | {r.extra['load']} |", flush=True)
         return
     results, manifest = run(args.feeds, args.entries, tools, args.workers, args.seed, not args.no_translation,
-                            keep=args.keep, profile=args.profile)
+                            keep=args.keep, profile=args.profile, store=args.store)
     if args.profile:
         print(f"profiles in {args.profile}/TOOL-CYCLE.txt")
     print(f"\n{args.feeds:,} feeds x {args.entries} entries ({int(manifest['bytes']) / 1e6:.0f} MB of XML, "  # type: ignore[call-overload]

@@ -78,11 +78,16 @@ def run_aggregator(config: str) -> dict[str, object]:
     cpu1, rss, kids_rss = _usage()
     # ru_maxrss of the children is the largest one's: count it once per worker process.
     workers = pool.workers if pool.in_process else 0
-    with sqlite3.connect(cfg.db_path) as db:
+    from aggregator.store.backend import PgDB
+
+    db = PgDB(cfg.store_location) if cfg.is_postgres else sqlite3.connect(cfg.db_path)
+    try:
         stored = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         failed = db.execute("SELECT COUNT(*) FROM sources WHERE last_error LIKE 'fetch:%'"
                             " OR last_error LIKE 'parse:%'").fetchone()[0]
         matched = db.execute("SELECT COUNT(DISTINCT post_id) FROM matches").fetchone()[0]
+    finally:
+        db.close()
     return {"wall": wall, "cpu": cpu1 - cpu0, "rss_kb": rss + kids_rss * workers, "import_s": imported,
             "stored": stored, "failed": failed, "posts_matched": matched, "parsed_in_pool": pool.in_process,
             "rss_main_kb": rss, "rss_worker_kb": kids_rss if workers else 0, "workers": workers}

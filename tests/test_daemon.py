@@ -25,10 +25,11 @@ WAIT = 60  # generous: the machine is shared
 
 
 def _config(tmp: Path, feeds: FeedServer, *, every: str = "2s", extra_sources: str = "",
-            politico_every: str | None = None, fetch: str = "fetch: {allow_private_networks: true}\n") -> Path:
+            politico_every: str | None = None, fetch: str = "fetch: {allow_private_networks: true}\n",
+            store: str = "sqlite:///data/s.sqlite3") -> Path:
     cfg = tmp / "aggregator.yaml"
     own = f", every: {politico_every}" if politico_every else ""
-    cfg.write_text(f"""storage: {{url: 'sqlite:///data/s.sqlite3'}}
+    cfg.write_text(f"""storage: {{url: '{store}'}}
 output: {{dir: output, include: all}}
 translation: {{providers: []}}
 schedule: {{every: {every}, jitter: 0s}}
@@ -69,8 +70,12 @@ def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[str, 
     return proc.communicate(timeout=WAIT)
 
 
-def test_daemon_fetches_on_schedule_publishes_and_stops_cleanly_on_sigterm(tmp_path: Path, feeds: FeedServer) -> None:
-    cfg = _config(tmp_path, feeds)
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_daemon_fetches_on_schedule_publishes_and_stops_cleanly_on_sigterm(tmp_path: Path, feeds: FeedServer,
+                                                                           backend: str,
+                                                                           request: pytest.FixtureRequest) -> None:
+    store = request.getfixturevalue("pg_url") if backend == "postgresql" else "sqlite:///data/s.sqlite3"
+    cfg = _config(tmp_path, feeds, store=store)
     proc = _start(cfg)
     try:
         _wait_for((tmp_path / "output" / "feed.atom").exists, "the first publication")

@@ -128,3 +128,37 @@ def test_a_server_that_cannot_be_reached_is_one_line_and_exit_3(tmp_path: Path, 
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: postgresql://agg:***@127.0.0.1:"), (args, lines)
         assert "connect" in lines[0].lower(), lines
+
+
+def _config(tmp_path: Path, url: str):
+    from aggregator.config import load_config
+
+    cfg = tmp_path / "aggregator.yaml"
+    cfg.write_text(f"storage: {{url: '{url}'}}\nsources:\n  - {{id: b, url: 'https://blog.example/f', role: blog}}\n",
+                   encoding="utf-8")
+    return load_config(cfg)
+
+
+def test_a_postgresql_url_is_a_store_and_its_password_a_secret(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AGG_DB_PW", "from-the-env-pw")
+    for url, password in ((f"postgresql://agg:{PASSWORD}@db.example:5432/news", PASSWORD),
+                          ("postgresql+psycopg://agg:${AGG_DB_PW}@db.example/news?sslmode=require", "from-the-env-pw")):
+        cfg = _config(tmp_path, url)
+        assert cfg.is_postgres and password in cfg.secrets
+        assert password not in cfg.store_name and ":***@db.example" in cfg.store_name
+        assert cfg.store_location == url.replace("${AGG_DB_PW}", password)
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("postgres://agg:pw@db/news", "for PostgreSQL write postgresql://"),
+    ("postgresql+psycopg2://agg:pw@db/news", "for PostgreSQL write postgresql://"),
+    ("postgresql://agg:pw@db.example", "needs a database name"),
+    ("postgresql:///news", "needs a host"),
+    ("mysql://agg@db/news", "use sqlite:///PATH"),
+])
+def test_a_storage_url_that_is_not_one_we_speak_is_a_config_error(tmp_path: Path, url: str, says: str) -> None:
+    from aggregator.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(says)) as e:
+        _config(tmp_path, url)
+    assert "pw@" not in str(e.value)

@@ -390,18 +390,19 @@ def test_a_feed_whose_guids_change_on_every_fetch_adds_nothing_after_its_first_f
     assert len(items) == 20 and len({i["url"] for i in items}) == 20  # each article once
 
 
-def test_stable_guids_are_not_warned_about_and_new_articles_still_count(tmp_path: Path) -> None:
+def test_stable_guids_are_not_warned_about_and_new_articles_still_count(tmp_path: Path, store_url: str) -> None:
+    url = store_url if store_url.startswith("postgresql") else f"sqlite:///{store_url}"
     with FeedServer() as srv:
-        cfg = write(tmp_path / "aggregator.yaml", "storage: {url: 'sqlite:///store.sqlite3'}",
+        cfg = write(tmp_path / "aggregator.yaml", f"storage: {{url: '{url}'}}",
                     "output: {dir: out}", "translation: {providers: []}",
                     "fetch: {allow_private_networks: true}", "sources:",
                     f"  - {{id: calm, url: '{srv.url('/calm.xml')}', role: outlet}}")
         conf = load_config(cfg)
         for n in range(4):
             srv.add("/calm.xml", _churning_feed(10 + n, "same"))
-            with Store(conf.db_path) as store:
+            with Store(conf.store_location) as store:
                 fetch_stage(store, conf, now=lambda: NOW - timedelta(hours=10 - n), fetch_all=True)
-        with Store(conf.db_path) as store:
+        with Store(conf.store_location) as store:
             st = store.source_states()["calm"]
             assert st.entry_count == 13 and not st.unstable_guids and st.guid_churn == "0000"
 

@@ -84,8 +84,8 @@ def _article(key: str, published: datetime) -> EntryData:
                      summary=f"<p>Summary of {key}.</p>", published=published)
 
 
-def test_pruning_forgets_old_uncited_articles_with_everything_hanging_off_them(tmp_path: Path) -> None:
-    with Store(tmp_path / "s.sqlite3") as s:
+def test_pruning_forgets_old_uncited_articles_with_everything_hanging_off_them(store_url: str) -> None:
+    with Store(store_url) as s:
         s.sync_sources([("blog", "https://blog.example.jp/feed", "blog"), ("out", "https://out.example/feed", "outlet")])
         old = NOW - 200 * DAY
         # seen last 200 days ago: the feed dropped them long since
@@ -123,7 +123,7 @@ def test_pruning_forgets_old_uncited_articles_with_everything_hanging_off_them(t
         assert prune_articles(s, CONFIG, NOW) == 0
 
 
-def test_pruning_forgets_the_embeddings_the_matcher_stored(tmp_path: Path) -> None:
+def test_pruning_forgets_the_embeddings_the_matcher_stored(store_url: str) -> None:
     """Keys computed the way the matcher computes them (its Article text, cut by its
     embedding function, hashed as the Embedder hashes), not retention's own: a long
     summary is where a key made from the whole text would differ."""
@@ -131,7 +131,7 @@ def test_pruning_forgets_the_embeddings_the_matcher_stored(tmp_path: Path) -> No
     from aggregator.entryview import text_hash
 
     long_summary = "<p>" + " ".join(f"Sentence {i} of a long article about air defence." for i in range(60)) + "</p>"
-    with Store(tmp_path / "s.sqlite3") as s:
+    with Store(store_url) as s:
         s.sync_sources([("out", "https://out.example/feed", "outlet")])
         old = NOW - 200 * DAY
         item = EntryData(key="long", link="https://out.example/long", title="Headline long", summary=long_summary,
@@ -151,8 +151,8 @@ def test_pruning_forgets_the_embeddings_the_matcher_stored(tmp_path: Path) -> No
         assert s.embeddings(keys) == {}
 
 
-def test_delete_never_removes_a_cited_article_whatever_it_is_told(tmp_path: Path) -> None:
-    with Store(tmp_path / "s.sqlite3") as s:
+def test_delete_never_removes_a_cited_article_whatever_it_is_told(store_url: str) -> None:
+    with Store(store_url) as s:
         s.sync_sources([("out", "https://out.example/feed", "outlet")])
         s.record_success("out", "outlet", [_article("a", NOW)], now=NOW, next_fetch=NOW, status=200, etag=None,
                          last_modified=None)
@@ -188,6 +188,19 @@ def test_compaction_gives_space_back_at_most_once_a_period(tmp_path: Path) -> No
         assert s.free_pages() > 0
         assert not compact_if_due(s, CONFIG, NOW + 3 * DAY)
         assert compact_if_due(s, CONFIG, NOW + 7 * DAY)
+
+
+def test_postgresql_leaves_compaction_to_autovacuum(pg_url: str) -> None:
+    """PostgreSQL reclaims deleted rows itself: retention never compacts it, and a
+    compaction asked for anyway is a plain VACUUM that keeps everything."""
+    with Store(pg_url) as s:
+        s.sync_sources([("out", "https://out.example/feed", "outlet")])
+        s.record_success("out", "outlet", [_article("a", NOW)], now=NOW, next_fetch=NOW, status=200, etag=None,
+                         last_modified=None)
+        assert s.free_pages() == 0
+        assert not compact_if_due(s, CONFIG, NOW)
+        s.compact()
+        assert s.count_entries() == {"outlet": 1} and s.size_bytes() > 0
 
 
 # -- through the CLI ---------------------------------------------------------------------

@@ -110,3 +110,22 @@ def test_changing_a_source_url_starts_it_over(s: Store) -> None:
     s.sync_sources([("src", "https://moved.example/feed", "outlet")])
     st = s.source_states()["src"]
     assert st.url == "https://moved.example/feed" and st.etag is None
+
+
+def test_hostile_text_is_stored_and_read_back(s: Store) -> None:
+    """Whatever a feed sends comes back as it was; PostgreSQL's text cannot hold NUL,
+    which becomes U+FFFD there (SQLite keeps it)."""
+    nasty = "nul\x00 rtl\u202e emoji\U0001f680 quote' %s ? ;DROP TABLE entries;-- " + "x" * 200_000
+    store_feed(s, [e("a", title=nasty, summary=nasty, categories=("%", "?", "\x00"))])
+    (got,) = s.find_entries_by_link("https://x.example/a")
+    want = nasty if s.dialect == "sqlite" else nasty.replace("\x00", "\ufffd")
+    assert got.title == want and got.summary == want
+    assert got.categories == ("%", "?", "\x00")  # JSON-escaped: kept on both
+    assert s.unreadable_entries() == []
+
+
+def test_a_literal_percent_and_question_mark_reach_the_database_as_written(s: Store) -> None:
+    store_feed(s, [e("a", title="100% sure?")])
+    assert s.db.execute("SELECT COUNT(*) FROM entries WHERE title LIKE '100%'").fetchone()[0] == 1
+    assert s.db.execute("SELECT COUNT(*) FROM entries WHERE title LIKE ? AND title LIKE '%sure%'",
+                        ("100%",)).fetchone()[0] == 1

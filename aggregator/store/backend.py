@@ -73,15 +73,15 @@ _DDL_TYPES = [
 
 
 @lru_cache(maxsize=1024)
-def pg_sql(sql: str, with_parameters: bool = True) -> str:
+def pg_sql(sql: str) -> str:
     """A statement of the store's SQL as PostgreSQL takes it: ``%s`` placeholders (and
-    ``%%`` for a literal ``%`` when there are parameters: psycopg reads the statement
-    only then), and in the migrations' ``CREATE``/``ALTER TABLE`` the column types
-    PostgreSQL names otherwise (the schema is the same on both)."""
+    ``%%`` for a literal ``%``: SQLAlchemy hands psycopg a parameter tuple, empty or not,
+    so psycopg always reads the statement), and in the migrations' ``CREATE``/``ALTER
+    TABLE`` the column types PostgreSQL names otherwise (the schema is the same on both)."""
     if _DDL.match(sql):
         for pattern, replacement in _DDL_TYPES:
             sql = pattern.sub(replacement, sql)
-    return sql.replace("%", "%%").replace("?", "%s") if with_parameters else sql
+    return sql.replace("%", "%%").replace("?", "%s")
 
 
 def _clean(value: Any) -> Any:
@@ -129,8 +129,6 @@ class PgDB:
         self.conn: Connection = engine(url).connect()
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Rows:
-        if not parameters:
-            return _Rows(self.conn.exec_driver_sql(pg_sql(sql, False)))
         return _Rows(self.conn.exec_driver_sql(pg_sql(sql), _params(parameters)))
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Sequence[Any]], /) -> Rows:
