@@ -171,3 +171,47 @@ def test_run_once_and_workers_exclude_each_other_on_postgresql(site: tuple[Path,
     assert worker.returncode == 0, err
     assert PASSWORD not in err
     assert os.path.exists(cfg.parent / "output" / "feed.atom")
+
+
+@pytest.mark.slow
+def test_a_fetch_held_by_a_killed_worker_is_taken_over_within_the_bound(tmp_path: Path, pg_url: str) -> None:
+    """The worker holding a fetch (its server never answers) is killed: another worker
+    fetches that host again within workplan.takeover_bound()."""
+    with TimedFeedServer() as feeds:
+        feeds.add_file("/blog.xml", DEV / "feeds" / "blog.xml")
+        feeds.fault("/blog.xml", "hang")
+        cfg = tmp_path / "aggregator.yaml"
+        cfg.write_text(f"storage: {{url: '{pg_url}'}}\noutput: {{dir: output}}\n"
+                       "translation: {target: en, providers: []}\n"
+                       "fetch: {allow_private_networks: true, timeout: 120s, read_timeout: 120s}\n"
+                       "schedule: {every: 1h, jitter: 0s}\n"
+                       f"sources:\n  - {{id: blog, url: '{feeds.url('/blog.xml')}', role: blog, language: ja}}\n",
+                       encoding="utf-8")
+        procs = [subprocess.Popen(aggregator_cmd("run", "--config", str(cfg)), stdout=subprocess.DEVNULL,
+                                  stderr=open(tmp_path / f"worker{i}.log", "w"), text=True) for i in range(2)]
+        try:
+            holder = _wait_for(lambda: [w for w in _status(cfg)["workers"]
+                                        if any(h.startswith("fetch 127.0.0.1") for h in w["holds"])],
+                               "a worker to hold the fetch")
+            victim = next(p for p in procs if p.pid == holder[0]["pid"])  # type: ignore[index]
+            assert len(feeds.times) == 1
+            victim.kill()
+            killed = time.time()
+            victim.wait(10)
+            bound = workplan.takeover_bound().total_seconds()
+            _wait_for(lambda: len(feeds.times) >= 2, "another worker to fetch again", timeout=bound + 20)
+            took = feeds.times[1][1] - killed
+            survivor = next(p for p in procs if p is not victim)
+            st = _status(cfg)
+            assert [w["pid"] for w in st["workers"]] == [survivor.pid]
+            assert st["workers"][0]["holds"] == ["fetch 127.0.0.1"]
+            survivor.send_signal(signal.SIGTERM)  # its fetch in flight is abandoned
+            assert survivor.wait(WAIT) == 0
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+    log = (tmp_path / "worker0.log").read_text() + (tmp_path / "worker1.log").read_text()
+    assert "took over fetch" in log, log
+    assert took <= bound, (took, bound)

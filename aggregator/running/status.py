@@ -108,7 +108,7 @@ def page_line(source_id: str, p: Mapping[str, Any], now: datetime) -> str | None
 
 
 def _never(config: Config, running: str | None) -> dict[str, Any]:
-    return {"store": config.store_name, "store_exists": False, "running": running, "sources": [
+    return {"store": config.store_name, "store_exists": False, "running": running, "workers": [], "sources": [
         {"id": s.id, "role": s.role, "url": s.url, "last_fetch": None, "last_success": None, "last_status": None,
          "result": "never fetched", "last_error": None, "entries": 0, "consecutive_failures": 0,
          "next_fetch": None, "due": True, "disabled": None, "full_text": s.full_text, "pages": _pages(None)}

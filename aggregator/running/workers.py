@@ -51,7 +51,7 @@ from aggregator.running.cycle import (
 from aggregator.sources.fetch import HostLimiter
 from aggregator.store import workers as rows
 from aggregator.store.backend import as_storage_error, db_errors
-from aggregator.store.workers import SharedRunLock, ensure_queue_schema, queue_conninfo
+from aggregator.store.workers import SharedRunLock, ensure_queue_schema, one_at_a_time, queue_conninfo
 
 log = logging.getLogger("aggregator")
 
@@ -82,7 +82,7 @@ class Worker:
         queue = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=queue_conninfo(self.url)))
 
         @queue.periodic(cron=workplan.every_seconds_cron(workplan.PLAN_EVERY), periodic_id="plan")
-        @queue.task(name="plan", queueing_lock="plan", pass_context=False)
+        @queue.task(name="plan", queueing_lock="plan", lock="plan", pass_context=False)
         async def plan(timestamp: int) -> None:
             await self._guarded("plan", self._plan_async)
 
@@ -95,7 +95,7 @@ class Worker:
             await self._guarded("process", self._process_async)
 
         @queue.periodic(cron=workplan.every_seconds_cron(workplan.REAP_EVERY), periodic_id="reap")
-        @queue.task(name="reap", queueing_lock="reap", pass_context=False)
+        @queue.task(name="reap", queueing_lock="reap", lock="reap", pass_context=False)
         async def reap(timestamp: int) -> None:
             await self._guarded("reap", self._reap_async)
 
@@ -146,7 +146,7 @@ class Worker:
             await self._defer(self._process_task, lock=workplan.PROCESS_LOCK)
 
     def _plan(self) -> tuple[list[workplan.FetchBatch], bool]:
-        with self.app.store() as store:
+        with one_at_a_time(self.url), self.app.store() as store:
             now = self.now()
             store.sync_sources(configured_sources(self.config), now=now)
             batches = workplan.fetch_batches(self.config, store.source_states(), now)
@@ -197,6 +197,8 @@ class Worker:
             # Failing it releases its lock; what it left due is planned again.
             await manager.finish_job(job, status=Status.FAILED, delete_job=True)
             log.warning("took over %s (job %s) from a worker that stopped answering", job.task_name, job.id)
+            if job.task_name == "process":  # a fetch job's work is planned again; processing is not
+                await self._defer(self._process_task, lock=workplan.PROCESS_LOCK)
         lost = await asyncio.to_thread(self._forget_lost)
         for w in lost:
             log.warning("worker %s stopped answering for %ds: taken for dead; its work is taken over", w,
@@ -226,7 +228,7 @@ class Worker:
     def run(self) -> None:
         with SharedRunLock(self.url).acquire(f"aggregator worker on {self.host}", now=self.now()):
             ensure_queue_schema(self.url)
-            with self.app.store() as store:
+            with one_at_a_time(self.url), self.app.store() as store:
                 store.sync_sources(configured_sources(self.config), now=self.now())
                 rows.register(store, self.id, self.host, self.pid, self.now())
             beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)

@@ -279,7 +279,13 @@ _MIGRATION_LOCK = 0x61676D69
 
 def schema_version(db: DB, dialect: str = "sqlite") -> int:
     """The store's schema version; 0 for a new, empty file (or database)."""
-    if dialect == "postgresql" and db.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+    # pg_class read as a table (this statement's snapshot), not to_regclass: inside the
+    # migration's transaction, after waiting for another process's migration, to_regclass
+    # may answer from a catalog cache taken before that one committed (seen with three
+    # workers starting on a new database: the migrations ran twice).
+    if dialect == "postgresql" and not db.execute(
+            "SELECT COUNT(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relname = 'meta' AND n.nspname = current_schema()").fetchone()[0]:
         return 0
     try:
         row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()

@@ -7,8 +7,8 @@ these rows are what ``status`` shows an operator, kept by the workers beside it.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -144,3 +144,26 @@ class SharedRunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+_SYNC_LOCK = 0x61677773  # pg_advisory_lock key: one worker at a time makes the sources follow the config
+
+
+@contextmanager
+def one_at_a_time(url: str) -> Iterator[None]:
+    """Hold the workers' sync lock for the block: workers starting together would each
+    insert the same new sources (a unique-key error for all but the first)."""
+    from aggregator.store.backend import as_storage_error, db_errors, engine
+
+    try:
+        conn = engine(url).connect()
+        conn.exec_driver_sql(f"SELECT pg_advisory_lock({_SYNC_LOCK})")
+    except db_errors() as e:
+        raise as_storage_error(mask_url(url), e) from None
+    try:
+        yield
+    finally:
+        with suppress(*db_errors()):
+            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_SYNC_LOCK})")
+        with suppress(*db_errors()):
+            conn.close()
