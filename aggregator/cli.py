@@ -253,6 +253,10 @@ def run(once: bool, fetch_all: bool, allow_shrink: bool, config_path: str, quiet
       per source fetched and one per cycle (INFO; -q: errors only). SIGHUP reloads
       the config (a broken one is refused, the running one kept); SIGINT/SIGTERM
       stop, abandoning fetches in flight, and exit 0.
+    On a PostgreSQL store, each daemon is a worker: start several (on one host or
+      many, same config) and they share the work: each due source fetched by one
+      of them, processing in one at a time, a dead worker's work taken over within
+      30 s (docs/scaling.md). Restart them to change the config.
 
     \b
     The last good publication is never replaced by a much smaller one by accident:

@@ -15,6 +15,10 @@ with fresh servers, and the sources' interval is an hour, so one cycle is measur
   cycle s      start to the first publication after every source was stored
   duplicates   requests beyond the first to any feed (must be 0)
 
+``--once`` adds one ``aggregator run --once`` cycle on each back-end: the same stages
+without a scheduler (fetch s is then the whole cycle), to tell the store's cost from the
+SQLite daemon's (one job per source, each reading every source's state).
+
 Processes start and stop like an operator's (``aggregator run``, SIGTERM). Translation
 is off (no provider): this measures the shared fetching and one publication, not the
 translators. The load average is printed with the table: the machine may be shared.
@@ -79,7 +83,7 @@ def _counts(url: str | None, sqlite_path: Path) -> tuple[int, str | None]:
 
 
 def one_run(root: Path, manifest: dict[str, object], n_workers: int, pg: Cluster | None, label: str,
-            timeout: float) -> Run:
+            timeout: float, once: bool = False) -> Run:
     n_feeds = int(manifest["n_feeds"])  # type: ignore[call-overload]
     d = root / label
     d.mkdir()
@@ -96,14 +100,23 @@ def one_run(root: Path, manifest: dict[str, object], n_workers: int, pg: Cluster
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         t0 = time.perf_counter()
         start_iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-        procs = [subprocess.Popen([sys.executable, "-m", "aggregator", "-q", "run", "--config", str(cfg)],
+        run = ["run", "--once"] if once else ["run"]
+        procs = [subprocess.Popen([sys.executable, "-m", "aggregator", "-q", *run, "--config", str(cfg)],
                                   stdout=subprocess.DEVNULL, stderr=open(d / f"worker{i}.log", "wb"), env=env)
                  for i in range(n_workers)]
         fetch_s = cycle_s = float("nan")
         fetched_at_iso = None
         while time.perf_counter() - t0 < timeout:
-            if any(p.poll() is not None for p in procs):
+            if not once and any(p.poll() is not None for p in procs):
                 raise SystemExit(f"{label}: a worker exited early; see {d}")
+            if once and procs[0].poll() is not None:
+                if procs[0].returncode != 0:
+                    raise SystemExit(f"{label}: run --once failed; see {d}")
+                n, _ = _counts(url, d / "aggregator.sqlite3")
+                if fetched_at_iso is None:
+                    fetch_s = time.perf_counter() - t0
+                cycle_s = time.perf_counter() - t0
+                break
             n, published = _counts(url, d / "aggregator.sqlite3")
             if fetched_at_iso is None and n >= n_feeds:
                 fetch_s = time.perf_counter() - t0
@@ -126,7 +139,7 @@ def one_run(root: Path, manifest: dict[str, object], n_workers: int, pg: Cluster
             except subprocess.TimeoutExpired:
                 p.kill()
         servers.close()
-    return Run("PostgreSQL" if pg else "SQLite", n_workers, fetch_s, cycle_s, int(hits["requests"]),  # type: ignore[call-overload]
+    return Run(("PostgreSQL" if pg else "SQLite") + (" (run --once)" if once else ""), n_workers, fetch_s, cycle_s, int(hits["requests"]),  # type: ignore[call-overload]
                int(hits["requests"]) - int(hits["distinct"]), load_average())  # type: ignore[call-overload]
 
 
@@ -145,6 +158,8 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=5)
     ap.add_argument("--workers", default="1,2,4", help="worker counts on PostgreSQL (comma-separated)")
     ap.add_argument("--no-sqlite", action="store_true", help="skip the one-daemon SQLite run")
+    ap.add_argument("--once", action="store_true",
+                    help="also one `run --once` cycle on each back-end (the same stages without the scheduler)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--timeout", type=float, default=900)
     args = ap.parse_args()
@@ -155,10 +170,13 @@ def main() -> None:
         manifest = write_corpus(root, args.feeds, args.entries, args.seed)
         print(f"{args.feeds:,} feeds x {args.entries} entries; PostgreSQL on port {pg.port}; "
               f"{os.cpu_count()} CPUs", file=sys.stderr, flush=True)
-        plan = ([] if args.no_sqlite else [(1, None)]) + [(n, pg) for n in counts]
-        for n, cluster in plan:
-            label = f"{'pg' if cluster else 'sqlite'}{n}"
-            r = one_run(root, manifest, n, cluster, label, args.timeout)
+        plan: list[tuple[int, Cluster | None, bool]] = [] if args.no_sqlite else [(1, None, False)]
+        plan += [(n, pg, False) for n in counts]
+        if args.once:
+            plan += [(1, None, True), (1, pg, True)]
+        for n, cluster, once in plan:
+            label = f"{'pg' if cluster else 'sqlite'}{n}{'once' if once else ''}"
+            r = one_run(root, manifest, n, cluster, label, args.timeout, once)
             runs.append(r)
             print(f"  {r.store:<10} {n} worker(s): fetch {r.fetch_s:6.1f} s, cycle {r.cycle_s:6.1f} s, "
                   f"{r.duplicates} duplicate(s)  (load {r.load})", file=sys.stderr, flush=True)

@@ -162,6 +162,9 @@ def test_run_once_and_workers_exclude_each_other_on_postgresql(site: tuple[Path,
         assert "another aggregator run is already working on postgresql://postgres:***@" in once.stderr
         assert "aggregator worker on" in once.stderr
         assert PASSWORD not in once.stderr
+        worker.send_signal(signal.SIGHUP)  # said, not obeyed: the worker lives on
+        time.sleep(1)
+        assert worker.poll() is None
         worker.send_signal(signal.SIGTERM)
         _, err = worker.communicate(timeout=WAIT)
     finally:
@@ -169,6 +172,7 @@ def test_run_once_and_workers_exclude_each_other_on_postgresql(site: tuple[Path,
             worker.kill()
             worker.wait()
     assert worker.returncode == 0, err
+    assert "received SIGHUP: a worker does not reload its config" in err
     assert PASSWORD not in err
     assert os.path.exists(cfg.parent / "output" / "feed.atom")
 

@@ -105,3 +105,12 @@ def test_what_a_worker_holds_and_what_it_really_fetched() -> None:
     assert workplan.holds_text(set()) == ""
     assert workplan.fetched_ids([("a", "new entries"), ("b", "abandoned"), ("c", "skipped"), ("d", "error"),
                                  ("e", "not modified")]) == ["a", "d", "e"]
+
+
+def test_the_plan_runs_often_enough_for_the_shortest_interval() -> None:
+    cfg = _config(("a", "https://a.example/f"))
+    assert workplan.plan_period(cfg) == workplan.PLAN_EVERY
+    short = cfg.model_copy(update={"sources": [cfg.sources[0].model_copy(update={"every": timedelta(seconds=2)})]})
+    assert workplan.plan_period(short) == timedelta(seconds=2)
+    odd = cfg.model_copy(update={"sources": [cfg.sources[0].model_copy(update={"every": timedelta(seconds=4)})]})
+    assert workplan.plan_period(odd) == timedelta(seconds=4)

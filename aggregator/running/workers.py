@@ -42,6 +42,7 @@ from aggregator.redaction import mask_url
 from aggregator.running import workplan
 from aggregator.running.cycle import (
     CycleReport,
+    SourceReport,
     configured_sources,
     fetch_stage,
     make_fetch_client,
@@ -73,6 +74,7 @@ class Worker:
         self.abandoned = False
         self._holds: set[str] = set()
         self._holds_lock = threading.Lock()
+        self._fetched: list[SourceReport] = []  # this worker's fetches since it last processed (for the log)
         self.limiter = HostLimiter(config.fetch.per_host, down_for=config.schedule.every.total_seconds() / 2)
         self.client = make_fetch_client(config)
         self.queue = self._make_queue()
@@ -81,7 +83,7 @@ class Worker:
     def _make_queue(self) -> procrastinate.App:
         queue = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=queue_conninfo(self.url)))
 
-        @queue.periodic(cron=workplan.every_seconds_cron(workplan.PLAN_EVERY), periodic_id="plan")
+        @queue.periodic(cron=workplan.every_seconds_cron(workplan.plan_period(self.config)), periodic_id="plan")
         @queue.task(name="plan", queueing_lock="plan", lock="plan", pass_context=False)
         async def plan(timestamp: int) -> None:
             await self._guarded("plan", self._plan_async)
@@ -171,6 +173,8 @@ class Worker:
                                       limiter=self.limiter, client=self.client)
             if any(r.outcome == "abandoned" for r in reports):
                 self.abandoned = True
+            with self._holds_lock:
+                self._fetched.extend(r for r in reports if r.outcome != "abandoned")
             rows.mark_fetched(store, workplan.fetched_ids([(r.id, r.outcome) for r in reports]), self.id)
         return any(workplan.wants_processing(r.new, r.updated, r.pages.texts if r.pages else 0)
                    for r in reports)
@@ -179,7 +183,9 @@ class Worker:
         await asyncio.to_thread(self._process)
 
     def _process(self) -> None:
-        report = CycleReport()
+        with self._holds_lock:
+            report = CycleReport(sources=self._fetched)
+            self._fetched = []
         with self._holding("process (match, translate, publish)"), self.app.store() as store:
             store.set_meta(LAST_PROCESS, self.now().isoformat())
             process_stage(store, self.config, report, now=self.now, stop=self.stop)
@@ -263,6 +269,12 @@ class Worker:
 
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, on_stop, sig)
+            if hasattr(signal, "SIGHUP"):
+                # All workers must read the same config: one reloading alone would plan
+                # other sources than the rest. Said, not obeyed (and the worker lives on).
+                loop.add_signal_handler(signal.SIGHUP, lambda: log.warning(
+                    "received SIGHUP: a worker does not reload its config (every worker must read the same "
+                    "one): change it on every host, then restart the workers"))
             log.info("worker %s started on %s: %d sources; jobs are shared with the other workers on this store; "
                      "Ctrl-C or SIGTERM stops", self.id, mask_url(self.url), len(self.config.sources))
             with suppress(asyncio.CancelledError):

@@ -82,6 +82,14 @@ def fetch_batches(config: Config, states: Mapping[str, SourceState], now: dateti
     return [FetchBatch(host, tuple(s.id for s in sources)) for host, sources in ordered]
 
 
+def plan_period(config: Config) -> timedelta:
+    """How often to plan: :data:`PLAN_EVERY`, or more often when a source's interval is
+    shorter (whole seconds dividing a minute, for the periodic job's cron)."""
+    shortest = min((config.interval(s) for s in config.sources), default=PLAN_EVERY)
+    limit = max(1, int(min(PLAN_EVERY, shortest).total_seconds()))
+    return timedelta(seconds=max(d for d in range(1, limit + 1) if 60 % d == 0))
+
+
 def wants_processing(new: int, updated: int, page_texts: int) -> bool:
     """A fetch job asks for processing when it stored something new."""
     return bool(new or updated or page_texts)
