@@ -66,6 +66,9 @@ def pg_url(pg_cluster, request) -> str:
     name = f"t{os.getpid()}_{n}"
     url = pg_cluster.create_database(name)
     yield url
+    from aggregator.store.backend import dispose_engines
+
+    dispose_engines()  # this process's pooled connections to it go first
     try:
         pg_cluster.drop_database(name)
     except Exception:

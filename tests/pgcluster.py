@@ -122,9 +122,11 @@ class Cluster:
     def start(self) -> Cluster:
         t0 = time.monotonic()
         bindir = self.bindir or find_bindir()
-        self.root = Path(tempfile.mkdtemp(prefix="aggregator-pg-"))
+        root_user = os.geteuid() == 0
+        # As root the unprivileged user must reach the directory: /tmp, whatever TMPDIR says.
+        self.root = Path(tempfile.mkdtemp(prefix="aggregator-pg-", dir="/tmp" if root_user else None))
         self.socket_dir.mkdir()
-        if os.geteuid() == 0:
+        if root_user:
             # PostgreSQL will not run as root: the directory and the server belong to an
             # unprivileged user, and the commands run as that user.
             try:

@@ -30,7 +30,7 @@ def test_the_cluster_listens_on_loopback_only_and_each_test_gets_a_fresh_databas
 def test_a_cluster_that_cannot_start_says_what_failed_with_the_log() -> None:
     # A PostgreSQL installation whose initdb fails: the error carries its words. (Outside
     # pytest's private tmp_path: as root the commands run as the unprivileged user.)
-    bindir = Path(tempfile.mkdtemp(prefix="aggregator-fake-pg-"))
+    bindir = Path(tempfile.mkdtemp(prefix="aggregator-fake-pg-", dir="/tmp"))
     bindir.chmod(0o755)
     for name in ("initdb", "pg_ctl"):
         (bindir / name).write_text("#!/bin/sh\necho 'initdb: error: the disk is on fire' >&2\nexit 1\n")

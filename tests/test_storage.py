@@ -129,3 +129,25 @@ def test_a_literal_percent_and_question_mark_reach_the_database_as_written(s: St
     assert s.db.execute("SELECT COUNT(*) FROM entries WHERE title LIKE '100%'").fetchone()[0] == 1
     assert s.db.execute("SELECT COUNT(*) FROM entries WHERE title LIKE ? AND title LIKE '%sure%'",
                         ("100%",)).fetchone()[0] == 1
+
+
+def test_a_lost_postgresql_connection_is_a_storage_error_and_the_next_store_works(pg_url: str) -> None:
+    """The server ends the connection mid-work (a restart, an administrator): the write
+    fails as a driver error the CLI and the daemon turn into one line, nothing half-done
+    stays, and the next store opened (a new job) works."""
+    from aggregator.store.backend import as_storage_error, db_errors
+
+    with Store(pg_url) as st:
+        st.sync_sources([("src", "https://x.example/feed", "outlet")])
+        store_feed(st, [e("a")])
+        pid = st.db.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with Store(pg_url) as other:
+            other.db.execute("SELECT pg_terminate_backend(?)", (pid,))
+        with pytest.raises(db_errors()) as lost:
+            store_feed(st, [e("b")])
+        err = as_storage_error(st.name, lost.value)
+        assert str(err).startswith(f"{st.name}: ") and "\n" not in str(err) and "[SQL" not in str(err)
+    with Store(pg_url) as again:
+        assert again.count_entries() == {"outlet": 1}
+        store_feed(again, [e("b")])
+        assert again.count_entries() == {"outlet": 2}

@@ -108,7 +108,7 @@ def engine(url: str) -> Engine:
             from sqlalchemy import create_engine
 
             got = _engines[key] = create_engine(
-                key, isolation_level="AUTOCOMMIT", pool_pre_ping=True, pool_size=4, max_overflow=16,
+                key, isolation_level="AUTOCOMMIT", pool_pre_ping=True, pool_size=4, max_overflow=64,
                 connect_args={"connect_timeout": 10, "application_name": "aggregator"})
         return got
 
@@ -141,8 +141,10 @@ class PgDB:
     def in_transaction(self) -> bool:
         import psycopg
 
+        if self.conn.invalidated or self.conn.closed:  # the connection was lost: nothing to roll back
+            return False
         raw = self.conn.connection.driver_connection
-        return isinstance(raw, psycopg.Connection) and \
+        return isinstance(raw, psycopg.Connection) and not raw.closed and \
             raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 
     def close(self) -> None:
