@@ -101,6 +101,7 @@ def test_three_workers_share_the_feeds_and_take_over_from_a_killed_one(site: tup
         _wait_for(lambda: victim.pid not in {w["pid"] for w in _status(cfg)["workers"]},
                   "the killed worker to be taken for dead", timeout=bound.total_seconds() + 15)
         gone_after = time.time() - killed
+        print(f"killed worker taken for dead {gone_after:.1f} s after the kill")  # shown with -s
         assert gone_after <= bound.total_seconds() + 10, gone_after
 
         time.sleep(max(0.0, t0 + 150 - time.time()))
@@ -218,4 +219,5 @@ def test_a_fetch_held_by_a_killed_worker_is_taken_over_within_the_bound(tmp_path
                     p.wait()
     log = (tmp_path / "worker0.log").read_text() + (tmp_path / "worker1.log").read_text()
     assert "took over fetch" in log, log
+    print(f"fetch taken over {took:.1f} s after the kill (bound {bound:.0f} s)")  # shown with -s
     assert took <= bound, (took, bound)

@@ -144,8 +144,9 @@ class Worker:
         batches, process = await asyncio.to_thread(self._plan)
         for b in batches:
             await self._defer(self._fetch_task, lock=b.lock, host=b.host)
-        if process:
-            await self._defer(self._process_task, lock=workplan.PROCESS_LOCK)
+        if process:  # after the fetches just enqueued, as the SQLite daemon lets its fetches settle
+            await self._defer(self._process_task, lock=workplan.PROCESS_LOCK,
+                              delay=workplan.PROCESS_SETTLE.total_seconds())
 
     def _plan(self) -> tuple[list[workplan.FetchBatch], bool]:
         with one_at_a_time(self.url), self.app.store() as store:
