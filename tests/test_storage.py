@@ -151,3 +151,31 @@ def test_a_lost_postgresql_connection_is_a_storage_error_and_the_next_store_work
         assert again.count_entries() == {"outlet": 1}
         store_feed(again, [e("b")])
         assert again.count_entries() == {"outlet": 2}
+
+
+def test_store_check_on_postgresql_finds_dangling_rows_and_unreadable_entries_and_writes_nothing(pg_url: str) -> None:
+    from aggregator.store.pgcheck import check_postgres
+
+    with Store(pg_url) as st:
+        st.sync_sources([("src", "https://x.example/feed", "outlet")])
+        store_feed(st, [e("a"), e("b")])
+        assert check_postgres(pg_url).ok
+        (a, b) = sorted(x.id for x in st.newest_entries(["outlet"], 5))
+        st.db.execute("INSERT INTO matches(post_id, article_id, score, method, evidence, created)"
+                      " VALUES (?, ?, 1.0, 'link', 'link', '2024-05-01T00:00:00Z')", (a, 999_999))
+        st.db.execute("UPDATE entries SET published='yesterday' WHERE id=?", (b,))
+        st.db.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+        size_before = st.db.execute("SELECT COUNT(*) FROM matches").fetchone()[0]
+    result = check_postgres(pg_url)
+    assert not result.ok and result.schema == 3 and result.entries == 2
+    assert result.problems == [f"1 matches of an article that is not stored: ({a}, 999999)"]
+    assert any(f"entry {b} " in n and "cannot be read" in n for n in result.notes)
+    assert any("the next run migrates it" in n for n in result.notes)
+    from aggregator.store.backend import PgDB
+
+    raw = PgDB(pg_url)
+    try:  # read-only: nothing migrated, nothing repaired
+        assert raw.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+        assert raw.execute("SELECT COUNT(*) FROM matches").fetchone()[0] == size_before
+    finally:
+        raw.close()
