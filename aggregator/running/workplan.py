@@ -30,7 +30,7 @@ from aggregator.store import SourceState
 PLAN_EVERY = timedelta(seconds=5)  # how often the due sources are looked for
 HEARTBEAT = timedelta(seconds=4)  # how often a worker says it is alive
 STALLED_AFTER = timedelta(seconds=20)  # a worker silent this long is taken for dead
-REAP_EVERY = timedelta(seconds=5)  # how often stalled jobs are looked for
+REAP_EVERY = timedelta(seconds=2)  # how often stalled jobs are looked for
 POLL_EVERY = timedelta(seconds=2)  # a worker looks for jobs whose lock was released this often
 PROCESS_SETTLE = timedelta(seconds=5)  # processing waits this long after a fetch asks for it
 CONCURRENCY = 4  # jobs one worker runs at once (each fetch job has its own fetch pool)
