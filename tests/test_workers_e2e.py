@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -161,7 +162,7 @@ def test_run_once_and_workers_exclude_each_other_on_postgresql(site: tuple[Path,
         once = _cli("run", "--once", config=cfg)
         assert once.returncode == 4, once.stderr
         assert "another aggregator run is already working on postgresql://postgres:***@" in once.stderr
-        assert "aggregator worker on" in once.stderr
+        assert re.search(r"\(pid \d+: aggregator worker since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)", once.stderr), once.stderr
         assert PASSWORD not in once.stderr
         worker.send_signal(signal.SIGHUP)  # said, not obeyed: the worker lives on
         time.sleep(1)

@@ -37,7 +37,7 @@ from procrastinate.jobs import Status
 
 from aggregator.app import Aggregator
 from aggregator.config import Config
-from aggregator.exceptions import AggregatorError
+from aggregator.exceptions import AggregatorError, StorageError
 from aggregator.redaction import mask_url
 from aggregator.running import workplan
 from aggregator.running.cycle import (
@@ -233,7 +233,7 @@ class Worker:
 
     # -- run -------------------------------------------------------------------------
     def run(self) -> None:
-        with SharedRunLock(self.url).acquire(f"aggregator worker on {self.host}", now=self.now()):
+        with SharedRunLock(self.url).acquire("aggregator worker", now=self.now()):
             ensure_queue_schema(self.url)
             with one_at_a_time(self.url), self.app.store() as store:
                 store.sync_sources(configured_sources(self.config), now=self.now())
@@ -278,8 +278,12 @@ class Worker:
                     "one): change it on every host, then restart the workers"))
             log.info("worker %s started on %s: %d sources; jobs are shared with the other workers on this store; "
                      "Ctrl-C or SIGTERM stops", self.id, mask_url(self.url), len(self.config.sources))
-            with suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except queue_errors.ProcrastinateException as e:  # the database went away under the queue
+                raise StorageError(f"{mask_url(self.url)}: the job queue stopped: {e}") from None
 
 
 def run_worker(config: Config, *, config_path: str | None = None) -> bool:
