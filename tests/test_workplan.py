@@ -35,7 +35,7 @@ def test_due_sources_are_batched_per_host_longest_waiting_first() -> None:
         "a1": _state("a1", "https://a.example/1.xml", NOW - timedelta(minutes=1)),
         "a2": _state("a2", "https://A.example:8443/2.xml", NOW - timedelta(minutes=2)),
         "b1": _state("b1", "https://b.example/1.xml", NOW - timedelta(minutes=5)),
-        "b2": _state("b2", "https://b.example/2.xml", NOW + timedelta(seconds=1)),  # not due yet
+        "b2": _state("b2", "https://b.example/2.xml", NOW),  # not due yet (a second after)
         "c1": _state("c1", "https://c.example/1.xml", NOW + timedelta(minutes=5)),  # not due
     }
     batches = workplan.fetch_batches(cfg, states, NOW)
@@ -54,8 +54,9 @@ def test_a_never_fetched_source_comes_first_and_a_disabled_one_never() -> None:
 
 def test_a_permanently_redirected_source_counts_against_its_new_host() -> None:
     cfg = _config(("moved", "https://old.example/f"), ("other", "https://new.example/g"))
-    states = {"moved": replace(_state("moved", "https://new.example/f", NOW), config_url="https://old.example/f"),
-              "other": _state("other", "https://new.example/g", NOW)}
+    due = NOW - timedelta(seconds=1)
+    states = {"moved": replace(_state("moved", "https://new.example/f", due), config_url="https://old.example/f"),
+              "other": _state("other", "https://new.example/g", due)}
     assert workplan.fetch_batches(cfg, states, NOW) == [workplan.FetchBatch("new.example", ("moved", "other"))]
     assert workplan.sources_of_host(cfg, states, "new.example") == ["moved", "other"]
     assert workplan.sources_of_host(cfg, states, "old.example") == []
@@ -65,6 +66,17 @@ def test_nothing_due_enqueues_nothing() -> None:
     cfg = _config(("a", "https://a.example/f"))
     assert workplan.fetch_batches(cfg, {"a": _state("a", "https://a.example/f", NOW + timedelta(seconds=1))},
                                   NOW) == []
+
+
+def test_a_source_is_due_a_second_after_its_stored_next_fetch() -> None:
+    """Stored times are whole seconds, rounded down: due at the stored time itself, a
+    source fetched at 12:00:00.9 (next fetch stored as 12:01:00) would be requested again
+    59.1 s later, within its minute."""
+    cfg = _config(("a", "https://a.example/f"))
+    at = {"a": _state("a", "https://a.example/f", NOW)}
+    assert workplan.fetch_batches(cfg, at, NOW) == []
+    assert workplan.fetch_batches(cfg, at, NOW + timedelta(milliseconds=999)) == []
+    assert workplan.fetch_batches(cfg, at, NOW + timedelta(seconds=1)) == [workplan.FetchBatch("a.example", ("a",))]
 
 
 def test_processing_runs_when_a_fetch_brought_something_or_every_schedule_period() -> None:

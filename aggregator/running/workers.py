@@ -171,7 +171,7 @@ class Worker:
                 return False
             with self._holding(f"fetch {host}"):
                 reports = fetch_stage(store, self.config, now=self.now, only=ids, stop=self.stop,
-                                      limiter=self.limiter, client=self.client)
+                                      slack=-workplan.ROUNDING, limiter=self.limiter, client=self.client)
             if any(r.outcome == "abandoned" for r in reports):
                 self.abandoned = True
             with self._holds_lock:

@@ -34,6 +34,9 @@ REAP_EVERY = timedelta(seconds=2)  # how often stalled jobs are looked for
 POLL_EVERY = timedelta(seconds=2)  # a worker looks for jobs whose lock was released this often
 PROCESS_SETTLE = timedelta(seconds=5)  # processing waits this long after a fetch asks for it
 CONCURRENCY = 4  # jobs one worker runs at once (each fetch job has its own fetch pool)
+# The store keeps times in whole seconds (rounded down): a source is due one second after
+# its stored next fetch, so that the rounding never brings its next request within its interval.
+ROUNDING = timedelta(seconds=1)
 
 PROCESS_LOCK = "process"
 FETCH_LOCK_PREFIX = "fetch:"
@@ -69,7 +72,7 @@ def sources_of_host(config: Config, states: Mapping[str, SourceState], host: str
 def fetch_batches(config: Config, states: Mapping[str, SourceState], now: datetime) -> list[FetchBatch]:
     """The fetch jobs to enqueue now: the due sources grouped per host, the host whose
     source has waited longest first (a never-fetched source counts as waiting forever)."""
-    due = due_sources(config, dict(states), now, False)
+    due = due_sources(config, dict(states), now, False, slack=-ROUNDING)
     groups: dict[str, list[SourceConfig]] = {}
     for s in due:
         groups.setdefault(source_host(s, states.get(s.id)), []).append(s)
