@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import re
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -129,6 +130,14 @@ def transport_with_backend(limits: httpx.Limits, backend: httpcore.NetworkBacken
         ssl_context=httpx.create_ssl_context(trust_env=False), max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry, network_backend=backend)
+    return transport
+
+
+def transport_with_pool(pool: Any, ssl_context: ssl.SSLContext) -> httpx.HTTPTransport:
+    """httpx's transport (its exception mapping, its responses) over a request interface of
+    our own in place of its pool (``_pool`` again)."""
+    transport = httpx.HTTPTransport(verify=ssl_context, trust_env=False)  # a context is taken as it is
+    transport._pool = pool
     return transport
 
 

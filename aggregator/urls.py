@@ -27,6 +27,9 @@ _TRACKING = {
 _AMP_CACHE = re.compile(r"^/(?:c|v|amp)/(?:(s)/)?(.+)$")
 
 
+# Storing a feed asks for each entry's key three times (its row, the decision, moved
+# entries): 5.7 s of a 50,000-entry cold cycle before the cache.
+@functools.lru_cache(maxsize=4096)
 def canonical_url(url: str) -> str:
     """Canonical comparison key of ``url`` (not a URL to fetch).
 
@@ -133,6 +136,7 @@ def _suffixes() -> PublicSuffixList:
     return PublicSuffixList()  # the list the package ships: no download
 
 
+@functools.lru_cache(maxsize=4096)  # asked for each entry of a feed, and for the feed's URL as often
 def site_of(url: str) -> str:
     """The registrable domain of a URL's host (``rss.politico.com`` and
     ``www.politico.com`` are both ``politico.com``; ``a.co.uk`` is not ``b.co.uk``), from

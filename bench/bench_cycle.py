@@ -225,12 +225,12 @@ def table(results: list[Result], manifest: dict[str, object]) -> str:
 def targets(results: list[Result]) -> str:
     by = {(r.tool, r.cycle): r for r in results}
     lines = []
-    for cycle in ("cold", "warm"):
+    for cycle, goal in (("cold", 4), ("warm", 3)):  # issue 18's targets
         a, b = by.get(("aggregator", cycle)), by.get(("reader", cycle))
         if a and b:
             ratio = b.wall / a.wall
-            lines.append(f"target: {cycle} cycle at least 3x reader's throughput: {ratio:.2f}x "
-                         f"({'met' if ratio >= 3 else 'NOT met'})")
+            lines.append(f"target: {cycle} cycle at least {goal}x reader's throughput: {ratio:.2f}x "
+                         f"({'met' if ratio >= goal else 'NOT met'})")
     return "\n".join(lines)
 
 

@@ -214,3 +214,54 @@ def test_check_config_counts_the_errors_of_an_invalid_config(tmp_path: Path) -> 
     assert r.stderr.splitlines() == [f"{p}:2: sources[0].id: String should match pattern '^[a-z0-9_-]+$'",
                                      f"{p}:3: sources[0].url: must be an http:// or https:// URL",
                                      f"{p}: 2 errors, not valid"]
+
+
+FULL = """
+# comments, anchors, merge keys, block scalars, ${VAR}: what the round-trip loader sees
+storage: {url: 'sqlite:///data/a.sqlite3'}
+output:
+  title: "Merged ${FEED_TITLE:-feed}"
+  max_entries: 1_000
+translation:
+  target: en
+  providers: [{provider: libre, url: 'http://lt.example/', api_key: '${LT_KEY}'}]
+sources:
+  - id: blog
+    url: https://blog.example.jp/feed/
+    role: blog
+    language: ja
+  - &outlet
+    id: reuters
+    url: https://reuters.example/feed  # a comment
+    role: outlet
+    language: en
+    every: 2h
+    aliases: [ロイター, "Reuters"]
+  - {<<: *outlet, id: politico, url: 'https://politico.example/rss', every: 45m, aliases: []}
+  - name: |
+      A block
+      scalar
+    <<: *outlet
+    id: ap
+    url: https://ap.example/rss
+"""
+
+
+def test_the_fast_reading_gives_what_the_round_trip_reading_gives() -> None:
+    """A valid config is read through ruamel's C loader; anything else falls back to the
+    round-trip loader, which knows every node's line. Both must make the same Config."""
+    from aggregator.config import _parse_fast, _parse_with_lines
+
+    text = FULL
+    env = {"LT_KEY": "k1"}
+    fast = _parse_fast(text, None, env)
+    assert fast is not None, "a valid config takes the fast path"
+    slow = _parse_with_lines(text, "c.yaml", None, env)
+    assert fast.model_dump() == slow.model_dump()
+    assert fast._env_values == slow._env_values == (("translation.providers[0].api_key", "k1"),)
+    assert fast.output.max_entries == 1000 and fast.source("politico").every == timedelta(minutes=45)
+    # an error is not reported by the fast path: the round trip reads it again, with its line
+    assert _parse_fast(text, None, {}) is None
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, filename="c.yaml", env={})
+    assert e.value.errors == ["c.yaml:9: translation.providers[0].api_key: environment variable LT_KEY is not set"]

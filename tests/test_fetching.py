@@ -178,3 +178,27 @@ def test_server_delays_are_honoured_but_capped() -> None:
     assert next_fetch_after_success(now, timedelta(minutes=30), {"Cache-Control": "max-age=99999999"}) == now + timedelta(days=1)
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now) == 0.0
     assert parse_retry_after("30", now) == 30
+
+
+def test_the_client_keeps_connections_open_per_origin_but_bounds_the_requests_in_flight() -> None:
+    """max_connections bounds the requests in flight over all origins, while each origin
+    keeps its own connection open for the next request (a 304 included)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with FeedServer() as a, FeedServer() as b, \
+            make_client(connect_timeout=2, read_timeout=5, max_connections=1) as client:
+        urls = [s.add("/f.xml", FEED) for s in (a, b)]
+        first = [fetch(client, u, max_bytes=10**7, total_timeout=5, allow_private=True) for u in urls]
+        for _ in range(3):  # a, b, a, b, ...: neither origin's connection is dropped for the other's
+            for u, r in zip(urls, first, strict=True):
+                assert fetch(client, u, etag=r.etag, max_bytes=10**7, total_timeout=5,
+                             allow_private=True).status == 304
+        assert a.connections_total == b.connections_total == 1
+        for s in (a, b):
+            s.fault("/f.xml", "slow_headers", interval=0.2, count=2)
+        t = time.monotonic()
+        with ThreadPoolExecutor(2) as pool:
+            done = list(pool.map(lambda u: fetch(client, u, max_bytes=10**7, total_timeout=5, allow_private=True),
+                                 urls))
+        assert [r.status for r in done] == [200, 200]
+        assert time.monotonic() - t >= 0.8  # one after the other: 2 x 0.4 s

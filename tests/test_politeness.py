@@ -237,3 +237,28 @@ def test_status_shows_each_sources_health_in_text_and_json(tmp_path: Path, srv: 
     assert "HTTP 503 Service Unavailable" in line
     nxt = datetime.fromisoformat(flaky["next_fetch"].replace("Z", "+00:00"))
     assert f"{nxt:%H:%M}" in line
+
+
+def test_conditional_requests_reuse_each_hosts_connections_and_keep_the_bounds(tmp_path: Path) -> None:
+    """Twelve hosts of three feeds each, visited in turn by two workers: every host's
+    connection is kept open for its next source (304s included), never more than
+    ``per_host`` to one host, never more than ``concurrency`` requests in flight."""
+    servers = [FeedServer() for _ in range(12)]
+    for s in servers:
+        s.start()
+    try:
+        sources = {}
+        for i, s in enumerate(servers):
+            for j in range(3):
+                s.add(f"/f{j}.xml", FEED)
+                sources[f"h{i}f{j}"] = s.url(f"/f{j}.xml")
+        cfg = make_config(tmp_path, sources, fetch="concurrency: 2, per_host: 2")
+        assert len(run(cfg, Clock(), fetch_all=True)) == 36  # 200s
+        assert len(run(cfg, Clock(T0 + timedelta(hours=1)), fetch_all=True)) == 36  # 304s
+        assert sum(s.hits[f"/f{j}.xml"] for s in servers for j in range(3)) == 72
+        # one connection per host and cycle would be 24; a pool dropping them, up to 72
+        assert sum(s.connections_total for s in servers) <= 2 * 2 * 12
+        assert max(s.connections_peak for s in servers) <= 2
+    finally:
+        for s in servers:
+            s.stop()

@@ -179,3 +179,38 @@ def test_store_check_on_postgresql_finds_dangling_rows_and_unreadable_entries_an
         assert raw.execute("SELECT COUNT(*) FROM matches").fetchone()[0] == size_before
     finally:
         raw.close()
+
+
+def test_many_304s_stored_together_leave_what_one_at_a_time_leaves(store_url: str) -> None:
+    """record_not_modified (a cycle's 304s in one transaction) writes what record_success
+    writes for each 304, validators or none, after failures and a 410 too."""
+    import dataclasses
+
+    later, nxt = T + timedelta(hours=1), T + timedelta(hours=2)
+    answers = {"0": ('"v1"', None), "1": ('"v2"', "Wed, 01 May 2024 00:00:00 GMT"),
+               "2": (None, "Wed, 01 May 2024 00:00:00 GMT"), "3": (None, None)}
+    with Store(store_url) as st:
+        # the same history for one_N (stored one at a time) and many_N (stored together)
+        st.sync_sources([(f"{w}_{i}", f"https://x.example/{w}/{i}", "outlet") for w in ("one", "many")
+                         for i in answers])
+        for w in ("one", "many"):
+            for i in answers:
+                st.record_success(f"{w}_{i}", "outlet", [e(f"{w}{i}a")], now=T, next_fetch=T, status=200,
+                                  etag='"v1"' if i != "3" else None, last_modified=None, title="Feed")
+            st.record_failure(f"{w}_1", "fetch: HTTP 503", now=T, next_fetch=T, status=503)
+            st.record_failure(f"{w}_2", "fetch: HTTP 410 Gone", now=T, next_fetch=T, status=410, disable="gone")
+        for i, (etag, lm) in answers.items():
+            r = st.record_success(f"one_{i}", "outlet", None, now=later, next_fetch=nxt, status=304, etag=etag,
+                                  last_modified=lm)
+            assert (r.new, r.updated) == (0, 0)
+        st.record_not_modified([(f"many_{i}", nxt, etag, lm) for i, (etag, lm) in answers.items()], now=later)
+        states = st.source_states()
+    for i in answers:
+        one, many = dataclasses.asdict(states[f"one_{i}"]), dataclasses.asdict(states[f"many_{i}"])
+        for d in (one, many):
+            for k in ("id", "url", "config_url", "name"):
+                d.pop(k, None)
+        assert one == many, i
+    b = {i: states[f"many_{i}"] for i in answers}
+    assert b["1"].consecutive_failures == 0 and b["1"].etag == '"v2"' and b["2"].disabled is None
+    assert b["0"].last_status == 304 and b["0"].next_fetch == nxt and b["3"].etag is None

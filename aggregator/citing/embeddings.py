@@ -8,11 +8,12 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aggregator.store import text_hash
+
+if TYPE_CHECKING:  # imported where vectors are made: a cycle that embeds nothing never loads numpy
+    import numpy as np
 
 log = logging.getLogger(__name__)
 DIM = 512
@@ -40,6 +41,8 @@ class Embedder:
         self.computed = 0
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         keys = [text_hash(t) for t in texts]
         missing = [k for k in dict.fromkeys(keys) if k not in self._memo]
         if missing and self.store is not None:

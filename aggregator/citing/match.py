@@ -21,8 +21,8 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import numpy as np
 from rapidfuzz import fuzz
 
 from aggregator.citing.articles import (
@@ -76,7 +76,10 @@ EDITED_MARGIN = 0.10          # ... and its lead over every other candidate
 CROSSLINGUAL_ACCEPT = 0.60    # a headline in another language: meaning, outlet named
 CROSSLINGUAL_MARGIN = 0.10
 
-Embedder = Callable[[Sequence[str]], np.ndarray]
+if TYPE_CHECKING:  # numpy is imported where vectors are compared (a cycle may compare none)
+    import numpy as np
+
+Embedder = Callable[[Sequence[str]], "np.ndarray"]
 Lookup = Callable[[str], "str | None"]
 Hit = tuple["Article", float, str, str]  # article, score, method, evidence
 
@@ -411,6 +414,8 @@ def _best_crosslingual(cite: Citation, index: ArticleIndex, start: datetime, end
     cands = index.outlet_window(sorted(named()), start, end)
     if not cands:
         return None
+    import numpy as np
+
     probes = [cite.text] + ([translated] if translated else [])
     vecs = embed(probes + [_embed_text(a.title) for a in cands])
     sims = (vecs[len(probes):] @ vecs[: len(probes)].T).max(axis=1)

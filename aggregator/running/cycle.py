@@ -292,6 +292,9 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
         for s in due:
             queues.setdefault(host_key(states[s.id].url), deque()).append(s)
         running: dict[Future[_Fetched], str] = {}
+        # The plain 304s are stored together (see Store.record_not_modified): a source whose
+        # answer is lost with the process (killed mid-cycle) is merely fetched again.
+        not_modified: list[tuple[str, datetime, str | None, str | None]] = []
 
         def feed(host: str) -> None:
             queue = queues.get(host)
@@ -319,15 +322,20 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                 if job.stopped:
                     reports.append(SourceReport(job.source.id, "abandoned"))
                     continue
-                report = _store_fetched(store, config, job, now(), rng, redactor)
+                report = _store_fetched(store, config, job, now(), rng, redactor, not_modified)
                 _log_source(report)
                 reports.append(report)
                 if progress:
                     progress(report)
+                if len(not_modified) >= NOT_MODIFIED_BATCH:
+                    store.record_not_modified(not_modified, now=now())
+                    not_modified.clear()
+        if not_modified:
+            store.record_not_modified(not_modified, now=now())
         if not abandoned and (stop is None or not stop.is_set()):
             # Then the entries' own pages, where a feed gave excerpts (sources[].full_text).
-            fetched = [s for s in due if any(r.id == s.id and r.outcome not in ("error", "abandoned")
-                                             for r in reports)]
+            ok = {r.id for r in reports if r.outcome not in ("error", "abandoned")}
+            fetched = [s for s in due if s.id in ok]
             page_reports = page_stage(store, config, fetched, client=client, limiter=limiter, now=now, rng=rng,
                                       stop=stop)
             for r in reports:
@@ -367,8 +375,15 @@ def make_fetch_client(config: Config) -> httpx.Client:
                        max_connections=fc.concurrency)
 
 
+# How many plain 304 answers wait to be stored in one transaction.
+NOT_MODIFIED_BATCH = 200
+
+
 def _store_fetched(store: Store, config: Config, job: _Fetched, now: datetime, rng: random.Random,
-                   redactor: Redactor) -> SourceReport:
+                   redactor: Redactor, not_modified: list[tuple[str, datetime, str | None, str | None]] | None = None,
+                   ) -> SourceReport:
+    """Store what a fetch brought (or its failure); a plain 304 is appended to
+    ``not_modified`` instead, when given, for the caller to store with others."""
     src, st = job.source, job.state
     interval = config.interval(src)
     if job.skipped is not None:
@@ -403,6 +418,10 @@ def _store_fetched(store: Store, config: Config, job: _Fetched, now: datetime, r
     if st.disabled:
         log.warning("%s: answers again; re-enabled", src.id)
     parsed = job.parsed
+    if (not_modified is not None and res.status == 304 and parsed is None and not res.permanent_redirect
+            and not st.disabled):
+        not_modified.append((src.id, nxt, res.etag, res.last_modified))
+        return SourceReport(src.id, "not modified", 0, 0, warnings=[], seconds=job.seconds)
     warnings = [redactor(w) for w in parsed.warnings] if parsed else []
     warning = "; ".join(warnings)[:1000] if warnings else None
     stored = store.record_success(

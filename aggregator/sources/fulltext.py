@@ -88,8 +88,9 @@ def wants_page(mode: Mode, entry: Entry, feed_url: str) -> bool:
         return False
     if mode == "always":
         return True
-    return (is_excerpt(entry) and host_of(entry.link).lower() not in REDIRECTOR_HOSTS
-            and site_of(entry.link) == site_of(feed_url))
+    # The text test last: it strips the tags of the whole content (1.4 s of a cold cycle).
+    return (host_of(entry.link).lower() not in REDIRECTOR_HOSTS and site_of(entry.link) == site_of(feed_url)
+            and is_excerpt(entry))
 
 
 def plan(mode: Mode, candidates: Sequence[Candidate], budget: int, now: datetime,

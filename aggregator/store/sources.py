@@ -184,6 +184,21 @@ class SourcesStore(StoreBase):
             self.db.execute(f"UPDATE sources SET {', '.join(sets)} WHERE id=?", (*args, source_id))
         return StoreResult(new, updated, unchanged, rekeyed, churn)
 
+    def record_not_modified(self, answers: Sequence[tuple[str, datetime, str | None, str | None]], *,
+                            now: datetime) -> None:
+        """What :meth:`record_success` stores for a plain 304 Not Modified (no redirect, no
+        warning), for many sources in one transaction: (source id, next fetch, etag,
+        last modified). A cycle where nothing changed writes this and nothing else; one
+        transaction per source cost more than all its conditional requests."""
+        done = ("UPDATE sources SET last_fetch=?, last_success=?, last_status=304, last_error=NULL,"
+                " consecutive_failures=0, next_fetch=?, last_new=0, last_updated=0, disabled=NULL")
+        at = iso(now)
+        with self.transaction():
+            self.db.executemany(done + ", etag=?, last_modified=? WHERE id=?",
+                                [(at, at, iso(nxt), etag, lm, sid) for sid, nxt, etag, lm in answers if etag or lm])
+            self.db.executemany(done + " WHERE id=?",
+                                [(at, at, iso(nxt), sid) for sid, nxt, etag, lm in answers if not (etag or lm)])
+
     def reschedule(self, source_id: str, next_fetch: datetime) -> None:
         """Move a source's next fetch (the daemon does when a reload shortens its interval)."""
         with self.transaction():

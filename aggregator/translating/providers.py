@@ -158,12 +158,17 @@ def _mymemory_code(c: str) -> str:
     return str(next((v for v in values if v.lower().startswith(c + "-")), c))
 
 
+def _dt() -> Any:
+    """deep-translator, imported when a provider first translates: a cycle with nothing to
+    translate (most of them) does not pay for its import (0.1-0.2 s: it brings bs4)."""
+    import deep_translator
+
+    return deep_translator
+
+
 def make_provider(cfg: ProviderConfig) -> Provider:
     """Build a provider from its config, without the network. Clients whose constructor
     touches the network (Microsoft's) are made at the first call, inside the timeout."""
-    import deep_translator as dt
-    from deep_translator.constants import BAIDU_LANGUAGE_TO_CODE
-
     _compat.install_requests_bound()
 
     name = cfg.provider
@@ -172,16 +177,16 @@ def make_provider(cfg: ProviderConfig) -> Provider:
                                provider=name, retryable=False)
     if name == "google":
         # The free web endpoint: text in the URL, under 5,000 characters.
-        return DeepTranslatorProvider("google", 4_999, lambda s, t: dt.GoogleTranslator(source=s, target=t),
+        return DeepTranslatorProvider("google", 4_999, lambda s, t: _dt().GoogleTranslator(source=s, target=t),
                                       url_bytes=URL_TEXT_BYTES, codes=_mapper({"zh": "zh-CN", "he": "iw", "jv": "jw"}))
     if name == "mymemory":
         # Text in the URL, under 500 characters.
-        return DeepTranslatorProvider("mymemory", 499, lambda s, t: dt.MyMemoryTranslator(
+        return DeepTranslatorProvider("mymemory", 499, lambda s, t: _dt().MyMemoryTranslator(
             source=s, target=t, email=cfg.email), url_bytes=URL_TEXT_BYTES, codes=_mymemory_code)
     if name == "libre":
         # The LibreTranslate protocol as deep-translator speaks it puts the text in the
         # URL query of a POST: long texts get HTTP 414 from the server's front end.
-        return DeepTranslatorProvider("libre", 2_000, lambda s, t: dt.LibreTranslator(
+        return DeepTranslatorProvider("libre", 2_000, lambda s, t: _dt().LibreTranslator(
             source=s, target=t, custom_url=cfg.url, api_key=cfg.api_key or "-"), url_bytes=URL_TEXT_BYTES)
     if name == "deepl":
         assert cfg.api_key
@@ -194,15 +199,17 @@ def make_provider(cfg: ProviderConfig) -> Provider:
                               temperature=cfg.temperature or 0.0, max_texts=cfg.max_texts_per_request,
                               max_characters=cfg.max_characters_per_request)
     if name == "microsoft":
-        return DeepTranslatorProvider("microsoft", 10_000, lambda s, t: dt.MicrosoftTranslator(
+        return DeepTranslatorProvider("microsoft", 10_000, lambda s, t: _dt().MicrosoftTranslator(
             api_key=cfg.api_key, region=cfg.region, source=s, target=t),
             codes=_mapper({"zh": "zh-hans", "zh-CN": "zh-hans", "zh-TW": "zh-hant"}))
     if name == "yandex":
-        return DeepTranslatorProvider("yandex", 9_999, lambda s, t: dt.YandexTranslator(
+        return DeepTranslatorProvider("yandex", 9_999, lambda s, t: _dt().YandexTranslator(
             api_key=cfg.api_key, source=s, target=t))
     if name == "baidu":
+        from deep_translator.constants import BAIDU_LANGUAGE_TO_CODE
+
         # Text in the URL query; Baidu takes at most 6,000 bytes of UTF-8.
-        return DeepTranslatorProvider("baidu", 2_000, lambda s, t: dt.BaiduTranslator(
+        return DeepTranslatorProvider("baidu", 2_000, lambda s, t: _dt().BaiduTranslator(
             appid=cfg.api_key, appkey=cfg.secret, source=s, target=t),
             url_bytes=URL_TEXT_BYTES, codes=_mapper(_by_name(BAIDU_LANGUAGE_TO_CODE), {"zh-TW": "cht"}))
     raise TranslationError(f"unknown provider {name}", provider=name, retryable=False)
