@@ -253,6 +253,10 @@ def run(once: bool, fetch_all: bool, allow_shrink: bool, config_path: str, quiet
       per source fetched and one per cycle (INFO; -q: errors only). SIGHUP reloads
       the config (a broken one is refused, the running one kept); SIGINT/SIGTERM
       stop, abandoning fetches in flight, and exit 0.
+    On a PostgreSQL store, each daemon is a worker: start several (on one host or
+      many, same config) and they share the work: each due source fetched by one
+      of them, processing in one at a time, a dead worker's work taken over within
+      30 s (docs/scaling.md). Restart them to change the config.
 
     \b
     The last good publication is never replaced by a much smaller one by accident:
@@ -276,6 +280,10 @@ def run(once: bool, fetch_all: bool, allow_shrink: bool, config_path: str, quiet
     if allow_shrink and not once:
         raise click.UsageError("--allow-shrink goes with --once (one deliberate publication, then the daemon again)")
     app = Aggregator(cfg, config_path=config_path)
+    if not once and cfg.is_postgres:
+        # On PostgreSQL every daemon is one of several cooperating workers (docs/scaling.md).
+        _run_worker(cfg, config_path, quiet)
+        return
     try:
         with _store_errors(cfg):
             lock = app.lock("aggregator run --once" if once else "aggregator run (daemon)")
@@ -300,6 +308,23 @@ def run(once: bool, fetch_all: bool, allow_shrink: bool, config_path: str, quiet
     if abandoned:
         # A fetch blocked on a slow server holds a thread Python would wait for at exit
         # (until its read timeout): everything is stored and closed, so leave now.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _run_worker(cfg: Config, config_path: str, quiet: bool) -> None:
+    from aggregator.running.workers import run_worker
+
+    _console_level(logging.INFO, quiet)
+    try:
+        with _store_errors(cfg):
+            abandoned = run_worker(cfg, config_path=config_path)
+    except AggregatorError as e:
+        _fail(e)
+    if abandoned:
+        # See run(): a fetch blocked on a slow server would hold the exit.
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -11,13 +11,14 @@ so one address for all of them would measure that politeness limit, not the tool
 
 Prints one JSON line with the servers' URLs, then obeys commands on standard input,
 one a line: ``churn`` serves the changed versions of the churned feeds; ``hits``
-prints request counts. It stops at end of input.
+prints request counts (in all, conditional, distinct feeds, most requests of one feed). It stops at end of input.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,10 @@ def main() -> None:
                     print(json.dumps({"ok": "churn"}), flush=True)
                 elif cmd == "hits":
                     reqs = [r for s in servers for r in s.requests]
+                    per_feed = Counter((s.host, r.path) for s in servers for r in s.requests)
                     print(json.dumps({"requests": len(reqs),
-                                      "conditional": sum(1 for r in reqs if "if-none-match" in r.headers)}),
+                                      "conditional": sum(1 for r in reqs if "if-none-match" in r.headers),
+                                      "distinct": len(per_feed), "max_per_feed": max(per_feed.values(), default=0)}),
                           flush=True)
                 else:
                     print(json.dumps({"error": f"unknown command {cmd!r}"}), flush=True)

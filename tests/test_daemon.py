@@ -83,7 +83,12 @@ def test_daemon_fetches_on_schedule_publishes_and_stops_cleanly_on_sigterm(tmp_p
         # the timer fires, not every other time
         start = feeds.hits["/politico.xml"]
         time.sleep(10)
-        assert feeds.hits["/politico.xml"] - start >= 4  # every other time would be at most 3
+        if backend == "sqlite":
+            assert feeds.hits["/politico.xml"] - start >= 4  # every other time would be at most 3
+        else:
+            # A PostgreSQL daemon is a worker (docs/scaling.md): a source is fetched at the first
+            # plan (every 2 s here) after it is due, never before: every 2 to 4 s.
+            assert feeds.hits["/politico.xml"] - start >= 2
     finally:
         out, err = _stop(proc)
     assert proc.returncode == 0, err

@@ -17,9 +17,11 @@ from typing import Any
 from aggregator.config import Config
 from aggregator.models import Entry, from_iso, iso
 from aggregator.redaction import Redactor
+from aggregator.running import workplan
 from aggregator.running.providers import META_KEY as PROVIDERS_KEY
 from aggregator.running.providers import load_states
 from aggregator.store import EntryTranslation, SourceState, Store
+from aggregator.store import workers as worker_rows
 from aggregator.store.records import guid_churn_warning
 
 
@@ -106,7 +108,7 @@ def page_line(source_id: str, p: Mapping[str, Any], now: datetime) -> str | None
 
 
 def _never(config: Config, running: str | None) -> dict[str, Any]:
-    return {"store": config.store_name, "store_exists": False, "running": running, "sources": [
+    return {"store": config.store_name, "store_exists": False, "running": running, "workers": [], "sources": [
         {"id": s.id, "role": s.role, "url": s.url, "last_fetch": None, "last_success": None, "last_status": None,
          "result": "never fetched", "last_error": None, "entries": 0, "consecutive_failures": 0,
          "next_fetch": None, "due": True, "disabled": None, "full_text": s.full_text, "pages": _pages(None)}
@@ -128,6 +130,7 @@ def _collect(config: Config, store: Store | None, running: str | None, now: date
         return _never(config, running)
     states = store.source_states()
     pages = store.page_counts()
+    fetched_by = worker_rows.fetched_by(store)
     sources = []
     for s in config.sources:
         st = states.get(s.id)
@@ -143,6 +146,7 @@ def _collect(config: Config, store: Store | None, running: str | None, now: date
             "disabled": st.disabled if st else None,
             "unstable_guids": bool(st and st.unstable_guids),
             "full_text": s.full_text, "pages": _pages(pages.get(s.id)),
+            "fetched_by": fetched_by.get(s.id),
         })
     configured = {s.id for s in config.sources}
     removed = [{"id": st.id, "name": st.name or st.id, "role": st.role, "removed": st.removed,
@@ -157,6 +161,7 @@ def _collect(config: Config, store: Store | None, running: str | None, now: date
     return {
         "store": config.store_name, "store_exists": True, "store_bytes": store.size_bytes(),
         "running": running,
+        "workers": _workers(store, now),
         "sources": sources,
         "removed_sources": removed,
         "unreadable_entries": store.unreadable_entries(),
@@ -170,6 +175,15 @@ def _collect(config: Config, store: Store | None, running: str | None, now: date
         "last_compaction": store.get_meta("last_compaction"),
         "output": str(config.output_dir),
     }
+
+
+def _workers(store: Store, now: datetime) -> list[dict[str, Any]]:
+    """The cooperating workers on a PostgreSQL store (none on SQLite): who, since when,
+    what each holds, and whether it still answers (docs/scaling.md)."""
+    return [{"id": w.id, "host": w.host, "pid": w.pid, "since": iso(w.since), "heartbeat": iso(w.heartbeat),
+             "holds": w.holds.split("; ") if w.holds else [],
+             "alive": not workplan.lost_workers({w.id: w.heartbeat}, now)}
+            for w in worker_rows.workers(store)]
 
 
 def _providers(config: Config, meta: str | None) -> list[dict[str, Any]]:
@@ -236,6 +250,9 @@ def render_text(d: dict[str, Any], *, now: datetime | None = None, terminal: boo
                (("source", "left"), ("role", "left"), ("entries", "right"), ("last fetch (UTC)", "left"),
                 ("last success (UTC)", "left"), ("result", "left"), ("errors", "right"),
                 ("next fetch (UTC)", "left")))
+    by_worker = any(s.get("fetched_by") for s in d["sources"])
+    if by_worker:  # cooperating workers (PostgreSQL): which one fetched each source last
+        columns = (*columns, ("fetched by", "left"))
     for name, justify in columns:
         wraps = name == "result"
         table.add_column(name, justify=justify, no_wrap=not wraps,  # type: ignore[arg-type]
@@ -250,11 +267,14 @@ def render_text(d: dict[str, Any], *, now: datetime | None = None, terminal: boo
             if failing:
                 ok = ago(s.get("last_success"), now, short=True)
                 result += f" (last ok: {'never' if ok == '-' else ok})"
-            table.add_row(s["id"], s["role"], str(s["entries"]), ago(s["last_fetch"], now, short=True), result,
-                          str(s["consecutive_failures"]), nxt, style="red" if failing else "")
+            row = [s["id"], s["role"], str(s["entries"]), ago(s["last_fetch"], now, short=True), result,
+                   str(s["consecutive_failures"]), nxt]
         else:
-            table.add_row(s["id"], s["role"], str(s["entries"]), ago(s["last_fetch"], now),
-                          ago(s.get("last_success"), now), s["result"], str(s["consecutive_failures"]), nxt)
+            row = [s["id"], s["role"], str(s["entries"]), ago(s["last_fetch"], now),
+                   ago(s.get("last_success"), now), s["result"], str(s["consecutive_failures"]), nxt]
+        if by_worker:
+            row.append(s.get("fetched_by") or "-")
+        table.add_row(*row, style="red" if terminal and failing else "")
     lines: list[str] = []
     for s in d["sources"]:
         pl = page_line(s["id"], s["pages"], now) if s.get("pages") else None
@@ -265,6 +285,11 @@ def render_text(d: dict[str, Any], *, now: datetime | None = None, terminal: boo
     running = d.get("running")
     lines.append(f"run: {running}" if running else
                  "run: none running (sources are fetched when `aggregator run` or `run --once` runs)")
+    for w in d.get("workers") or []:
+        holds = ", ".join(w["holds"]) if w["holds"] else "nothing (idle)"
+        state = "" if w["alive"] else f"; NOT ANSWERING since {ago(w['heartbeat'], now)} (taken for dead)"
+        lines.append(f"worker {w['id']} (host {w['host']}, pid {w['pid']}): since {ago(w['since'], now)}, "
+                     f"holds {holds}{state}")
     t = d.get("translation") or {}
     if t:
         line = (f"translation to {t['target']}: {t['backlog']} of the {t['needed']} entries in the feed that "

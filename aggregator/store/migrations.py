@@ -257,7 +257,17 @@ def _to_7(db: DB) -> None:
     db.execute("ALTER TABLE sources ADD COLUMN guid_churn TEXT NOT NULL DEFAULT ''")
 
 
-MIGRATIONS: list[Callable[[DB], None]] = [_to_1, _to_2, _to_3, _to_4, _to_5, _to_6, _to_7]
+def _to_8(db: DB) -> None:
+    """Schema 8 (issue 17, cooperating workers on PostgreSQL): ``workers``, the ``run``
+    daemons sharing the store (host, pid, since, last heartbeat, what each holds), and
+    ``sources.fetched_by``, the worker that fetched a source last. SQLite's single run
+    writes neither; ``status`` reads both."""
+    db.execute("CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,"
+               " since TEXT NOT NULL, heartbeat TEXT NOT NULL, holds TEXT NOT NULL DEFAULT '')")
+    db.execute("ALTER TABLE sources ADD COLUMN fetched_by TEXT")
+
+
+MIGRATIONS: list[Callable[[DB], None]] = [_to_1, _to_2, _to_3, _to_4, _to_5, _to_6, _to_7, _to_8]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -269,7 +279,13 @@ _MIGRATION_LOCK = 0x61676D69
 
 def schema_version(db: DB, dialect: str = "sqlite") -> int:
     """The store's schema version; 0 for a new, empty file (or database)."""
-    if dialect == "postgresql" and db.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+    # pg_class read as a table (this statement's snapshot), not to_regclass: inside the
+    # migration's transaction, after waiting for another process's migration, to_regclass
+    # may answer from a catalog cache taken before that one committed (seen with three
+    # workers starting on a new database: the migrations ran twice).
+    if dialect == "postgresql" and not db.execute(
+            "SELECT COUNT(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relname = 'meta' AND n.nspname = current_schema()").fetchone()[0]:
         return 0
     try:
         row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
