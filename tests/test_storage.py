@@ -59,6 +59,21 @@ def test_validators_are_kept_per_source(s: Store) -> None:
     assert st.consecutive_failures == 2 and st.etag == '"v1"' and st.last_error == "fetch: boom"
 
 
+def test_source_states_of_some_sources_are_those_of_all_sources(s: Store) -> None:
+    from aggregator.store import sources as store_sources
+
+    s.sync_sources([("src", "https://x.example/feed", "outlet"), ("other", "https://y.example/feed", "outlet"),
+                    ("third", "https://z.example/feed", "outlet")])
+    store_feed(s, [e("a"), e("b")])
+    every = s.source_states()
+    assert set(every) == {"src", "other", "third"} and every["src"].entry_count == 2
+    assert s.source_states(["src", "third", "gone"]) == {k: every[k] for k in ("src", "third")}
+    assert s.source_states([]) == {}
+    # more ids than one IN (...) takes: the whole table read and filtered, same answer
+    many = ["src", *(f"x{i}" for i in range(store_sources._MAX_IDS + 1))]
+    assert s.source_states(many) == {"src": every["src"]}
+
+
 def test_a_failed_transaction_leaves_nothing_behind(s: Store) -> None:
     store_feed(s, [e("a")])
     with pytest.raises((sqlite3.IntegrityError, IntegrityError)), s.transaction() as db:

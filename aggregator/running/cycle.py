@@ -224,11 +224,19 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
     so that they never have more than ``fetch.per_host`` connections open to one host
     (the owner of a client passed in closes it)."""
     rng = rng or random.Random()
-    store.sync_sources(configured_sources(config), now=now())
-    states = store.source_states()
+    if only is None:
+        store.sync_sources(configured_sources(config), now=now())
+        states = store.source_states()
+    else:
+        # A daemon's or worker's job for some sources: the daemon made the table follow
+        # the config when it started (or reloaded); only a source not there yet needs it.
+        states = store.source_states(only)
+        if any(i not in states for i in only):
+            store.sync_sources(configured_sources(config), now=now())
+            states = store.source_states(only)
     due = due_sources(config, states, now(), fetch_all, slack)
     if only is not None:
-        due = [s for s in due if s.id in only]
+        due = [s for s in due if s.id in only and s.id in states]
     if on_due:
         on_due(len(due))
     if not due:
