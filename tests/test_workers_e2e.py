@@ -208,9 +208,10 @@ def test_a_fetch_held_by_a_killed_worker_is_taken_over_within_the_bound(tmp_path
             _wait_for(lambda: len(feeds.times) >= 2, "another worker to fetch again", timeout=bound + 20)
             took = feeds.times[1][1] - killed
             survivor = next(p for p in procs if p is not victim)
-            st = _status(cfg)
-            assert [w["pid"] for w in st["workers"]] == [survivor.pid]
-            assert st["workers"][0]["holds"] == ["fetch 127.0.0.1"]
+            # What a worker holds reaches the store with its next heartbeat (every 4 s).
+            _wait_for(lambda: [(w["pid"], w["holds"]) for w in _status(cfg)["workers"]]
+                      == [(survivor.pid, ["fetch 127.0.0.1"])],
+                      "the survivor alone, holding the fetch", timeout=3 * workplan.HEARTBEAT.total_seconds())
             survivor.send_signal(signal.SIGTERM)  # its fetch in flight is abandoned
             assert survivor.wait(WAIT) == 0
         finally:
