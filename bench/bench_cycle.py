@@ -257,7 +257,7 @@ def main() -> None:
         try:
             import reader  # noqa: F401
         except ImportError:
-            raise SystemExit("reader is not installed: pip install -e '.[bench]'") from None
+            raise SystemExit("reader is not installed: pip install -U pip && pip install -e '.[bench]'") from None
     print(f"machine: {os.cpu_count()} CPUs, {_cpu_model()}, Python {sys.version.split()[0]}; store {args.store}; "
           f"load average {load_average()}", flush=True)
     if args.scale:
