@@ -71,7 +71,7 @@ def _stored_sources_pg(url: str) -> list[Stored]:
             db.close()
 
 
-_MAX_IDS = 500  # ids in one IN (...): more, and the whole table is read and filtered
+_MAX_IDS = 500  # ids in one IN (...); for more, every state is read and filtered
 
 
 class SourcesStore(StoreBase):
@@ -139,21 +139,19 @@ class SourcesStore(StoreBase):
         quadratic)."""
         if ids is not None and not ids:
             return {}
-        where, args = "", tuple(ids or ())
-        if ids is not None and len(ids) <= _MAX_IDS:
-            where = f" WHERE {{col}} IN ({','.join('?' * len(ids))})"
-        else:
-            args = ()
+        if ids is not None and len(ids) > _MAX_IDS:
+            wanted = set(ids)
+            return {k: v for k, v in self.source_states().items() if k in wanted}
+        args = tuple(ids or ())
+        within = "" if ids is None else f" WHERE {{}} IN ({','.join('?' * len(ids))})"
         counts = dict(self.db.execute(
-            f"SELECT source_id, COUNT(*) FROM entries{where.format(col='source_id')} GROUP BY source_id", args))
+            f"SELECT source_id, COUNT(*) FROM entries{within.format('source_id')} GROUP BY source_id", args))
         out = {}
         for r in self.db.execute(
             "SELECT id, url, config_url, role, title, etag, last_modified, last_fetch, last_success,"
             " last_status, last_error, consecutive_failures, next_fetch, disabled, last_new, last_updated,"
-            f" name, removed, last_content, guid_churn FROM sources{where.format(col='id')}", args
+            f" name, removed, last_content, guid_churn FROM sources{within.format('id')}", args
         ):
-            if ids is not None and not where and r[0] not in ids:
-                continue
             out[r[0]] = SourceState(
                 id=r[0], url=r[1], config_url=r[2], role=r[3], title=r[4], etag=r[5],
                 last_modified=r[6], last_fetch=from_iso(r[7]), last_success=from_iso(r[8]),
