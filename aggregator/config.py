@@ -32,6 +32,9 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from aggregator.exceptions import ConfigError
 
+# storage.url schemes of a PostgreSQL store (psycopg 3 is the driver either way).
+PG_SCHEMES = ("postgresql://", "postgresql+psycopg://")
+
 DEFAULT_CONFIG_PATH = Path("config/aggregator.yaml")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -85,7 +88,7 @@ class StorageConfig(_Model):
     @field_validator("url")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v.startswith(("postgresql://", "postgresql+psycopg://")):
+        if v.startswith(PG_SCHEMES):
             parts = urlsplit(v)
             if not parts.hostname and "host=" not in parts.query:
                 raise ValueError("a postgresql URL needs a host: postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
@@ -313,7 +316,7 @@ class Config(_Model):
 
     @property
     def is_postgres(self) -> bool:
-        return self.storage.url.startswith("postgresql")
+        return self.storage.url.startswith(PG_SCHEMES)
 
     @property
     def db_path(self) -> Path:

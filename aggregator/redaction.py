@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 # Shorter values would mask ordinary words ("en", "on") and say little anyway.
@@ -42,7 +42,7 @@ class Redactor:
             return text
         if self._pattern is not None:
             text = self._pattern.sub(MASK, text)
-        text = _USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)
+        text = _mask_userinfo(text)
         return _SECRET_PARAM.sub(lambda m: m["head"] + MASK, text)
 
     def obj(self, value: Any) -> Any:
@@ -99,11 +99,8 @@ def redact(text: str) -> str:
 def mask_url(url: str) -> str:
     """The URL with its password replaced by ``***`` (how a PostgreSQL store is named in
     messages, logs and ``status``)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return _mask_userinfo(url)
+
+
+def _mask_userinfo(text: str) -> str:
+    return _USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)

@@ -51,8 +51,8 @@ from aggregator.running.cycle import (
 )
 from aggregator.sources.fetch import HostLimiter
 from aggregator.store import workers as rows
-from aggregator.store.backend import as_storage_error, db_errors
-from aggregator.store.workers import SharedRunLock, ensure_queue_schema, one_at_a_time, queue_conninfo
+from aggregator.store.backend import as_storage_error, db_errors, libpq_url
+from aggregator.store.workers import SharedRunLock, ensure_queue_schema, one_at_a_time
 
 log = logging.getLogger("aggregator")
 
@@ -81,7 +81,7 @@ class Worker:
 
     # -- the queue -----------------------------------------------------------------
     def _make_queue(self) -> procrastinate.App:
-        queue = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=queue_conninfo(self.url)))
+        queue = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=libpq_url(self.url)))
 
         @queue.periodic(cron=workplan.every_seconds_cron(workplan.plan_period(self.config)), periodic_id="plan")
         @queue.task(name="plan", queueing_lock="plan", lock="plan", pass_context=False)

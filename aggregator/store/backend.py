@@ -22,13 +22,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
+from aggregator.config import PG_SCHEMES
 from aggregator.exceptions import StorageError, StoreDamagedError, StoreFullError, storage_error
 from aggregator.redaction import mask_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, CursorResult, Engine
 
-PG_SCHEMES = ("postgresql://", "postgresql+psycopg://")
 
 
 class Rows(Protocol):
@@ -55,9 +55,14 @@ def is_postgres(where: object) -> bool:
     return isinstance(where, str) and where.startswith(PG_SCHEMES)
 
 
+def libpq_url(url: str) -> str:
+    """The store's URL as libpq (and procrastinate's psycopg connector) takes it."""
+    return "postgresql://" + url.removeprefix("postgresql+psycopg://").removeprefix("postgresql://")
+
+
 def sqlalchemy_url(url: str) -> str:
     """``postgresql://`` means psycopg 3 here (SQLAlchemy alone would pick psycopg2)."""
-    return "postgresql+psycopg://" + url.removeprefix("postgresql+psycopg://").removeprefix("postgresql://")
+    return "postgresql+psycopg://" + libpq_url(url).removeprefix("postgresql://")
 
 
 # -- SQL for PostgreSQL, adapted in one place ---------------------------------------------

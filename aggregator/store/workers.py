@@ -73,11 +73,6 @@ def fetched_by(store: StoreBase) -> dict[str, str]:
 _QUEUE_SCHEMA_LOCK = 0x61677771  # pg_advisory_lock key: one worker installs the queue's tables
 
 
-def queue_conninfo(url: str) -> str:
-    """The store's URL as libpq (procrastinate's psycopg connector) takes it."""
-    return "postgresql://" + url.removeprefix("postgresql+psycopg://").removeprefix("postgresql://")
-
-
 def ensure_queue_schema(url: str) -> bool:
     """Install procrastinate's tables in the store's database unless they are there; True
     when installed. Workers starting together take turns (an advisory lock)."""
