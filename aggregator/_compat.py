@@ -21,7 +21,6 @@ from typing import Any
 import feedparser
 import feedparser.api
 import feedparser.datetimes
-import httpcore
 import httpx
 import requests
 
@@ -120,22 +119,14 @@ def install_feedparser_zoneless_dates() -> None:
         feedparser.registerDateHandler(rfc822_without_zone)
 
 
-# -- httpx: a network backend of our own --------------------------------------------------
-# httpx (0.27/0.28) has no parameter for httpcore's ``network_backend``, which is where a
-# deadline over the whole request (connect, TLS, every read) can be enforced. The pool it
-# builds is replaced by the same pool with ours; ``_pool`` is the one private name used.
-def transport_with_backend(limits: httpx.Limits, backend: httpcore.NetworkBackend) -> httpx.HTTPTransport:
-    transport = httpx.HTTPTransport(limits=limits, trust_env=False)
-    transport._pool = httpcore.ConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False), max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry, network_backend=backend)
-    return transport
-
-
+# -- httpx: a connection pool of our own ---------------------------------------------------
+# httpx (0.27/0.28) has no parameter for httpcore's pool or its ``network_backend``, which
+# is where a deadline over the whole request (connect, TLS, every read) can be enforced
+# and where connections are kept per origin (sources/fetch.py). The pool it builds is
+# replaced; ``_pool`` is the one private name used.
 def transport_with_pool(pool: Any, ssl_context: ssl.SSLContext) -> httpx.HTTPTransport:
     """httpx's transport (its exception mapping, its responses) over a request interface of
-    our own in place of its pool (``_pool`` again)."""
+    our own in place of its pool."""
     transport = httpx.HTTPTransport(verify=ssl_context, trust_env=False)  # a context is taken as it is
     transport._pool = pool
     return transport

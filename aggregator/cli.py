@@ -306,12 +306,16 @@ def run(once: bool, fetch_all: bool, allow_shrink: bool, config_path: str, quiet
     finally:
         lock.release()
     if abandoned:
-        # A fetch blocked on a slow server holds a thread Python would wait for at exit
-        # (until its read timeout): everything is stored and closed, so leave now.
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        _leave_now()
+
+
+def _leave_now() -> None:
+    """Exit 0 at once: a fetch blocked on a slow server holds a thread Python would wait
+    for at exit (until its read timeout); everything is stored and closed by now."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _run_worker(cfg: Config, config_path: str, quiet: bool) -> None:
@@ -324,11 +328,7 @@ def _run_worker(cfg: Config, config_path: str, quiet: bool) -> None:
     except AggregatorError as e:
         _fail(e)
     if abandoned:
-        # See run(): a fetch blocked on a slow server would hold the exit.
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        _leave_now()
 
 
 def _console_level(level: int, quiet: bool) -> None:

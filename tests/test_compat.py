@@ -83,7 +83,9 @@ def test_httpx_transport_still_has_a_replaceable_pool() -> None:
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        t = _compat.transport_with_backend(httpx.Limits(max_connections=2), Backend())
+        ssl_context = httpx.create_ssl_context(trust_env=False)
+        t = _compat.transport_with_pool(httpcore.ConnectionPool(ssl_context=ssl_context, max_connections=2,
+                                                                network_backend=Backend()), ssl_context)
         with httpx.Client(transport=t) as c:
             assert c.get(f"http://127.0.0.1:{srv.server_address[1]}/").status_code == 200
         assert Backend.used, "httpx no longer uses HTTPTransport._pool: the deadline backend is bypassed"
