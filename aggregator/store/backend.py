@@ -51,6 +51,16 @@ class DB(Protocol):
     def close(self) -> None: ...
 
 
+def upsert(table: str, columns: str, key: str) -> str:
+    """``INSERT`` of a whole row that replaces the row with the same ``key`` (comma-separated
+    columns): the statement both databases take for SQLite's ``INSERT OR REPLACE``."""
+    cols = [c.strip() for c in columns.split(",")]
+    keys = {k.strip() for k in key.split(",")}
+    sets = ", ".join(f"{c}=excluded.{c}" for c in cols if c not in keys)
+    return (f"INSERT INTO {table}({', '.join(cols)}) VALUES ({','.join('?' * len(cols))})"
+            f" ON CONFLICT({key}) DO UPDATE SET {sets}")
+
+
 def is_postgres(where: object) -> bool:
     return isinstance(where, str) and where.startswith(PG_SCHEMES)
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from aggregator.store.backend import upsert
 from aggregator.store.base import StoreBase, _chunks
+
+_PUT_EMBEDDING = upsert("embeddings", "text_hash, vector", "text_hash")
 
 
 class EmbeddingsStore(StoreBase):
@@ -19,5 +22,4 @@ class EmbeddingsStore(StoreBase):
 
     def put_embeddings(self, rows: Sequence[tuple[str, bytes]]) -> None:
         with self.transaction():
-            self.db.executemany("INSERT INTO embeddings(text_hash, vector) VALUES (?,?)"
-                                " ON CONFLICT(text_hash) DO UPDATE SET vector=excluded.vector", rows)
+            self.db.executemany(_PUT_EMBEDDING, rows)

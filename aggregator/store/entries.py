@@ -94,6 +94,12 @@ def _seen(text: str) -> datetime | None:
 
 
 class EntriesStore(StoreBase):
+    def _iso_date_test(self) -> tuple[str, str]:
+        """(operator, pattern) that tells a stored ISO date from what no version of us wrote."""
+        if self.dialect == "sqlite":
+            return "GLOB", "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*"
+        return "~", r"^\d{4}-\d\d-\d\dT"
+
     def _entries(self, where: str, args: Sequence[Any] = ()) -> list[Entry]:
         rows = self.db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE {where}", args).fetchall()
         return _readable(rows, self.name)
@@ -111,10 +117,9 @@ class EntriesStore(StoreBase):
 
     def unreadable_entries(self) -> list[dict[str, Any]]:
         """The rows :meth:`_entries` leaves out, with why (for ``status``)."""
-        if self.dialect == "sqlite":
-            date, like, valid = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*", "GLOB", "json_valid(categories)"
-        else:  # PostgreSQL 15 has no JSON test on text: a list's brackets at least; _entry reads it below
-            date, like, valid = r"^\d{4}-\d\d-\d\dT", "~", r"categories ~ '^\[.*\]$'"
+        like, date = self._iso_date_test()
+        # PostgreSQL 15 has no JSON test on text: a list's brackets at least; _entry reads it below
+        valid = "json_valid(categories)" if self.dialect == "sqlite" else r"categories ~ '^\[.*\]$'"
         suspects = self.db.execute(
             f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE NOT (first_seen {like} ?)"
             f" OR (published IS NOT NULL AND NOT published {like} ?) OR (updated IS NOT NULL AND NOT updated {like} ?)"
@@ -189,10 +194,9 @@ class EntriesStore(StoreBase):
         return row[0] if row else None
 
     def latest_outlet_first_seen(self) -> datetime | None:
-        plausible = ("GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*'" if self.dialect == "sqlite"
-                     else r"~ '^\d{4}-\d\d-\d\dT'")
-        row = self.db.execute(f"SELECT MAX(first_seen) FROM entries WHERE role='outlet' AND first_seen {plausible}"
-                              ).fetchone()
+        like, date = self._iso_date_test()
+        row = self.db.execute(f"SELECT MAX(first_seen) FROM entries WHERE role='outlet' AND first_seen {like} ?",
+                              (date,)).fetchone()
         return from_iso(row[0]) if row and row[0] else None
 
     def outlet_dates_first_seen_after(self, since: datetime) -> list[datetime]:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aggregator.exceptions import StorageError
-from aggregator.store.backend import DB
+from aggregator.store.backend import DB, upsert
 
 _SCHEMA_1 = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -272,7 +272,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 # The portable upsert (SQLite 3.24+ and PostgreSQL): SQLite's INSERT OR REPLACE is not PostgreSQL's.
-SET_META = "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
+SET_META = upsert("meta", "key, value", "key")
 # pg_advisory_xact_lock's key for migrations (any fixed number; the run lock has its own).
 _MIGRATION_LOCK = 0x61676D69
 

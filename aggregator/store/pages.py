@@ -8,10 +8,12 @@ from typing import Any, cast
 
 from aggregator.models import from_iso, iso
 from aggregator.sources.fulltext import Candidate, PageState, PageStatus
+from aggregator.store.backend import upsert
 from aggregator.store.base import _ENTRY_COLUMNS, StoreBase, _entry
 from aggregator.store.records import PageText
 
 _STATE_COLUMNS = "entry_id, version, status, url, etag, last_modified, attempts, error, retry_at, checked"
+_SAVE_STATE = upsert("pages", _STATE_COLUMNS, "entry_id")
 
 
 def _state(r: Sequence[Any]) -> PageState:
@@ -46,10 +48,7 @@ class PagesStore(StoreBase):
         ``updated``, moves when the text does)."""
         with self.transaction():
             self.db.executemany(
-                f"INSERT INTO pages({_STATE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(entry_id) DO UPDATE"
-                " SET version=excluded.version, status=excluded.status, url=excluded.url, etag=excluded.etag,"
-                " last_modified=excluded.last_modified, attempts=excluded.attempts, error=excluded.error,"
-                " retry_at=excluded.retry_at, checked=excluded.checked",
+                _SAVE_STATE,
                 [(s.entry_id, s.version, s.status, s.url, s.etag, s.last_modified, s.attempts, s.error,
                   iso(s.retry_at), iso(s.checked)) for s in states])
             for t in texts:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from aggregator.models import from_iso, iso
+from aggregator.store.backend import upsert
 from aggregator.store.base import StoreBase, _chunks
 from aggregator.store.records import Publication
+
+_SAVE_PUBLICATION = upsert("publications", "entry_id, pub_id, first_published, updated, visible_hash", "entry_id")
 
 
 class PublicationsStore(StoreBase):
@@ -25,8 +28,5 @@ class PublicationsStore(StoreBase):
             return
         with self.transaction():
             self.db.executemany(
-                "INSERT INTO publications(entry_id, pub_id, first_published, updated, visible_hash)"
-                " VALUES (?,?,?,?,?) ON CONFLICT(entry_id) DO UPDATE SET pub_id=excluded.pub_id,"
-                " first_published=excluded.first_published, updated=excluded.updated,"
-                " visible_hash=excluded.visible_hash",
+                _SAVE_PUBLICATION,
                 [(p.entry_id, p.pub_id, iso(p.first_published), iso(p.updated), p.visible_hash) for p in pubs])

@@ -6,8 +6,16 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from aggregator.models import from_iso, iso, text_hash
+from aggregator.store.backend import upsert
 from aggregator.store.base import StoreBase, _chunks
 from aggregator.store.records import EntryTranslation
+
+_CACHE_TRANSLATION = upsert("translation_cache",
+                            "text_hash, source_lang, target_lang, text, translation, provider, created",
+                            "text_hash, source_lang, target_lang")
+_SET_ENTRY_TRANSLATION = upsert("entry_translations",
+                                "entry_id, target, input_hash, status, provider, error, attempts, retry_at,"
+                                " updated, title, summary, content", "entry_id, target")
 
 
 class TranslationsStore(StoreBase):
@@ -28,10 +36,7 @@ class TranslationsStore(StoreBase):
                           provider: str, now: datetime) -> None:
         with self.transaction():
             self.db.execute(
-                "INSERT INTO translation_cache(text_hash, source_lang, target_lang, text,"
-                " translation, provider, created) VALUES (?,?,?,?,?,?,?)"
-                " ON CONFLICT(text_hash, source_lang, target_lang) DO UPDATE SET text=excluded.text,"
-                " translation=excluded.translation, provider=excluded.provider, created=excluded.created",
+                _CACHE_TRANSLATION,
                 (text_hash(text), source, target, text, translation, provider, iso(now)))
 
     def translation_cache_stats(self) -> dict[str, int]:
@@ -40,12 +45,7 @@ class TranslationsStore(StoreBase):
     def set_entry_translation(self, t: EntryTranslation) -> None:
         with self.transaction():
             self.db.execute(
-                "INSERT INTO entry_translations(entry_id, target, input_hash, status, provider,"
-                " error, attempts, retry_at, updated, title, summary, content) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT(entry_id, target) DO UPDATE SET input_hash=excluded.input_hash,"
-                " status=excluded.status, provider=excluded.provider, error=excluded.error,"
-                " attempts=excluded.attempts, retry_at=excluded.retry_at, updated=excluded.updated,"
-                " title=excluded.title, summary=excluded.summary, content=excluded.content",
+                _SET_ENTRY_TRANSLATION,
                 (t.entry_id, t.target, t.input_hash, t.status, t.provider, t.error, t.attempts,
                  iso(t.retry_at), iso(t.updated), t.title, t.summary, t.content))
 
