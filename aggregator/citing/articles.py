@@ -4,13 +4,15 @@ content words, slugs, and the rarity (idf) of words among the stored headlines. 
 
 from __future__ import annotations
 
+import bisect
 import functools
+import heapq
 import math
 import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from aggregator.citing.extract import NameFinder, name_owners
 from aggregator.entryview import article_text
@@ -18,6 +20,8 @@ from aggregator.models import Entry
 from aggregator.urls import canonical_url
 
 JST = timedelta(hours=9)      # the blog writes "13日" in its own day, or in the outlet's
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "“": '"', "”": '"', "„": '"',
                          "«": '"', "»": '"', "‹": "'", "›": "'", "–": "-", "—": "-", "―": "-"})
@@ -30,39 +34,48 @@ _STOP = frozenset(["a", "an", "the", "of", "to", "in", "on", "at", "for", "from"
 
 
 def normalize_headline(text: str) -> str:
-    t = unicodedata.normalize("NFKC", text).translate(_QUOTES).casefold()
-    t = t.replace("'", "").replace('"', "")
+    # ASCII text is its own NFKC form and has none of _QUOTES (most outlets' headlines:
+    # tens of thousands are normalised a cycle).
+    t = text if text.isascii() else unicodedata.normalize("NFKC", text).translate(_QUOTES)
+    t = t.casefold().replace("'", "").replace('"', "")
     return _NONWORD.sub(" ", t).strip()
 
 
 def headline_variants(text: str, outlet_names: Iterable[str] = ()) -> tuple[str, ...]:
     """The headline, and the headline without what names its outlet: a trailing
     " - Outlet" / " | Outlet", a trailing "(Outlet)", a leading "Outlet: "."""
-    t = unicodedata.normalize("NFKC", text).translate(_QUOTES).strip()
-    out = [normalize_headline(t)]
-    known: frozenset[str] | None = None
-
-    def is_outlet(part: str) -> bool:
-        # The names are looked at only when the headline has a part that could be one
-        # (most have none): with hundreds of outlets even a cached lookup costs.
-        nonlocal known
-        if known is None:
-            known = outlet_names if isinstance(outlet_names, NameSet) else _normalized_names(tuple(outlet_names))
-        return normalize_headline(part) in known
-
-    m = _SUFFIX.search(t)
-    if m:  # noqa: SIM102
-        # A known outlet name, or one word ("- AP", "| Bloomberg"): longer trailing
-        # segments are part of the headline ("Ukraine war latest - Russia advances").
-        if len(normalize_headline(m.group(1)).split()) == 1 or is_outlet(m.group(1)):
+    t = (text if text.isascii() else unicodedata.normalize("NFKC", text).translate(_QUOTES)).strip()
+    first = normalize_headline(t)
+    out = [first]
+    if not isinstance(outlet_names, (frozenset, tuple, list)):
+        outlet_names = tuple(outlet_names)  # looked at up to three times below
+    # Each form is looked for only when the headline has the character it needs (most
+    # have none), and the names only when a part could be one: with hundreds of outlets
+    # even a cached lookup costs.
+    dashed = "-" in t or "|" in t or ":" in t
+    if dashed:
+        m = _SUFFIX.search(t)
+        if m:  # noqa: SIM102
+            # A known outlet name, or one word ("- AP", "| Bloomberg"): longer trailing
+            # segments are part of the headline ("Ukraine war latest - Russia advances").
+            if len(normalize_headline(m.group(1)).split()) == 1 or _is_outlet(m.group(1), outlet_names):
+                out.append(normalize_headline(t[: m.start()]))
+    if t.endswith((")", "]", "）", "】")):
+        m = _PAREN_SUFFIX.search(t)
+        if m and _is_outlet(m.group(1), outlet_names):
             out.append(normalize_headline(t[: m.start()]))
-    m = _PAREN_SUFFIX.search(t)
-    if m and is_outlet(m.group(1)):
-        out.append(normalize_headline(t[: m.start()]))
-    m = _PREFIX.match(t)
-    if m and is_outlet(m.group(1)):
-        out.append(normalize_headline(t[m.end():]))
+    if dashed:
+        m = _PREFIX.match(t)
+        if m and _is_outlet(m.group(1), outlet_names):
+            out.append(normalize_headline(t[m.end():]))
+    if len(out) == 1:
+        return (first,) if first else ()
     return tuple(dict.fromkeys(v for v in out if v))
+
+
+def _is_outlet(part: str, outlet_names: Iterable[str]) -> bool:
+    known = outlet_names if isinstance(outlet_names, NameSet) else _normalized_names(tuple(outlet_names))
+    return normalize_headline(part) in known
 
 
 class NameSet(frozenset[str]):
@@ -163,16 +176,27 @@ def article_from_entry(e: Entry, outlet_names: Iterable[str] = (),
                        load: Callable[[int], str] | None = None, site: str = "") -> Article:
     """``site``: the site the article's source carries (the source's ``site``), when
     the entry does not say it itself (``<source url>``)."""
-    d = e.date
-    offset = timedelta(minutes=e.published_offset or 0)
-    canonical = e.canonical_link if e.canonical_link is not None else (canonical_url(e.link) if e.link else "")
+    return article_from_head(e.id, e.source_id, e.title, e.link, e.canonical_link, e.source_site, e.date,
+                             e.published_offset, outlet_names, load=load, site=site,
+                             summary=e.page_text or e.summary or e.content)
+
+
+def article_from_head(id: int, source_id: str, title: str, link: str | None, canonical_link: str | None,
+                      source_site: str | None, date: datetime, published_offset: int | None,
+                      outlet_names: Iterable[str] = (), *, load: Callable[[int], str] | None = None,
+                      site: str = "", summary: str = "") -> Article:
+    """:func:`article_from_entry` from the few stored fields the index needs (what
+    ``Store.article_heads`` reads: a cold cycle indexes tens of thousands of articles)."""
+    d = date
+    offset = timedelta(minutes=published_offset or 0)
+    canonical = canonical_link if canonical_link is not None else (canonical_url(link) if link else "")
     return Article(
-        id=e.id, source_id=e.source_id, title=e.title, summary=e.page_text or e.summary or e.content,
+        id=id, source_id=source_id, title=title, summary=summary,
         canonical=canonical,
         host=_host(canonical),
         date=d, days=frozenset({(d + offset).day, d.day, (d + JST).day}),
-        variants=headline_variants(e.title, outlet_names), load=load,
-        site=site_host(e.source_site or site),
+        variants=headline_variants(title, outlet_names), load=load,
+        site=site_host(source_site or site),
     )
 
 
@@ -188,7 +212,9 @@ def _host(canonical: str) -> str:
 
 class ArticleIndex:
     """Candidate lookup whose cost does not grow as posts × articles: by canonical link,
-    by rare headline word, by outlet, by day."""
+    by rare headline word (each word's articles also in date order, so that a post's
+    window is found by bisection, not by looking at every article with the word), by
+    outlet."""
 
     def __init__(self, articles: Iterable[Article] = (),
                  load_many: Callable[[list[int]], dict[int, str]] | None = None):
@@ -197,8 +223,9 @@ class ArticleIndex:
         self.by_canonical: dict[str, list[int]] = defaultdict(list)
         self.by_token: dict[str, set[int]] = defaultdict(set)
         self.by_outlet: dict[str, list[int]] = defaultdict(list)
-        self.by_day: dict[date, list[int]] = defaultdict(list)
         self.hosts: dict[str, set[str]] = defaultdict(set)  # host (or carried site) -> outlet ids
+        self._when: dict[int, int] = {}  # article id -> its date as microseconds since the epoch
+        self._timelines: dict[str, tuple[list[int], list[int]]] = {}  # token -> (when, ids), by date; memo
         self._idf: dict[str, float] = {}  # memo of idf(), emptied when an article is added
         self._totals: dict[int, tuple[set[str], float]] = {}  # memo of cover()'s totals, likewise
         for a in articles:
@@ -208,15 +235,17 @@ class ArticleIndex:
         if a.id in self.by_id:
             return
         self.by_id[a.id] = a
-        if self._idf:
+        if self._idf or self._timelines:
             self._idf.clear()
             self._totals.clear()
+            self._timelines.clear()
         if a.canonical:
             self.by_canonical[a.canonical].append(a.id)
-        for t in {_stem(t) for v in a.variants for t in tokens(v)}:
-            self.by_token[t].add(a.id)
-        self.by_outlet[a.source_id].append(a.id)
-        self.by_day[a.date.date()].append(a.id)
+        by_token, i = self.by_token, a.id
+        for t in {_stem(w) for v in a.variants for w in v.split() if len(w) > 1 and w not in _STOP}:
+            by_token[t].add(i)
+        self.by_outlet[a.source_id].append(i)
+        self._when[i] = (a.date - _EPOCH) // _MICROSECOND
         if a.host:
             self.hosts[a.host].add(a.source_id)
         if a.site:
@@ -246,13 +275,17 @@ class ArticleIndex:
                             only: Callable[[Article], bool] | None = None) -> list[Article]:
         """The articles sharing most of the headline's rare words (a headline that
         matches, even edited or truncated, keeps most of them): those with one of its
-        ``rare`` rarest words, ranked by the rarity-weighted words they share, best ``keep``."""
+        ``rare`` rarest words, ranked by the rarity-weighted words they share, best ``keep``
+        (in no particular order when there are no more than ``keep``)."""
+        by_token = self.by_token
         toks = {_stem(t) for v in norm_variants for t in tokens(v)}
-        known = sorted((len(self.by_token[t]), t) for t in toks if t in self.by_token)
+        known = sorted((len(by_token[t]), t) for t in toks if t in by_token)
+        lo, hi = (start - _EPOCH) // _MICROSECOND, (end - _EPOCH) // _MICROSECOND
         ids: set[int] = set()
         for _, t in known[:rare]:
-            ids |= self.by_token[t]
-        cands = self.in_window(ids, start, end)
+            ids.update(self._dated(t, lo, hi))
+        by_id = self.by_id
+        cands = [by_id[i] for i in ids]
         if only is not None:
             cands = [a for a in cands if only(a)]
         if len(cands) <= keep:
@@ -260,10 +293,20 @@ class ArticleIndex:
         weights = {t: self.idf(t) for _, t in known}
         shared: dict[int, float] = defaultdict(float)
         for t, w in weights.items():
-            for i in self.by_token[t] if len(self.by_token[t]) <= 4 * len(cands) else ():
+            # Only the word's articles in the window can be candidates.
+            for i in self._dated(t, lo, hi) if len(by_token[t]) <= 4 * len(cands) else ():
                 shared[i] += w
-        cands.sort(key=lambda a: (-shared.get(a.id, 0.0), a.id))
-        return cands[:keep]
+        return heapq.nsmallest(keep, cands, key=lambda a: (-shared.get(a.id, 0.0), a.id))
+
+    def _dated(self, token: str, lo: int, hi: int) -> list[int]:
+        """The ids of the articles with ``token`` dated from ``lo`` to ``hi`` (microseconds)."""
+        got = self._timelines.get(token)
+        if got is None:
+            when = self._when
+            pairs = sorted((when[i], i) for i in self.by_token[token])
+            got = self._timelines[token] = ([w for w, _ in pairs], [i for _, i in pairs])
+        dates, ids = got
+        return ids[bisect.bisect_left(dates, lo):bisect.bisect_right(dates, hi)]
 
     def outlet_window(self, outlets: Iterable[str], start: datetime, end: datetime) -> list[Article]:
         return [a for o in outlets for a in self.in_window(self.by_outlet.get(o, ()), start, end)]

@@ -36,6 +36,7 @@ from aggregator.citing.articles import (
     _host,
     _stem,
     article_from_entry,
+    article_from_head,
     content_words,
     headline_variants,
     is_url_text,
@@ -51,8 +52,8 @@ from aggregator.models import Citation, Entry, Match
 from aggregator.urls import canonical_url
 
 __all__ = ["JST", "Article", "ArticleIndex", "NameSet", "Outcome", "OutletNames", "Params",
-           "article_from_entry", "content_words", "headline_variants", "looks_english", "match_post",
-           "normalize_headline", "site_host", "slug_words", "tokens"]
+           "article_from_entry", "article_from_head", "content_words", "headline_variants", "looks_english",
+           "match_post", "normalize_headline", "site_host", "slug_words", "tokens"]
 
 # -- thresholds (docs/matching.md says how they were chosen and what margin they keep) --
 HEADLINE_ACCEPT = 0.90        # fuzzy headline score that is a match on its own

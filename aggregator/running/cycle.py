@@ -27,7 +27,7 @@ from aggregator.citing.match import (
     ArticleIndex,
     OutletNames,
     Params,
-    article_from_entry,
+    article_from_head,
     match_post,
 )
 from aggregator.config import Config, SourceConfig
@@ -561,8 +561,8 @@ def article_index(store: Store, config: Config, start: datetime, end: datetime,
         return store.article_texts(article_ids, ARTICLE_CHARS)
 
     sites = {s.id: s.site for s in config.sources if s.site}
-    return ArticleIndex((article_from_entry(a, all_names, load=text_of, site=sites.get(a.source_id, ""))
-                         for a in store.article_heads_between(start, end, 0)), load_many=texts_of)
+    return ArticleIndex((article_from_head(*a, all_names, load=text_of, site=sites.get(a[1], ""))
+                         for a in store.article_heads(start, end)), load_many=texts_of)
 
 
 def mention_texts(post: Entry, text: Any) -> list[str]:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from aggregator.models import Entry, EntryData, from_iso, iso
+from aggregator.models import Entry, EntryData, from_iso, iso, plausible
 from aggregator.sources.decide import decide_entries
 from aggregator.store.backend import DB
 from aggregator.store.base import (
@@ -19,6 +19,9 @@ from aggregator.store.base import (
     _readable,
 )
 from aggregator.urls import canonical_url
+
+# Store.article_heads: (id, source_id, title, link, canonical_link, source_site, date, published_offset)
+ArticleHead = tuple[int, str, str, str | None, str | None, str | None, datetime, int | None]
 
 
 def _by_link_and_title(db: DB, source_id: str, entries: Sequence[EntryData], fetched: set[str],
@@ -181,6 +184,29 @@ class EntriesStore(StoreBase):
             f"SELECT {cols} FROM entries WHERE role='outlet' AND sort_date>=? AND sort_date<=? ORDER BY id",
             (chars, iso(start), iso(end))).fetchall()
         return _readable(rows, self.name)
+
+    def article_heads(self, start: datetime, end: datetime) -> list[ArticleHead]:
+        """What the matcher's index needs of the outlet articles dated between ``start``
+        and ``end``, by id: (id, source_id, title, link, canonical_link, source_site, date,
+        published_offset), ``date`` as :attr:`Entry.date` says. No texts and no
+        :class:`Entry` objects: a cold cycle reads tens of thousands of articles. A row
+        whose dates cannot be read is left out (and logged) as :meth:`_entries` does."""
+        rows = self.db.execute(
+            "SELECT id, source_id, title, link, canonical_link, source_site, published, updated, first_seen,"
+            " published_offset FROM entries WHERE role='outlet' AND sort_date>=? AND sort_date<=? ORDER BY id",
+            (iso(start), iso(end))).fetchall()
+        out: list[ArticleHead] = []
+        bad = []
+        for r in rows:
+            try:
+                date = plausible(from_iso(r[6]) or from_iso(r[7]), from_iso(r[8]))  # type: ignore[arg-type]
+            except (ValueError, TypeError, OverflowError):
+                bad.append(r[0])
+                continue
+            out.append((r[0], r[1], r[2], r[3], r[4], r[5], date, r[9]))
+        if bad:
+            self.entries_by_ids(bad)  # logs why each is skipped, once
+        return out
 
     def article_text(self, entry_id: int, chars: int) -> str:
         """The first ``chars`` characters of an entry's summary (its content when it has
