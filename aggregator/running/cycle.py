@@ -38,7 +38,7 @@ from aggregator.exceptions import (
     ParseError,
     TranslationError,
 )
-from aggregator.models import Entry, ParsedFeed, from_iso, iso
+from aggregator.models import Entry, Match, ParsedFeed, from_iso, iso
 from aggregator.publishing.publish import publish, selection
 from aggregator.redaction import Redactor
 from aggregator.running.pages import PageReport, page_stage
@@ -473,6 +473,11 @@ def post_hosts(post: Entry) -> set[str]:
     return {h} if h else set()
 
 
+# Posts whose matches are written in one transaction: a commit each cost a cold cycle of
+# thousands of posts about as much as their writes; what a crash loses is matched again.
+MATCH_WRITE_BATCH = 500
+
+
 def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator: Translator | None = None,
                 embedder: Embedder | None = None, posts: Sequence[Entry] | None = None,
                 incomplete: list[int] | None = None) -> tuple[int, int]:
@@ -512,6 +517,7 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
     target_language = outlet_language(config)
     embedder = embedder or Embedder(store)
     changed = 0
+    done: list[tuple[int, Sequence[Match], str | None]] = []
     for post in posts:
         text = extract(post.body, own_hosts=hosts | post_hosts(post), outlets=outlets)
         failed: list[str] = []
@@ -520,9 +526,12 @@ def match_stage(store: Store, config: Config, *, now: Clock = utcnow, translator
                              translate=lookup, embed=embedder)
         if failed and incomplete is not None:
             incomplete.append(post.id)
-        if store.set_matches(post.id, outcome.matches, "incomplete" if failed else outcome.state, t):
-            changed += 1
+        done.append((post.id, outcome.matches, "incomplete" if failed else outcome.state))
         log.debug("matched %s: %s", post.link, [m.evidence for m in outcome.matches])
+        if len(done) >= MATCH_WRITE_BATCH:
+            changed += store.set_many_matches(done, t)
+            done = []
+    changed += store.set_many_matches(done, t)
     if latest is not None:
         store.set_meta("match_outlets_seen", iso(latest) or "")
     return len(posts), changed
