@@ -83,6 +83,9 @@ class Block:
 
 _BLOCK_TAGS = {"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "figcaption",
                "dd", "dt", "td", "th", "pre"}
+# A child of one of these makes its parent a container, not a block.
+_BLOCK_OR_CONTAINER = frozenset(_BLOCK_TAGS | {"div", "ul", "ol", "figure", "section", "article", "table", "tbody",
+                                               "tr"})
 
 
 def blocks(fragment: str) -> list[Block]:
@@ -107,9 +110,8 @@ def blocks(fragment: str) -> list[Block]:
 def _walk(el: lxml.html.HtmlElement, out: list[Block]) -> None:
     if not isinstance(el.tag, str):
         return
-    has_block_child = any(isinstance(c.tag, str) and c.tag in _BLOCK_TAGS | {"div", "ul", "ol", "figure", "section", "article", "table", "tbody", "tr"}  # noqa: E501
-                          for c in el)
-    if el.tag in _BLOCK_TAGS and not has_block_child or (el.tag == "div" and not has_block_child):
+    has_block_child = any(isinstance(c.tag, str) and c.tag in _BLOCK_OR_CONTAINER for c in el)
+    if not has_block_child and (el.tag in _BLOCK_TAGS or el.tag == "div"):
         out.extend(block_lines(el))
         return
     # Loose text directly inside a container counts as its own block.
@@ -134,8 +136,9 @@ def block_lines(el: lxml.html.HtmlElement) -> list[Block]:
             elif child.tag == "br":
                 lines.append(([], []))
             elif child.tag == "a":
-                text = _WS.sub(" ", child.text_content()).strip()
-                lines[-1][0].append(child.text_content())
+                content = child.text_content()
+                text = _WS.sub(" ", content).strip()
+                lines[-1][0].append(content)
                 href = (child.get("href") or "").strip()
                 if href:
                     lines[-1][1].append((href, text))

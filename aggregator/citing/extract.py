@@ -41,6 +41,14 @@ class Outlets(tuple[Outlet, ...]):
     def finder(self) -> tuple[NameFinder, dict[str, set[str]]]:
         return name_owners(tuple((o.id, tuple(n.strip() for n in o.names)) for o in self))
 
+    @functools.cached_property
+    def patterns(self) -> dict[str, list[tuple[int, Outlet, re.Pattern[str]]]]:
+        """outlet id -> (its place among the outlets, the outlet, the pattern of its names)."""
+        out: dict[str, list[tuple[int, Outlet, re.Pattern[str]]]] = {}
+        for i, o in enumerate(self):
+            out.setdefault(o.id, []).append((i, o, _alias_pattern(tuple(o.names))))
+        return out
+
 
 @dataclass(frozen=True, slots=True)
 class PostText:
@@ -174,7 +182,11 @@ def find_mentions(body: Sequence[str], outlets: Sequence[Outlet]) -> list[Citati
     finder, owners = outlets.finder if isinstance(outlets, Outlets) else \
         name_owners(tuple((o.id, tuple(n.strip() for n in o.names)) for o in outlets))
     named = {oid for n in finder.find("\n".join(body)) for oid in owners[n]}
-    patterns = [(o, _alias_pattern(tuple(o.names))) for o in outlets if o.id in named]
+    if isinstance(outlets, Outlets):  # hundreds of outlets, a few named: no walk over them all
+        patterns = [(o, pat) for _, o, pat in sorted((x for oid in named for x in outlets.patterns[oid]),
+                                                     key=lambda x: x[0])]
+    else:
+        patterns = [(o, _alias_pattern(tuple(o.names))) for o in outlets if o.id in named]
     for para in body:
         for sentence in _SENTENCE.findall(para):
             if not sentence.strip():

@@ -15,20 +15,7 @@ class MatchesStore(StoreBase):
         the post to be matched again. Every article matched is marked cited for good:
         retention never forgets it, even if a later match (say, without a translator)
         loses it."""
-        with self.transaction():
-            before = {(r[0], r[1]) for r in self.db.execute(
-                "SELECT article_id, evidence FROM matches WHERE post_id=?", (post_id,))}
-            after = {(m.article_id, m.evidence) for m in matches}
-            if before != after:
-                self.db.execute("DELETE FROM matches WHERE post_id=?", (post_id,))
-                self.db.executemany(
-                    "INSERT INTO matches(post_id, article_id, score, method, evidence, created)"
-                    " VALUES (?,?,?,?,?,?)",
-                    [(m.post_id, m.article_id, m.score, m.method, m.evidence, iso(now)) for m in matches])
-            self.db.executemany("UPDATE entries SET cited=1 WHERE id=? AND cited=0",
-                                [(m.article_id,) for m in matches])
-            self.db.execute("UPDATE entries SET match_state=? WHERE id=?", (state, post_id))
-        return before != after
+        return self.set_many_matches([(post_id, matches, state)], now) > 0
 
     def set_many_matches(self, results: Sequence[tuple[int, Sequence[Match], str | None]], now: datetime) -> int:
         """:meth:`set_matches` for many posts, (post id, matches, state) each, in one
