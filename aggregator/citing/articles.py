@@ -106,9 +106,14 @@ def tokens(norm: str) -> list[str]:
 
 @functools.lru_cache(maxsize=65536)
 def _stem(w: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
-        if w.endswith(suffix) and len(w) - len(suffix) >= 4:
-            return w[: -len(suffix)]
+    # "-ing", "-ed", "-es", "-s", the first that leaves four letters or more.
+    n = len(w)
+    if n >= 7 and w.endswith("ing"):
+        return w[:-3]
+    if n >= 6 and (w.endswith("ed") or w.endswith("es")):
+        return w[:-2]
+    if n >= 5 and w.endswith("s"):
+        return w[:-1]
     return w
 
 
@@ -284,8 +289,7 @@ class ArticleIndex:
         ids: set[int] = set()
         for _, t in known[:rare]:
             ids.update(self._dated(t, lo, hi))
-        by_id = self.by_id
-        cands = [by_id[i] for i in ids]
+        cands = list(map(self.by_id.__getitem__, ids))
         if only is not None:
             cands = [a for a in cands if only(a)]
         if len(cands) <= keep:
@@ -303,8 +307,8 @@ class ArticleIndex:
         got = self._timelines.get(token)
         if got is None:
             when = self._when
-            pairs = sorted((when[i], i) for i in self.by_token[token])
-            got = self._timelines[token] = ([w for w, _ in pairs], [i for _, i in pairs])
+            ordered = sorted(self.by_token[token], key=when.__getitem__)
+            got = self._timelines[token] = (list(map(when.__getitem__, ordered)), ordered)
         dates, ids = got
         return ids[bisect.bisect_left(dates, lo):bisect.bisect_right(dates, hi)]
 
