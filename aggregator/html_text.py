@@ -108,19 +108,23 @@ def blocks(fragment: str) -> list[Block]:
 
 
 def _walk(el: lxml.html.HtmlElement, out: list[Block]) -> None:
-    if not isinstance(el.tag, str):
+    tag = el.tag
+    if not isinstance(tag, str):
         return
-    has_block_child = any(isinstance(c.tag, str) and c.tag in _BLOCK_OR_CONTAINER for c in el)
-    if not has_block_child and (el.tag in _BLOCK_TAGS or el.tag == "div"):
+    children = list(el)
+    has_block_child = any(isinstance(t := c.tag, str) and t in _BLOCK_OR_CONTAINER for c in children)
+    if not has_block_child and (tag in _BLOCK_TAGS or tag == "div"):
         out.extend(block_lines(el))
         return
     # Loose text directly inside a container counts as its own block.
-    if el.text and el.text.strip():
-        out.append(Block(_WS.sub(" ", el.text).strip()))
-    for child in el:
+    text = el.text
+    if text and text.strip():
+        out.append(Block(_WS.sub(" ", text).strip()))
+    for child in children:
         _walk(child, out)
-        if child.tail and child.tail.strip():
-            out.append(Block(_WS.sub(" ", child.tail).strip()))
+        tail = child.tail
+        if tail and tail.strip():
+            out.append(Block(_WS.sub(" ", tail).strip()))
 
 
 def block_lines(el: lxml.html.HtmlElement) -> list[Block]:
@@ -131,11 +135,12 @@ def block_lines(el: lxml.html.HtmlElement) -> list[Block]:
         if node.text:
             lines[-1][0].append(node.text)
         for child in node:
-            if not isinstance(child.tag, str):
+            tag = child.tag
+            if not isinstance(tag, str):
                 pass
-            elif child.tag == "br":
+            elif tag == "br":
                 lines.append(([], []))
-            elif child.tag == "a":
+            elif tag == "a":
                 content = child.text_content()
                 text = _WS.sub(" ", content).strip()
                 lines[-1][0].append(content)
@@ -144,15 +149,17 @@ def block_lines(el: lxml.html.HtmlElement) -> list[Block]:
                     lines[-1][1].append((href, text))
             else:
                 visit(child)
-            if child.tail:
-                lines[-1][0].append(child.tail)
+            tail = child.tail
+            if tail:
+                lines[-1][0].append(tail)
 
     visit(el)
     out = []
+    tag = el.tag
     for parts, links in lines:
         text = _WS.sub(" ", "".join(parts)).strip()
         if text:
-            out.append(Block(text, tuple(links), el.tag))
+            out.append(Block(text, tuple(links), tag))
     return out
 
 

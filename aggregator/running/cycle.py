@@ -546,15 +546,16 @@ def _worth_rematching(store: Store, posts: Sequence[Entry], seen_before: str | N
     if since is None:
         return list(posts)
     dates = store.outlet_dates_first_seen_after(since)
+    states = store.match_states(p.id for p in posts)
     if not dates:
-        return [p for p in posts if store.match_state(p.id) is None]
+        return [p for p in posts if states.get(p.id) is None]
     dates = sorted(dates)
     window, after = config.matching.window, Params().after
     out = []
     for p in posts:
         # The matcher looks a day further back for a mention's local day.
         i = bisect.bisect_left(dates, p.date - window - timedelta(days=1))
-        if store.match_state(p.id) is None or (i < len(dates) and dates[i] <= p.date + after):
+        if states.get(p.id) is None or (i < len(dates) and dates[i] <= p.date + after):
             out.append(p)
     return out
 

@@ -49,6 +49,14 @@ class MatchesStore(StoreBase):
                                 [(state, post_id) for post_id, _, state in results])
         return changed
 
+    def match_states(self, post_ids: Iterable[int]) -> dict[int, str | None]:
+        """:meth:`match_state` of many posts, in a few queries; an unknown id is left out."""
+        out: dict[int, str | None] = {}
+        for chunk in _chunks(list(post_ids), 500):
+            out.update(self.db.execute(
+                f"SELECT id, match_state FROM entries WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+        return out
+
     def matches_for(self, post_ids: Iterable[int]) -> dict[int, list[Match]]:
         out: dict[int, list[Match]] = {}
         for chunk in _chunks(list(post_ids), 500):
