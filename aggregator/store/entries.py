@@ -194,10 +194,10 @@ class EntriesStore(StoreBase):
         rows = self.db.execute(
             "SELECT id, source_id, title, link, canonical_link, source_site, published, updated, first_seen,"
             " published_offset FROM entries WHERE role='outlet' AND sort_date>=? AND sort_date<=? ORDER BY id",
-            (iso(start), iso(end))).fetchall()
+            (iso(start), iso(end)))
         out: list[ArticleHead] = []
         bad = []
-        for r in rows:
+        for r in rows:  # one at a time: never all the rows and all the heads at once
             try:
                 date = plausible(from_iso(r[6]) or from_iso(r[7]), from_iso(r[8]))  # type: ignore[arg-type]
             except (ValueError, TypeError, OverflowError):
