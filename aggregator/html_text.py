@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from dataclasses import dataclass
@@ -83,6 +84,7 @@ class Block:
 
 _BLOCK_TAGS = {"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "figcaption",
                "dd", "dt", "td", "th", "pre"}
+_UNSEEN = etree.XPath(".//script|.//style|.//noscript")
 # A child of one of these makes its parent a container, not a block.
 _BLOCK_OR_CONTAINER = frozenset(_BLOCK_TAGS | {"div", "ul", "ol", "figure", "section", "article", "table", "tbody",
                                                "tr"})
@@ -96,15 +98,22 @@ def blocks(fragment: str) -> list[Block]:
     """
     if not fragment or not fragment.strip():
         return []
+    return list(_blocks(fragment))
+
+
+# A cycle reads the newest posts three times (matching, translation, publication): the
+# last few hundred fragments are parsed once.
+@functools.lru_cache(maxsize=256)
+def _blocks(fragment: str) -> tuple[Block, ...]:
     try:
         root = lxml.html.fragment_fromstring(fragment, create_parent="div")
     except (etree.ParserError, ValueError):
-        return [Block(strip_tags(fragment))]
-    for bad in root.xpath(".//script|.//style|.//noscript"):
+        return (Block(strip_tags(fragment)),)
+    for bad in _UNSEEN(root):
         bad.drop_tree()
     out: list[Block] = []
     _walk(root, out)
-    return [b for b in out if b.text]
+    return tuple(b for b in out if b.text)
 
 
 def _walk(el: lxml.html.HtmlElement, out: list[Block]) -> None:

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from aggregator.citing.extract import NameFinder, name_owners
 from aggregator.entryview import article_text
@@ -20,8 +20,6 @@ from aggregator.models import Entry
 from aggregator.urls import canonical_url
 
 JST = timedelta(hours=9)      # the blog writes "13日" in its own day, or in the outlet's
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "“": '"', "”": '"', "„": '"',
                          "«": '"', "»": '"', "‹": "'", "›": "'", "–": "-", "—": "-", "―": "-"})
@@ -229,32 +227,42 @@ class ArticleIndex:
         self.by_token: dict[str, set[int]] = defaultdict(set)
         self.by_outlet: dict[str, list[int]] = defaultdict(list)
         self.hosts: dict[str, set[str]] = defaultdict(set)  # host (or carried site) -> outlet ids
-        self._when: dict[int, int] = {}  # article id -> its date as microseconds since the epoch
-        self._timelines: dict[str, tuple[list[int], list[int]]] = {}  # token -> (when, ids), by date; memo
+        self._dates: dict[int, datetime] = {}  # article id -> its date
+        self._timelines: dict[str, tuple[list[datetime], list[int]]] = {}  # token -> (dates, ids), by date; memo
         self._idf: dict[str, float] = {}  # memo of idf(), emptied when an article is added
         self._totals: dict[int, tuple[set[str], float]] = {}  # memo of cover()'s totals, likewise
-        for a in articles:
-            self.add(a)
+        self.add_many(articles)
 
     def add(self, a: Article) -> None:
-        if a.id in self.by_id:
-            return
-        self.by_id[a.id] = a
+        self.add_many((a,))
+
+    def add_many(self, articles: Iterable[Article]) -> None:
+        """Index articles (an article already indexed is left as it is). One loop with
+        everything at hand: a cold cycle indexes tens of thousands."""
         if self._idf or self._timelines:
             self._idf.clear()
             self._totals.clear()
             self._timelines.clear()
-        if a.canonical:
-            self.by_canonical[a.canonical].append(a.id)
-        by_token, i = self.by_token, a.id
-        for t in {_stem(w) for v in a.variants for w in v.split() if len(w) > 1 and w not in _STOP}:
-            by_token[t].add(i)
-        self.by_outlet[a.source_id].append(i)
-        self._when[i] = (a.date - _EPOCH) // _MICROSECOND
-        if a.host:
-            self.hosts[a.host].add(a.source_id)
-        if a.site:
-            self.hosts[a.site].add(a.source_id)
+        by_id, by_canonical, by_token = self.by_id, self.by_canonical, self.by_token
+        by_outlet, hosts, dates = self.by_outlet, self.hosts, self._dates
+        stem, stop = _stem, _STOP
+        for a in articles:
+            i = a.id
+            if i in by_id:
+                continue
+            by_id[i] = a
+            if a.canonical:
+                by_canonical[a.canonical].append(i)
+            variants = a.variants
+            words = variants[0].split() if len(variants) == 1 else [w for v in variants for w in v.split()]
+            for t in {stem(w) for w in words if len(w) > 1 and w not in stop}:
+                by_token[t].add(i)
+            by_outlet[a.source_id].append(i)
+            dates[i] = a.date
+            if a.host:
+                hosts[a.host].add(a.source_id)
+            if a.site:
+                hosts[a.site].add(a.source_id)
 
     def site_outlets(self, host: str) -> set[str]:
         """The outlets whose articles are on ``host``, or that carry its stories."""
@@ -285,10 +293,9 @@ class ArticleIndex:
         by_token = self.by_token
         toks = {_stem(t) for v in norm_variants for t in tokens(v)}
         known = sorted((len(by_token[t]), t) for t in toks if t in by_token)
-        lo, hi = (start - _EPOCH) // _MICROSECOND, (end - _EPOCH) // _MICROSECOND
         ids: set[int] = set()
         for _, t in known[:rare]:
-            ids.update(self._dated(t, lo, hi))
+            ids.update(self._dated(t, start, end))
         cands = list(map(self.by_id.__getitem__, ids))
         if only is not None:
             cands = [a for a in cands if only(a)]
@@ -298,19 +305,19 @@ class ArticleIndex:
         shared: dict[int, float] = defaultdict(float)
         for t, w in weights.items():
             # Only the word's articles in the window can be candidates.
-            for i in self._dated(t, lo, hi) if len(by_token[t]) <= 4 * len(cands) else ():
+            for i in self._dated(t, start, end) if len(by_token[t]) <= 4 * len(cands) else ():
                 shared[i] += w
         return heapq.nsmallest(keep, cands, key=lambda a: (-shared.get(a.id, 0.0), a.id))
 
-    def _dated(self, token: str, lo: int, hi: int) -> list[int]:
-        """The ids of the articles with ``token`` dated from ``lo`` to ``hi`` (microseconds)."""
+    def _dated(self, token: str, start: datetime, end: datetime) -> list[int]:
+        """The ids of the articles with ``token`` dated from ``start`` to ``end``."""
         got = self._timelines.get(token)
         if got is None:
-            when = self._when
-            ordered = sorted(self.by_token[token], key=when.__getitem__)
-            got = self._timelines[token] = (list(map(when.__getitem__, ordered)), ordered)
+            date = self._dates.__getitem__
+            ordered = sorted(self.by_token[token], key=date)
+            got = self._timelines[token] = (list(map(date, ordered)), ordered)
         dates, ids = got
-        return ids[bisect.bisect_left(dates, lo):bisect.bisect_right(dates, hi)]
+        return ids[bisect.bisect_left(dates, start):bisect.bisect_right(dates, end)]
 
     def outlet_window(self, outlets: Iterable[str], start: datetime, end: datetime) -> list[Article]:
         return [a for o in outlets for a in self.in_window(self.by_outlet.get(o, ()), start, end)]
