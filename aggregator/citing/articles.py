@@ -307,7 +307,8 @@ class ArticleIndex:
             # Only the word's articles in the window can be candidates.
             for i in self._dated(t, start, end) if len(by_token[t]) <= 4 * len(cands) else ():
                 shared[i] += w
-        return heapq.nsmallest(keep, cands, key=lambda a: (-shared.get(a.id, 0.0), a.id))
+        get = shared.get
+        return [self.by_id[i] for _, i in heapq.nsmallest(keep, [(-get(a.id, 0.0), a.id) for a in cands])]
 
     def _dated(self, token: str, start: datetime, end: datetime) -> list[int]:
         """The ids of the articles with ``token`` dated from ``start`` to ``end``."""
