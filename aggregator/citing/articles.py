@@ -13,6 +13,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from itertools import repeat
 
 from aggregator.citing.extract import NameFinder, name_owners
 from aggregator.entryview import article_text
@@ -302,12 +303,14 @@ class ArticleIndex:
         if len(cands) <= keep:
             return cands
         weights = {t: self.idf(t) for _, t in known}
-        shared: dict[int, float] = defaultdict(float)
-        for t, w in weights.items():
-            # Only the word's articles in the window can be candidates.
-            for i in self._dated(t, start, end) if len(by_token[t]) <= 4 * len(cands) else ():
-                shared[i] += w
+        shared: dict[int, float] = {}
         get = shared.get
+        for t, w in weights.items():
+            if len(by_token[t]) <= 4 * len(cands):
+                # Only the word's articles in the window can be candidates; each one's
+                # total grows by w (shared[i] += w, word after word, without a Python loop).
+                dated = self._dated(t, start, end)
+                shared.update(zip(dated, map(w.__add__, map(get, dated, repeat(0.0))), strict=True))
         return [self.by_id[i] for _, i in heapq.nsmallest(keep, [(-get(a.id, 0.0), a.id) for a in cands])]
 
     def _dated(self, token: str, start: datetime, end: datetime) -> list[int]:
