@@ -225,7 +225,7 @@ class ArticleIndex:
         self.load_many = load_many  # summaries of many articles at once (a store query)
         self.by_id: dict[int, Article] = {}
         self.by_canonical: dict[str, list[int]] = defaultdict(list)
-        self.by_token: dict[str, set[int]] = defaultdict(set)
+        self.by_token: dict[str, list[int]] = defaultdict(list)  # each id once (a list is a third of a set)
         self.by_outlet: dict[str, list[int]] = defaultdict(list)
         self.hosts: dict[str, set[str]] = defaultdict(set)  # host (or carried site) -> outlet ids
         self._dates: dict[int, datetime] = {}  # article id -> its date
@@ -257,7 +257,7 @@ class ArticleIndex:
             variants = a.variants
             words = variants[0].split() if len(variants) == 1 else [w for v in variants for w in v.split()]
             for t in {stem(w) for w in words if len(w) > 1 and w not in stop}:
-                by_token[t].add(i)
+                by_token[t].append(i)
             by_outlet[a.source_id].append(i)
             dates[i] = a.date
             if a.host:
