@@ -103,7 +103,7 @@ def blocks(fragment: str) -> list[Block]:
 
 # A cycle reads the newest posts three times (matching, translation, publication): the
 # last few hundred fragments are parsed once.
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=512)
 def _blocks(fragment: str) -> tuple[Block, ...]:
     try:
         root = lxml.html.fragment_fromstring(fragment, create_parent="div")
