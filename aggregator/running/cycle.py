@@ -314,30 +314,36 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
             for host, queue in queues.items():
                 if queue:
                     running[pool.submit(work, queue.popleft())] = host
-        while running:
-            if stop is not None and stop.is_set():
-                abandoned = True
-                log.info("stopping: %d fetch%s in flight abandoned (%s fetched again next time)", len(running),
-                         "es" if len(running) != 1 else "", "they are" if len(running) != 1 else "it is")
-                left = {s.id for s in due} - {r.id for r in reports}
-                reports.extend(SourceReport(sid, "abandoned") for sid in sorted(left))
-                break
-            finished, _ = wait(set(running), timeout=0.5, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                host = running.pop(fut)
-                job = fut.result()
-                feed(host)
-                if job.stopped:
-                    reports.append(SourceReport(job.source.id, "abandoned"))
-                    continue
-                report = _store_fetched(store, config, job, now(), rng, redactor, not_modified)
-                _log_source(report)
-                reports.append(report)
-                if progress:
-                    progress(report)
-                if len(not_modified) >= NOT_MODIFIED_BATCH:
-                    store.record_not_modified(not_modified, now=now())
-                    not_modified.clear()
+        # What is stored while other fetches are done already commits together (Store.grouped).
+        with store.grouped():
+            while running:
+                if stop is not None and stop.is_set():
+                    abandoned = True
+                    log.info("stopping: %d fetch%s in flight abandoned (%s fetched again next time)", len(running),
+                             "es" if len(running) != 1 else "", "they are" if len(running) != 1 else "it is")
+                    left = {s.id for s in due} - {r.id for r in reports}
+                    reports.extend(SourceReport(sid, "abandoned") for sid in sorted(left))
+                    break
+                finished, _ = wait(set(running), timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    host = running.pop(fut)
+                    job = fut.result()
+                    feed(host)
+                    if job.stopped:
+                        reports.append(SourceReport(job.source.id, "abandoned"))
+                        continue
+                    report = _store_fetched(store, config, job, now(), rng, redactor, not_modified)
+                    _log_source(report)
+                    reports.append(report)
+                    if progress:
+                        progress(report)
+                    if len(not_modified) >= NOT_MODIFIED_BATCH:
+                        store.record_not_modified(not_modified, now=now())
+                        not_modified.clear()
+                # Commit before waiting (nothing lies uncommitted while the process idles),
+                # else every so many feeds (see Store.grouped).
+                if (store.grouped_count or 0) >= GROUP_COMMIT or not any(f.done() for f in running):
+                    store.commit_group()
         if not_modified:
             store.record_not_modified(not_modified, now=now())
         if not abandoned and (stop is None or not stop.is_set()):
@@ -385,6 +391,8 @@ def make_fetch_client(config: Config) -> httpx.Client:
 
 # How many plain 304 answers wait to be stored in one transaction.
 NOT_MODIFIED_BATCH = 200
+# At most how many sources' transactions one commit holds, when fetched feeds keep waiting.
+GROUP_COMMIT = 50
 
 
 def _store_fetched(store: Store, config: Config, job: _Fetched, now: datetime, rng: random.Random,

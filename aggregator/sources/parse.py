@@ -26,6 +26,7 @@ from aggregator import _compat
 from aggregator.exceptions import ParseError
 from aggregator.html_text import strip_tags
 from aggregator.models import EntryData, ParsedFeed
+from aggregator.sources.decide import derive
 
 MAX_TITLE = 1_000
 MAX_SUMMARY = 100_000
@@ -122,6 +123,7 @@ def _entries(raws: Any, make: Any, warnings: list[str]) -> list[EntryData]:
             duplicates += 1
             continue
         seen.add(entry.key)
+        derive(entry)  # here, in the parsing process, not on the storing thread
         entries.append(entry)
     if duplicates:
         warnings.append("1 entry repeats an id already in this feed; kept the first" if duplicates == 1 else
