@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from typing import Any
 
 from aggregator.html_text import strip_tags
@@ -19,8 +20,16 @@ from aggregator.html_text import strip_tags
 MIN_CONFIDENCE = 0.5
 _KANA = re.compile(r"[\u3040-\u30ff]")
 
-@functools.cache
+_LOADING = threading.Lock()  # one load, also when a background thread started it (load_soon)
+
+
 def _model() -> Any:
+    with _LOADING:
+        return _loaded()
+
+
+@functools.cache
+def _loaded() -> Any:
     """py3langid's identifier, loaded on first need."""
     from deep_translator.constants import GOOGLE_LANGUAGES_TO_CODES
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
@@ -37,6 +46,13 @@ def load() -> None:
     """Load the model now (about 0.6 s) rather than at the first :func:`detect`: for
     callers whose first detection runs against a clock."""
     _model()
+
+
+def load_soon() -> None:
+    """Load the model in a background thread: a cycle that will translate starts it while
+    its main thread mostly waits for feeds (decompressing the model releases the GIL)."""
+    if _loaded.cache_info().currsize == 0:
+        threading.Thread(target=load, name="load-language-model", daemon=True).start()
 
 
 def detect(text: str) -> str | None:

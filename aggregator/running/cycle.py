@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from aggregator import language
 from aggregator.citing.embeddings import Embedder
 from aggregator.citing.extract import Outlet, Outlets, extract
 from aggregator.citing.match import (
@@ -716,7 +717,16 @@ def run_cycle(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: b
               on_due: Callable[[int], None] | None = None, allow_shrink: bool = False) -> CycleReport:
     t0 = time.monotonic()
     report = CycleReport()
-    report.sources = fetch_stage(store, config, now=now, fetch_all=fetch_all, rng=rng, progress=progress, stop=stop,
+
+    def heard(r: SourceReport) -> None:
+        # New entries will be translated: the answers' language check needs its model
+        # (0.6 s to load), loaded meanwhile while this thread mostly waits for feeds.
+        if r.new and config.translation.providers:
+            language.load_soon()
+        if progress:
+            progress(r)
+
+    report.sources = fetch_stage(store, config, now=now, fetch_all=fetch_all, rng=rng, progress=heard, stop=stop,
                                  on_due=on_due)
     process_stage(store, config, report, now=now, stop=stop, translator=translator, allow_shrink=allow_shrink)
     report.seconds = time.monotonic() - t0
