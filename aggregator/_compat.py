@@ -21,6 +21,7 @@ from typing import Any
 import feedparser
 import feedparser.api
 import feedparser.datetimes
+import feedparser.util
 import httpx
 import requests
 
@@ -119,6 +120,33 @@ def install_feedparser_zoneless_dates() -> None:
         feedparser.registerDateHandler(rfc822_without_zone)
 
 
+# -- feedparser: plain dictionary reads ----------------------------------------------------
+# feedparser's FeedParserDict answers every get/[]/in through a chain of special cases
+# (legacy key names, 'category', 'updated' falling back to 'published') and turns a
+# missing key into a KeyError caught again: its own parser asks ~90 times an entry, 10 %
+# of a feed's parse. A key that is none of the special ones and no legacy name gets the
+# plain dict's answer, which is what the chain ends in for such a key; the others keep it.
+def install_feedparser_fast_dict() -> None:
+    cls = feedparser.util.FeedParserDict
+    if getattr(cls, "_aggregator_fast", False):
+        return
+    special = frozenset({"category", "enclosures", "license", "updated", "updated_parsed", *cls.keymap})
+    get, getitem, contains = cls.get, cls.__getitem__, cls.__contains__
+
+    def fast_get(self: Any, key: Any, default: Any = None) -> Any:
+        return get(self, key, default) if key in special else dict.get(self, key, default)
+
+    def fast_getitem(self: Any, key: Any) -> Any:
+        return getitem(self, key) if key in special else dict.__getitem__(self, key)
+
+    def fast_contains(self: Any, key: Any) -> bool:
+        return bool(contains(self, key)) if key in special else dict.__contains__(self, key)
+
+    cls.get, cls.__getitem__, cls.__contains__ = fast_get, fast_getitem, fast_contains
+    cls.has_key = fast_contains
+    cls._aggregator_fast = True
+
+
 # -- httpx: a connection pool of our own ---------------------------------------------------
 # httpx (0.27/0.28) has no parameter for httpcore's pool or its ``network_backend``, which
 # is where a deadline over the whole request (connect, TLS, every read) can be enforced
@@ -137,3 +165,4 @@ def install() -> None:
     install_requests_bound()
     install_feedparser_safe_xml()
     install_feedparser_zoneless_dates()
+    install_feedparser_fast_dict()
