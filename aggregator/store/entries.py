@@ -51,7 +51,11 @@ def upsert_entries(db: DB, source_id: str, role: str, entries: Sequence[EntryDat
              f" AND key IN ({','.join('?' * len(chunk))})")
         for k, i, h, seen in db.execute(q, (source_id, *chunk)):
             stored[k] = (i, h, _seen(seen))
-    intents = decide_entries(entries, stored, now, _by_link_and_title(db, source_id, entries, set(keys), stored))
+    # A source with nothing stored yet (every feed of a first cycle) has nothing to rekey.
+    empty = not stored and db.execute("SELECT 1 FROM entries WHERE source_id=? LIMIT 1",
+                                      (source_id,)).fetchone() is None
+    moved = {} if empty else _by_link_and_title(db, source_id, entries, set(keys), stored)
+    intents = decide_entries(entries, stored, now, moved)
     now_s = iso(now)
     if intents.rekeyed:
         db.executemany("UPDATE entries SET key=? WHERE id=?", [(key, i) for i, key in intents.rekeyed])
