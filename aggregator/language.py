@@ -20,7 +20,7 @@ from aggregator.html_text import strip_tags
 MIN_CONFIDENCE = 0.5
 _KANA = re.compile(r"[\u3040-\u30ff]")
 
-_LOADING = threading.Lock()  # one load, also when a background thread started it (load_soon)
+_LOADING = threading.Lock()  # one load, also when a fetch thread started it (run_cycle)
 
 
 def _model() -> Any:
@@ -46,13 +46,6 @@ def load() -> None:
     """Load the model now (about 0.6 s) rather than at the first :func:`detect`: for
     callers whose first detection runs against a clock."""
     _model()
-
-
-def load_soon() -> None:
-    """Load the model in a background thread: a cycle that will translate starts it while
-    its main thread mostly waits for feeds (decompressing the model releases the GIL)."""
-    if _loaded.cache_info().currsize == 0:
-        threading.Thread(target=load, name="load-language-model", daemon=True).start()
 
 
 def detect(text: str) -> str | None:

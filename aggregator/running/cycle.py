@@ -214,7 +214,8 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                 progress: Callable[[SourceReport], None] | None = None,
                 stop: threading.Event | None = None, on_due: Callable[[int], None] | None = None,
                 slack: timedelta = timedelta(0), limiter: HostLimiter | None = None,
-                client: httpx.Client | None = None) -> list[SourceReport]:
+                client: httpx.Client | None = None,
+                warm_up: Callable[[], object] | None = None) -> list[SourceReport]:
     """Fetch and store the due sources concurrently; one failure never stops the others.
 
     ``on_due`` hears how many sources are due before any is fetched (a progress bar's
@@ -223,7 +224,8 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
     ``limiter`` bounds the requests in flight per host and ``client`` holds the open
     connections: calls that run side by side (the daemon's per-source jobs) share both,
     so that they never have more than ``fetch.per_host`` connections open to one host
-    (the owner of a client passed in closes it)."""
+    (the owner of a client passed in closes it). ``warm_up`` runs once on a fetch thread
+    when a first source brings new entries (what the later stages will need loaded)."""
     rng = rng or random.Random()
     if only is None:
         store.sync_sources(configured_sources(config), now=now())
@@ -334,6 +336,9 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                         reports.append(SourceReport(job.source.id, "abandoned"))
                         continue
                     report = _store_fetched(store, config, job, now(), rng, redactor, not_modified)
+                    if warm_up is not None and report.new:
+                        pool.submit(warm_up)  # a thread of the pool: starting one costs this thread
+                        warm_up = None
                     _log_source(report)
                     reports.append(report)
                     if progress:
@@ -717,17 +722,11 @@ def run_cycle(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: b
               on_due: Callable[[int], None] | None = None, allow_shrink: bool = False) -> CycleReport:
     t0 = time.monotonic()
     report = CycleReport()
-
-    def heard(r: SourceReport) -> None:
-        # New entries will be translated: the answers' language check needs its model
-        # (0.6 s to load), loaded meanwhile while this thread mostly waits for feeds.
-        if r.new and config.translation.providers:
-            language.load_soon()
-        if progress:
-            progress(r)
-
-    report.sources = fetch_stage(store, config, now=now, fetch_all=fetch_all, rng=rng, progress=heard, stop=stop,
-                                 on_due=on_due)
+    # New entries will be translated: the answers' language check needs its model (0.6 s
+    # to load), loaded by a fetch thread while this one stores what the others fetched.
+    warm_up = language.load if config.translation.providers else None
+    report.sources = fetch_stage(store, config, now=now, fetch_all=fetch_all, rng=rng, progress=progress, stop=stop,
+                                 on_due=on_due, warm_up=warm_up)
     process_stage(store, config, report, now=now, stop=stop, translator=translator, allow_shrink=allow_shrink)
     report.seconds = time.monotonic() - t0
     log.info("%s", report.summary())
