@@ -142,3 +142,20 @@ def test_feedparser_dicts_answer_as_before_once_plain_keys_are_fast() -> None:
     else:
         raise AssertionError("a missing key must raise KeyError")
     assert d.title == "T"  # attribute reads go through the same path
+
+
+def test_feedparser_copies_of_content_parameters_are_equal_and_independent() -> None:
+    import copy
+
+    import feedparser.mixin
+    import feedparser.util
+
+    _compat.install_feedparser_fast_dict()
+    params = feedparser.util.FeedParserDict(type="text/html", language="en", base="https://x.example/")
+    copied = feedparser.mixin.copy.deepcopy(params)
+    assert copied == copy.deepcopy(params) and type(copied) is feedparser.util.FeedParserDict
+    copied["value"] = "v"
+    assert "value" not in params
+    nested = feedparser.util.FeedParserDict(links=[feedparser.util.FeedParserDict(href="h")])
+    deep = feedparser.mixin.copy.deepcopy(nested)  # not plain values: copy's own deep copy
+    assert deep == nested and deep["links"][0] is not nested["links"][0]
