@@ -159,3 +159,11 @@ def test_feedparser_copies_of_content_parameters_are_equal_and_independent() -> 
     nested = feedparser.util.FeedParserDict(links=[feedparser.util.FeedParserDict(href="h")])
     deep = feedparser.mixin.copy.deepcopy(nested)  # not plain values: copy's own deep copy
     assert deep == nested and deep["links"][0] is not nested["links"][0]
+
+
+def test_feedparser_maps_windows_1252_controls_as_before() -> None:
+    import feedparser.mixin
+
+    _compat.install_feedparser_fast_dict()
+    text = "\x80 \x93quoted\x94 \x81 日本語 😀 plain"
+    assert text.translate(feedparser.mixin._cp1252) == "€ \u201cquoted\u201d \x81 日本語 😀 plain"
