@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import email.utils
 import re
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +20,6 @@ from typing import Any
 import feedparser
 import feedparser.api
 import feedparser.datetimes
-import httpx
 import requests
 
 # -- requests: a timeout for every request the translation clients make --------------------
@@ -117,19 +115,6 @@ def rfc822_without_zone(text: str) -> time.struct_time | None:
 def install_feedparser_zoneless_dates() -> None:
     if rfc822_without_zone not in feedparser.datetimes._date_handlers:
         feedparser.registerDateHandler(rfc822_without_zone)
-
-
-# -- httpx: a connection pool of our own ---------------------------------------------------
-# httpx (0.27/0.28) has no parameter for httpcore's pool or its ``network_backend``, which
-# is where a deadline over the whole request (connect, TLS, every read) can be enforced
-# and where connections are kept per origin (sources/fetch.py). The pool it builds is
-# replaced; ``_pool`` is the one private name used.
-def transport_with_pool(pool: Any, ssl_context: ssl.SSLContext) -> httpx.HTTPTransport:
-    """httpx's transport (its exception mapping, its responses) over a request interface of
-    our own in place of its pool."""
-    transport = httpx.HTTPTransport(verify=ssl_context, trust_env=False)  # a context is taken as it is
-    transport._pool = pool
-    return transport
 
 
 def install() -> None:

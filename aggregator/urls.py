@@ -141,7 +141,13 @@ def site_of(url: str) -> str:
     """The registrable domain of a URL's host (``rss.politico.com`` and
     ``www.politico.com`` are both ``politico.com``; ``a.co.uk`` is not ``b.co.uk``), from
     the Public Suffix List; an IP address or a single-label host is its own site."""
-    host = host_of(url).strip("[]").rstrip(".")
+    return site_of_host(host_of(url))
+
+
+@functools.lru_cache(maxsize=4096)  # entries' links are many, their hosts few
+def site_of_host(host: str) -> str:
+    """:func:`site_of` for a host as :func:`host_of` gives it."""
+    host = host.strip("[]").rstrip(".")
     try:
         ipaddress.ip_address(host)
         return host
