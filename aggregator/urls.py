@@ -96,8 +96,11 @@ def _is_tracking(key: str) -> bool:
     return k in _TRACKING or k.startswith(_TRACKING_PREFIXES)
 
 
+_HTTP_URL = re.compile(r"^https?://[^/\s]+", re.I)
+
+
 def is_http_url(url: str | None) -> bool:
-    return bool(url) and re.match(r"^https?://[^/\s]+", url or "", re.I) is not None
+    return bool(url) and _HTTP_URL.match(url or "") is not None
 
 
 def host_of(url: str) -> str:
