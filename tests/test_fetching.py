@@ -313,3 +313,18 @@ def test_connection_errors_are_reported_with_the_origin_that_did_not_answer(clie
     with pytest.raises(FetchError, match="could not connect") as e:
         fetch(client, f"http://127.0.0.1:{port}/f.xml", max_bytes=10**7, total_timeout=5, allow_private=True)
     assert e.value.unreachable == f"http://127.0.0.1:{port}"
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth_and_not_in_the_host() -> None:
+    import base64
+
+    srv = _RawServer(b"HTTP/1.1 304 Not Modified\r\n\r\n")
+    try:
+        with make_client(connect_timeout=2, read_timeout=2, max_connections=2) as client:
+            fetch(client, f"http://us%40er:p%C3%A4ss@127.0.0.1:{srv.port}/f.xml", etag='"e"', max_bytes=100,
+                  total_timeout=5, allow_private=True)
+    finally:
+        srv.close()
+    lines = srv.heads[0].split(b"\r\n")
+    assert f"Host: 127.0.0.1:{srv.port}".encode() in lines
+    assert b"Authorization: Basic " + base64.b64encode("us@er:päss".encode()) in lines

@@ -57,6 +57,7 @@ class _Target(NamedTuple):
     origin: str  # scheme://host:port, the port always written out
     url: httpcore.URL
     host: bytes  # the Host header
+    auth: bytes | None  # the Authorization header for credentials in the URL (user:password@)
 
 
 @functools.lru_cache(maxsize=4096)  # a cycle asks for each source's URL several times
@@ -66,8 +67,13 @@ def _target(url: str) -> _Target:
         raise ValueError("no host")
     port = u.port or (443 if u.scheme == "https" else 80)
     host = f"[{u.host}]" if ":" in u.host else u.host
+    auth = None
+    if u.username or u.password:  # as httpx's client did: Basic, from the URL's user part
+        request = next(httpx.BasicAuth(u.username, u.password).auth_flow(httpx.Request("GET", u)))
+        auth = request.headers["Authorization"].encode()
     return _Target(f"{u.scheme}://{host}:{port}",
-                   httpcore.URL(scheme=u.raw_scheme, host=u.raw_host, port=u.port, target=u.raw_path), u.netloc)
+                   httpcore.URL(scheme=u.raw_scheme, host=u.raw_host, port=u.port, target=u.raw_path), u.netloc,
+                   auth)
 
 
 class FetchClient:
@@ -105,6 +111,8 @@ class FetchClient:
             headers[3] = (b"Accept", accept.encode())
         if conditional:
             headers += conditional
+        if target.auth is not None:
+            headers.append((b"Authorization", target.auth))
         return self._pools.handle_request(httpcore.Request(b"GET", target.url, headers=headers,
                                                            extensions=self._extensions))
 
