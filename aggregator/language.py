@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from typing import Any
 
 from aggregator.html_text import strip_tags
@@ -19,8 +20,16 @@ from aggregator.html_text import strip_tags
 MIN_CONFIDENCE = 0.5
 _KANA = re.compile(r"[\u3040-\u30ff]")
 
-@functools.cache
+_LOADING = threading.Lock()  # one load, also when a fetch thread started it (run_cycle)
+
+
 def _model() -> Any:
+    with _LOADING:
+        return _loaded()
+
+
+@functools.cache
+def _loaded() -> Any:
     """py3langid's identifier, loaded on first need."""
     from deep_translator.constants import GOOGLE_LANGUAGES_TO_CODES
     from py3langid.langid import MODEL_FILE, LanguageIdentifier

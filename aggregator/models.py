@@ -88,6 +88,10 @@ class EntryData:
     image: str | None = None
     language: str | None = None
     source_site: str | None = None  # an aggregator's item: the site whose story it is (<source url>)
+    # (hash, canonical link), worked out once where the entry is parsed (a parsing process,
+    # off the storing thread) by aggregator.sources.decide.derive. Not an argument, not
+    # compared, and not carried over by dataclasses.replace: a changed copy works it out anew.
+    derived: tuple[str, str | None] | None = field(default=None, init=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,3 +82,57 @@ def test_feedparser_still_drops_an_rfc822_date_with_a_weekday_and_no_zone() -> N
     assert feedparser.datetimes._parse_date(date)[:6] == (2025, 1, 1, 10, 0, 0)
     assert feedparser.datetimes._parse_date("Wed, 01 Jan 2025 10:00:00 +0900")[:4] == (2025, 1, 1, 1)
     assert _compat.rfc822_without_zone("Mon, 31 Feb 2025 10:00:00") is None
+
+
+def test_feedparser_dicts_answer_as_before_once_plain_keys_are_fast() -> None:
+    import warnings
+
+    import feedparser.util
+
+    _compat.install_feedparser_fast_dict()
+    _compat.install_feedparser_fast_dict()  # idempotent
+    d = feedparser.util.FeedParserDict()
+    d["title"] = "T"
+    d["channel"] = "C"  # a legacy name, stored under its new one
+    d["published"] = "P"
+    d["tags"] = [feedparser.util.FeedParserDict(term="news")]
+    assert d.get("title") == "T" and d["title"] == "T" and "title" in d and d.has_key("title")
+    assert d.get("missing") is None and d.get("missing", 5) == 5 and "missing" not in d
+    assert dict.__getitem__(d, "feed") == "C" and d["channel"] == "C" and d.get("channel") == "C"
+    assert d["category"] == "news" and "category" in d
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        assert d.get("updated") == "P"  # feedparser's fallback to 'published' is kept
+    assert "updated" not in d
+    try:
+        d["missing"]
+    except KeyError:
+        pass
+    else:
+        raise AssertionError("a missing key must raise KeyError")
+    assert d.title == "T"  # attribute reads go through the same path
+
+
+def test_feedparser_copies_of_content_parameters_are_equal_and_independent() -> None:
+    import copy
+
+    import feedparser.mixin
+    import feedparser.util
+
+    _compat.install_feedparser_fast_dict()
+    params = feedparser.util.FeedParserDict(type="text/html", language="en", base="https://x.example/")
+    copied = feedparser.mixin.copy.deepcopy(params)
+    assert copied == copy.deepcopy(params) and type(copied) is feedparser.util.FeedParserDict
+    copied["value"] = "v"
+    assert "value" not in params
+    nested = feedparser.util.FeedParserDict(links=[feedparser.util.FeedParserDict(href="h")])
+    deep = feedparser.mixin.copy.deepcopy(nested)  # not plain values: copy's own deep copy
+    assert deep == nested and deep["links"][0] is not nested["links"][0]
+
+
+def test_feedparser_maps_windows_1252_controls_as_before() -> None:
+    import feedparser.mixin
+
+    _compat.install_feedparser_fast_dict()
+    text = "\x80 \x93quoted\x94 \x81 日本語 😀 plain"
+    assert text.translate(feedparser.mixin._cp1252) == "€ \u201cquoted\u201d \x81 日本語 😀 plain"

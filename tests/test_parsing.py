@@ -165,3 +165,33 @@ def test_json_that_is_not_a_json_feed_is_a_clear_error() -> None:
         parse_feed(b'{"hello": "world"}', now=NOW)
     with pytest.raises(ParseError, match="malformed JSON"):
         parse_feed(b'{"version": ', now=NOW)
+
+
+def test_text_full_of_entities_and_longer_than_one_text_buffer_comes_through_whole() -> None:
+    # expat hands over each run of text in one piece (safexml's buffer_text), and in several
+    # pieces past its 64 KiB buffer: feedparser must see exactly the text either way.
+    para = "<p>A &amp; B&#8217;s \u201cline\u201d</p>\n"
+    html = para * 2400  # 79 KB: past the 64 KiB buffer, under MAX_SUMMARY
+    escaped = html.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    doc = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+           f'<item><title>One &amp; two</title><link>https://x.example/1</link>'
+           f'<description>{escaped}</description></item></channel></rss>').encode()
+    (entry,) = parse_feed(doc, now=NOW).entries
+    assert entry.title == "One & two"
+    assert entry.summary == html.strip()
+
+
+def test_the_entry_hash_and_canonical_link_come_made_and_equal_what_the_store_would_make() -> None:
+    import dataclasses
+
+    from aggregator.sources.decide import derive, entry_hash
+    from aggregator.urls import canonical_url
+
+    doc = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><title>A</title>'
+           b'<link>https://WWW.x.example/a?utm_source=feed</link><description>d</description></item>'
+           b'</channel></rss>')
+    (entry,) = parse_feed(doc, now=NOW).entries
+    assert entry.derived == (entry_hash(entry), canonical_url("https://WWW.x.example/a?utm_source=feed"))
+    changed = dataclasses.replace(entry, title="B")
+    assert changed.derived is None  # never carried over to a changed copy
+    assert derive(changed)[0] == entry_hash(changed) != entry.derived[0]

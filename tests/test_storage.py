@@ -84,6 +84,33 @@ def test_a_failed_transaction_leaves_nothing_behind(s: Store) -> None:
     assert s.count_entries() == {"outlet": 1}
 
 
+def test_a_group_commits_its_transactions_together_and_a_failing_one_alone_is_undone(s: Store,
+                                                                                      store_url: str) -> None:
+    with Store(store_url) as other:  # another process's view: only what is committed
+        with s.grouped():
+            store_feed(s, [e("a")])
+            assert s.grouped_count == 1 and other.count_entries() == {}  # stored, not yet durable
+            with pytest.raises((sqlite3.IntegrityError, IntegrityError)), s.transaction() as db:
+                db.execute("UPDATE sources SET etag='half' WHERE id='src'")
+                db.execute("INSERT INTO entries(id, source_id, role, key, title, first_seen, last_seen, hash,"
+                           " sort_date) SELECT id, source_id, role, key, title, first_seen, last_seen, hash,"
+                           " sort_date FROM entries")
+            assert s.grouped_count == 1  # the failed one is not counted, and did not undo the first
+            s.commit_group()
+            assert s.grouped_count == 0 and other.count_entries() == {"outlet": 1}
+            store_feed(s, [e("b")])
+            assert other.count_entries() == {"outlet": 1}
+        assert s.grouped_count is None
+        assert other.count_entries() == {"outlet": 2}  # the end of the group commits
+        assert other.source_states()["src"].etag == '"v1"'
+        with pytest.raises(RuntimeError), s.grouped():
+            store_feed(s, [e("c")])
+            raise RuntimeError("a bug mid-cycle")
+        assert other.count_entries() == {"outlet": 3}  # what was whole is kept
+        store_feed(s, [e("d")])  # outside a group: its own transaction again
+        assert other.count_entries() == {"outlet": 4}
+
+
 def test_matches_are_replaced_and_report_change(s: Store) -> None:
     store_feed(s, [e("a"), e("b")])
     assert s.set_matches(1, [Match(1, 2, 1.0, "link", "link")], "resolved", T) is True

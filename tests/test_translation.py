@@ -3,6 +3,7 @@ server that speaks the protocol; the cache is the real SQLite store."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +54,37 @@ def test_never_answering_provider_is_bounded_and_the_next_one_answers(store: Sto
         assert t.translate("ありがとう。", "ja", "en") == ("Thank you.", "libre")
         assert time.monotonic() - t0 < 3.0
         assert good.requests == 1
+
+
+def _call_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("translate-")}
+
+
+def test_calls_reuse_a_thread_and_one_that_overran_ends_with_its_call(store: Store) -> None:
+    before = _call_threads()
+    with LibreTranslateServer(TABLE) as srv:
+        t = translator(store, srv.url)
+        t.translate("こんにちは。", "ja", "en")
+        first = _call_threads() - before
+        t.translate("ありがとう。", "ja", "en")
+        assert srv.requests == 2
+        assert _call_threads() - before == first and len(first) == 1  # the same thread, kept
+        t.close()
+        deadline = time.monotonic() + 5
+        while _call_threads() - before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _call_threads() - before  # closed: the idle thread ended
+    with LibreTranslateServer(TABLE) as dead, LibreTranslateServer(TABLE) as good:
+        dead.fault = "hang"
+        t = translator(store, dead.url, good.url, timeout=0.5)
+        assert t.translate("Blinkenが来た。", "ja", "en") == ("Blinken came.", "libre")
+        stuck = [th for th in _call_threads() - before if th.is_alive()]
+        assert stuck  # the call that overran still holds its thread, told to end after it
+        t.close()
+    deadline = time.monotonic() + 10
+    while _call_threads() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _call_threads() - before  # the overrun thread ended with its call (server gone)
 
 
 @pytest.mark.parametrize("fault", ["500", "429", "malformed", "reset", "403"])

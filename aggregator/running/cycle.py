@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from aggregator import language
 from aggregator.citing.embeddings import Embedder
 from aggregator.citing.extract import Outlet, Outlets, extract
 from aggregator.citing.match import (
@@ -214,7 +215,8 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                 progress: Callable[[SourceReport], None] | None = None,
                 stop: threading.Event | None = None, on_due: Callable[[int], None] | None = None,
                 slack: timedelta = timedelta(0), limiter: HostLimiter | None = None,
-                client: FetchClient | None = None) -> list[SourceReport]:
+                client: FetchClient | None = None,
+                warm_up: Callable[[], object] | None = None) -> list[SourceReport]:
     """Fetch and store the due sources concurrently; one failure never stops the others.
 
     ``on_due`` hears how many sources are due before any is fetched (a progress bar's
@@ -223,7 +225,8 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
     ``limiter`` bounds the requests in flight per host and ``client`` holds the open
     connections: calls that run side by side (the daemon's per-source jobs) share both,
     so that they never have more than ``fetch.per_host`` connections open to one host
-    (the owner of a client passed in closes it)."""
+    (the owner of a client passed in closes it). ``warm_up`` runs once on a fetch thread
+    when a first source brings new entries (what the later stages will need loaded)."""
     rng = rng or random.Random()
     if only is None:
         store.sync_sources(configured_sources(config), now=now())
@@ -315,30 +318,39 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
             for host, queue in queues.items():
                 if queue:
                     running[pool.submit(work, queue.popleft())] = host
-        while running:
-            if stop is not None and stop.is_set():
-                abandoned = True
-                log.info("stopping: %d fetch%s in flight abandoned (%s fetched again next time)", len(running),
-                         "es" if len(running) != 1 else "", "they are" if len(running) != 1 else "it is")
-                left = {s.id for s in due} - {r.id for r in reports}
-                reports.extend(SourceReport(sid, "abandoned") for sid in sorted(left))
-                break
-            finished, _ = wait(set(running), timeout=0.5, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                host = running.pop(fut)
-                job = fut.result()
-                feed(host)
-                if job.stopped:
-                    reports.append(SourceReport(job.source.id, "abandoned"))
-                    continue
-                report = _store_fetched(store, config, job, now(), rng, redactor, not_modified)
-                _log_source(report)
-                reports.append(report)
-                if progress:
-                    progress(report)
-                if len(not_modified) >= NOT_MODIFIED_BATCH:
-                    store.record_not_modified(not_modified, now=now())
-                    not_modified.clear()
+        # What is stored while other fetches are done already commits together (Store.grouped).
+        with store.grouped():
+            while running:
+                if stop is not None and stop.is_set():
+                    abandoned = True
+                    log.info("stopping: %d fetch%s in flight abandoned (%s fetched again next time)", len(running),
+                             "es" if len(running) != 1 else "", "they are" if len(running) != 1 else "it is")
+                    left = {s.id for s in due} - {r.id for r in reports}
+                    reports.extend(SourceReport(sid, "abandoned") for sid in sorted(left))
+                    break
+                finished, _ = wait(set(running), timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    host = running.pop(fut)
+                    job = fut.result()
+                    feed(host)
+                    if job.stopped:
+                        reports.append(SourceReport(job.source.id, "abandoned"))
+                        continue
+                    report = _store_fetched(store, config, job, now(), rng, redactor, not_modified)
+                    if warm_up is not None and report.new:
+                        pool.submit(warm_up)  # a thread of the pool: starting one costs this thread
+                        warm_up = None
+                    _log_source(report)
+                    reports.append(report)
+                    if progress:
+                        progress(report)
+                    if len(not_modified) >= NOT_MODIFIED_BATCH:
+                        store.record_not_modified(not_modified, now=now())
+                        not_modified.clear()
+                # Commit before waiting (nothing lies uncommitted while the process idles),
+                # else every so many feeds (see Store.grouped).
+                if (store.grouped_count or 0) >= GROUP_COMMIT or not any(f.done() for f in running):
+                    store.commit_group()
         if not_modified:
             store.record_not_modified(not_modified, now=now())
         if not abandoned and (stop is None or not stop.is_set()):
@@ -386,6 +398,8 @@ def make_fetch_client(config: Config) -> FetchClient:
 
 # How many plain 304 answers wait to be stored in one transaction.
 NOT_MODIFIED_BATCH = 200
+# At most how many sources' transactions one commit holds, when fetched feeds keep waiting.
+GROUP_COMMIT = 50
 
 
 def _store_fetched(store: Store, config: Config, job: _Fetched, now: datetime, rng: random.Random,
@@ -709,8 +723,11 @@ def run_cycle(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: b
               on_due: Callable[[int], None] | None = None, allow_shrink: bool = False) -> CycleReport:
     t0 = time.monotonic()
     report = CycleReport()
+    # New entries will be translated: the answers' language check needs its model (0.6 s
+    # to load), loaded by a fetch thread while this one stores what the others fetched.
+    warm_up = language.load if config.translation.providers else None
     report.sources = fetch_stage(store, config, now=now, fetch_all=fetch_all, rng=rng, progress=progress, stop=stop,
-                                 on_due=on_due)
+                                 on_due=on_due, warm_up=warm_up)
     process_stage(store, config, report, now=now, stop=stop, translator=translator, allow_shrink=allow_shrink)
     report.seconds = time.monotonic() - t0
     log.info("%s", report.summary())

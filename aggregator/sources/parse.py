@@ -26,6 +26,7 @@ from aggregator import _compat
 from aggregator.exceptions import ParseError
 from aggregator.html_text import strip_tags
 from aggregator.models import EntryData, ParsedFeed
+from aggregator.sources.decide import derive
 
 MAX_TITLE = 1_000
 MAX_SUMMARY = 100_000
@@ -66,6 +67,7 @@ def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = N
     hdrs = {k.lower(): v for k, v in (headers or {}).items()}
     _compat.install_feedparser_safe_xml()  # entity declarations refused (safexml)
     _compat.install_feedparser_zoneless_dates()  # "Wed, 01 Jan 2025 10:00:00" read as UTC
+    _compat.install_feedparser_fast_dict()  # plain keys read as a dict's
     # feedparser would read a local path or URL if handed a str: always hand it bytes.
     d = feedparser.parse(data, response_headers=hdrs, sanitize_html=False,
                          resolve_relative_uris=False)
@@ -122,6 +124,7 @@ def _entries(raws: Any, make: Any, warnings: list[str]) -> list[EntryData]:
             duplicates += 1
             continue
         seen.add(entry.key)
+        derive(entry)  # here, in the parsing process, not on the storing thread
         entries.append(entry)
     if duplicates:
         warnings.append("1 entry repeats an id already in this feed; kept the first" if duplicates == 1 else

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from aggregator.models import Entry, EntryData, from_iso, iso
-from aggregator.sources.decide import decide_entries
+from aggregator.sources.decide import decide_entries, derive
 from aggregator.store.backend import DB
 from aggregator.store.base import (
     _ARTICLE_TEXT,
@@ -25,7 +25,7 @@ def _by_link_and_title(db: DB, source_id: str, entries: Sequence[EntryData], fet
                        stored: Mapping[str, object]) -> dict[tuple[str, str], tuple[int, str, datetime | None]]:
     """The source's stored entries that share a canonical link with a fetched entry of a
     new key and are not in this fetch under their own key, by (canonical link, title)."""
-    canons = {canonical_url(e.link) for e in entries if e.link and e.key not in stored}
+    canons = {c for e in entries if e.key not in stored and (c := derive(e)[1]) is not None}
     out: dict[tuple[str, str], tuple[int, str, datetime | None]] = {}
     for chunk in _chunks(sorted(canons), 500):
         q = ("SELECT id, key, hash, canonical_link, title, first_seen FROM entries WHERE source_id=?"
@@ -51,14 +51,17 @@ def upsert_entries(db: DB, source_id: str, role: str, entries: Sequence[EntryDat
              f" AND key IN ({','.join('?' * len(chunk))})")
         for k, i, h, seen in db.execute(q, (source_id, *chunk)):
             stored[k] = (i, h, _seen(seen))
-    intents = decide_entries(entries, stored, now, _by_link_and_title(db, source_id, entries, set(keys), stored))
+    # A source with nothing stored yet (every feed of a first cycle) has nothing to rekey.
+    empty = not stored and db.execute("SELECT 1 FROM entries WHERE source_id=? LIMIT 1",
+                                      (source_id,)).fetchone() is None
+    moved = {} if empty else _by_link_and_title(db, source_id, entries, set(keys), stored)
+    intents = decide_entries(entries, stored, now, moved)
     now_s = iso(now)
     if intents.rekeyed:
         db.executemany("UPDATE entries SET key=? WHERE id=?", [(key, i) for i, key in intents.rekeyed])
 
     def row(e: EntryData, h: str) -> tuple[Any, ...]:
-        canon = canonical_url(e.link) if e.link else None
-        return (e.link, canon, e.title, e.summary, e.content, e.author, _categories(list(e.categories)),
+        return (e.link, derive(e)[1], e.title, e.summary, e.content, e.author, _categories(list(e.categories)),
                 iso(e.published), iso(e.updated),
                 e.published_offset, e.image, e.language, e.source_site, h)
 

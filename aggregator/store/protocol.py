@@ -5,6 +5,7 @@ store does, not on SQLite. ``Store`` satisfies it (checked by mypy in
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,7 +19,11 @@ from aggregator.store.records import EntryTranslation, PageText, Publication, So
 class StoreType(Protocol):
     path: Path
 
+    grouped_count: int | None
+
     def close(self) -> None: ...
+    def grouped(self) -> AbstractContextManager[None]: ...
+    def commit_group(self) -> None: ...
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def embeddings(self, hashes: Iterable[str]) -> dict[str, bytes]: ...

@@ -23,6 +23,7 @@ from aggregator.translating.batch import BatchAnswer, BatchProvider, plan_batche
 from aggregator.translating.memory import Memory
 from aggregator.translating.providers import Provider, _classify, make_provider
 from aggregator.translating.text import apply_glossary, fit_pieces, join_pieces, split_text
+from aggregator.translating.threads import Threads
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +152,11 @@ class Translator:
         self._fails: dict[int, int] = {}
         self.stats = ChainStats()
         self.deadline: float | None = None
+        self._threads = Threads()
 
     def close(self) -> None:
-        """Nothing to release: calls run in daemon threads that end with their socket timeout."""
+        """End the idle call threads (a call still running ends with its socket timeout)."""
+        self._threads.close()
 
     def cached(self, texts: Iterable[str], source: str, target: str) -> dict[str, tuple[str, str]]:
         prepared = {t: apply_glossary(t, self.glossary) for t in texts}
@@ -388,12 +391,16 @@ class Translator:
                 done.set()
 
         # A daemon thread, not a pool: a call stuck past its bound must not hold the
-        # process at exit. The socket timeout bounds each read; this bounds the whole
-        # call (a server that drips its answer byte by byte).
-        threading.Thread(target=work, name=f"translate-{provider.name}", daemon=True).start()
+        # process at exit (aggregator.translating.threads). The socket timeout bounds each
+        # read; this bounds the whole call (a server that drips its answer byte by byte).
+        name = f"translate-{provider.name}"
+        worker = self._threads.take(name)
+        worker.submit(work)
         if not done.wait(timeout + 1.0):
+            worker.stop()  # ends when its call does; the next call gets another thread
             raise TranslationError(f"{provider.name}: no answer within {timeout:g} s",
                                    provider=provider.name, kind="timeout")
+        self._threads.give_back(name, worker)
         if "error" in box:
             e = box["error"]
             raise e if isinstance(e, TranslationError) else _classify(provider.name, e)
