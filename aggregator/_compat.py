@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import email.utils
 import re
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +23,6 @@ import feedparser.api
 import feedparser.datetimes
 import feedparser.mixin
 import feedparser.util
-import httpx
 import requests
 
 # -- requests: a timeout for every request the translation clients make --------------------
@@ -179,19 +177,6 @@ class _FeedCopy:
                 new[k] = v
             return new
         return copy.deepcopy(x)
-
-
-# -- httpx: a connection pool of our own ---------------------------------------------------
-# httpx (0.27/0.28) has no parameter for httpcore's pool or its ``network_backend``, which
-# is where a deadline over the whole request (connect, TLS, every read) can be enforced
-# and where connections are kept per origin (sources/fetch.py). The pool it builds is
-# replaced; ``_pool`` is the one private name used.
-def transport_with_pool(pool: Any, ssl_context: ssl.SSLContext) -> httpx.HTTPTransport:
-    """httpx's transport (its exception mapping, its responses) over a request interface of
-    our own in place of its pool."""
-    transport = httpx.HTTPTransport(verify=ssl_context, trust_env=False)  # a context is taken as it is
-    transport._pool = pool
-    return transport
 
 
 def install() -> None:

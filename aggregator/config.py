@@ -372,7 +372,8 @@ class Config(_Model):
             out |= {v for v in (p.api_key, p.secret) if v}
         urls = [s.url for s in self.sources] + [p.url for p in self.translation.providers if p.url]
         for url in [*urls, self.storage.url] if self.is_postgres else urls:
-            password = urlsplit(url).password
+            # No "@", no user part: no password (and no parsing, 1,000 sources at every stage)
+            password = urlsplit(url).password if "@" in url else None
             if password:
                 out |= {password, unquote(password)}
         return frozenset(out)

@@ -96,8 +96,11 @@ def _is_tracking(key: str) -> bool:
     return k in _TRACKING or k.startswith(_TRACKING_PREFIXES)
 
 
+_HTTP_URL = re.compile(r"^https?://[^/\s]+", re.I)
+
+
 def is_http_url(url: str | None) -> bool:
-    return bool(url) and re.match(r"^https?://[^/\s]+", url or "", re.I) is not None
+    return bool(url) and _HTTP_URL.match(url or "") is not None
 
 
 def host_of(url: str) -> str:
@@ -141,7 +144,13 @@ def site_of(url: str) -> str:
     """The registrable domain of a URL's host (``rss.politico.com`` and
     ``www.politico.com`` are both ``politico.com``; ``a.co.uk`` is not ``b.co.uk``), from
     the Public Suffix List; an IP address or a single-label host is its own site."""
-    host = host_of(url).strip("[]").rstrip(".")
+    return site_of_host(host_of(url))
+
+
+@functools.lru_cache(maxsize=4096)  # entries' links are many, their hosts few
+def site_of_host(host: str) -> str:
+    """:func:`site_of` for a host as :func:`host_of` gives it."""
+    host = host.strip("[]").rstrip(".")
     try:
         ipaddress.ip_address(host)
         return host

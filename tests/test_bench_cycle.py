@@ -28,3 +28,12 @@ def test_the_cycle_benchmark_runs_cold_warm_and_churn_and_prints_its_table(tmp_p
     feeds = list((tmp_path / "run" / "feeds").glob("*"))
     assert any(f.suffix == ".atom" for f in feeds) and any(f.suffix == ".xml" for f in feeds)
     assert (tmp_path / "run" / "agg" / "output" / "feed.atom").is_file()
+
+
+def test_the_fetch_benchmark_times_every_client_on_304s() -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_fetch.py"), "--requests", "40", "--hosts", "4",
+                          "--repeat", "1", "--threads", "2"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = dict(re.findall(r"^(\S+(?: \S+)?)\s+([\d.]+)\s+[\d.]+\s+[\d.]+$", out.stdout, re.M))
+    assert set(rows) == {"fetch()", "httpx.Client", "httpcore pool", "httpcore/origin", "http.client"}, out.stdout
+    assert all(float(v) > 0 for v in rows.values())

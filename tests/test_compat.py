@@ -11,8 +11,6 @@ import threading
 import time
 
 import feedparser.api
-import httpcore
-import httpx
 import pytest
 import requests
 
@@ -70,35 +68,6 @@ def test_feedparser_takes_our_sax_driver() -> None:
             b'<rss version="2.0"><channel><title>&a;</title></channel></rss>')
     d = feedparser.parse(bomb)
     assert d.bozo and d.feed.get("title", "") != "aaaaaaaaaa"
-
-
-def test_httpx_transport_still_has_a_replaceable_pool() -> None:
-    class Backend(httpcore.SyncBackend):
-        used = False
-
-        def connect_tcp(self, *a: object, **kw: object) -> httpcore.NetworkStream:  # type: ignore[override]
-            Backend.used = True
-            return super().connect_tcp(*a, **kw)  # type: ignore[arg-type]
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        ssl_context = httpx.create_ssl_context(trust_env=False)
-        t = _compat.transport_with_pool(httpcore.ConnectionPool(ssl_context=ssl_context, max_connections=2,
-                                                                network_backend=Backend()), ssl_context)
-        with httpx.Client(transport=t) as c:
-            assert c.get(f"http://127.0.0.1:{srv.server_address[1]}/").status_code == 200
-        assert Backend.used, "httpx no longer uses HTTPTransport._pool: the deadline backend is bypassed"
-    finally:
-        srv.shutdown()
-        srv.server_close()
-
-
-class _Ok(_Slow):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
 
 
 def test_feedparser_still_drops_an_rfc822_date_with_a_weekday_and_no_zone() -> None:

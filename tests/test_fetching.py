@@ -14,6 +14,10 @@ from loopback import Blackhole, FeedServer
 from aggregator import PROJECT_URL, USER_AGENT
 from aggregator.exceptions import FetchError
 from aggregator.sources.fetch import (
+    ACCEPT,
+    PAGE_ACCEPT,
+    FetchClient,
+    _header_dict,
     fetch,
     make_client,
     next_fetch_after_failure,
@@ -25,12 +29,12 @@ FEED = (DEV / "feeds" / "politico.xml").read_bytes()
 
 
 @pytest.fixture
-def client() -> httpx.Client:
+def client() -> FetchClient:
     with make_client(connect_timeout=2, read_timeout=1, max_connections=4) as c:
         yield c
 
 
-def test_conditional_get_sends_validators_and_gets_304(client: httpx.Client) -> None:
+def test_conditional_get_sends_validators_and_gets_304(client: FetchClient) -> None:
     with FeedServer() as srv:
         url = srv.add("/f.xml", FEED)
         first = fetch(client, url, max_bytes=10**7, total_timeout=5, allow_private=True)
@@ -43,7 +47,7 @@ def test_conditional_get_sends_validators_and_gets_304(client: httpx.Client) -> 
         assert req.headers["User-Agent"] == USER_AGENT and PROJECT_URL in USER_AGENT
 
 
-def test_gzip_is_asked_for_and_decoded(client: httpx.Client) -> None:
+def test_gzip_is_asked_for_and_decoded(client: FetchClient) -> None:
     with FeedServer(gzip=True) as srv:
         url = srv.add("/f.xml", FEED)
         r = fetch(client, url, max_bytes=10**7, total_timeout=5, allow_private=True)
@@ -51,14 +55,14 @@ def test_gzip_is_asked_for_and_decoded(client: httpx.Client) -> None:
         assert "gzip" in srv.requests[-1].headers["Accept-Encoding"]
 
 
-def test_body_over_the_cap_is_refused(client: httpx.Client) -> None:
+def test_body_over_the_cap_is_refused(client: FetchClient) -> None:
     with FeedServer() as srv:
         url = srv.add("/f.xml", FEED)
         with pytest.raises(FetchError, match="cap"):
             fetch(client, url, max_bytes=1000, total_timeout=5, allow_private=True)
 
 
-def test_gzip_bomb_is_refused_after_decompression(client: httpx.Client) -> None:
+def test_gzip_bomb_is_refused_after_decompression(client: FetchClient) -> None:
     with FeedServer() as srv:
         srv.add("/bomb.xml", b"")
         srv.fault("/bomb.xml", "gzip_bomb", size=20_000_000)
@@ -66,7 +70,7 @@ def test_gzip_bomb_is_refused_after_decompression(client: httpx.Client) -> None:
             fetch(client, srv.url("/bomb.xml"), max_bytes=1_000_000, total_timeout=5, allow_private=True)
 
 
-def test_a_server_that_never_answers_times_out(client: httpx.Client) -> None:
+def test_a_server_that_never_answers_times_out(client: FetchClient) -> None:
     with FeedServer() as srv:
         srv.add("/h.xml", FEED)
         srv.fault("/h.xml", "hang")
@@ -107,7 +111,7 @@ def test_a_server_dripping_header_lines_hits_the_total_time_limit() -> None:
         assert time.monotonic() - t0 < 4
 
 
-def test_the_total_limit_covers_every_redirect_hop(client: httpx.Client) -> None:
+def test_the_total_limit_covers_every_redirect_hop(client: FetchClient) -> None:
     with FeedServer() as srv:
         srv.add("/slow.xml", FEED)
         srv.fault("/slow.xml", "slow_headers", interval=0.3, count=1000)
@@ -116,14 +120,14 @@ def test_the_total_limit_covers_every_redirect_hop(client: httpx.Client) -> None
             fetch(client, srv.url("/start.xml"), max_bytes=10**7, total_timeout=1.5, allow_private=True)
 
 
-def test_a_redirect_to_a_local_file_is_refused(client: httpx.Client) -> None:
+def test_a_redirect_to_a_local_file_is_refused(client: FetchClient) -> None:
     with FeedServer() as srv:
         srv.fault("/f.xml", "redirect", to="file:///etc/passwd", status=301)
         with pytest.raises(FetchError, match="refusing to follow a redirect to a non-HTTP URL: file:"):
             fetch(client, srv.url("/f.xml"), max_bytes=10**7, total_timeout=5, allow_private=True)
 
 
-def test_a_connection_cut_mid_body_is_reported(client: httpx.Client) -> None:
+def test_a_connection_cut_mid_body_is_reported(client: FetchClient) -> None:
     with FeedServer(gzip=False) as srv:
         srv.add("/t.xml", FEED)
         srv.fault("/t.xml", "truncate")
@@ -131,7 +135,7 @@ def test_a_connection_cut_mid_body_is_reported(client: httpx.Client) -> None:
             fetch(client, srv.url("/t.xml"), max_bytes=10**7, total_timeout=5, allow_private=True)
 
 
-def test_redirect_loop_is_reported(client: httpx.Client) -> None:
+def test_redirect_loop_is_reported(client: FetchClient) -> None:
     with FeedServer() as srv:
         srv.add("/loop.xml", FEED)
         srv.fault("/loop.xml", "redirect_loop")
@@ -139,7 +143,7 @@ def test_redirect_loop_is_reported(client: httpx.Client) -> None:
             fetch(client, srv.url("/loop.xml"), max_bytes=10**7, total_timeout=5, allow_private=True)
 
 
-def test_permanent_redirect_is_reported_for_the_store(client: httpx.Client) -> None:
+def test_permanent_redirect_is_reported_for_the_store(client: FetchClient) -> None:
     with FeedServer() as srv:
         new = srv.add("/new.xml", FEED)
         srv.add("/old.xml", b"")
@@ -148,7 +152,7 @@ def test_permanent_redirect_is_reported_for_the_store(client: httpx.Client) -> N
         assert r.permanent_redirect == new and r.content == FEED
 
 
-def test_http_errors_carry_status_and_retry_after(client: httpx.Client) -> None:
+def test_http_errors_carry_status_and_retry_after(client: FetchClient) -> None:
     with FeedServer() as srv:
         srv.add("/busy.xml", FEED)
         srv.fault("/busy.xml", "status", status=429, headers={"Retry-After": "120"})
@@ -202,3 +206,125 @@ def test_the_client_keeps_connections_open_per_origin_but_bounds_the_requests_in
                                  urls))
         assert [r.status for r in done] == [200, 200]
         assert time.monotonic() - t >= 0.8  # one after the other: 2 x 0.4 s
+
+
+class _RawServer:
+    """One-connection-at-a-time HTTP server on 127.0.0.1 that answers each request with
+    ``reply`` (bytes as sent) and records each request's head as received."""
+
+    def __init__(self, reply: bytes):
+        import socket
+        import threading
+
+        self.reply = reply
+        self.heads: list[bytes] = []
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while True:
+                    while b"\r\n\r\n" not in data:
+                        more = conn.recv(65536)
+                        if not more:
+                            break
+                        data += more
+                    if b"\r\n\r\n" not in data:
+                        break
+                    head, data = data.split(b"\r\n\r\n", 1)
+                    self.heads.append(head)
+                    conn.sendall(self.reply)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def test_the_request_carries_exactly_our_headers_and_the_validators() -> None:
+    srv = _RawServer(b"HTTP/1.1 304 Not Modified\r\nETag: \"e2\"\r\n\r\n")
+    try:
+        with make_client(connect_timeout=2, read_timeout=2, max_connections=2) as client:
+            url = f"http://127.0.0.1:{srv.port}/a/f.xml?x=1 2"
+            r = fetch(client, url, etag='"e1"', last_modified="Mon, 01 Jan 2024 00:00:00 GMT",
+                      max_bytes=100, total_timeout=5, allow_private=True)
+            assert (r.status, r.etag, r.last_modified) == (304, '"e2"', "Mon, 01 Jan 2024 00:00:00 GMT")
+            fetch(client, url, max_bytes=100, total_timeout=5, allow_private=True, accept=PAGE_ACCEPT)
+    finally:
+        srv.close()
+    first, second = (h.decode().split("\r\n") for h in srv.heads)
+    assert first == ["GET /a/f.xml?x=1%202 HTTP/1.1", f"Host: 127.0.0.1:{srv.port}", "Connection: keep-alive",
+                     f"User-Agent: {USER_AGENT}", f"Accept: {ACCEPT}", "Accept-Encoding: gzip, deflate",
+                     'If-None-Match: "e1"', "If-Modified-Since: Mon, 01 Jan 2024 00:00:00 GMT"]
+    assert second[4] == f"Accept: {PAGE_ACCEPT}" and len(second) == 6  # no validators: none sent
+
+
+def test_a_non_ascii_etag_is_sent_back_as_it_came() -> None:
+    # An ETag in UTF-8 bytes is read as text and goes back as the same bytes (it used to
+    # fail every later fetch of the source: httpx encodes header values as ASCII).
+    srv = _RawServer(b"HTTP/1.1 304 Not Modified\r\nETag: \"\xc3\xa9\"\r\n\r\n")
+    try:
+        with make_client(connect_timeout=2, read_timeout=2, max_connections=2) as client:
+            url = f"http://127.0.0.1:{srv.port}/f.xml"
+            first = fetch(client, url, etag='"x"', max_bytes=100, total_timeout=5, allow_private=True)
+            assert first.etag == '"é"'
+            fetch(client, url, etag=first.etag, max_bytes=100, total_timeout=5, allow_private=True)
+    finally:
+        srv.close()
+    assert b'If-None-Match: "\xc3\xa9"' in srv.heads[1].split(b"\r\n")
+
+
+def test_no_cookie_is_kept_or_sent(client: FetchClient) -> None:
+    with FeedServer() as srv:
+        url = srv.add("/f.xml", FEED, headers={"Set-Cookie": "track=1; Path=/"})
+        first = fetch(client, url, max_bytes=10**7, total_timeout=5, allow_private=True)
+        assert first.headers["set-cookie"].startswith("track=1")
+        fetch(client, url, etag=first.etag, max_bytes=10**7, total_timeout=5, allow_private=True)
+        assert all("cookie" not in r.headers for r in srv.requests)
+
+
+def test_a_url_without_a_host_is_refused_before_any_request(client: FetchClient) -> None:
+    with pytest.raises(FetchError, match=r"not a usable URL: http:///f.xml \(no host\)"):
+        fetch(client, "http:///f.xml", max_bytes=10**7, total_timeout=5, allow_private=True)
+
+
+@pytest.mark.parametrize("raw", [
+    [],
+    [(b"etag", b'"a"'), (b"cache-control", b"max-age=60")],
+    [(b"Vary", b"Accept"), (b"vary", b"Accept-Encoding"), (b"X-One", b"1")],  # repeated: joined
+    [(b"etag", b'"\xc3\xa9"'), (b"x", b"plain")],  # UTF-8 for all
+    [(b"etag", b'"\xe9"'), (b"x", b"\xc3\xa9")],  # not UTF-8: Latin-1 for all
+])
+def test_304_headers_read_as_httpx_reads_them(raw: list[tuple[bytes, bytes]]) -> None:
+    assert _header_dict(raw) == dict(httpx.Headers(raw))
+
+
+def test_connection_errors_are_reported_with_the_origin_that_did_not_answer(client: FetchClient) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(FetchError, match="could not connect") as e:
+        fetch(client, f"http://127.0.0.1:{port}/f.xml", max_bytes=10**7, total_timeout=5, allow_private=True)
+    assert e.value.unreachable == f"http://127.0.0.1:{port}"
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth_and_not_in_the_host() -> None:
+    import base64
+
+    srv = _RawServer(b"HTTP/1.1 304 Not Modified\r\n\r\n")
+    try:
+        with make_client(connect_timeout=2, read_timeout=2, max_connections=2) as client:
+            fetch(client, f"http://us%40er:p%C3%A4ss@127.0.0.1:{srv.port}/f.xml", etag='"e"', max_bytes=100,
+                  total_timeout=5, allow_private=True)
+    finally:
+        srv.close()
+    lines = srv.heads[0].split(b"\r\n")
+    assert f"Host: 127.0.0.1:{srv.port}".encode() in lines
+    assert b"Authorization: Basic " + base64.b64encode("us@er:päss".encode()) in lines

@@ -38,6 +38,24 @@ def entry(summary: str = "", content: str = "", link: str | None = "https://blog
 
 # -- which entries need their page --------------------------------------------------------
 
+@pytest.mark.parametrize("feed", [FEED, "https://rss.example.jp/feed", "http://127.0.0.2:8000/f.xml",
+                                  "http://[::1]:8000/f.xml", "https://bücher.example/feed"])
+@pytest.mark.parametrize("link", [
+    "https://blog.example.jp/p/1/", "https://BLOG.Example.JP/p/2/", "https://www.example.jp/x", "https://example.jp",
+    "https://notexample.jp/p", "https://example.jp.evil.com/p", "https://blog.exam\tple.jp/p", "http://127.0.0.2/x",
+    "http://127.0.0.25:8000/x", "http://[::1]/x", "https://news.google.com/rss/articles/x", "https://BÜCHER.example/x",
+    "https://xn--bcher-kva.example/x", "https://a.example.jp./p", "https://user@blog.example.jp:8443/p",
+    "https://[broken/p", "javascript:alert(1)", "", None])
+def test_the_link_test_is_the_page_decision_for_an_excerpt(feed: str, link: str | None) -> None:
+    """may_want_page (on the link alone, substring test first) decides as wants_page does
+    for an entry whose text is an excerpt, for links of every shape."""
+    from aggregator.urls import site_of
+
+    for mode in ("auto", "always", "never"):
+        assert fulltext.may_want_page(mode, link, site_of(feed)) == wants_page(mode, entry("", link=link), feed)
+        assert not wants_page(mode, entry("", content="<p>the whole post</p>", link=link), feed) or mode == "always"
+
+
 @pytest.mark.parametrize("summary", [
     "ウクライナ軍は13日、ハルキウ州北部の防衛線を再編したと発表した。参考:Ukraine regroups in Kharkiv [&#8230;]",
     "ウクライナ軍は13日、ハルキウ州北部の防衛線を再編したと発表した。詳しい状況はまだ分かっていない… 続きを読む",

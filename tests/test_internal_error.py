@@ -18,7 +18,9 @@ def _boom(*_args: object, **_kwargs: object) -> object:
 @pytest.mark.parametrize("args", [["status"], ["run", "--once"], ["check-config"]])
 def test_an_unexpected_exception_is_one_line_and_exit_70(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                         args: list[str]) -> None:
-    monkeypatch.setattr(cli, "load_config", _boom)
+    # Every place the CLI reads its config from (the cli package's modules import it).
+    monkeypatch.setattr("aggregator.cli.base.load_config", _boom)
+    monkeypatch.setattr("aggregator.cli.inspecting.load_config", _boom)
     monkeypatch.setattr("aggregator.config.load_config", _boom)
     result = CliRunner().invoke(cli.main, [*args, "--config", str(tmp_path / "aggregator.yaml")])
     assert result.exit_code == cli.EXIT_INTERNAL, result.output

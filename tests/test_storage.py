@@ -256,3 +256,28 @@ def test_many_304s_stored_together_leave_what_one_at_a_time_leaves(store_url: st
     b = {i: states[f"many_{i}"] for i in answers}
     assert b["1"].consecutive_failures == 0 and b["1"].etag == '"v2"' and b["2"].disabled is None
     assert b["0"].last_status == 304 and b["0"].next_fetch == nxt and b["3"].etag is None
+
+
+def test_page_heads_are_the_page_candidates_of_many_sources_in_one_query(s: Store) -> None:
+    from aggregator.sources import fulltext
+    from aggregator.store import PageText
+    from aggregator.store import pages as pages_store
+
+    s.sync_sources([("src", "https://x.example/feed", "outlet"), ("b", "https://y.example/feed", "outlet")])
+    store_feed(s, [e("a"), e("b"), e("c")])
+    s.record_success("b", "outlet", [e("z", link="https://y.example/z")], now=T,
+                     next_fetch=T + timedelta(minutes=30), status=200, etag=None, last_modified=None)
+    a, b_, c = sorted(s.page_candidates("src", T), key=lambda c: c.entry.id)
+    s.save_pages([fulltext.not_needed(a, T), fulltext.waiting(b_, T)], [PageText(c.entry.id, "kept", "x", T)])
+    want = {c.entry.id: c for sid in ("src", "b") for c in s.page_candidates(sid, T)}
+    assert set(want) == {b_.entry.id, c.entry.id, s.page_candidates("b", T)[0].entry.id}  # a is decided
+    heads = s.page_heads(["src", "b", "gone"], T)
+    assert {h.entry_id: (h.source_id, h.link, h.version, h.has_page_text) for h in heads} == {
+        i: (w.entry.source_id, w.entry.link, w.version, bool(w.entry.page_text)) for i, w in want.items()}
+    assert [h.source_id for h in s.page_heads(["b"], T)] == ["b"] and s.page_heads([], T) == []
+    assert sorted(s.page_candidates_of(list(want), T), key=lambda c: c.entry.id) == \
+        sorted(want.values(), key=lambda c: c.entry.id)
+    assert s.page_candidates_of([a.entry.id], T) == []  # decided: not a candidate
+    # Past the IN bound: every undecided entry read, filtered by source.
+    many = ["b", *(f"n{i}" for i in range(pages_store._MAX_IDS))]
+    assert [h.entry_id for h in s.page_heads(many, T)] == [h.entry_id for h in heads if h.source_id == "b"]

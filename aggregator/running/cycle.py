@@ -49,6 +49,7 @@ from aggregator.running.providers import META_KEY as PROVIDERS_KEY
 from aggregator.running.providers import ProviderState, Transition, dump_states, load_states, next_states
 from aggregator.sources.decide import Configured
 from aggregator.sources.fetch import (
+    FetchClient,
     HostLimiter,
     fetch,
     host_key,
@@ -216,7 +217,7 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                 progress: Callable[[SourceReport], None] | None = None,
                 stop: threading.Event | None = None, on_due: Callable[[int], None] | None = None,
                 slack: timedelta = timedelta(0), limiter: HostLimiter | None = None,
-                client: httpx.Client | None = None,
+                client: FetchClient | None = None,
                 warm_up: Callable[[], object] | None = None) -> list[SourceReport]:
     """Fetch and store the due sources concurrently; one failure never stops the others.
 
@@ -390,7 +391,7 @@ def configured_sources(config: Config) -> list[Configured]:
     return [Configured(s.id, s.url, s.role, s.title) for s in config.sources]
 
 
-def make_fetch_client(config: Config) -> httpx.Client:
+def make_fetch_client(config: Config) -> FetchClient:
     fc = config.fetch
     return make_client(connect_timeout=fc.connect_timeout.total_seconds(),
                        read_timeout=min(fc.read_timeout, fc.timeout).total_seconds(),

@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from apscheduler.executors.pool import ThreadPoolExecutor as APThreadPool
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -47,7 +46,7 @@ from aggregator.running.cycle import (
     process_stage,
     utcnow,
 )
-from aggregator.sources.fetch import HostLimiter
+from aggregator.sources.fetch import FetchClient, HostLimiter
 from aggregator.store import SourceState, Store
 from aggregator.store.backend import as_storage_error, db_errors
 from aggregator.store.base import forget_check
@@ -96,7 +95,7 @@ class Daemon:
         # holds across them, not just within one job.
         self.limiter = self._make_limiter(config)
         self.client = make_fetch_client(config)
-        self._old_clients: list[httpx.Client] = []
+        self._old_clients: list[FetchClient] = []
         # The store file this daemon started on (device, inode): every job checks that its
         # name still leads to it, so a deleted or replaced file is noticed, never silently
         # replaced by a new, empty store that would then be published.

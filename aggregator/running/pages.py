@@ -16,17 +16,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import httpx
-
 from aggregator.config import Config, SourceConfig
 from aggregator.exceptions import AggregatorError, ExtractionError, FetchError
 from aggregator.models import FetchResult
 from aggregator.redaction import Redactor
 from aggregator.sources import fulltext
-from aggregator.sources.fetch import PAGE_ACCEPT, HostLimiter, fetch, origin
+from aggregator.sources.fetch import PAGE_ACCEPT, FetchClient, HostLimiter, fetch, origin
 from aggregator.sources.fulltext import Candidate, PageState
 from aggregator.sources.pages import EXTRACTOR, decode_page, extract_article
 from aggregator.store import PageText, StoreType
+from aggregator.urls import site_of
 
 log = logging.getLogger("aggregator")
 
@@ -59,7 +58,7 @@ class _Got:
     skipped: bool = False  # the run is stopping
 
 
-def page_stage(store: StoreType, config: Config, sources: Iterable[SourceConfig], *, client: httpx.Client,
+def page_stage(store: StoreType, config: Config, sources: Iterable[SourceConfig], *, client: FetchClient,
                limiter: HostLimiter, now: Callable[[], datetime], rng: random.Random,
                stop: threading.Event | None = None) -> dict[str, PageReport]:
     """Fetch the pages the given sources' entries need now; returns a report per source
@@ -68,19 +67,39 @@ def page_stage(store: StoreType, config: Config, sources: Iterable[SourceConfig]
     redactor = Redactor(config.secrets)
     reports: dict[str, PageReport] = {}
     jobs: list[tuple[SourceConfig, Candidate]] = []
-    for src in sources:
-        candidates = store.page_candidates(src.id, now())
-        if not candidates:
+    by_id = {src.id: src for src in sources}
+    t = now()
+    # One query for every source; the entries whose link rules a page out (another site's,
+    # none, full_text: never: most of a cold cycle's) are settled without reading their text.
+    settled: list[PageState] = []
+    cleared: list[PageText] = []  # the feed's text serves these: a body kept from an earlier version goes
+    undecided: list[int] = []
+    sites: dict[str, str] = {}
+    for h in store.page_heads(list(by_id), t):
+        src = by_id[h.source_id]
+        site = sites.get(src.id)
+        if site is None:
+            site = sites[src.id] = site_of(src.url)
+        if fulltext.may_want_page(src.full_text, h.link, site):
+            undecided.append(h.entry_id)
             continue
-        t = now()
-        p = fulltext.plan(src.full_text, candidates, fc.pages_per_cycle, t, src.url)
-        # The feed's text serves these: a body kept from an earlier version goes.
-        store.save_pages([fulltext.not_needed(c, t) for c in p.not_needed]
-                         + [fulltext.waiting(c, t) for c in p.waiting],
-                         [PageText(c.entry.id, "", None, None) for c in p.not_needed if c.entry.page_text])
+        settled.append(fulltext.not_needed(h, t))
+        if h.has_page_text:
+            cleared.append(PageText(h.entry_id, "", None, None))
+    candidates: dict[str, list[Candidate]] = {}
+    for c in store.page_candidates_of(undecided, t) if undecided else ():
+        candidates.setdefault(c.entry.source_id, []).append(c)
+    for src in by_id.values():
+        if not candidates.get(src.id):
+            continue
+        p = fulltext.plan(src.full_text, candidates[src.id], fc.pages_per_cycle, t, src.url)
+        settled += [fulltext.not_needed(c, t) for c in p.not_needed] + [fulltext.waiting(c, t) for c in p.waiting]
+        cleared += [PageText(c.entry.id, "", None, None) for c in p.not_needed if c.entry.page_text]
         if p.fetch or p.waiting:
             reports[src.id] = PageReport(waiting=len(p.waiting))
         jobs.extend((src, c) for c in p.fetch)
+    if settled or cleared:
+        store.save_pages(settled, cleared)
     if not jobs:
         return reports
 

@@ -79,6 +79,8 @@ def prune_articles(store: Store, config: Config, now: datetime) -> int:
     if keep is None:
         return 0
     candidates = [ArticleAge(i, d, seen, held) for i, d, seen, held in store.outlet_articles_older_than(now - keep)]
+    if not candidates:  # nothing old enough: what posts cite (a scan of every entry) is not needed
+        return 0
     ids = articles_to_prune(candidates, store.cited_article_ids(), now=now, keep=keep)
     if not ids:
         return 0

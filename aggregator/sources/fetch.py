@@ -17,15 +17,15 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 
-from aggregator import USER_AGENT, _compat
+from aggregator import USER_AGENT
 from aggregator.exceptions import FetchError, PrivateAddressError
 from aggregator.models import FetchResult
 from aggregator.urls import private_address_kind
@@ -50,25 +50,85 @@ MAX_SERVER_DELAY = timedelta(days=1)
 KEEPALIVE_ORIGINS = 64
 
 
-def make_client(*, connect_timeout: float, read_timeout: float, max_connections: int) -> httpx.Client:
+class _Target(NamedTuple):
+    """What a request to one URL needs, worked out once per URL (httpx's URL parsing:
+    IDNA, percent-encoding, the default port dropped)."""
+
+    origin: str  # scheme://host:port, the port always written out
+    url: httpcore.URL
+    host: bytes  # the Host header
+    auth: bytes | None  # the Authorization header for credentials in the URL (user:password@)
+
+
+@functools.lru_cache(maxsize=4096)  # a cycle asks for each source's URL several times
+def _target(url: str) -> _Target:
+    u = httpx.URL(url)
+    if not u.host:
+        raise ValueError("no host")
+    port = u.port or (443 if u.scheme == "https" else 80)
+    host = f"[{u.host}]" if ":" in u.host else u.host
+    auth = None
+    if u.username or u.password:  # as httpx's client did: Basic, from the URL's user part
+        request = next(httpx.BasicAuth(u.username, u.password).auth_flow(httpx.Request("GET", u)))
+        auth = request.headers["Authorization"].encode()
+    return _Target(f"{u.scheme}://{host}:{port}",
+                   httpcore.URL(scheme=u.raw_scheme, host=u.raw_host, port=u.port, target=u.raw_path), u.netloc,
+                   auth)
+
+
+class FetchClient:
     """The fetching client: at most ``max_connections`` requests in flight (another waits
-    up to the pool timeout), kept-alive connections per origin (see :class:`_OriginPools`).
-    Connections per host are bounded by :class:`HostLimiter`."""
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    ssl_context = httpx.create_ssl_context(trust_env=False)
-    backend = _DeadlineBackend()
-    pools = _OriginPools(max_connections, lambda: httpcore.ConnectionPool(
-        ssl_context=ssl_context, max_connections=max_connections, max_keepalive_connections=max_connections,
-        keepalive_expiry=limits.keepalive_expiry, network_backend=backend))
-    return httpx.Client(
-        headers={"User-Agent": USER_AGENT, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"},
-        timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout,
-                              pool=read_timeout + connect_timeout),
-        limits=limits,
-        transport=_compat.transport_with_pool(pools, ssl_context),
-        follow_redirects=False,
-        trust_env=False,
-    )
+    up to the pool timeout), kept-alive connections per origin (see :class:`_OriginPools`),
+    httpcore's HTTP/1.1 over our network backend (deadline, private-address guard).
+    Connections per host are bounded by :class:`HostLimiter`.
+
+    Requests go to httpcore directly: httpx's ``Client`` cost about twice httpcore's own
+    CPU for a conditional GET (building its Request and Headers models, cookies, URL
+    re-parsing, the Response model), with no rule of ours in it. httpx is kept for what it
+    does well and rarely: URL parsing (once per URL), redirect resolution, and the body of a
+    200 (its decoders; see :func:`_body`). No cookie jar: a feed fetch neither keeps nor
+    sends cookies, so sources on one site are not tied together by them."""
+
+    def __init__(self, *, connect_timeout: float, read_timeout: float, max_connections: int):
+        self.timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout,
+                                     pool=read_timeout + connect_timeout)
+        self._extensions = {"timeout": self.timeout.as_dict()}
+        ssl_context = httpx.create_ssl_context(trust_env=False)
+        backend = _DeadlineBackend()
+        expiry = httpx.Limits().keepalive_expiry
+        self._pools = _OriginPools(max_connections, lambda: httpcore.ConnectionPool(
+            ssl_context=ssl_context, max_connections=max_connections, max_keepalive_connections=max_connections,
+            keepalive_expiry=expiry, network_backend=backend))
+        # The headers in the order httpx sent them (Host first, then these).
+        self._headers = [(b"Connection", b"keep-alive"), (b"User-Agent", USER_AGENT.encode()),
+                         (b"Accept", ACCEPT.encode()), (b"Accept-Encoding", b"gzip, deflate")]
+
+    def send(self, target: _Target, *, accept: str | None = None,
+             conditional: list[tuple[bytes, bytes]] | None = None) -> httpcore.Response:
+        """Send a GET; the response's headers are read, its body not (close it)."""
+        headers = [(b"Host", target.host), *self._headers]
+        if accept:
+            headers[3] = (b"Accept", accept.encode())
+        if conditional:
+            headers += conditional
+        if target.auth is not None:
+            headers.append((b"Authorization", target.auth))
+        return self._pools.handle_request(httpcore.Request(b"GET", target.url, headers=headers,
+                                                           extensions=self._extensions))
+
+    def close(self) -> None:
+        self._pools.close()
+
+    def __enter__(self) -> FetchClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def make_client(*, connect_timeout: float, read_timeout: float, max_connections: int) -> FetchClient:
+    """The fetching client (see :class:`FetchClient`)."""
+    return FetchClient(connect_timeout=connect_timeout, read_timeout=read_timeout, max_connections=max_connections)
 
 
 class _OriginPools:
@@ -293,13 +353,9 @@ def _resolve(host: str, port: int, timeout: float | None) -> list[str]:
     return out
 
 
-@functools.lru_cache(maxsize=4096)  # asked three times for each source's URL in a cycle
 def origin(url: str) -> str:
     """``scheme://host:port`` of a URL (the port always written out)."""
-    u = httpx.URL(url)
-    port = u.port or (443 if u.scheme == "https" else 80)
-    host = f"[{u.host}]" if ":" in u.host else u.host
-    return f"{u.scheme}://{host}:{port}"
+    return _target(url).origin
 
 
 class HostLimiter:
@@ -353,7 +409,7 @@ PRIVATE_HINT = ("set `allow_private_network: true` on the source if its own serv
                 "network (a local RSSHub, an intranet feed), or `fetch.allow_private_networks: true` for all")
 
 
-def fetch(client: httpx.Client, url: str, *, etag: str | None = None, last_modified: str | None = None,
+def fetch(client: FetchClient, url: str, *, etag: str | None = None, last_modified: str | None = None,
           max_bytes: int, total_timeout: float, clock: Callable[[], float] = time.monotonic,
           allow_private: bool = False, private_origin: str | None = None,
           accept: str | None = None) -> FetchResult:
@@ -375,15 +431,17 @@ def fetch(client: httpx.Client, url: str, *, etag: str | None = None, last_modif
         _guard.allow = False
 
 
-def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str | None, max_bytes: int,
+def _fetch(client: FetchClient, url: str, etag: str | None, last_modified: str | None, max_bytes: int,
            total_timeout: float, clock: Callable[[], float], start: float, deadline: float,
            allow_private: bool = False, private_origin: str | None = None,
            accept: str | None = None) -> FetchResult:
-    headers = {"Accept": accept} if accept else {}
+    # Validators are sent as they were read: ASCII, or UTF-8 (how a non-ASCII one was most
+    # likely decoded; one that was Latin-1 no longer matches, and the server answers 200).
+    conditional = []
     if etag:
-        headers["If-None-Match"] = etag
+        conditional.append((b"If-None-Match", etag.encode()))
     if last_modified:
-        headers["If-Modified-Since"] = last_modified
+        conditional.append((b"If-Modified-Since", last_modified.encode()))
     current = url
     permanent: str | None = None
     all_permanent = True
@@ -391,94 +449,137 @@ def _fetch(client: httpx.Client, url: str, etag: str | None, last_modified: str 
     for _ in range(MAX_REDIRECTS + 1):
         # feedparser and httpx would both read other schemes (file:, data:); a feed
         # server must not be able to send us there.
-        if not re.match(r"^https?://", current, re.I):
+        if not _HTTP.match(current):
             raise FetchError(f"refusing to follow a redirect to a non-HTTP URL: {current}")
         try:
-            here = origin(current)
+            target = _target(current)
         except (httpx.InvalidURL, ValueError) as e:
             raise FetchError(f"not a usable URL: {current} ({e})") from None
+        here = target.origin
         _guard.allow = allow_private or here == private_origin
         answered = False  # a server that answers slowly is not one that does not answer
+        raw: httpcore.Response | None = None
         try:
-            with client.stream("GET", current, headers=headers) as resp:
-                answered = True
-                if resp.status_code in (301, 302, 303, 307, 308):
-                    location = resp.headers.get("location")
-                    if not location:
-                        raise FetchError(f"HTTP {resp.status_code} redirect without a Location", status=resp.status_code)  # noqa: E501
-                    nxt = str(resp.url.join(location))
-                    if resp.status_code not in (301, 308):
-                        all_permanent = False
-                    if nxt in visited:
-                        raise FetchError(f"redirect loop: {current} -> {nxt}", status=resp.status_code)
-                    visited.add(nxt)
-                    current = nxt
-                    if all_permanent:
-                        permanent = nxt
-                    continue
-                if resp.status_code == 304:
-                    # A 304 has no body; reading its end lets the connection go back to
-                    # the pool (closed unread, httpcore drops it: a TCP connect per request).
-                    resp.read()
-                    return FetchResult(url=current, status=304, content=None, headers=dict(resp.headers),
-                                       etag=resp.headers.get("etag") or etag,
-                                       last_modified=resp.headers.get("last-modified") or last_modified,
-                                       permanent_redirect=permanent, elapsed=clock() - start)
-                if resp.status_code >= 400:
-                    raise FetchError(
-                        f"HTTP {resp.status_code} {resp.reason_phrase}".strip(),
-                        status=resp.status_code,
-                        retry_after=parse_retry_after(resp.headers.get("retry-after"), datetime.now(UTC)),
-                        permanent=resp.status_code == 410,
-                    )
-                declared = resp.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > max_bytes:
-                    raise FetchError(f"body of {int(declared):,} bytes is over the {max_bytes:,}-byte cap",
-                                     status=resp.status_code)
-                body = bytearray()
-                for chunk in resp.iter_bytes():  # decompressed: the cap holds after gzip too
-                    body += chunk
-                    if len(body) > max_bytes:
-                        raise FetchError(f"body is over the {max_bytes:,}-byte cap (after decompression)",
-                                         status=resp.status_code)
-                    if clock() > deadline:
-                        raise FetchError(f"took longer than the {total_timeout:g} s total limit",
-                                         status=resp.status_code)
-                return FetchResult(url=current, status=resp.status_code, content=bytes(body),
-                                   headers=dict(resp.headers), etag=resp.headers.get("etag"),
-                                   last_modified=resp.headers.get("last-modified"),
+            raw = client.send(target, accept=accept, conditional=conditional)
+            answered = True
+            if raw.status == 304:
+                # A 304 has no body; reading its end lets the connection go back to
+                # the pool (closed unread, httpcore drops it: a TCP connect per request).
+                raw.read()
+                headers = _header_dict(raw.headers)
+                return FetchResult(url=current, status=304, content=None, headers=headers,
+                                   etag=headers.get("etag") or etag,
+                                   last_modified=headers.get("last-modified") or last_modified,
                                    permanent_redirect=permanent, elapsed=clock() - start)
+            # Anything else is rare enough for httpx's Response (its headers, its decoders).
+            resp = httpx.Response(raw.status, headers=raw.headers, stream=_Body(raw.stream),
+                                  extensions=raw.extensions)
+            if resp.status_code in (301, 302, 303, 307, 308):
+                location = resp.headers.get("location")
+                if not location:
+                    raise FetchError(f"HTTP {resp.status_code} redirect without a Location", status=resp.status_code)
+                nxt = str(httpx.URL(current).join(location))
+                if resp.status_code not in (301, 308):
+                    all_permanent = False
+                if nxt in visited:
+                    raise FetchError(f"redirect loop: {current} -> {nxt}", status=resp.status_code)
+                visited.add(nxt)
+                current = nxt
+                if all_permanent:
+                    permanent = nxt
+                continue
+            if resp.status_code >= 400:
+                raise FetchError(
+                    f"HTTP {resp.status_code} {resp.reason_phrase}".strip(),
+                    status=resp.status_code,
+                    retry_after=parse_retry_after(resp.headers.get("retry-after"), datetime.now(UTC)),
+                    permanent=resp.status_code == 410,
+                )
+            declared = resp.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise FetchError(f"body of {int(declared):,} bytes is over the {max_bytes:,}-byte cap",
+                                 status=resp.status_code)
+            body = bytearray()
+            for chunk in resp.iter_bytes():  # decompressed: the cap holds after gzip too
+                body += chunk
+                if len(body) > max_bytes:
+                    raise FetchError(f"body is over the {max_bytes:,}-byte cap (after decompression)",
+                                     status=resp.status_code)
+                if clock() > deadline:
+                    raise FetchError(f"took longer than the {total_timeout:g} s total limit",
+                                     status=resp.status_code)
+            return FetchResult(url=current, status=resp.status_code, content=bytes(body),
+                               headers=dict(resp.headers), etag=resp.headers.get("etag"),
+                               last_modified=resp.headers.get("last-modified"),
+                               permanent_redirect=permanent, elapsed=clock() - start)
         except PrivateAddressError as e:
             where = current if current == url else f"{current} (redirected from {url})"
             raise PrivateAddressError(e.address, e.kind, f"refused to fetch {where}: {e.address} is a {e.kind} "
                                       f"address (private network); {PRIVATE_HINT}") from None
         except FetchError:
             raise
-        except httpx.TimeoutException as e:
+        except httpcore.TimeoutException as e:
             silent = None if answered else here
             if clock() >= deadline:
                 raise FetchError(f"took longer than the {total_timeout:g} s total limit", unreachable=silent) from None
             raise FetchError(_timeout_message(e, client.timeout), unreachable=silent) from None
         except httpx.DecodingError as e:
             raise FetchError(f"could not decode the response body: {e}") from None
-        except httpx.ConnectError as e:
+        except httpcore.ConnectError as e:
             raise FetchError(f"could not connect: {e}" if str(e) else "could not connect", unreachable=here) from None
-        except (httpx.RemoteProtocolError, httpx.ReadError) as e:
+        except (httpcore.RemoteProtocolError, httpcore.ReadError) as e:
             raise FetchError(f"the connection broke off: {e}" if str(e) else
                              f"the connection broke off ({type(e).__name__})") from None
-        except httpx.HTTPError as e:
+        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol, httpcore.ProxyError,
+                httpx.HTTPError) as e:
             raise FetchError(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from None
         except (OSError, ValueError) as e:
             raise FetchError(f"{type(e).__name__}: {e}") from None
+        finally:
+            if raw is not None:
+                raw.close()  # an unread body drops its connection, as it must
     raise FetchError(f"more than {MAX_REDIRECTS} redirects")
 
 
-def _timeout_message(e: httpx.TimeoutException, timeout: httpx.Timeout) -> str:
-    if isinstance(e, httpx.ConnectTimeout):
+_HTTP = re.compile(r"^https?://", re.I)
+
+
+class _Body(httpx.SyncByteStream):
+    """httpcore's response body as httpx's Response reads it."""
+
+    def __init__(self, inner: Any):  # httpcore types it sync-or-async; ours is the sync pool's
+        self._inner: Iterable[bytes] = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._inner
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if close is not None:
+            close()
+
+
+def _header_dict(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Response headers as ``dict(httpx.Headers(raw))`` gives them: names in lower case,
+    repeated ones joined with ", ", all decoded as ASCII, else UTF-8, else Latin-1."""
+    for encoding in ("ascii", "utf-8", "iso-8859-1"):
+        try:
+            out: dict[str, str] = {}
+            for name, value in raw:
+                key, text = name.lower().decode(encoding), value.decode(encoding)
+                out[key] = f"{out[key]}, {text}" if key in out else text
+            return out
+        except UnicodeDecodeError:
+            continue
+    raise AssertionError("Latin-1 decodes any byte")  # pragma: no cover
+
+
+def _timeout_message(e: httpcore.TimeoutException, timeout: httpx.Timeout) -> str:
+    if isinstance(e, httpcore.ConnectTimeout):
         return f"could not connect within {timeout.connect:g} s (connect timeout)"
-    if isinstance(e, httpx.PoolTimeout):
+    if isinstance(e, httpcore.PoolTimeout):
         return "waited too long for a free connection (pool timeout)"
-    if isinstance(e, httpx.WriteTimeout):
+    if isinstance(e, httpcore.WriteTimeout):
         return f"could not send the request within {timeout.write:g} s (write timeout)"
     return f"the server sent nothing for {timeout.read:g} s (read timeout)"
 

@@ -7,13 +7,18 @@ from datetime import datetime
 from typing import Any, cast
 
 from aggregator.models import from_iso, iso
-from aggregator.sources.fulltext import Candidate, PageState, PageStatus
+from aggregator.sources.fulltext import Candidate, PageHead, PageState, PageStatus
 from aggregator.store.backend import upsert
 from aggregator.store.base import _ENTRY_COLUMNS, StoreBase, _entry
 from aggregator.store.records import PageText
 
 _STATE_COLUMNS = "entry_id, version, status, url, etag, last_modified, attempts, error, retry_at, checked"
 _SAVE_STATE = upsert("pages", _STATE_COLUMNS, "entry_id")
+# An entry whose page needs a decision: never decided for its current version, waiting
+# for a cycle with room, or due for a retry (one parameter: now).
+_UNDECIDED = ("(p.entry_id IS NULL OR p.version != e.hash OR p.status='waiting'"
+              " OR (p.status='retry' AND (p.retry_at IS NULL OR p.retry_at <= ?)))")
+_MAX_IDS = 500  # ids in one IN (...)
 
 
 def _state(r: Sequence[Any]) -> PageState:
@@ -25,14 +30,38 @@ class PagesStore(StoreBase):
     def page_candidates(self, source_id: str, now: datetime) -> list[Candidate]:
         """A source's entries whose page needs a decision: never decided for their
         current version, waiting for a cycle with room, or due for a retry."""
+        return self._candidates("e.source_id=?", (source_id,), now)
+
+    def page_heads(self, source_ids: Sequence[str], now: datetime) -> list[PageHead]:
+        """The entries of these sources whose page needs a decision (those of
+        :meth:`page_candidates`), in one query and without their text. A cycle asks for
+        every source it fetched: one query per source cost 0.1–0.45 s for 1,000 304s."""
+        if not source_ids:
+            return []
+        wanted = set(source_ids) if len(source_ids) > _MAX_IDS else None
+        within = "" if wanted is not None else f"e.source_id IN ({','.join('?' * len(source_ids))}) AND "
+        args = () if wanted is not None else tuple(source_ids)
+        rows = self.db.execute(
+            "SELECT e.source_id, e.id, e.link, e.hash, e.page_text != '' FROM entries e"
+            f" LEFT JOIN pages p ON p.entry_id = e.id WHERE {within}{_UNDECIDED} ORDER BY e.id",
+            (*args, iso(now))).fetchall()
+        return [PageHead(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows if wanted is None or r[0] in wanted]
+
+    def page_candidates_of(self, entry_ids: Sequence[int], now: datetime) -> list[Candidate]:
+        """:meth:`page_candidates` for these entries (those still needing a decision)."""
+        out: list[Candidate] = []
+        for i in range(0, len(entry_ids), _MAX_IDS):
+            chunk = tuple(entry_ids[i:i + _MAX_IDS])
+            out += self._candidates(f"e.id IN ({','.join('?' * len(chunk))})", chunk, now)
+        return out
+
+    def _candidates(self, where: str, args: tuple[Any, ...], now: datetime) -> list[Candidate]:
         cols = ", ".join(f"e.{c.strip()}" for c in _ENTRY_COLUMNS.split(","))
         pcols = ", ".join(f"p.{c.strip()}" for c in _STATE_COLUMNS.split(","))
         rows = self.db.execute(
             f"SELECT {cols}, e.hash, {pcols} FROM entries e LEFT JOIN pages p ON p.entry_id = e.id"
-            " WHERE e.source_id=? AND (p.entry_id IS NULL OR p.version != e.hash OR p.status='waiting'"
-            " OR (p.status='retry' AND (p.retry_at IS NULL OR p.retry_at <= ?)))"
-            " ORDER BY e.sort_date DESC, e.id DESC",
-            (source_id, iso(now))).fetchall()
+            f" WHERE {where} AND {_UNDECIDED} ORDER BY e.sort_date DESC, e.id DESC",
+            (*args, iso(now))).fetchall()
         n = len(_ENTRY_COLUMNS.split(","))
         out = []
         for r in rows:
