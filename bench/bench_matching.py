@@ -26,7 +26,7 @@ from pathlib import Path
 from aggregator.citing.embeddings import Embedder
 from aggregator.config import parse_config
 from aggregator.models import EntryData
-from aggregator.running.cycle import match_stage
+from aggregator.running.matching import match_stage
 from aggregator.store import Store
 from aggregator.translating.chain import Translator
 

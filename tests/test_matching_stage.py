@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aggregator.config import parse_config
 from aggregator.models import EntryData
-from aggregator.running.cycle import match_stage
+from aggregator.running.matching import match_stage
 from aggregator.store import Store
 
 NOW = datetime(2025, 3, 20, 12, 0, tzinfo=UTC)

@@ -37,6 +37,7 @@ from aggregator.exceptions import (
 )
 from aggregator.redaction import Redactor
 from aggregator.redaction import install as install_redaction
+from aggregator.running.clock import utcnow
 from aggregator.running.cycle import (
     CycleReport,
     SourceReport,
@@ -44,7 +45,6 @@ from aggregator.running.cycle import (
     fetch_stage,
     make_fetch_client,
     process_stage,
-    utcnow,
 )
 from aggregator.sources.fetch import FetchClient, HostLimiter
 from aggregator.store import SourceState, Store

@@ -11,7 +11,7 @@ from aggregator.citing.match import Outcome, OutletNames, Params, match_post
 from aggregator.config import Config
 from aggregator.exceptions import NotFoundError
 from aggregator.models import Citation, Entry
-from aggregator.running.cycle import (
+from aggregator.running.matching import (
     article_index,
     foreign_headlines,
     mention_texts,

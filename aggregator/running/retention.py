@@ -11,7 +11,7 @@ than ``retention.articles``: an old article a feed still carries would otherwise
 straight back as "new" on the next fetch, with a new id in the published feed. A feed
 that answers 304, or fails, still carries what it carried at its last 200: those entries
 count as seen now. A cycle whose matching lacked a translation it needed prunes nothing
-(see :func:`aggregator.running.cycle.match_stage`).
+(see :func:`aggregator.running.matching.match_stage`).
 
 Translated texts no stored entry uses any more (a feed whose text changes on every
 fetch) leave the translation cache at most every ``retention.compact_every``: the cache
@@ -104,7 +104,7 @@ def texts_in_use(entry: Entry, glossary: dict[str, str]) -> set[str]:
     keys = translation_keys(entry, glossary)
     if entry.role == "blog":
         from aggregator.citing.extract import extract
-        from aggregator.running.cycle import foreign_headlines, mention_texts
+        from aggregator.running.matching import foreign_headlines, mention_texts
         from aggregator.translating.text import apply_glossary
 
         text = extract(entry.content or entry.summary)

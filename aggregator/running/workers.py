@@ -40,6 +40,7 @@ from aggregator.config import Config
 from aggregator.exceptions import AggregatorError, StorageError
 from aggregator.redaction import mask_url
 from aggregator.running import workplan
+from aggregator.running.clock import utcnow
 from aggregator.running.cycle import (
     CycleReport,
     SourceReport,
@@ -47,7 +48,6 @@ from aggregator.running.cycle import (
     fetch_stage,
     make_fetch_client,
     process_stage,
-    utcnow,
 )
 from aggregator.sources.fetch import HostLimiter
 from aggregator.store import workers as rows
