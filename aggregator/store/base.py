@@ -386,6 +386,9 @@ def _readable(rows: Iterable[Sequence[Any]], path: str) -> list[Entry]:
     return out
 
 
+_MAX_IDS = 500  # ids in one IN (...): SQLite's bound on parameters is 999 in old builds
+
+
 def _chunks(items: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), n):
         yield items[i:i + n]

@@ -9,7 +9,7 @@ from typing import Any, cast
 from aggregator.models import from_iso, iso
 from aggregator.sources.fulltext import Candidate, PageHead, PageState, PageStatus
 from aggregator.store.backend import upsert
-from aggregator.store.base import _ENTRY_COLUMNS, StoreBase, _entry
+from aggregator.store.base import _ENTRY_COLUMNS, _MAX_IDS, StoreBase, _chunks, _entry
 from aggregator.store.records import PageText
 
 _STATE_COLUMNS = "entry_id, version, status, url, etag, last_modified, attempts, error, retry_at, checked"
@@ -18,7 +18,6 @@ _SAVE_STATE = upsert("pages", _STATE_COLUMNS, "entry_id")
 # for a cycle with room, or due for a retry (one parameter: now).
 _UNDECIDED = ("(p.entry_id IS NULL OR p.version != e.hash OR p.status='waiting'"
               " OR (p.status='retry' AND (p.retry_at IS NULL OR p.retry_at <= ?)))")
-_MAX_IDS = 500  # ids in one IN (...)
 
 
 def _state(r: Sequence[Any]) -> PageState:
@@ -50,9 +49,8 @@ class PagesStore(StoreBase):
     def page_candidates_of(self, entry_ids: Sequence[int], now: datetime) -> list[Candidate]:
         """:meth:`page_candidates` for these entries (those still needing a decision)."""
         out: list[Candidate] = []
-        for i in range(0, len(entry_ids), _MAX_IDS):
-            chunk = tuple(entry_ids[i:i + _MAX_IDS])
-            out += self._candidates(f"e.id IN ({','.join('?' * len(chunk))})", chunk, now)
+        for chunk in _chunks(entry_ids, _MAX_IDS):
+            out += self._candidates(f"e.id IN ({','.join('?' * len(chunk))})", tuple(chunk), now)
         return out
 
     def _candidates(self, where: str, args: tuple[Any, ...], now: datetime) -> list[Candidate]:

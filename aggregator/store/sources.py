@@ -16,7 +16,7 @@ from aggregator.models import EntryData, from_iso, iso
 from aggregator.redaction import mask_url
 from aggregator.sources.decide import Configured, Intent, Stored, plan_sources
 from aggregator.store.backend import DB, PgDB, as_storage_error, db_errors, is_postgres
-from aggregator.store.base import StoreBase
+from aggregator.store.base import _MAX_IDS, StoreBase
 from aggregator.store.entries import upsert_entries
 from aggregator.store.records import GUID_CHURN_FETCHES, SourceState, StoreResult
 
@@ -71,7 +71,6 @@ def _stored_sources_pg(url: str) -> list[Stored]:
             db.close()
 
 
-_MAX_IDS = 500  # ids in one IN (...); for more, every state is read and filtered
 
 
 class SourcesStore(StoreBase):
