@@ -120,13 +120,13 @@ def install_feedparser_zoneless_dates() -> None:
         feedparser.registerDateHandler(rfc822_without_zone)
 
 
-# -- feedparser: plain dictionary reads ----------------------------------------------------
+# -- feedparser: fast paths through its parser's Python --------------------------------------
 # feedparser's FeedParserDict answers every get/[]/in through a chain of special cases
 # (legacy key names, 'category', 'updated' falling back to 'published') and turns a
 # missing key into a KeyError caught again: its own parser asks ~90 times an entry, 10 %
 # of a feed's parse. A key that is none of the special ones and no legacy name gets the
 # plain dict's answer, which is what the chain ends in for such a key; the others keep it.
-def install_feedparser_fast_dict() -> None:
+def install_feedparser_fast_paths() -> None:
     cls = feedparser.util.FeedParserDict
     if getattr(cls, "_aggregator_fast", False):
         return
@@ -164,7 +164,7 @@ def install_feedparser_fast_dict() -> None:
 
 
 class _FeedCopy:
-    """The ``copy`` module as feedparser's mixin sees it (see install_feedparser_fast_dict)."""
+    """The ``copy`` module as feedparser's mixin sees it (see install_feedparser_fast_paths)."""
 
     _plain = (str, int, float, bool, type(None))
 
@@ -180,8 +180,9 @@ class _FeedCopy:
 
 
 def install() -> None:
-    """Apply every work-around (idempotent)."""
+    """Apply every work-around (idempotent). feedparser's fast paths are not among them:
+    parsing installs them (:mod:`aggregator.sources.parse`), so that a process that parses
+    nothing (a warm cycle, ``status``) does not build their 64 K-character table."""
     install_requests_bound()
     install_feedparser_safe_xml()
     install_feedparser_zoneless_dates()
-    install_feedparser_fast_dict()

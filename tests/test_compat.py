@@ -89,8 +89,8 @@ def test_feedparser_dicts_answer_as_before_once_plain_keys_are_fast() -> None:
 
     import feedparser.util
 
-    _compat.install_feedparser_fast_dict()
-    _compat.install_feedparser_fast_dict()  # idempotent
+    _compat.install_feedparser_fast_paths()
+    _compat.install_feedparser_fast_paths()  # idempotent
     d = feedparser.util.FeedParserDict()
     d["title"] = "T"
     d["channel"] = "C"  # a legacy name, stored under its new one
@@ -119,7 +119,7 @@ def test_feedparser_copies_of_content_parameters_are_equal_and_independent() -> 
     import feedparser.mixin
     import feedparser.util
 
-    _compat.install_feedparser_fast_dict()
+    _compat.install_feedparser_fast_paths()
     params = feedparser.util.FeedParserDict(type="text/html", language="en", base="https://x.example/")
     copied = feedparser.mixin.copy.deepcopy(params)
     assert copied == copy.deepcopy(params) and type(copied) is feedparser.util.FeedParserDict
@@ -133,6 +133,6 @@ def test_feedparser_copies_of_content_parameters_are_equal_and_independent() -> 
 def test_feedparser_maps_windows_1252_controls_as_before() -> None:
     import feedparser.mixin
 
-    _compat.install_feedparser_fast_dict()
+    _compat.install_feedparser_fast_paths()
     text = "\x80 \x93quoted\x94 \x81 日本語 😀 plain"
     assert text.translate(feedparser.mixin._cp1252) == "€ \u201cquoted\u201d \x81 日本語 😀 plain"
