@@ -179,17 +179,6 @@ class EntriesStore(StoreBase):
         return self._entries("role='outlet' AND sort_date>=? AND sort_date<=? ORDER BY id",
                              (iso(start), iso(end)))
 
-    def article_heads_between(self, start: datetime, end: datetime, chars: int) -> list[Entry]:
-        """:meth:`articles_between` with only the first ``chars`` characters of each
-        article's summary (its content when it has no summary; none with ``chars=0``)
-        and no content: what the matcher reads, without loading every full-content
-        article into memory. :meth:`article_text` gives one article's text later."""
-        cols = _ENTRY_COLUMNS.replace("summary, content", f"{_ARTICLE_TEXT}, ''").replace("page_text,", "'',")
-        rows = self.db.execute(
-            f"SELECT {cols} FROM entries WHERE role='outlet' AND sort_date>=? AND sort_date<=? ORDER BY id",
-            (chars, iso(start), iso(end))).fetchall()
-        return _readable(rows, self.name)
-
     def article_heads(self, start: datetime, end: datetime) -> list[ArticleHead]:
         """What the matcher's index needs of the outlet articles dated between ``start``
         and ``end``, by id: (id, source_id, title, link, canonical_link, source_site, date,
