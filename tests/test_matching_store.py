@@ -40,7 +40,7 @@ def test_article_heads_give_what_entries_give_the_index(s: Store) -> None:
                      last_modified=None)
     start, end = T - timedelta(days=1), T + timedelta(days=1)
     heads = s.article_heads(start, end)
-    entries = s.article_heads_between(start, end, 0)
+    entries = s.articles_between(start, end)
     assert [h[0] for h in heads] == [e.id for e in entries] and len(heads) == 4
     names = ["Outlet"]
     for h, e in zip(heads, entries, strict=True):
