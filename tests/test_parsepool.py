@@ -3,6 +3,7 @@ per-source errors as parsing in the fetch threads, and no source lost when a wor
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -14,6 +15,7 @@ import pytest
 from conftest import DEV
 from loopback import FeedServer
 
+from aggregator.citing.extract import Outlet, Outlets, PostText, extract, extract_many
 from aggregator.config import parse_config
 from aggregator.exceptions import ParseError
 from aggregator.running.cycle import fetch_stage
@@ -58,7 +60,8 @@ def test_a_parser_process_that_dies_costs_no_document(pool: ParsePool) -> None:
     children = multiprocessing.active_children()
     assert children, "the parse ran in a worker process"
     for child in children:  # as the OOM killer would
-        os.kill(child.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # another pool's, stopping as idle meanwhile
+            os.kill(child.pid, signal.SIGKILL)
         child.join(5)
     killed = {c.pid for c in children}
     # Depending on when the pool notices, the document goes to a new worker of the same
@@ -67,6 +70,38 @@ def test_a_parser_process_that_dies_costs_no_document(pool: ParsePool) -> None:
     assert pool.parse(data, now=NOW) == want
     assert pool.restarts <= 1
     assert {c.pid for c in multiprocessing.active_children()}.isdisjoint(killed)
+
+
+def _post_work() -> tuple[list[tuple[tuple[Outlet, ...], list[tuple[str, tuple[str, ...]]]]], list[PostText]]:
+    """The dev blog's posts in chunks of three for extract_many, and what extract gives each."""
+    posts = parse_feed((DEV / "feeds" / "blog.xml").read_bytes(), now=NOW).entries
+    outlets = (Outlet("politico", ("POLITICO",)), Outlet("reuters", ("Reuters", "ロイター")))
+    items = [(p.content or p.summary, ("grandfleet.info",)) for p in posts]
+    want = [extract(html, own_hosts=hosts, outlets=Outlets(outlets)) for html, hosts in items]
+    return [(outlets, items[i:i + 3]) for i in range(0, len(items), 3)], want
+
+
+def test_work_on_the_side_goes_to_running_workers_in_order_and_stays_in_the_thread_otherwise(
+        pool: ParsePool) -> None:
+    chunks, want = _post_work()
+    assert len(want) > 6 and any(t.citations for t in want)
+    # No pool running: computed here, as asked for, and no process started for it.
+    assert [t for got in pool.map_if_running(extract_many, chunks) for t in got] == want
+    assert not multiprocessing.active_children()
+    # Running (it parsed a feed): sent to the processes, the results come back in order.
+    pool.parse((DEV / "feeds" / "politico.xml").read_bytes(), now=NOW)
+    pids = {c.pid for c in multiprocessing.active_children()}
+    assert pids
+    results = pool.map_if_running(extract_many, chunks)
+    assert [t for got in results for t in got] == want
+    # Workers killed (before or after the work is sent): what they held is computed here.
+    results = pool.map_if_running(extract_many, chunks)
+    for child in multiprocessing.active_children():
+        with contextlib.suppress(ProcessLookupError):  # one that ended meanwhile
+            os.kill(child.pid, signal.SIGKILL)
+        child.join(5)
+    assert [t for got in results for t in got] == want
+    assert [t for got in pool.map_if_running(extract_many, chunks) for t in got] == want
 
 
 def test_one_parse_at_a_time_stays_in_the_calling_thread() -> None:

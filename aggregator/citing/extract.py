@@ -100,6 +100,22 @@ def extract(html: str, *, own_hosts: Iterable[str] = (), outlets: Sequence[Outle
     return PostText(tuple(cites), tuple(body), body[0] if body else "")
 
 
+# The outlets of the last extract_many call, with their name finder built (per process).
+_OUTLETS: dict[tuple[Outlet, ...], Outlets] = {}
+
+
+def extract_many(work: tuple[tuple[Outlet, ...], Sequence[tuple[str, tuple[str, ...]]]]) -> list[PostText]:
+    """:func:`extract` for several posts, (html, own hosts) each, with the same outlets:
+    what a worker process runs for the match stage. Building the outlets' name finder
+    costs more than a post, so it is made once per process and set of outlets."""
+    outlets, posts = work
+    found = _OUTLETS.get(outlets)
+    if found is None:
+        _OUTLETS.clear()
+        found = _OUTLETS[outlets] = Outlets(outlets)
+    return [extract(html, own_hosts=hosts, outlets=found) for html, hosts in posts]
+
+
 def _cite_line(block: Block, own: set[str], prefixed: bool = True) -> list[Citation]:
     rest = _CITE.sub("", block.text, count=1).strip() if prefixed else block.text.strip()
     out = []

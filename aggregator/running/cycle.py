@@ -288,8 +288,10 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
         for s in due:
             queues.setdefault(host_key(states[s.id].url), deque()).append(s)
         running: dict[Future[_Fetched], str] = {}
-        # The plain 304s are stored together (see Store.record_not_modified): a source whose
-        # answer is lost with the process (killed mid-cycle) is merely fetched again.
+        # The plain 304s are stored together once the fetches end (see Store.record_not_modified):
+        # a source whose answer is lost with the process (killed mid-cycle) is merely fetched
+        # again. Not in batches while fetches run: each row's statement gives up the GIL, and
+        # taking it back from eight busy fetch threads made 1,000 rows cost 0.1 s, not 3 ms.
         not_modified: list[tuple[str, datetime, str | None, str | None]] = []
 
         def feed(host: str) -> None:
@@ -328,9 +330,6 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                     reports.append(report)
                     if progress:
                         progress(report)
-                    if len(not_modified) >= NOT_MODIFIED_BATCH:
-                        store.record_not_modified(not_modified, now=now())
-                        not_modified.clear()
                 # Commit before waiting (nothing lies uncommitted while the process idles),
                 # else every so many feeds (see Store.grouped).
                 if (store.grouped_count or 0) >= GROUP_COMMIT or not any(f.done() for f in running):
@@ -380,8 +379,6 @@ def make_fetch_client(config: Config) -> FetchClient:
                        max_connections=fc.concurrency)
 
 
-# How many plain 304 answers wait to be stored in one transaction.
-NOT_MODIFIED_BATCH = 200
 # At most how many sources' transactions one commit holds, when fetched feeds keep waiting.
 GROUP_COMMIT = 50
 

@@ -29,15 +29,20 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
+from typing import TypeVar
 
 from aggregator.exceptions import ParseError
 from aggregator.models import ParsedFeed
 from aggregator.sources import parse as parsing
 
 log = logging.getLogger(__name__)
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 def _cpus() -> int:
@@ -117,6 +122,37 @@ class ParsePool:
                     self._idle_timer = threading.Timer(self.idle_after, self._stop_if_idle)
                     self._idle_timer.daemon = True
                     self._idle_timer.start()
+
+    def map_if_running(self, fn: Callable[[A], R], chunks: Sequence[A]) -> Iterator[R]:
+        """``fn(chunk)`` for each chunk, in order: sent to the worker processes at once when
+        the pool is running (a cycle that parsed feeds in it), so that they work while the
+        calling thread does something else; otherwise each is computed in the calling thread
+        as it is asked for. ``fn`` must be a module-level function (it is pickled by name).
+        A chunk whose worker died is computed in the calling thread; ``fn``'s own errors are
+        raised where its result is asked for, as in the thread."""
+        with self._lock:
+            executor = self._executor if self.workers > 1 and not self._unusable else None
+        if executor is None:
+            return (fn(c) for c in chunks)
+        try:
+            futures = [executor.submit(fn, c) for c in chunks]
+        except (RuntimeError, BrokenProcessPool):  # shut down or broken meanwhile
+            return (fn(c) for c in chunks)
+        return self._results(fn, chunks, futures)
+
+    @staticmethod
+    def _results(fn: Callable[[A], R], chunks: Sequence[A], futures: list[Future[R]]) -> Iterator[R]:
+        # Should the pool stop as idle meanwhile, its shutdown waits for the work sent.
+        try:
+            for chunk, future in zip(chunks, futures, strict=True):
+                try:
+                    result = future.result()
+                except (BrokenProcessPool, CancelledError):
+                    result = fn(chunk)
+                yield result
+        finally:  # left early (an error): what has not started is not needed
+            for future in futures:
+                future.cancel()
 
     def _in_pool(self, executor: ProcessPoolExecutor, data: bytes, url: str, headers: dict[str, str] | None,
                  now: datetime | None) -> ParsedFeed:
