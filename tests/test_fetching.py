@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import random
+import ssl
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -328,3 +332,49 @@ def test_credentials_in_the_url_are_sent_as_basic_auth_and_not_in_the_host() -> 
     lines = srv.heads[0].split(b"\r\n")
     assert f"Host: 127.0.0.1:{srv.port}".encode() in lines
     assert b"Authorization: Basic " + base64.b64encode("us@er:päss".encode()) in lines
+
+
+class _TLSFeedServer(FeedServer):
+    """The loopback feed server over TLS, with a certificate made for 127.0.0.1."""
+
+    def __init__(self, cert: Path, key: Path) -> None:
+        super().__init__()
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.load_cert_chain(cert, key)
+
+    def _bound(self) -> Any:
+        if self._httpd is None:
+            httpd = super()._bound()
+            httpd.socket = self._context.wrap_socket(httpd.socket, server_side=True)
+        return self._httpd
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+
+def test_feeds_are_fetched_over_tls_on_kept_alive_connections(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stream reads and writes the TLS socket itself (see _DeadlineStream): a 200 and
+    then a 304 over one kept-alive TLS connection, the certificate checked."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    # The far edge: the client trusts this certificate as it trusts the system's authorities.
+    monkeypatch.setattr(httpx, "create_ssl_context", lambda **kw: ssl.create_default_context(cafile=str(cert)))
+    with _TLSFeedServer(cert, key) as srv, make_client(connect_timeout=2, read_timeout=2, max_connections=4) as c:
+        url = srv.add("/f.xml", FEED)
+        assert url.startswith("https://")
+        first = fetch(c, url, max_bytes=10**7, total_timeout=5, allow_private=True)
+        assert first.status == 200 and first.content == FEED and first.etag
+        second = fetch(c, url, etag=first.etag, last_modified=first.last_modified, max_bytes=10**7,
+                       total_timeout=5, allow_private=True)
+        assert second.not_modified
+        assert srv.connections_total == 1
+    # A certificate the client does not trust is refused.
+    monkeypatch.undo()
+    with _TLSFeedServer(cert, key) as srv, make_client(connect_timeout=2, read_timeout=2, max_connections=4) as c:
+        url = srv.add("/f.xml", FEED)
+        with pytest.raises(FetchError):
+            fetch(c, url, max_bytes=10**7, total_timeout=5, allow_private=True)
