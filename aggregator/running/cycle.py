@@ -209,8 +209,9 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
     ``limiter`` bounds the requests in flight per host and ``client`` holds the open
     connections: calls that run side by side (the daemon's per-source jobs) share both,
     so that they never have more than ``fetch.per_host`` connections open to one host
-    (the owner of a client passed in closes it). ``warm_up`` runs once on a fetch thread
-    when a first source brings new entries (what the later stages will need loaded)."""
+    (the owner of a client passed in closes it). ``warm_up`` runs once, on a thread of its
+    own, when the fetches are over and some source brought new entries (what the later
+    stages will need loaded)."""
     rng = rng or random.Random()
     if only is None:
         store.sync_sources(configured_sources(config), now=now())
@@ -323,9 +324,6 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                         reports.append(SourceReport(job.source.id, "abandoned"))
                         continue
                     report = _store_fetched(store, config, job, now(), rng, redactor, not_modified)
-                    if warm_up is not None and report.new:
-                        pool.submit(warm_up)  # a thread of the pool: starting one costs this thread
-                        warm_up = None
                     _log_source(report)
                     reports.append(report)
                     if progress:
@@ -336,6 +334,11 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                     store.commit_group()
         if not_modified:
             store.record_not_modified(not_modified, now=now())
+        if warm_up is not None and any(r.new for r in reports):
+            # Not while the feeds are parsed: that keeps both cores busy, and the warm-up
+            # (decompressing a model, the GIL released) would only take its time from them.
+            # Beside the page stage and the match stage's start, one core is idle.
+            threading.Thread(target=_quietly, args=(warm_up,), name="warm-up", daemon=True).start()
         if not abandoned and (stop is None or not stop.is_set()):
             # Then the entries' own pages, where a feed gave excerpts (sources[].full_text).
             ok = {r.id for r in reports if r.outcome not in ("error", "abandoned")}
@@ -356,6 +359,15 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
     order = {s.id: i for i, s in enumerate(config.sources)}
     reports.sort(key=lambda r: order.get(r.id, 0))
     return reports
+
+
+def _quietly(work: Callable[[], object]) -> None:
+    """``work()``, its failure only logged: what it prepares is made again where it is needed,
+    and fails there with the error to show."""
+    try:
+        work()
+    except Exception as e:
+        log.debug("warm-up failed (done again when needed): %s", e)
 
 
 def _skip_reason(limiter: HostLimiter, url: str) -> str | None:
@@ -543,7 +555,7 @@ def run_cycle(store: Store, config: Config, *, now: Clock = utcnow, fetch_all: b
     t0 = time.monotonic()
     report = CycleReport()
     # New entries will be translated: the answers' language check needs its model (0.6 s
-    # to load), loaded by a fetch thread while this one stores what the others fetched.
+    # to load), loaded on a thread of its own once the fetches are over (see fetch_stage).
     warm_up = language.load if config.translation.providers else None
     report.sources = fetch_stage(store, config, now=now, fetch_all=fetch_all, rng=rng, progress=progress, stop=stop,
                                  on_due=on_due, warm_up=warm_up)
