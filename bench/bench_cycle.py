@@ -2,6 +2,7 @@
 
     python bench/bench_cycle.py                      # 1,000 feeds x 50 entries (takes minutes)
     python bench/bench_cycle.py --feeds 100          # a quick look
+    python bench/bench_cycle.py --repeat 3           # three runs: medians, and every run's figures
     python bench/bench_cycle.py --scale 250,500,1000 --tools aggregator   # memory vs. feed count
 
 Generates N feeds in the shapes of real outlets (bench/corpus.py: RSS and Atom, from
@@ -139,6 +140,9 @@ class Servers:
     def churn(self) -> None:
         self._ask("churn")
 
+    def reset(self) -> None:
+        self._ask("reset")
+
     def close(self) -> None:
         if self.proc.stdin:
             self.proc.stdin.close()
@@ -151,7 +155,7 @@ def load_average() -> str:
 
 def run(n_feeds: int, entries: int, tools: list[str], workers: int, seed: int, translation: bool,
         cycles: tuple[str, ...] = CYCLES, keep: Path | None = None, profile: Path | None = None,
-        store: str = "sqlite") -> tuple[list[Result], dict[str, object]]:
+        store: str = "sqlite", repeat: int = 1) -> tuple[list[Result], dict[str, object]]:
     tmp = tempfile.TemporaryDirectory(prefix="bench-cycle-") if keep is None else None
     root = Path(tmp.name) if tmp else keep
     assert root is not None
@@ -173,23 +177,32 @@ def run(n_feeds: int, entries: int, tools: list[str], workers: int, seed: int, t
             print(f"  PostgreSQL cluster started in {cluster.started_in:.2f}s", file=sys.stderr, flush=True)
         feed_urls: dict[str, str] = servers.urls["feeds"]  # type: ignore[assignment]
         libre = str(servers.urls["libre"])
-        (root / "agg").mkdir()
-        cfg = root / "agg" / "aggregator.yaml"
-        aggregator_config(cfg, manifest, feed_urls, libre if translation else None, workers, store_url)
-        (root / "reader").mkdir()
-        urls = root / "reader" / "urls.txt"
-        urls.write_text("\n".join(feed_urls[f["id"]] for f in manifest["feeds"]) + "\n")  # type: ignore[index]
-        commands = {"aggregator": ["aggregator", str(cfg)],
-                    "reader": ["reader", str(root / "reader" / "reader.sqlite"), str(urls), str(workers)]}
-        for cycle in cycles:
-            if cycle == "churn":
-                servers.churn()
-            for tool in tools:
-                r = run_worker(commands[tool], tool, cycle, profile)
-                r.extra["load"] = load_average()
-                results.append(r)
-                print(f"  {tool:<10} {cycle:<5} {r.wall:7.1f}s wall {r.cpu:7.1f}s cpu {r.rss_mb:6.0f} MB "
-                      f"{r.stored:>7,} entries stored  (load {r.extra['load']})", file=sys.stderr, flush=True)
+        for rep in range(repeat):
+            # Each run of the three cycles from empty stores of its own, the feeds as at first.
+            suffix = f"-{rep + 1}" if rep else ""
+            if rep:
+                servers.reset()
+                if cluster is not None:
+                    store_url = cluster.create_database(f"bench{rep + 1}")
+            (root / f"agg{suffix}").mkdir()
+            cfg = root / f"agg{suffix}" / "aggregator.yaml"
+            aggregator_config(cfg, manifest, feed_urls, libre if translation else None, workers, store_url)
+            (root / f"reader{suffix}").mkdir()
+            urls = root / f"reader{suffix}" / "urls.txt"
+            urls.write_text("\n".join(feed_urls[f["id"]] for f in manifest["feeds"]) + "\n")  # type: ignore[index]
+            commands = {"aggregator": ["aggregator", str(cfg)],
+                        "reader": ["reader", str(root / f"reader{suffix}" / "reader.sqlite"), str(urls), str(workers)]}
+            for cycle in cycles:
+                if cycle == "churn":
+                    servers.churn()
+                for tool in tools:
+                    r = run_worker(commands[tool], tool, cycle, profile)
+                    r.extra["load"] = load_average()
+                    r.extra["run"] = rep + 1
+                    results.append(r)
+                    print(f"  {tool:<10} {cycle:<5} {r.wall:7.1f}s wall {r.cpu:7.1f}s cpu {r.rss_mb:6.0f} MB "
+                          f"{r.stored:>7,} entries stored  (load {r.extra['load']}; run {rep + 1} of {repeat})",
+                          file=sys.stderr, flush=True)
     finally:
         servers.close()
         if cluster is not None:
@@ -199,9 +212,46 @@ def run(n_feeds: int, entries: int, tools: list[str], workers: int, seed: int, t
     return results, manifest
 
 
+def _median(results: list[Result]) -> Result:
+    """One result per (tool, cycle): the run of median wall time (the only one with one run)."""
+    ordered = sorted(results, key=lambda r: r.wall)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def medians(results: list[Result]) -> dict[tuple[str, str], Result]:
+    groups: dict[tuple[str, str], list[Result]] = {}
+    for r in results:
+        groups.setdefault((r.tool, r.cycle), []).append(r)
+    return {k: _median(v) for k, v in groups.items()}
+
+
+def spread(results: list[Result]) -> str:
+    """With several runs: each (tool, cycle)'s wall times, and each run's ratio (reader's
+    wall over aggregator's in the same run, the two side by side)."""
+    runs = sorted({int(r.extra.get("run", 1)) for r in results})  # type: ignore[call-overload]
+    if len(runs) < 2:
+        return ""
+    at = {(r.tool, r.cycle, r.extra.get("run", 1)): r for r in results}
+    lines = [f"{len(runs)} runs: the table shows each (tool, cycle)'s run of median wall time (of an even number,"
+             " the faster middle one); all runs:", "",
+             "| cycle | tool | wall s per run | median |", "|---|---|---|---:|"]
+    for cycle in CYCLES:
+        for tool in ("aggregator", "reader"):
+            walls = [at[(tool, cycle, n)].wall for n in runs if (tool, cycle, n) in at]
+            if walls:
+                lines.append(f"| {cycle} | {tool} | {' / '.join(f'{w:.1f}' for w in walls)} | "
+                             f"{sorted(walls)[(len(walls) - 1) // 2]:.1f} |")
+        ratios = [at[("reader", cycle, n)].wall / at[("aggregator", cycle, n)].wall for n in runs
+                  if ("reader", cycle, n) in at and ("aggregator", cycle, n) in at]
+        if ratios:
+            lines.append(f"| {cycle} | throughput per run | {' / '.join(f'{x:.2f}x' for x in ratios)} | "
+                         f"{sorted(ratios)[(len(ratios) - 1) // 2]:.2f}x |")
+    return "\n".join(lines)
+
+
 def table(results: list[Result], manifest: dict[str, object]) -> str:
     total = int(manifest["n_feeds"]) * int(manifest["entries"])  # type: ignore[call-overload]
-    by = {(r.tool, r.cycle): r for r in results}
+    by = medians(results)
     rows = ["| cycle | tool | wall s | CPU s | peak RSS MB | entries/s | stored | failed | load avg (1/5/15 min) |",
             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     ratios = []
@@ -223,7 +273,7 @@ def table(results: list[Result], manifest: dict[str, object]) -> str:
 
 
 def targets(results: list[Result]) -> str:
-    by = {(r.tool, r.cycle): r for r in results}
+    by = medians(results)
     lines = []
     for cycle, goal in (("cold", 4), ("warm", 3)):  # issue 18's targets
         a, b = by.get(("aggregator", cycle)), by.get(("reader", cycle))
@@ -247,6 +297,9 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="work in this (new) folder and keep it: feeds, stores, output")
     ap.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
                     help="aggregator's store: a SQLite file (default) or a throwaway PostgreSQL cluster")
+    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="run the three cycles N times (fresh stores each time; the table shows medians and every "
+                         "run's figures): a single run's figures move by a tenth on a quiet machine")
     ap.add_argument("--profile", type=Path, help="write a pyinstrument report of each cycle into this folder "
                     "(slows the cycles down: not for the table)")
     args = ap.parse_args()
@@ -271,8 +324,10 @@ def main() -> None:
                 print(f"| {n} | {r.tool} | {r.wall:.1f} | {r.cpu:.1f} | {r.rss_mb:.0f} | {main_mb:.0f} | "
                       f"{n * args.entries / r.wall:,.0f} | {r.extra['load']} |", flush=True)
         return
+    if args.repeat < 1:
+        raise SystemExit("--repeat must be at least 1")
     results, manifest = run(args.feeds, args.entries, tools, args.workers, args.seed, not args.no_translation,
-                            keep=args.keep, profile=args.profile, store=args.store)
+                            keep=args.keep, profile=args.profile, store=args.store, repeat=args.repeat)
     if args.profile:
         print(f"profiles in {args.profile}/TOOL-CYCLE.txt")
     print(f"\n{args.feeds:,} feeds x {args.entries} entries ({int(manifest['bytes']) / 1e6:.0f} MB of XML, "  # type: ignore[call-overload]
@@ -280,9 +335,11 @@ def main() -> None:
           f"{args.workers} workers, translation: "
           f"{'none (no provider)' if args.no_translation else 'loopback LibreTranslate (echo)'}\n")
     print(table(results, manifest))
+    if more := spread(results):
+        print("\n" + more)
     print()
-    for r in results:
-        if r.tool == "aggregator" and "posts_matched" in r.extra:
+    for (tool, _), r in medians(results).items():
+        if tool == "aggregator" and "posts_matched" in r.extra:
             print(f"aggregator {r.cycle}: {r.extra['posts_matched']:,} posts with matches in the store")
     print("imports before the clock starts: " + ", ".join(
         f"{t} {min(r.import_s for r in results if r.tool == t):.2f}s" for t in tools))

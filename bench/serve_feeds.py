@@ -10,7 +10,8 @@ feeds live on many hosts: aggregator fetches at most two feeds of one host at a 
 so one address for all of them would measure that politeness limit, not the tools.
 
 Prints one JSON line with the servers' URLs, then obeys commands on standard input,
-one a line: ``churn`` serves the changed versions of the churned feeds; ``hits``
+one a line: ``churn`` serves the changed versions of the churned feeds, ``reset`` the
+first versions again; ``hits``
 prints request counts (in all, conditional, distinct feeds, most requests of one feed). It stops at end of input.
 """
 
@@ -72,6 +73,10 @@ def main() -> None:
                         if f.get("churn_file"):
                             where[f["id"]].add(f["path"], (root / f["churn_file"]).read_bytes(), f["type"])
                     print(json.dumps({"ok": "churn"}), flush=True)
+                elif cmd == "reset":  # the first versions again (a repeated run's cold cycle)
+                    for f in manifest["feeds"]:
+                        where[f["id"]].add(f["path"], (root / f["file"]).read_bytes(), f["type"])
+                    print(json.dumps({"ok": "reset"}), flush=True)
                 elif cmd == "hits":
                     reqs = [r for s in servers for r in s.requests]
                     per_feed = Counter((s.host, r.path) for s in servers for r in s.requests)

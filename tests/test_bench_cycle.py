@@ -30,6 +30,18 @@ def test_the_cycle_benchmark_runs_cold_warm_and_churn_and_prints_its_table(tmp_p
     assert (tmp_path / "run" / "agg" / "output" / "feed.atom").is_file()
 
 
+def test_repeated_runs_start_from_empty_stores_and_the_first_feeds(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_cycle.py"), "--feeds", "10", "--entries", "4",
+                          "--tools", "aggregator", "--repeat", "2", "--keep", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    # Both runs stored what one stores: the second's cold cycle saw the feeds' first versions.
+    assert [m for m in re.findall(r"(\d+) entries stored", out.stderr)] == ["40", "40", "45"] * 2, out.stderr
+    per_run = re.findall(r"^\| (cold|warm|churn) \| aggregator \| ([\d.]+) / ([\d.]+) \| [\d.]+ \|$", out.stdout, re.M)
+    assert [c for c, *_ in per_run] == ["cold", "warm", "churn"], out.stdout
+    assert (tmp_path / "run" / "agg-2" / "output" / "feed.atom").is_file()
+
+
 def test_the_fetch_benchmark_times_every_client_on_304s() -> None:
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_fetch.py"), "--requests", "40", "--hosts", "4",
                           "--repeat", "1", "--threads", "2"], capture_output=True, text=True, timeout=120)
