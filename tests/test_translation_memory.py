@@ -14,7 +14,7 @@ from test_translation_status import LEAD, SECOND, T0, TITLE, add_posts, post
 from aggregator.config import load_config, parse_config
 from aggregator.exceptions import ConfigError
 from aggregator.publishing.publish import selection
-from aggregator.running.cycle import translate_stage
+from aggregator.running.translation import translate_stage
 from aggregator.store import Store
 from aggregator.translating.chain import build_translator, chain_signature
 from aggregator.translating.memory import load_memory, memory_for

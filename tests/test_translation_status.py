@@ -19,8 +19,8 @@ from aggregator.config import Config, parse_config
 from aggregator.language import detect, entry_language
 from aggregator.models import EntryData
 from aggregator.publishing.publish import publish, selection
-from aggregator.running.cycle import translate_stage
 from aggregator.running.status import render_text
+from aggregator.running.translation import translate_stage
 from aggregator.store import Store
 from aggregator.translating.chain import build_translator
 from aggregator.translating.decide import PERMANENT_ATTEMPTS

@@ -22,12 +22,11 @@ import httpx
 
 from aggregator import language
 from aggregator.config import Config, SourceConfig
-from aggregator.entryview import entry_texts, reader_language
+from aggregator.entryview import entry_texts
 from aggregator.exceptions import (
     AggregatorError,
     FetchError,
     ParseError,
-    TranslationError,
 )
 from aggregator.models import Entry, ParsedFeed, from_iso, iso
 from aggregator.publishing.publish import publish, selection
@@ -37,6 +36,7 @@ from aggregator.running.matching import match_stage
 from aggregator.running.pages import PageReport, page_stage
 from aggregator.running.providers import META_KEY as PROVIDERS_KEY
 from aggregator.running.providers import ProviderState, Transition, dump_states, load_states, next_states
+from aggregator.running.translation import translate_stage
 from aggregator.sources.decide import Configured
 from aggregator.sources.fetch import (
     FetchClient,
@@ -53,8 +53,7 @@ from aggregator.sources.parsepool import (
 )
 from aggregator.store import SourceState, Store
 from aggregator.store.records import guid_churn_warning, unstable_guids
-from aggregator.translating import decide
-from aggregator.translating.chain import Translator, build_translator, chain_signature
+from aggregator.translating.chain import Translator, build_translator
 from aggregator.translating.memory import memory_for
 
 log = logging.getLogger("aggregator")
@@ -458,65 +457,6 @@ def _log_source(r: SourceReport) -> None:
     else:
         extra = f" (warning: {r.warnings[0]})" if r.warnings else ""
         log.info("%s: %s, %d new, %d updated, %.1fs%s", r.id, r.outcome, r.new, r.updated, r.seconds, extra)
-
-
-# -- matching ----------------------------------------------------------------------------
-
-
-def translate_stage(store: Store, config: Config, entries: Sequence[Entry], translator: Translator, *,
-                    now: Clock = utcnow, stop: threading.Event | None = None) -> tuple[int, int]:
-    """Translate what the publication will show. Returns (done, still pending).
-
-    An entry is done only when every one of its texts is translated; otherwise it stays
-    pending with a retry time (backoff) or, once every provider refused it for good
-    PERMANENT_ATTEMPTS times, failed with the reason. Failed entries are tried again
-    when their text or the translation setup (providers, glossary) changes. When
-    ``stop`` is set, the rest waits for the next cycle."""
-    from aggregator.language import same_language
-
-    tc = config.translation
-    target = tc.target
-    langs = {s.id: s.language for s in config.sources}
-    existing = store.entry_translations([e.id for e in entries], target)
-    signature = chain_signature(tc, translator.memory)
-    if store.get_meta("translation_chain") != signature:
-        store.set_meta("translation_chain", signature)
-        store.set_meta("translation_chain_since", iso(now()) or "")
-    chain_since = from_iso(store.get_meta("translation_chain_since"))
-    redactor = Redactor(config.secrets)
-    translator.deadline = translator.clock() + tc.budget.total_seconds()
-    done = pending = 0
-    for e in entries:
-        lang = reader_language(e, langs.get(e.source_id, "auto"))
-        if same_language(lang, target):
-            continue
-        source = lang or "auto"  # unknown: the provider detects it
-        texts = entry_texts(e)
-        digest = texts.digest(target)
-        t = now()
-        step = decide.plan(existing.get(e.id), digest, t, chain_since)
-        if step.action == "leave":
-            continue
-        if step.action == "wait" or (translator.deadline is not None and translator.clock() >= translator.deadline) \
-                or (stop is not None and stop.is_set()):
-            pending += 1
-            continue
-        try:
-            out = translator.translate_many(texts.all(), source, target)
-        except TranslationError as err:
-            record = decide.after_failure(e.id, target, digest, step.attempts, redactor(str(err))[:500],
-                                          retryable=err.retryable, now=t, backoff=tc.retry_backoff,
-                                          max_backoff=tc.max_retry_backoff)
-            store.set_entry_translation(record)
-            if record.status == "failed":
-                log.warning("translation of %s failed for good after %d attempts: %s", e.link, step.attempts,
-                            record.error)
-            else:
-                pending += 1
-            continue
-        store.set_entry_translation(decide.after_success(e.id, target, digest, step.attempts, texts, out, t))
-        done += 1
-    return done, pending
 
 
 # -- the cycle ---------------------------------------------------------------------------
