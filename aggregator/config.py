@@ -8,7 +8,6 @@ is replaced from the environment before validation.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 from datetime import timedelta
@@ -27,11 +26,21 @@ from pydantic import (
     model_validator,
 )
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.resolver import VersionedResolver
 
 from aggregator.exceptions import ConfigError
+from aggregator.yamltree import (
+    MAX_NODES,
+    OneVersionResolver,
+    TooBig,
+    dotted_path,
+    env_errors_with_lines,
+    expand_env,
+    expanded_size,
+    line_of,
+    plain_data,
+)
 
 # storage.url schemes of a PostgreSQL store (psycopg 3 is the driver either way).
 PG_SCHEMES = ("postgresql://", "postgresql+psycopg://")
@@ -40,7 +49,6 @@ DEFAULT_CONFIG_PATH = Path("config/aggregator.yaml")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$", re.I)
 _SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
                "kib": 1024, "mib": 1024**2, "gib": 1024**3, None: 1}
@@ -392,86 +400,6 @@ def format_duration(d: timedelta) -> str:
 # -- loading ---------------------------------------------------------------------
 
 
-# A config holds a few thousand nodes (a thousand sources); YAML aliases can make a file
-# of a few hundred bytes stand for billions (an "alias bomb"), so expanded configs are
-# refused beyond this many nodes, and ``${VAR}`` expansion visits each node once.
-MAX_NODES = 200_000
-
-
-def _expand_env(node: Any, env: dict[str, str], errors: list[tuple[int, str, str]],
-                path: str = "", found: list[tuple[str, str]] | None = None,
-                seen: set[int] | None = None) -> Any:
-    """Replace ``${VAR}`` in every string, in place; record unset variables, and in
-    ``found`` the (dotted path, value) of each substitution from the environment.
-    A node an alias repeats is expanded once (in place, so every use sees it)."""
-    if isinstance(node, (dict, list)):  # ruamel's CommentedMap/Seq, or the fast path's plain ones
-        seen = set() if seen is None else seen
-        if id(node) in seen:
-            return node
-        seen.add(id(node))
-    if isinstance(node, dict):
-        for k in list(node.keys()):
-            node[k] = _expand_env(node[k], env, errors, f"{path}.{k}" if path else str(k), found, seen)
-        return node
-    if isinstance(node, list):
-        for i in range(len(node)):
-            node[i] = _expand_env(node[i], env, errors, f"{path}[{i}]", found, seen)
-        return node
-    if isinstance(node, str) and "${" in node:
-        def repl(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
-            if name in env:
-                if found is not None:
-                    found.append((path, env[name]))
-                return env[name]
-            if default is not None:
-                return default
-            errors.append((-1, path, f"environment variable {name} is not set"))
-            return ""
-        return _ENV.sub(repl, node)
-    return node
-
-
-def _line_of(root: Any, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the deepest node of ``loc`` that exists in the YAML tree."""
-    node, line = root, None
-    for part in loc:
-        try:
-            if isinstance(node, CommentedMap) and part in node:
-                line = node.lc.key(part)[0] + 1
-                node = node[part]
-            elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-                line = node.lc.item(part)[0] + 1
-                node = node[part]
-            else:
-                break
-        except (AttributeError, KeyError, IndexError, TypeError):
-            break
-    if line is None and hasattr(root, "lc"):
-        line = (root.lc.line or 0) + 1
-    return line
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top)"
-
-
-def _env_errors_with_lines(root: Any, raw: list[tuple[int, str, str]], filename: str) -> list[str]:
-    out = []
-    for _, dotted, msg in raw:
-        loc: list[Any] = []
-        for m in re.finditer(r"([^.\[\]]+)|\[(\d+)\]", dotted):
-            loc.append(int(m.group(2)) if m.group(2) is not None else m.group(1))
-        out.append(f"{filename}:{_line_of(root, tuple(loc))}: {dotted}: {msg}")
-    return out
-
-
 def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Config:
     """Read, expand and validate a config file. Raises :class:`ConfigError`."""
     p = Path(path)
@@ -495,21 +423,6 @@ def parse_config(text: str, *, filename: str = "<config>", path: Path | None = N
     return _parse_with_lines(text, filename, path, env)
 
 
-class _OneVersionResolver(VersionedResolver):
-    """ruamel's resolver, asking once per document which YAML version it reads. Its own
-    asks for every scalar, through an attribute the C parser does not have (an exception
-    caught each time): a third of reading a 1,000-source config. The C parser reads every
-    document as YAML 1.2 (it ignores a ``%YAML`` directive), so the answer cannot change."""
-
-    _resolvers: Any = None
-
-    @property
-    def versioned_resolver(self) -> Any:
-        if self._resolvers is None:
-            self._resolvers = VersionedResolver.versioned_resolver.fget(self)  # type: ignore[attr-defined]
-        return self._resolvers
-
-
 def _parse_fast(text: str, path: Path | None, env: dict[str, str]) -> Config | None:
     """A valid config, read through ruamel's C loader; None for anything else.
 
@@ -520,7 +433,7 @@ def _parse_fast(text: str, path: Path | None, env: dict[str, str]) -> Config | N
     :func:`_parse_with_lines`, which reads it again and reports ``file:line`` as ever."""
     try:
         yaml = YAML(typ="safe", pure=False)
-        yaml.Resolver = _OneVersionResolver
+        yaml.Resolver = OneVersionResolver
         root = yaml.load(text)
     except Exception:  # reported, with its line, by the round-trip reading
         return None
@@ -528,14 +441,14 @@ def _parse_fast(text: str, path: Path | None, env: dict[str, str]) -> Config | N
         return None
     env_errors: list[tuple[int, str, str]] = []
     env_values: list[tuple[str, str]] = []
-    _expand_env(root, env, env_errors, found=env_values)
+    expand_env(root, env, env_errors, found=env_values)
     if env_errors:
         return None
     try:
-        if _expanded_size(root, {}, set()) > MAX_NODES:
+        if expanded_size(root, {}, set()) > MAX_NODES:
             return None
         data = plain_data(root, budget=[MAX_NODES])
-    except _TooBig:
+    except TooBig:
         return None
     try:
         config = Config.model_validate(data)
@@ -565,14 +478,14 @@ def _parse_with_lines(text: str, filename: str, path: Path | None, env: dict[str
 
     env_errors: list[tuple[int, str, str]] = []
     env_values: list[tuple[str, str]] = []
-    _expand_env(root, env, env_errors, found=env_values)
-    errors = _env_errors_with_lines(root, env_errors, filename)
+    expand_env(root, env, env_errors, found=env_values)
+    errors = env_errors_with_lines(root, env_errors, filename)
 
     try:
-        if _expanded_size(root, {}, set()) > MAX_NODES:  # counted per distinct node: instant for a bomb
-            raise _TooBig
+        if expanded_size(root, {}, set()) > MAX_NODES:  # counted per distinct node: instant for a bomb
+            raise TooBig
         data = plain_data(root, budget=[MAX_NODES])
-    except _TooBig:
+    except TooBig:
         raise ConfigError(f"{filename}:1: (top): more than {MAX_NODES:,} values once YAML aliases (*name) are "
                           "expanded: refused (an alias bomb?); write the values out, or use fewer aliases") from None
     try:
@@ -588,10 +501,10 @@ def _parse_with_lines(text: str, filename: str, path: Path | None, env: dict[str
             elif err["type"] == "missing":
                 msg = "required key is missing"
             msg = msg.removeprefix("Value error, ")
-            errors.append(f"{filename}:{_line_of(root, loc)}: {_dotted(loc)}: {msg}")
+            errors.append(f"{filename}:{line_of(root, loc)}: {dotted_path(loc)}: {msg}")
         raise ConfigError(errors) from None
     for loc, msg in _cross_checks(config):
-        errors.append(f"{filename}:{_line_of(root, loc)}: {_dotted(loc)}: {msg}")
+        errors.append(f"{filename}:{line_of(root, loc)}: {dotted_path(loc)}: {msg}")
     if errors:
         raise ConfigError(errors)
     config._path = path.resolve() if path else None
@@ -612,118 +525,3 @@ def _cross_checks(config: Config) -> list[tuple[tuple[Any, ...], str]]:
                     f"({format_duration(need)}): articles could be pruned before the posts that cite them "
                     "are matched"))
     return out
-
-
-EXAMPLE_HOST = "example.org"
-MIN_POLITE_INTERVAL = timedelta(minutes=5)
-
-
-def config_warnings(config: Config) -> list[tuple[tuple[Any, ...], str]]:
-    """Things in a valid config that are probably not what its author meant, as
-    (key path, explanation). Pure: ``check-config`` adds the file and line."""
-    from aggregator.urls import canonical_url, private_address_kind
-
-    out: list[tuple[tuple[Any, ...], str]] = []
-    blogs = [s for s in config.sources if s.role == "blog"]
-    outlets = [s for s in config.sources if s.role == "outlet"]
-    if not blogs:
-        out.append((("sources",), "no source has role blog: nothing will be matched, and the feed "
-                                  "will hold outlet articles only"))
-    if blogs and not outlets:
-        out.append((("sources",), "no source has role outlet: blog posts will have nothing to link to"))
-    seen: dict[str, int] = {}
-    for i, s in enumerate(config.sources):
-        key = canonical_url(s.url)
-        if key in seen:
-            first = config.sources[seen[key]]
-            out.append((("sources", i, "url"), f"same feed as sources[{seen[key]}] ({first.id}): it would be "
-                                               "fetched twice and its entries stored twice"))
-        else:
-            seen[key] = i
-    blog_langs = {b.language for b in blogs}
-    for i, s in enumerate(config.sources):
-        if s.role == "outlet" and not s.aliases and blog_langs - {s.language}:
-            langs = ", ".join(sorted(blog_langs - {s.language}))
-            out.append((("sources", i), f"outlet {s.id} has no aliases: a blog in {langs} that names it in "
-                                        f"its own script (as ロイター names Reuters) will only be understood "
-                                        f"when it writes {s.title!r}; add aliases: [...]"))
-        host = (urlsplit(s.url).hostname or "").lower()
-        kind = "loopback" if host == "localhost" or host.endswith(".localhost") else private_address_kind(host)
-        if kind not in (None, "unparsable") and not (s.allow_private_network or config.fetch.allow_private_networks):
-            out.append((("sources", i, "url"), f"{host} is a {kind} address: fetching it will be refused; set "
-                                               "allow_private_network: true on this source if it is meant to be "
-                                               "on your network"))
-        if config.interval(s) < MIN_POLITE_INTERVAL:
-            where = ("sources", i, "every") if s.every is not None else ("schedule", "every")
-            out.append((where, f"{s.id} is fetched every {format_duration(config.interval(s))}: more often "
-                               f"than every {format_duration(MIN_POLITE_INTERVAL)} is impolite to most publishers"))
-    target = config.translation.target
-    if not config.translation.providers and any(s.language != target for s in config.sources):
-        out.append((("translation", "providers"), f"no provider: entries not in {target} will be published "
-                                                  "untranslated"))
-    for i, p in enumerate(config.translation.providers):
-        package = {"openai": "openai", "deepl": "deepl"}.get(p.provider)
-        if package and importlib.util.find_spec(package) is None:
-            out.append((("translation", "providers", i), f"provider {p.provider} needs the {package!r} package, "
-                                                         f"which is not installed: pip install 'aggregator[{package}]'"
-                                                         " (until then the chain goes without it)"))
-    for key in ("link", "base_url"):
-        value = getattr(config.output, key)
-        if EXAMPLE_HOST in value.split("/")[2:3]:
-            why = ("entry ids are tag: URIs made from it and never change once published"
-                   if key == "link" else "the feeds' self links point there")
-            out.append((("output", key), f"still the example {value}: set your own before the first run "
-                                         f"({why})"))
-    if config.schedule.jitter > config.schedule.every / 4:
-        out.append((("schedule", "jitter"), f"{format_duration(config.schedule.jitter)} is more than a quarter of "
-                                            f"schedule.every; the daemon caps it at a quarter of each interval"))
-    return out
-
-
-def config_warning_lines(path: str | os.PathLike[str], config: Config) -> list[str]:
-    """:func:`config_warnings` as ``file:line: key: message`` lines."""
-    found = config_warnings(config)
-    if not found:
-        return []
-    try:
-        root = YAML(typ="rt").load(Path(path).read_text(encoding="utf-8"))
-    except Exception:  # it parsed a moment ago; without lines the warnings still help
-        root = None
-    return [f"{path}:{_line_of(root, loc) or '?'}: {_dotted(loc)}: {msg}" for loc, msg in found]
-
-
-class _TooBig(Exception):
-    pass
-
-
-def _expanded_size(node: Any, memo: dict[int, int], active: set[int]) -> int:
-    """How many values ``node`` stands for once its aliases are expanded, computed once
-    per distinct node (an alias repeats a node, it does not copy it); a node that
-    contains itself counts as too many."""
-    if not isinstance(node, (dict, list)):
-        return 1
-    key = id(node)
-    if key in memo:
-        return memo[key]
-    if key in active:
-        return MAX_NODES + 1
-    active.add(key)
-    children = node.values() if isinstance(node, dict) else node
-    size = 1 + sum(min(_expanded_size(child, memo, active), MAX_NODES + 1) for child in children)
-    active.discard(key)
-    memo[key] = size
-    return size
-
-
-def plain_data(node: Any, budget: list[int] | None = None) -> Any:
-    """YAML nodes as plain dicts, lists and scalars (string keys). With ``budget`` (a
-    one-item list, decremented per node), raises :class:`_TooBig` past that many nodes."""
-    if budget is not None:
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise _TooBig
-    if isinstance(node, dict):
-        return {str(k): plain_data(v, budget) for k, v in node.items()}
-    if isinstance(node, list):
-        return [plain_data(v, budget) for v in node]
-    return node

@@ -248,16 +248,16 @@ sources:
 
 
 def test_the_fast_readings_resolver_types_every_scalar_as_ruamels_own_does() -> None:
-    """_OneVersionResolver asks for the YAML version once per document instead of per
+    """OneVersionResolver asks for the YAML version once per document instead of per
     scalar: the types it gives are ruamel's, YAML 1.2's (yes/no/on stay strings)."""
     from ruamel.yaml import YAML
 
-    from aggregator.config import _OneVersionResolver
+    from aggregator.yamltree import OneVersionResolver
 
     text = ("a: yes\nb: no\nc: on\nd: 0o17\ne: 017\nf: 1_000\ng: .inf\nh: ~\ni: 2024-01-01\nj: 1.5e3\n"
             "k: null\nl: True\nm: 0x1F\nn: '12'\no: 12:30\np: -.5\nq: [1, two, 3.0, false]\n")
     ours = YAML(typ="safe", pure=False)
-    ours.Resolver = _OneVersionResolver
+    ours.Resolver = OneVersionResolver
     theirs = YAML(typ="safe", pure=False).load(text)
     assert ours.load(text) == theirs
     assert theirs["a"] == "yes" and theirs["d"] == 15 and theirs["h"] is None and theirs["q"][3] is False

@@ -12,7 +12,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "aggregator"
 
 # Earlier layers first; a module may import its own layer and earlier ones.
 LAYERS: list[set[str]] = [
-    {"aggregator", "aggregator.__init__", "aggregator.models", "aggregator.config", "aggregator.exceptions",
+    {"aggregator", "aggregator.__init__", "aggregator.models", "aggregator.config", "aggregator.configcheck",
+     "aggregator.yamltree", "aggregator.exceptions",
      "aggregator.urls", "aggregator.html_text", "aggregator.redaction", "aggregator.progress",
      "aggregator.language", "aggregator._compat", "aggregator.answers"},
     {"aggregator.sources"},

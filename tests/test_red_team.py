@@ -130,7 +130,7 @@ def test_private_addresses_are_refused_by_default_after_dns_and_allowed_by_the_k
 
 
 def test_check_config_warns_about_a_source_on_a_private_address() -> None:
-    from aggregator.config import config_warnings
+    from aggregator.configcheck import config_warnings
 
     cfg = parse_config("sources:\n  - {id: a, url: 'http://127.0.0.1:1200/rss', role: blog}\n"
                        "  - {id: b, url: 'http://localhost:1200/rss', role: outlet, allow_private_network: true}\n"

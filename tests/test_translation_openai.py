@@ -13,7 +13,8 @@ from conftest import DEV
 from loopback import LibreTranslateServer
 from openai_server import OpenAIServer
 
-from aggregator.config import ConfigError, ProviderConfig, config_warnings, parse_config
+from aggregator.config import ConfigError, ProviderConfig, parse_config
+from aggregator.configcheck import config_warnings
 from aggregator.exceptions import TranslationError
 from aggregator.store import Store
 from aggregator.translating.batch import plan_batches

@@ -44,7 +44,7 @@ def check_config(path: str | None, strict: bool, config_path: str, quiet: bool) 
     Invalid: one `file:line: key: problem` line per error on stderr, exit 1.
     """
     path = path or config_path
-    from aggregator.config import config_warning_lines
+    from aggregator.configcheck import config_warning_lines
 
     try:
         cfg = load_config(path)

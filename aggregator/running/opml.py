@@ -64,9 +64,9 @@ from aggregator.config import (
     format_duration,
     parse_config,
     parse_duration,
-    plain_data,
 )
 from aggregator.exceptions import ConfigError
+from aggregator.yamltree import plain_data
 
 NS = "https://github.com/aggregator-project/aggregator/opml"
 _A = f"{{{NS}}}"
