@@ -184,7 +184,7 @@ class _FeedCopy:
 def install() -> None:
     """Apply every work-around (idempotent). feedparser's fast paths are not among them:
     parsing installs them (:mod:`aggregator.sources.parse`), so that a process that parses
-    nothing (a warm cycle, ``status``) does not build their 64 K-character table."""
+    nothing (a warm cycle, ``status``) does not build their 64 K-entry table."""
     install_requests_bound()
     install_feedparser_safe_xml()
     install_feedparser_zoneless_dates()

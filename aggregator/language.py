@@ -20,7 +20,7 @@ from aggregator.html_text import strip_tags
 MIN_CONFIDENCE = 0.5
 _KANA = re.compile(r"[\u3040-\u30ff]")
 
-_LOADING = threading.Lock()  # one load, also when a fetch thread started it (run_cycle)
+_LOADING = threading.Lock()  # one load, also when the cycle's warm-up thread started it (run_cycle)
 
 
 def _model() -> Any:
