@@ -389,6 +389,7 @@ def _readable(rows: Iterable[Sequence[Any]], path: str) -> list[Entry]:
 _MAX_IDS = 500  # ids in one IN (...): SQLite's bound on parameters is 999 in old builds
 
 
-def _chunks(items: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
+def _chunks(items: Sequence[Any], n: int = _MAX_IDS) -> Iterator[Sequence[Any]]:
+    """``items`` in slices of ``n``: by default as many as one ``IN (...)`` may hold."""
     for i in range(0, len(items), n):
         yield items[i:i + n]

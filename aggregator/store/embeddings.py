@@ -14,7 +14,7 @@ class EmbeddingsStore(StoreBase):
     def embeddings(self, hashes: Iterable[str]) -> dict[str, bytes]:
         """text hash -> stored vector bytes, for the texts embedded before."""
         out: dict[str, bytes] = {}
-        for chunk in _chunks(list(hashes), 500):
+        for chunk in _chunks(list(hashes)):
             out.update(self.db.execute(
                 f"SELECT text_hash, vector FROM embeddings WHERE text_hash IN ({','.join('?' * len(chunk))})",
                 chunk))

@@ -30,7 +30,7 @@ def _by_link_and_title(db: DB, source_id: str, entries: Sequence[EntryData], fet
     new key and are not in this fetch under their own key, by (canonical link, title)."""
     canons = {c for e in entries if e.key not in stored and (c := derive(e)[1]) is not None}
     out: dict[tuple[str, str], tuple[int, str, datetime | None]] = {}
-    for chunk in _chunks(sorted(canons), 500):
+    for chunk in _chunks(sorted(canons)):
         q = ("SELECT id, key, hash, canonical_link, title, first_seen FROM entries WHERE source_id=?"
              f" AND canonical_link IN ({','.join('?' * len(chunk))}) ORDER BY id")
         for i, k, h, canon, title, seen in db.execute(q, (source_id, *chunk)):
@@ -49,7 +49,7 @@ def upsert_entries(db: DB, source_id: str, role: str, entries: Sequence[EntryDat
     one is, and apply that. Returns (new, updated, unchanged, rekeyed)."""
     keys = [e.key for e in entries]
     stored: dict[str, tuple[int, str, datetime | None]] = {}
-    for chunk in _chunks(keys, 500):
+    for chunk in _chunks(keys):
         q = (f"SELECT key, id, hash, first_seen FROM entries WHERE source_id=?"
              f" AND key IN ({','.join('?' * len(chunk))})")
         for k, i, h, seen in db.execute(q, (source_id, *chunk)):
@@ -144,7 +144,7 @@ class EntriesStore(StoreBase):
 
     def entries_by_ids(self, ids: Iterable[int]) -> dict[int, Entry]:
         out: dict[int, Entry] = {}
-        for chunk in _chunks(list(ids), 500):
+        for chunk in _chunks(list(ids)):
             for e in self._entries(f"id IN ({','.join('?' * len(chunk))})", chunk):
                 out[e.id] = e
         return out
@@ -229,7 +229,7 @@ class EntriesStore(StoreBase):
     def article_texts(self, entry_ids: Sequence[int], chars: int) -> dict[int, str]:
         """:meth:`article_text` of many entries, in a few queries."""
         out: dict[int, str] = {}
-        for chunk in _chunks(list(entry_ids), 500):
+        for chunk in _chunks(list(entry_ids)):
             q = f"SELECT id, {_ARTICLE_TEXT} FROM entries WHERE id IN ({','.join('?' * len(chunk))})"
             out.update(self.db.execute(q, (chars, *chunk)).fetchall())
         return out

@@ -48,7 +48,7 @@ class MaintenanceStore(StoreBase):
             if r[0] not in keep]
         deleted = 0
         with self.transaction():
-            for chunk in _chunks(gone, 500):
+            for chunk in _chunks(gone):
                 deleted += self.db.execute(
                     f"DELETE FROM translation_cache WHERE text_hash IN ({','.join('?' * len(chunk))})",
                     chunk).rowcount
@@ -62,7 +62,7 @@ class MaintenanceStore(StoreBase):
         deleted = 0
         hashes = list(text_hashes)
         with self.transaction():
-            for chunk in _chunks(list(ids), 500):
+            for chunk in _chunks(list(ids)):
                 marks = ",".join("?" * len(chunk))
                 keep = (f"id IN ({marks}) AND role='outlet' AND cited=0"
                         " AND id NOT IN (SELECT article_id FROM matches)")
@@ -74,7 +74,7 @@ class MaintenanceStore(StoreBase):
                 self.db.execute(f"DELETE FROM publications WHERE entry_id IN ({g})", gone)
                 self.db.execute(f"DELETE FROM pages WHERE entry_id IN ({g})", gone)
                 deleted += self.db.execute(f"DELETE FROM entries WHERE id IN ({g})", gone).rowcount
-            for chunk in _chunks(hashes, 500):
+            for chunk in _chunks(hashes):
                 marks = ",".join("?" * len(chunk))
                 self.db.execute(f"DELETE FROM embeddings WHERE text_hash IN ({marks})", chunk)
                 self.db.execute(f"DELETE FROM translation_cache WHERE text_hash IN ({marks})", chunk)

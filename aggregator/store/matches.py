@@ -28,7 +28,7 @@ class MatchesStore(StoreBase):
         changed = 0
         created = iso(now)
         with self.transaction():
-            for chunk in _chunks(list(dict.fromkeys(p for p, _, _ in results)), 500):
+            for chunk in _chunks(list(dict.fromkeys(p for p, _, _ in results))):
                 for r in self.db.execute("SELECT post_id, article_id, evidence FROM matches"
                                          f" WHERE post_id IN ({','.join('?' * len(chunk))})", chunk):
                     before.setdefault(r[0], set()).add((r[1], r[2]))
@@ -52,14 +52,14 @@ class MatchesStore(StoreBase):
     def match_states(self, post_ids: Iterable[int]) -> dict[int, str | None]:
         """:meth:`match_state` of many posts, in a few queries; an unknown id is left out."""
         out: dict[int, str | None] = {}
-        for chunk in _chunks(list(post_ids), 500):
+        for chunk in _chunks(list(post_ids)):
             out.update(self.db.execute(
                 f"SELECT id, match_state FROM entries WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
         return out
 
     def matches_for(self, post_ids: Iterable[int]) -> dict[int, list[Match]]:
         out: dict[int, list[Match]] = {}
-        for chunk in _chunks(list(post_ids), 500):
+        for chunk in _chunks(list(post_ids)):
             for r in self.db.execute(
                 "SELECT post_id, article_id, score, method, evidence FROM matches"
                 f" WHERE post_id IN ({','.join('?' * len(chunk))}) ORDER BY post_id, score DESC, article_id",

@@ -49,7 +49,7 @@ class PagesStore(StoreBase):
     def page_candidates_of(self, entry_ids: Sequence[int], now: datetime) -> list[Candidate]:
         """:meth:`page_candidates` for these entries (those still needing a decision)."""
         out: list[Candidate] = []
-        for chunk in _chunks(entry_ids, _MAX_IDS):
+        for chunk in _chunks(entry_ids):
             out += self._candidates(f"e.id IN ({','.join('?' * len(chunk))})", tuple(chunk), now)
         return out
 

@@ -15,7 +15,7 @@ _SAVE_PUBLICATION = upsert("publications", "entry_id, pub_id, first_published, u
 class PublicationsStore(StoreBase):
     def publications(self, ids: Iterable[int]) -> dict[int, Publication]:
         out: dict[int, Publication] = {}
-        for chunk in _chunks(list(ids), 500):
+        for chunk in _chunks(list(ids)):
             for r in self.db.execute(
                 "SELECT entry_id, pub_id, first_published, updated, visible_hash FROM publications"
                 f" WHERE entry_id IN ({','.join('?' * len(chunk))})", chunk,

@@ -23,7 +23,7 @@ class TranslationsStore(StoreBase):
         """text -> (translation, provider) for the texts already translated."""
         by_hash = {text_hash(t): t for t in texts}
         out: dict[str, tuple[str, str]] = {}
-        for chunk in _chunks(list(by_hash), 500):
+        for chunk in _chunks(list(by_hash)):
             for h, tr, prov in self.db.execute(
                 "SELECT text_hash, translation, provider FROM translation_cache WHERE source_lang=?"
                 f" AND target_lang=? AND text_hash IN ({','.join('?' * len(chunk))})",
@@ -51,7 +51,7 @@ class TranslationsStore(StoreBase):
 
     def entry_translations(self, ids: Iterable[int], target: str) -> dict[int, EntryTranslation]:
         out: dict[int, EntryTranslation] = {}
-        for chunk in _chunks(list(ids), 500):
+        for chunk in _chunks(list(ids)):
             for r in self.db.execute(
                 "SELECT entry_id, target, input_hash, status, provider, error, attempts, retry_at, updated,"
                 " title, summary, content FROM entry_translations WHERE target=? AND"
