@@ -26,6 +26,7 @@ from aggregator.exceptions import (
     AggregatorError,
     StorageError,
 )
+from aggregator.running import heap
 
 
 @main.command(epilog=examples(
@@ -80,6 +81,7 @@ def run(once: bool, fetch_all: bool, allow_shrink: bool, config_path: str, quiet
     if allow_shrink and not once:
         raise click.UsageError("--allow-shrink goes with --once (one deliberate publication, then the daemon again)")
     app = Aggregator(cfg, config_path=config_path)
+    heap.settle()
     if not once and cfg.is_postgres:
         # On PostgreSQL every daemon is one of several cooperating workers (docs/scaling.md).
         _run_worker(cfg, config_path, quiet)
