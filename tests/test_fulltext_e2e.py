@@ -4,6 +4,7 @@ through the real cycle, store, explain and status."""
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from wordpress import Page, Related, Trap
 
 from aggregator.app import Aggregator
 from aggregator.config import Config, load_config
-from aggregator.running.cycle import CycleReport, run_cycle
+from aggregator.running.cycle import CycleReport, SourceReport, run_cycle
 from aggregator.running.status import render_text
 from aggregator.store import Store
 
@@ -182,6 +183,29 @@ def test_a_changed_entry_asks_for_its_page_again_conditionally(site: Site) -> No
         assert req.path == "/posts/northern-line/" and req.headers.get("If-None-Match")
         (after,) = store.find_entries_by_link(site.link("northern-line"))
         assert after.id == before.id and after.page_text == before.page_text  # 304: the text kept
+        assert cited(store, site) == WANT
+
+
+def test_pages_a_stopped_cycle_left_are_fetched_when_the_feed_answers_304(site: Site) -> None:
+    """The run stopped once the blog's feed was stored, before its pages: the next cycle
+    gets a 304 for the feed and still fetches those pages (the source stays pending)."""
+    stop = threading.Event()
+
+    def stop_after_blog(report: SourceReport) -> None:
+        if report.id == "blog":
+            stop.set()
+
+    with Store(site.config.db_path) as store:
+        run_cycle(store, site.config, now=lambda: T0, fetch_all=True, rng=random.Random(7), stop=stop,
+                  progress=stop_after_blog)
+        assert site.page_requests() == [] and len(store.find_entries_by_link(site.link("northern-line"))) == 1
+        n = len(site.feeds.requests)
+        report = site.cycle(store, T0 + timedelta(hours=1))
+        assert {r.id: r.outcome for r in report.sources}["blog"] == "not modified"
+        assert sorted(r.path for r in site.page_requests(n)) == sorted(f"/posts/{slug}/" for slug, *_ in POSTS)
+        n = len(site.feeds.requests)
+        site.cycle(store, T0 + timedelta(hours=2))
+        assert site.page_requests(n) == []  # decided: not asked for again
         assert cited(store, site) == WANT
 
 

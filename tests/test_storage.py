@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -256,6 +257,37 @@ def test_many_304s_stored_together_leave_what_one_at_a_time_leaves(store_url: st
     b = {i: states[f"many_{i}"] for i in answers}
     assert b["1"].consecutive_failures == 0 and b["1"].etag == '"v2"' and b["2"].disabled is None
     assert b["0"].last_status == 304 and b["0"].next_fetch == nxt and b["3"].etag is None
+
+
+def test_only_sources_with_entries_stored_since_their_page_stage_have_every_entry_looked_at(s: Store) -> None:
+    """``pages_pending``: set by a fetch that stores new or changed entries, cleared by the
+    page stage; a source without it gives only its waiting and due pages."""
+    from aggregator.sources import fulltext
+
+    store_feed(s, [e("a"), e("b"), e("c")])
+    a, b_, c = sorted(s.page_candidates("src", T), key=lambda c: c.entry.id)
+    assert [h.entry_id for h in s.page_heads(["src"], T)] == [a.entry.id, b_.entry.id, c.entry.id]
+    s.save_pages([fulltext.not_needed(a, T), fulltext.waiting(b_, T)])
+    assert [h.entry_id for h in s.page_heads(["src"], T)] == [b_.entry.id, c.entry.id]  # still pending
+    s.pages_decided(["src"])
+    # c was never decided, but nothing was stored since the page stage: not read again.
+    assert [h.entry_id for h in s.page_heads(["src"], T)] == [b_.entry.id]
+    later = T + timedelta(hours=1)
+    s.record_success("src", "outlet", None, now=later, next_fetch=later, status=304, etag='"v1"',
+                     last_modified=None)
+    s.record_not_modified([("src", later, '"v1"', None)], now=later)
+    assert store_feed(s, [e("a"), e("b"), e("c")], later) == (0, 0, 3)  # unchanged: still not pending
+    assert [h.entry_id for h in s.page_heads(["src"], later)] == [b_.entry.id]
+    s.save_pages([fulltext.after_failure(b_, later, "HTTP 503", interval=timedelta(hours=1),
+                                         max_backoff=timedelta(days=1), rng=random.Random(1), retry_after=None,
+                                         permanent=False)])
+    assert s.page_heads(["src"], later) == []  # its retry is not due yet
+    assert [h.entry_id for h in s.page_heads(["src"], later + timedelta(days=2))] == [b_.entry.id]
+    # A changed entry: every entry of the source is looked at again, c (never decided) too.
+    assert store_feed(s, [e("a", title="new title"), e("b"), e("c")], later) == (0, 1, 2)
+    assert [h.entry_id for h in s.page_heads(["src"], later)] == [a.entry.id, c.entry.id]
+    s.pages_decided(["src", "unknown"])
+    assert s.page_heads(["src"], later) == []
 
 
 def test_page_heads_are_the_page_candidates_of_many_sources_in_one_query(s: Store) -> None:

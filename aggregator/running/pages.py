@@ -101,6 +101,7 @@ def page_stage(store: StoreType, config: Config, sources: Iterable[SourceConfig]
     if settled or cleared:
         store.save_pages(settled, cleared)
     if not jobs:
+        store.pages_decided(by_id)
         return reports
 
     def work(job: tuple[SourceConfig, Candidate]) -> _Got:
@@ -140,6 +141,8 @@ def page_stage(store: StoreType, config: Config, sources: Iterable[SourceConfig]
         log.info("%s: %s", src.id, report.summary())
         for err in report.errors[:3]:
             log.warning("%s: page failed: %s", src.id, err)
+    # A page not asked for (the run is stopping) is still undecided: its source stays pending.
+    store.pages_decided(set(by_id) - {sid for sid, gots in by_source.items() if any(g.skipped for g in gots)})
     return reports
 
 

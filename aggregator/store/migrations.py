@@ -267,7 +267,16 @@ def _to_8(db: DB) -> None:
     db.execute("ALTER TABLE sources ADD COLUMN fetched_by TEXT")
 
 
-MIGRATIONS: list[Callable[[DB], None]] = [_to_1, _to_2, _to_3, _to_4, _to_5, _to_6, _to_7, _to_8]
+def _to_9(db: DB) -> None:
+    """Schema 9 (issue 18): ``sources.pages_pending``, set when a fetch stores new or changed
+    entries and cleared once the page stage has decided them: a cycle gives the entries of
+    the other sources (a 304, an unchanged feed) only their waiting and due pages, instead of
+    reading every entry's hash. 1 for every source a store already holds: each is looked at
+    in full once."""
+    db.execute("ALTER TABLE sources ADD COLUMN pages_pending INTEGER NOT NULL DEFAULT 1")
+
+
+MIGRATIONS: list[Callable[[DB], None]] = [_to_1, _to_2, _to_3, _to_4, _to_5, _to_6, _to_7, _to_8, _to_9]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -180,6 +180,8 @@ class SourcesStore(StoreBase):
             sets = ["last_fetch=?", "last_success=?", "last_status=?", "last_error=?",
                     "consecutive_failures=0", "next_fetch=?", "last_new=?", "last_updated=?", "disabled=NULL"]
             args: list[Any] = [iso(now), iso(now), status, warning, iso(next_fetch), new, updated]
+            if new or updated:
+                sets.append("pages_pending=1")  # their pages are decided by the page stage (PagesStore)
             if entries is not None:
                 # Every entry of this feed now has last_seen == now: what it holds, which a
                 # later 304 or failure leaves "still there" (retention).
