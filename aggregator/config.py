@@ -29,6 +29,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError
 
+from aggregator import configcache
 from aggregator.exceptions import ConfigError
 from aggregator.yamltree import (
     MAX_NODES,
@@ -431,24 +432,35 @@ def _parse_fast(text: str, path: Path | None, env: dict[str, str]) -> Config | N
     config is almost always valid, so it is read the quick way first; any problem at
     all (syntax, an unset variable, an alias bomb, a bad value) is left to
     :func:`_parse_with_lines`, which reads it again and reports ``file:line`` as ever."""
-    try:
-        yaml = YAML(typ="safe", pure=False)
-        yaml.Resolver = OneVersionResolver
-        root = yaml.load(text)
-    except Exception:  # reported, with its line, by the round-trip reading
-        return None
-    if not isinstance(root, dict):
-        return None
+    kept = configcache.load(path, text) if path is not None else None
     env_errors: list[tuple[int, str, str]] = []
     env_values: list[tuple[str, str]] = []
-    expand_env(root, env, env_errors, found=env_values)
-    if env_errors:
-        return None
-    try:
+    keep = None
+    if kept is not None:
+        # JSON's own plain data, kept only of a valid config (no aliases, within bounds).
+        data, variables = kept
+        if variables:
+            expand_env(data, env, env_errors, found=env_values)
+    else:
+        try:
+            yaml = YAML(typ="safe", pure=False)
+            yaml.Resolver = OneVersionResolver
+            root = yaml.load(text)
+        except Exception:  # reported, with its line, by the round-trip reading
+            return None
+        if not isinstance(root, dict):
+            return None
+        # Before the expansion, which changes strings, never their number: a tree to keep
+        # (configcache) is made only of a file that is not an alias bomb.
         if expanded_size(root, {}, set()) > MAX_NODES:
             return None
-        data = plain_data(root, budget=[MAX_NODES])
-    except TooBig:
+        keep = configcache.as_json(root) if path is not None else None
+        expand_env(root, env, env_errors, found=env_values)
+        try:
+            data = plain_data(root, budget=[MAX_NODES])
+        except TooBig:
+            return None
+    if env_errors:
         return None
     try:
         config = Config.model_validate(data)
@@ -456,6 +468,8 @@ def _parse_fast(text: str, path: Path | None, env: dict[str, str]) -> Config | N
         return None
     if _cross_checks(config):
         return None
+    if keep is not None and path is not None:
+        configcache.save(path, text, keep)
     config._path = path.resolve() if path else None
     config._env_values = tuple(env_values)
     return config

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,11 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def pytest_configure(config: pytest.Config) -> None:
     if not DEV.is_dir():
         raise pytest.UsageError(f"the shared data sets are missing: {DEV} (set AGGREGATOR_SHARED)")
+    # The parsed configs the tests read are kept (aggregator.configcache) in a folder of the
+    # run's own, not in the user's ~/.cache; the CLI's subprocesses inherit it.
+    cache = tempfile.mkdtemp(prefix="aggregator-test-cache-")
+    os.environ["XDG_CACHE_HOME"] = cache
+    config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import json
 import subprocess
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,64 @@ def test_the_fast_reading_gives_what_the_round_trip_reading_gives() -> None:
     with pytest.raises(ConfigError) as e:
         parse_config(text, filename="c.yaml", env={})
     assert e.value.errors == ["c.yaml:9: translation.providers[0].api_key: environment variable LT_KEY is not set"]
+
+
+def test_a_config_read_again_comes_from_the_cache_keyed_by_its_text(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parsed YAML is kept (configcache): the same text gives the same Config without
+    being parsed again, ${VAR}s are expanded from the environment of each run, and an edit
+    that keeps the file's size and time stamps is read anew."""
+    import os
+
+    import aggregator.config as config_module
+    from aggregator import configcache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("LT_KEY", "k1")
+    p = tmp_path / "aggregator.yaml"
+    p.write_text(FULL, encoding="utf-8")
+    first = load_config(p)
+    kept = list((tmp_path / "cache" / "aggregator").iterdir())
+    assert len(kept) == 1 and (kept[0].parent.stat().st_mode & 0o777) == 0o700
+
+    def no_parsing(*args: object, **kw: object) -> None:
+        raise AssertionError("parsed again")
+
+    with monkeypatch.context() as m:
+        m.setattr(config_module, "YAML", no_parsing)
+        again = load_config(p)
+        assert again.model_dump() == first.model_dump() and again._env_values == first._env_values
+        m.setenv("LT_KEY", "k2")
+        assert load_config(p).translation.providers[0].api_key == "k2"
+    assert first.translation.providers[0].api_key == "k1"
+
+    stat = p.stat()
+    p.write_text(FULL.replace("every: 45m", "every: 46m"), encoding="utf-8")
+    os.utime(p, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert p.stat().st_size == stat.st_size and p.stat().st_mtime_ns == stat.st_mtime_ns
+    assert load_config(p).source("politico").every == timedelta(minutes=46)
+
+    # A damaged cache is no error (the file is parsed and kept again); nor is one that cannot be written.
+    kept[0].write_text("{not json", encoding="utf-8")
+    assert load_config(p).source("politico").every == timedelta(minutes=46)
+    assert configcache.load(p, p.read_text(encoding="utf-8")) is not None
+    monkeypatch.setenv("XDG_CACHE_HOME", str(p))  # a file, not a directory
+    assert load_config(p).source("politico").every == timedelta(minutes=46)
+
+
+def test_only_a_valid_config_whose_yaml_json_gives_back_exactly_is_kept(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from aggregator import configcache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    p = tmp_path / "aggregator.yaml"
+    p.write_text(MINIMAL.replace("role: blog", "role: blogg"), encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert e.value.errors[0].startswith(f"{p}:5: sources[0].role:")
+    assert not (tmp_path / "cache").exists()
+    tree = {"a": [1, 2.5, True, None, "x ${Y}"], "b": {"c": "ロイター"}}
+    assert json.loads(configcache.as_json(tree) or "") == tree
+    for bad in ({1: "int key"}, {"d": datetime(2024, 1, 1).date()}, {"f": float("nan")}, {"s": {1, 2}},
+                {"t": (1, 2)}):
+        assert configcache.as_json(bad) is None, bad
