@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import sqlite3
@@ -60,6 +61,22 @@ def test_validators_are_kept_per_source(s: Store) -> None:
     assert st.consecutive_failures == 2 and st.etag == '"v1"' and st.last_error == "fetch: boom"
 
 
+def test_syncing_sources_writes_only_what_changed_and_counts_entries_only_for_the_log(s: Store) -> None:
+    from aggregator.sources.decide import Configured
+
+    store_feed(s, [e("a"), e("b")])
+    same = [Configured("src", "https://x.example/feed", "outlet", "src")]
+    before = s.db.total_changes if hasattr(s.db, "total_changes") else None
+    assert [i.action for i in s.sync_sources(same)] == ["keep"]
+    if before is not None:  # SQLite: no row was written for a source that stays as it was
+        assert s.db.total_changes == before
+    renamed = [Configured("src", "https://x.example/feed", "blog", "Source X")]
+    assert [(i.action, i.entries) for i in s.sync_sources(renamed)] == [("keep", 0)]
+    assert s.source_names() == {"src": "Source X"} and s.source_states()["src"].role == "blog"
+    moved = [Configured("src2", "https://x.example/feed", "blog", "Source X")]
+    assert [(i.action, i.id, i.entries) for i in s.sync_sources(moved)] == [("rename", "src2", 2)]
+
+
 def test_source_states_of_some_sources_are_those_of_all_sources(s: Store) -> None:
     from aggregator.store import sources as store_sources
 
@@ -70,6 +87,8 @@ def test_source_states_of_some_sources_are_those_of_all_sources(s: Store) -> Non
     assert set(every) == {"src", "other", "third"} and every["src"].entry_count == 2
     assert s.source_states(["src", "third", "gone"]) == {k: every[k] for k in ("src", "third")}
     assert s.source_states([]) == {}
+    uncounted = s.source_states(counts=False)
+    assert uncounted == {k: dataclasses.replace(v, entry_count=None) for k, v in every.items()}
     # more ids than one IN (...) takes: the whole table read and filtered, same answer
     many = ["src", *(f"x{i}" for i in range(store_sources._MAX_IDS + 1))]
     assert s.source_states(many) == {"src": every["src"]}

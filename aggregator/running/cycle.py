@@ -215,14 +215,14 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
     rng = rng or random.Random()
     if only is None:
         store.sync_sources(configured_sources(config), now=now())
-        states = store.source_states()
+        states = store.source_states(counts=False)
     else:
         # A daemon's or worker's job for some sources: the daemon made the table follow
         # the config when it started (or reloaded); only a source not there yet needs it.
-        states = store.source_states(only)
+        states = store.source_states(only, counts=False)
         if any(i not in states for i in only):
             store.sync_sources(configured_sources(config), now=now())
-            states = store.source_states(only)
+            states = store.source_states(only, counts=False)
     due = due_sources(config, states, now(), fetch_all, slack)
     if only is not None:
         due = [s for s in due if s.id in only and s.id in states]

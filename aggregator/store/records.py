@@ -24,7 +24,7 @@ class SourceState:
     disabled: str | None
     last_new: int
     last_updated: int
-    entry_count: int = 0
+    entry_count: int | None = 0  # None: not counted (Store.source_states(counts=False))
     guid_churn: str = ""  # '1' per recent fetch whose entries came back under new guids
     name: str | None = None  # as configured (kept once the source is removed)
     removed: str | None = None  # when the source left the config (ISO time)
