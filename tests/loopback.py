@@ -100,6 +100,10 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as httpx and requests use it
+    # As real servers do: headers and body go out at once. With Nagle's algorithm the body,
+    # written after the headers, waited for the client's delayed ACK of them (40 ms) on
+    # every kept-alive request but a connection's first.
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def do_GET(self) -> None:

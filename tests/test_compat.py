@@ -23,9 +23,10 @@ def test_nothing_is_patched_at_import() -> None:
 
     code = ("import requests, feedparser.api; import aggregator.cli, aggregator.running.cycle, "
             "aggregator.translating.chain, aggregator.sources.parse;"
-            "print(getattr(requests.Session.send, '_aggregator', False), feedparser.api.PREFERRED_XML_PARSERS)")
+            "print(getattr(requests.Session.send, '_aggregator', False), feedparser.api.PREFERRED_XML_PARSERS,"
+            " requests.api.request.__module__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.startswith("False ") and "aggregator" not in out
+    assert out.startswith("False ") and "aggregator" not in out and out.split()[-1] == "requests.api"
 
 
 def test_deep_translator_still_sets_no_timeout() -> None:
@@ -136,3 +137,42 @@ def test_feedparser_maps_windows_1252_controls_as_before() -> None:
     _compat.install_feedparser_fast_paths()
     text = "\x80 \x93quoted\x94 \x81 日本語 😀 plain"
     assert text.translate(feedparser.mixin._cp1252) == "€ \u201cquoted\u201d \x81 日本語 😀 plain"
+
+
+class _Cookies(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    seen: list[tuple[int, str | None]] = []
+
+    def do_GET(self) -> None:
+        _Cookies.seen.append((self.client_address[1], self.headers.get("Cookie")))
+        self.send_response(200)
+        self.send_header("Set-Cookie", "visit=1; Path=/")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_requests_calls_inside_bounded_keep_their_connection_and_no_cookies() -> None:
+    """deep-translator's ``requests.get``/``post`` made a Session per call: a connection (a
+    TLS handshake) per text. Inside ``bounded`` they share one kept per thread; cookies
+    are cleared before each call, as a new Session's would be. Outside, nothing changes."""
+    _compat.install_requests_bound()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Cookies)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/"
+    _Cookies.seen = []
+    try:
+        for _ in range(3):
+            with _compat.bounded(5):
+                assert requests.get(url).text == "ok"
+        assert len({port for port, _ in _Cookies.seen}) == 1, "one kept-alive connection"
+        assert [cookie for _, cookie in _Cookies.seen] == [None, None, None]
+        requests.get(url)  # outside: a session of its own
+        assert _Cookies.seen[-1][0] != _Cookies.seen[0][0]
+    finally:
+        srv.shutdown()
+        srv.server_close()
