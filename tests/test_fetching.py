@@ -212,6 +212,29 @@ def test_the_client_keeps_connections_open_per_origin_but_bounds_the_requests_in
         assert time.monotonic() - t >= 0.8  # one after the other: 2 x 0.4 s
 
 
+def test_a_kept_connection_the_server_closed_is_not_reused_and_idle_ones_are_kept_for_the_latest_origins(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle connection is checked as it is about to be reused: one the server closed
+    meanwhile (its keep-alive time ran out) is replaced, not failed on. Idle connections
+    are kept for the KEEPALIVE_ORIGINS origins asked last; an older origin's are closed."""
+    from aggregator.sources import fetch as fetch_module
+
+    with FeedServer() as a, FeedServer() as b, \
+            make_client(connect_timeout=2, read_timeout=5, max_connections=2) as client:
+        ua, ub = a.add("/f.xml", FEED), b.add("/f.xml", FEED)
+        r = fetch(client, ua, max_bytes=10**7, total_timeout=5, allow_private=True)
+        a._bound().close_connections()  # the server ends its idle keep-alive connection
+        time.sleep(0.1)
+        assert fetch(client, ua, etag=r.etag, max_bytes=10**7, total_timeout=5, allow_private=True).status == 304
+        assert a.connections_total == 2
+        monkeypatch.setattr(fetch_module, "KEEPALIVE_ORIGINS", 1)
+        for _ in range(2):  # a (its kept connection), b, a, b: each origin's idle one closed for the other's
+            for u in (ua, ub):
+                assert fetch(client, u, etag=r.etag, max_bytes=10**7, total_timeout=5,
+                             allow_private=True).status == 304
+        assert (a.connections_total, b.connections_total) == (3, 2)
+
+
 class _RawServer:
     """One-connection-at-a-time HTTP server on 127.0.0.1 that answers each request with
     ``reply`` (bytes as sent) and records each request's head as received."""
