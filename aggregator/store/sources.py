@@ -23,6 +23,9 @@ from aggregator.store.records import GUID_CHURN_FETCHES, SourceState, StoreResul
 log = logging.getLogger("aggregator")
 
 
+_ENTRY_COUNTS = "SELECT source_id, COUNT(*) FROM entries GROUP BY source_id"
+
+
 def stored_sources(path: Path | str) -> list[Stored]:
     """The sources a store knows, read without changing anything (``check-config``):
     read-only, no migration (an older store has no names or removals yet)."""
@@ -47,7 +50,7 @@ def _stored(db: DB, cols: set[str]) -> list[Stored]:
         return []
     name = "name" if "name" in cols else "NULL"
     removed = "removed" if "removed" in cols else "NULL"
-    counts = dict(db.execute("SELECT source_id, COUNT(*) FROM entries GROUP BY source_id"))
+    counts = dict(db.execute(_ENTRY_COUNTS))
     return [Stored(r[0], r[1], r[2], r[3], counts.get(r[0], 0))
             for r in db.execute(f"SELECT id, config_url, {name}, {removed} FROM sources")]
 
@@ -88,11 +91,15 @@ class SourcesStore(StoreBase):
         now_s = iso(now or datetime.now(UTC))
         with self.transaction():
             rows = self.db.execute("SELECT id, config_url, name, removed, role FROM sources").fetchall()
-            intents = plan_sources(configured, [Stored(r[0], r[1], r[2], r[3]) for r in rows])
+
+            def stored(counts: dict[str, int]) -> list[Stored]:
+                return [Stored(r[0], r[1], r[2], r[3], counts.get(r[0], 0)) for r in rows]
+
+            intents = plan_sources(configured, stored({}))
             if any(i.action not in ("keep", "add") for i in intents):
                 # What the log says of a renamed, moved, restored or removed source: its entries,
                 # counted only then (every cycle calls this; nothing changes in almost all).
-                intents = plan_sources(configured, self._stored())
+                intents = plan_sources(configured, stored(dict(self.db.execute(_ENTRY_COUNTS))))
             now_as = {r[0]: (r[4], r[2]) for r in rows}  # id -> (role, name) as stored
             for i in intents:
                 if i.action == "add":
@@ -116,11 +123,6 @@ class SourcesStore(StoreBase):
                     self.db.execute("UPDATE sources SET role=?, name=?, removed=NULL WHERE id=?",
                                     (i.role, i.name, i.id))
         return intents
-
-    def _stored(self) -> list[Stored]:
-        counts = dict(self.db.execute("SELECT source_id, COUNT(*) FROM entries GROUP BY source_id"))
-        return [Stored(r[0], r[1], r[2], r[3], counts.get(r[0], 0))
-                for r in self.db.execute("SELECT id, config_url, name, removed FROM sources")]
 
     def source_names(self) -> dict[str, str]:
         """id -> the name it was last configured with (removed sources included)."""
