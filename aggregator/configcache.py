@@ -103,12 +103,13 @@ def save(path: Path, text: str, tree_json: str) -> None:
 def _plain(node: Any, depth: int) -> bool:
     if depth > 100:  # a config is a few levels deep
         return False
-    if node is None or isinstance(node, (str, bool, int)):
-        return type(node) in (str, bool, int, type(None))
-    if type(node) is float:
+    kind = type(node)  # exact types: a subclass (a str that remembers its line) is not JSON's
+    if kind in (str, bool, int, type(None)):
+        return True
+    if kind is float:
         return math.isfinite(node)
-    if type(node) is list:
+    if kind is list:
         return all(_plain(x, depth + 1) for x in node)
-    if type(node) is dict:
+    if kind is dict:
         return all(type(k) is str and _plain(v, depth + 1) for k, v in node.items())
     return False
