@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import email.utils
+import functools
+import inspect
 import re
 import threading
 import time
@@ -22,6 +24,7 @@ import feedparser
 import feedparser.api
 import feedparser.datetimes
 import feedparser.mixin
+import feedparser.urls
 import feedparser.util
 import requests
 
@@ -183,6 +186,56 @@ def install_feedparser_fast_paths() -> None:
         for code, to in table.items():
             points[code] = ord(to)
         feedparser.mixin._cp1252 = points
+    # Every start tag joins the element's xml:base with the current base (an empty one
+    # for most feeds) through urllib: the same few pairs all along a document, 6 % of a
+    # parse. Both are pure functions of their strings: remembered.
+    feedparser.mixin._urljoin = functools.lru_cache(4096)(feedparser.urls._urljoin)
+    feedparser.mixin.make_safe_absolute_uri = functools.lru_cache(4096)(feedparser.urls.make_safe_absolute_uri)
+    lean = lean_pop()
+    if lean is not None:
+        feedparser.mixin._FeedParserMixin.pop = lean
+
+
+# -- feedparser: pop()'s two passes over every text ------------------------------------------
+# At every end tag feedparser's pop() runs the element's text through str.translate with
+# the windows-1252 table (per character, on Japanese text) and tries to re-read UTF-8 read
+# as latin-1 (an exception on any text beyond latin-1): 10 % of a parse, for texts that
+# almost never hold a C1 control, nor anything but ASCII or Japanese. Its own source is
+# compiled again with a guard before each (no C1 character: translate changes nothing;
+# ASCII only: the round trip gives the same string). If feedparser's source is not
+# exactly as expected, pop() is left as it is (tests/test_compat.py then fails).
+_POP_GUARDS = (
+    ("        if not isinstance(output, bytes):\n            output = output.translate(_cp1252)\n",
+     "        if not isinstance(output, bytes) and _aggregator_c1.search(output):\n"
+     "            output = output.translate(_cp1252)\n"),
+    ("        if self.encoding in ('utf-8', 'utf-8_INVALID_PYTHON_3') and not isinstance(output, bytes):\n",
+     "        if self.encoding in ('utf-8', 'utf-8_INVALID_PYTHON_3') and not isinstance(output, bytes) \\\n"
+     "                and not output.isascii():\n"),
+)
+
+
+def lean_pop() -> Any:
+    """feedparser's ``_FeedParserMixin.pop`` with the guards of ``_POP_GUARDS``, or None
+    when its source is not the one they were written for."""
+    original = feedparser.mixin._FeedParserMixin.pop
+    if getattr(original, "_aggregator", False):
+        return original
+    try:
+        src = inspect.getsource(original)
+    except (OSError, TypeError):  # no source shipped
+        return None
+    for old, new in _POP_GUARDS:
+        if src.count(old) != 1:
+            return None
+        src = src.replace(old, new)
+    module = vars(feedparser.mixin)
+    module["_aggregator_c1"] = re.compile("[\x80-\x9f]")  # what _cp1252 maps
+    made: dict[str, Any] = {}
+    # Compiled in feedparser.mixin's own namespace: the same globals as the original.
+    exec(compile("class _Lean:\n" + src, "<feedparser.mixin pop, aggregator._compat>", "exec"), module, made)
+    lean = made["_Lean"].__dict__["pop"]
+    lean._aggregator = True
+    return lean
 
 
 class _FeedCopy:

@@ -176,3 +176,33 @@ def test_requests_calls_inside_bounded_keep_their_connection_and_no_cookies() ->
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_feedparser_pop_takes_our_guards_and_gives_the_same_texts() -> None:
+    """pop() is feedparser's own source with two guards (see _POP_GUARDS): if this fails,
+    feedparser's pop changed, and the guards must be written again or dropped."""
+    import feedparser.mixin
+
+    _compat.install_feedparser_fast_paths()
+    assert getattr(feedparser.mixin._FeedParserMixin.pop, "_aggregator", False)
+    assert _compat.lean_pop() is feedparser.mixin._FeedParserMixin.pop  # idempotent
+    # What the guarded steps do must still be done where they change the text: a C1
+    # control mapped as windows-1252, UTF-8 that was read as latin-1 read again.
+    doc = ("<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><item>"
+           "<title>&#150; dash \u65e5\u672c</title><description>&acirc;&#128;&brvbar;</description>"
+           "<author>plain ascii</author></item></channel></rss>")
+    entry = feedparser.parse(doc.replace("&acirc;", "\u00e2").encode()).entries[0]
+    assert entry.title == "\u2013 dash \u65e5\u672c"
+    assert entry.description == "\u2026" and entry.author == "plain ascii"
+
+
+def test_feedparser_url_joins_are_remembered_and_answer_as_before() -> None:
+    import feedparser.mixin
+    import feedparser.urls
+
+    _compat.install_feedparser_fast_paths()
+    for base, rel in (("", ""), ("http://a.example/x/", "../y"), ("http://a.example/", "javascript:alert(1)"),
+                      ("http://a.example/", None)):
+        assert feedparser.mixin.make_safe_absolute_uri(base, rel) == feedparser.urls.make_safe_absolute_uri(base, rel)
+        assert feedparser.mixin._urljoin(base, rel or "") == feedparser.urls._urljoin(base, rel or "")
+    assert feedparser.mixin._urljoin.cache_info().hits > 0 or feedparser.mixin._urljoin("", "") == ""

@@ -13,8 +13,11 @@ from __future__ import annotations
 import xml.sax
 from typing import Any
 
+import feedparser.parsers.strict
 from defusedxml.common import DefusedXmlException
 from defusedxml.expatreader import DefusedExpatParser
+
+from aggregator.sources import feedsax
 
 
 class SafeExpatParser(DefusedExpatParser):
@@ -26,6 +29,11 @@ class SafeExpatParser(DefusedExpatParser):
         # The same text reaches feedparser in fewer pieces (pyexpat's own option).
         self._parser.buffer_text = True
         self._parser.buffer_size = 1 << 16
+        handler = self._cont_handler
+        if self._namespaces and isinstance(handler, feedparser.parsers.strict._StrictFeedParser):
+            # Elements straight to feedparser's handler, past xml.sax's reader (feedsax).
+            self._parser.StartElementHandler, self._parser.EndElementHandler = feedsax.handlers(handler)
+            self._parser.CharacterDataHandler = handler.handle_data
 
     def feed(self, data: Any, isFinal: bool = False) -> None:
         try:
