@@ -319,6 +319,7 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                     submit(host, queue.popleft())
         # What is stored while other fetches are done already commits together (Store.grouped).
         with store.grouped():
+            group_since = time.monotonic()
             while running:
                 if stop is not None and stop.is_set():
                     abandoned = True
@@ -328,8 +329,10 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                     reports.extend(SourceReport(sid, "abandoned") for sid in sorted(left))
                     break
                 try:
-                    ended = [finished.get(timeout=0.5)]
+                    ended = [finished.get(timeout=GROUP_IDLE)]
                 except Empty:
+                    store.commit_group()  # nothing ended for a while: nothing waits uncommitted
+                    group_since = time.monotonic()
                     continue
                 while not finished.empty():
                     ended.append(finished.get_nowait())
@@ -346,10 +349,12 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                     reports.append(report)
                     if progress:
                         progress(report)
-                # Commit before waiting (nothing lies uncommitted while the process idles),
-                # else every so many feeds (see Store.grouped).
-                if (store.grouped_count or 0) >= GROUP_COMMIT or finished.empty():
+                # Commit every so many feeds or seconds (see Store.grouped), not whenever the
+                # queue is empty: in a cold cycle it nearly always is (storing keeps up with the
+                # fetches), and a commit per feed rewrote the same index pages 1,000 times.
+                if (store.grouped_count or 0) >= GROUP_COMMIT or time.monotonic() - group_since >= GROUP_SECONDS:
                     store.commit_group()
+                    group_since = time.monotonic()
         if not_modified:
             store.record_not_modified(not_modified, now=now())
         if warm_up is not None and any(r.new for r in reports):
@@ -409,8 +414,11 @@ def make_fetch_client(config: Config) -> FetchClient:
                        max_connections=fc.concurrency)
 
 
-# At most how many sources' transactions one commit holds, when fetched feeds keep waiting.
+# At most how many sources' transactions one commit holds, and for how long (seconds); and
+# how long the fetch stage waits for a fetch to end before it commits what it holds.
 GROUP_COMMIT = 50
+GROUP_SECONDS = 1.0
+GROUP_IDLE = 0.5
 
 
 def _store_fetched(store: Store, config: Config, job: _Fetched, now: datetime, rng: random.Random,

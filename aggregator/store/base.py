@@ -300,8 +300,9 @@ class StoreBase:
         wrote is durable only when the group commits. A cold cycle stores a thousand feeds
         one after another, and one commit per feed cost 4–5 s of its critical path (each
         commit rewrites the same index pages into the WAL, and a checkpoint follows every
-        1,000 pages): the fetch stage commits when no fetched feed is waiting, so nothing
-        lies uncommitted while the process idles. What a killed process had not committed
+        1,000 pages): the fetch stage commits every 50 feeds or second, and when no fetch
+        has ended for half a second, so nothing lies uncommitted for long or while the
+        process idles. What a killed process had not committed
         is lost with its sources' new fetch state, so those feeds are fetched again: nothing
         is half stored. On leaving (even by an exception) what the group holds is committed."""
         if self.grouped_count is not None:  # already in one: that one commits
