@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import feedparser
@@ -141,6 +141,54 @@ def rfc822_without_zone(text: str) -> time.struct_time | None:
 def install_feedparser_zoneless_dates() -> None:
     if rfc822_without_zone not in feedparser.datetimes._date_handlers:
         feedparser.registerDateHandler(rfc822_without_zone)
+
+
+# -- feedparser: the two date forms nearly every feed writes -------------------------------
+# feedparser tries its date handlers in turn, each parsing in Python: an RSS date (RFC 822)
+# is tried as W3C-DTF first, and every date costs 6 µs, 6 % of a feed's parse. The two forms
+# nearly every feed writes, RFC 3339 ("2026-12-06T10:00:00Z", "...+09:00") and RFC 822 with
+# a numeric zone or GMT ("Sun, 06 Dec 2026 10:00:00 +0900"), are read here first, with one
+# regular expression each; anything else, or out of range, goes on to feedparser's own
+# handlers. The answer is the one those give (tests/test_compat.py compares them).
+_RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.\d{1,9})?(?:Z|([+-])(\d\d):(\d\d))\Z")
+_RFC822_NUMERIC = re.compile(r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d\d?)"
+                             r" (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+                             r" (\d{4}) (\d\d):(\d\d):(\d\d) (?:GMT|([+-])(\d\d)(\d\d))\Z")
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+                                       "Dec"), start=1)}
+
+
+def common_dates(text: str) -> time.struct_time | None:
+    """``text`` as UTC when it is an RFC 3339 or a plain RFC 822 date, else None."""
+    m = _RFC3339.match(text)
+    if m is not None:
+        year, month, day, hour, minute, second = map(int, m.groups()[:6])
+        sign, zh, zm = m.group(7, 8, 9)
+    else:
+        m = _RFC822_NUMERIC.match(text)
+        if m is None:
+            return None
+        day, month, year = int(m.group(1)), _MONTHS[m.group(2)], int(m.group(3))
+        hour, minute, second = int(m.group(4)), int(m.group(5)), int(m.group(6))
+        sign, zh, zm = m.group(7, 8, 9)
+    offset = 0
+    if sign is not None:
+        if int(zh) > 23 or int(zm) > 59:
+            return None
+        offset = (int(zh) * 60 + int(zm)) * (60 if sign == "+" else -60)
+    if not 1900 <= year <= 2999 or hour > 23 or minute > 59 or second > 59:
+        return None  # feedparser's handlers roll 24:00 or :60 over, each its own way
+    try:
+        when = datetime(year, month, day, hour, minute, second)  # no 30 February: feedparser rolls it over
+    except ValueError:
+        return None
+    return (when - timedelta(seconds=offset) if offset else when).utctimetuple()
+
+
+def install_feedparser_common_dates() -> None:
+    """:func:`common_dates` tried before feedparser's own handlers (idempotent)."""
+    if common_dates not in feedparser.datetimes._date_handlers:
+        feedparser.registerDateHandler(common_dates)  # it and the zoneless handler read no date alike
 
 
 # -- feedparser: fast paths through its parser's Python --------------------------------------

@@ -206,3 +206,54 @@ def test_feedparser_url_joins_are_remembered_and_answer_as_before() -> None:
         assert feedparser.mixin.make_safe_absolute_uri(base, rel) == feedparser.urls.make_safe_absolute_uri(base, rel)
         assert feedparser.mixin._urljoin(base, rel or "") == feedparser.urls._urljoin(base, rel or "")
     assert feedparser.mixin._urljoin.cache_info().hits > 0 or feedparser.mixin._urljoin("", "") == ""
+
+
+def test_common_dates_read_as_feedparser_reads_them() -> None:
+    """The fast reading of RFC 3339 and RFC 822 dates gives what feedparser's own handlers
+    give, and leaves to them (None) whatever it is not sure of."""
+    import calendar
+    import random
+
+    import feedparser.datetimes
+
+    theirs = [h for h in feedparser.datetimes._date_handlers if h is not _compat.common_dates]
+
+    def feedparsers(text: str) -> object:
+        for h in theirs:
+            try:
+                got = h(text)
+            except (KeyError, OverflowError, ValueError, AttributeError):
+                continue
+            if got and len(got) == 9:
+                return tuple(got)
+        return None
+
+    rng = random.Random(7)
+    days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+    months = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+    texts = ["2026-12-06T10:00:00Z", "2026-12-06T10:00:00.5+09:00", "2026-12-06T24:00:00Z", "2026-02-30T10:00:00Z",
+             "2026-12-06T10:00:60Z", "2026-12-06T10:00:00+24:00", "Sun, 06 Dec 2026 10:00:00 GMT",
+             "6 Dec 2026 10:00:00 -0330", "Mon, 06 Dec 2026 10:00:00 +0900", "Sun, 06 Dec 2026 10:00:00 EST",
+             "Sun, 31 Feb 2026 10:00:00 +0000", "2026-12-06 10:00:00Z", "1899-12-31T23:59:59Z", "garbage"]
+    for _ in range(4000):
+        t = rng.randrange(-2_500_000_000, 32_000_000_000)
+        y, mo, d, h, mi, s = time.gmtime(t)[:6]
+        sign = rng.choice("+-")
+        zh, zm = rng.choice([0, 0, 1, 5, 9, 12, 14, 23, 25]), rng.choice([0, 0, 30, 45, 59, 60])
+        frac = rng.choice(["", ".1", ".123456"])
+        zone = rng.choice(["Z", f"{sign}{zh:02}:{zm:02}"])
+        texts.append(f"{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}{zone}")
+        wd = rng.choice([days[calendar.weekday(y, mo, d)] + ", ", "", "Fri, "]) if y >= 1 else ""
+        texts.append(f"{wd}{d:0{rng.choice([1, 2])}} {months[mo - 1]} {y:04} {h:02}:{mi:02}:{s:02} "
+                     f"{rng.choice(['GMT', f'{sign}{zh:02}{zm:02}'])}")
+    fast = 0
+    for text in texts:
+        mine = _compat.common_dates(text)
+        if mine is not None:
+            fast += 1
+            assert tuple(mine) == feedparsers(text), text
+    assert fast > 6000  # nearly all of them: the fast path is taken
+    _compat.install_feedparser_common_dates()
+    _compat.install_feedparser_common_dates()  # idempotent
+    assert feedparser.datetimes._date_handlers.count(_compat.common_dates) == 1
+    assert feedparser.datetimes._parse_date("Sun, 06 Dec 2026 10:00:00 +0900")[:4] == (2026, 12, 6, 1)

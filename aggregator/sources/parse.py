@@ -67,6 +67,7 @@ def parse_feed(data: bytes, *, url: str = "", headers: dict[str, str] | None = N
     hdrs = {k.lower(): v for k, v in (headers or {}).items()}
     _compat.install_feedparser_safe_xml()  # entity declarations refused (safexml)
     _compat.install_feedparser_zoneless_dates()  # "Wed, 01 Jan 2025 10:00:00" read as UTC
+    _compat.install_feedparser_common_dates()  # RFC 3339 and RFC 822 dates read first, fast
     _compat.install_feedparser_fast_paths()  # its dictionaries, copies and C1 table
     # feedparser would read a local path or URL if handed a str: always hand it bytes.
     d = feedparser.parse(data, response_headers=hdrs, sanitize_html=False,
