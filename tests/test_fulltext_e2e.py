@@ -302,3 +302,31 @@ def test_a_store_from_0_1_0_gets_page_state_and_keeps_its_posts(tmp_path: Path) 
         assert s.page_candidates("blog", T0) == []  # decided once per entry version
         state = s.page_state(post.id)
         assert state is not None and state.status == "not needed"
+
+
+def test_an_entry_whose_link_rules_its_page_out_gets_no_page_row_unless_it_had_one(site: Site) -> None:
+    """The outlet's articles link to another site than its feed's: no page is wanted, and
+    none is written (a cold cycle wrote one per entry). An article that had a page state
+    for an earlier version gets it brought up to its new version."""
+    from aggregator.sources.fulltext import PageState
+
+    with Store(site.config.db_path) as store:
+        site.cycle(store)
+        arts = sorted(store.newest_entries(["outlet"], 50), key=lambda e: e.id)
+        assert len(arts) == len(ARTICLES) and all(store.page_state(a.id) is None for a in arts)
+        first = arts[0]
+        store.save_pages([PageState(first.id, "an earlier version", "done", first.link, checked=T0)])
+        # New versions of the outlet's articles: the page stage looks at every entry again.
+        changed = [item_xml(f"{REUTERS}/{aid}-2026-05-13/", title + " (updated)", summary,
+                            T0 - timedelta(days=1, hours=i), f"reuters-{aid}")
+                   for i, (aid, title, summary) in enumerate(ARTICLES)]
+        site.feeds.add("/reuters.xml", rss(changed, "Reuters"))
+        n = len(site.feeds.requests)
+        report = site.cycle(store, T0 + timedelta(hours=1))
+        assert {r.id: r.updated for r in report.sources}["reuters"] == len(ARTICLES)
+        assert site.page_requests(n) == [] and all(store.page_state(a.id) is None for a in arts[1:])
+        (now_first,) = [e for e in store.newest_entries(["outlet"], 50) if e.id == first.id]
+        assert now_first.title.endswith("(updated)")
+        state = store.page_state(first.id)
+        assert state is not None and state.status == "not needed" and state.version != "an earlier version"
+        assert store.page_heads(["reuters"], T0 + timedelta(hours=2)) == []  # decided, the flag cleared

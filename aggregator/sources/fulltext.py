@@ -75,6 +75,7 @@ class PageHead:
     link: str | None
     version: str
     has_page_text: bool
+    has_state: bool = True  # a page state is stored for the entry (of any version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +120,11 @@ def may_want_page(mode: Mode, link: str | None, feed_site: str) -> bool:
     # Cheapest first: a site is part of its host, which is part of the link as written
     # (for an ASCII link, lower-cased, less what urlsplit drops), so a link without the
     # feed's site in it is not on that site; no URL parsing for most other sites' links.
-    if feed_site and link.isascii() and feed_site not in link.translate(_URL_DROPS).lower():
-        return False
+    if feed_site and link.isascii():
+        low = link.lower()
+        if feed_site not in low and ("\t" not in low and "\r" not in low and "\n" not in low
+                                     or feed_site not in low.translate(_URL_DROPS)):
+            return False
     host = host_of(link)
     return host not in REDIRECTOR_HOSTS and site_of_host(host) == feed_site
 

@@ -51,17 +51,17 @@ class PagesStore(StoreBase):
             within = "" if wanted is not None else f"e.source_id IN ({','.join('?' * len(pending))}) AND "
             args = () if wanted is not None else tuple(pending)
             rows += [r for r in self.db.execute(
-                "SELECT e.source_id, e.id, e.link, e.hash, e.page_text != '' FROM entries e"
+                "SELECT e.source_id, e.id, e.link, e.hash, e.page_text != '', p.entry_id IS NOT NULL FROM entries e"
                 f" LEFT JOIN pages p ON p.entry_id = e.id WHERE {within}{_UNDECIDED}",
                 (*args, iso(now))) if wanted is None or r[0] in wanted]
         others = asked.difference(pending)
         if others:
             rows += [r for r in self.db.execute(
-                "SELECT e.source_id, e.id, e.link, e.hash, e.page_text != '' FROM pages p"
+                "SELECT e.source_id, e.id, e.link, e.hash, e.page_text != '', 1 FROM pages p"
                 " JOIN entries e ON e.id = p.entry_id WHERE p.status IN ('waiting', 'retry')"
                 " AND (p.status = 'waiting' OR p.retry_at IS NULL OR p.retry_at <= ?)", (iso(now),))
                 if r[0] in others]
-        return [PageHead(r[0], r[1], r[2], r[3], bool(r[4])) for r in sorted(rows, key=lambda r: r[1])]
+        return [PageHead(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5])) for r in sorted(rows, key=lambda r: r[1])]
 
     def _pages_pending(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM sources WHERE pages_pending != 0")]
