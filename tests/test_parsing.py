@@ -195,3 +195,21 @@ def test_the_entry_hash_and_canonical_link_come_made_and_equal_what_the_store_wo
     changed = dataclasses.replace(entry, title="B")
     assert changed.derived is None  # never carried over to a changed copy
     assert derive(changed)[0] == entry_hash(changed) != entry.derived[0]
+
+
+def test_a_parsed_entry_crosses_processes_whole_with_what_was_derived() -> None:
+    """EntryData's own pickling (one call with the values): equal, and the hash and
+    canonical link worked out in the parsing process come along."""
+    import pickle
+
+    from aggregator.models import EntryData
+    from aggregator.sources.decide import derive
+
+    e = EntryData(key="k", link="https://www.example.com/a/?utm_source=x", title="T", summary="s", content="c",
+                  author="A", categories=("x", "y"), published=datetime(2026, 1, 2, tzinfo=UTC),
+                  updated=None, published_offset=540, image=None, language="ja", source_site=None)
+    fresh = pickle.loads(pickle.dumps(e))
+    assert fresh == e and fresh.derived is None
+    derive(e)
+    back = pickle.loads(pickle.dumps(e, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == e and back.derived == e.derived == derive(fresh) and back.derived[1] == "example.com/a"
