@@ -213,7 +213,18 @@ def install_feedparser_fast_paths() -> None:
     def fast_contains(self: Any, key: Any) -> bool:
         return bool(contains(self, key)) if key in special else dict.__contains__(self, key)
 
+    # Writes too: a key that is no legacy name is stored under itself, as the original's
+    # look-up in the keymap ends in for it (435,000 writes for 300 feeds).
+    keymap, setitem = cls.keymap, cls.__setitem__
+
+    def fast_setitem(self: Any, key: Any, value: Any) -> None:
+        if key in keymap:
+            setitem(self, key, value)
+        else:
+            dict.__setitem__(self, key, value)
+
     cls.get, cls.__getitem__, cls.__contains__ = fast_get, fast_getitem, fast_contains
+    cls.__setitem__ = fast_setitem
     cls.has_key = fast_contains
     cls._aggregator_fast = True
     # Its parser deep-copies the current element's content parameters (type, language,

@@ -19,7 +19,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "real-feeds"
 
 # Namespaces feedparser knows and does not know, declared late and on the element itself,
 # namespaced and duplicate-qualified attributes, xlink declarations, inline SVG and MathML
-# in xhtml content, a userland namespace in another case, an xml:base and xml:lang.
+# in xhtml content, a userland namespace in another case, an xml:base and xml:lang, and
+# an unknown namespace's element named before and after a prefix is declared for it.
 CRAFTED = b"""<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom" xmlns:x="http://unknown.example/ns"
       xmlns:dc="http://purl.org/dc/elements/1.1/" xml:lang="en" xml:base="http://a.example/b/">
@@ -33,6 +34,9 @@ CRAFTED = b"""<?xml version="1.0" encoding="utf-8"?>
     <content type="html" xml:base="../c/">&lt;p&gt;hi&lt;/p&gt;</content>
     <link rel="ALTERNATE" type="TEXT/HTML" href="rel/1"/>
     <u:item xmlns:u="http://Backend.Userland.com/RSS2">u</u:item>
+    <late xmlns="http://late.example/">before its prefix</late>
+    <p:late xmlns:p="http://late.example/">with it</p:late>
+    <late xmlns="http://late.example/">after: feedparser names it by the prefix now</late>
   </entry>
 </feed>"""
 

@@ -6,7 +6,7 @@ Through ``xml.sax`` every element costs four Python calls before feedparser's ow
 prefix, lower-cases, and rebuilds the attributes as a dictionary (and the same, less
 the attributes, at the end tag). That is 7 % of a feed's parse. :func:`handlers` does
 the same work in one function per event, and remembers each element name's mapping,
-which depends only on the name while the name's namespace is one feedparser knows.
+which depends only on the name and the namespaces declared so far.
 
 What reaches ``unknown_starttag``/``unknown_endtag`` is exactly what feedparser 6's
 ``_StrictFeedParser.startElementNS``/``endElementNS`` pass on, in the same order
@@ -24,6 +24,7 @@ _USERLAND = "http://backend.userland.com/rss"
 
 StartHandler = Callable[[str, dict[str, str]], None]
 EndHandler = Callable[[str], None]
+Forget = Callable[[], None]
 
 
 def _split(name: str) -> tuple[str | None, str]:
@@ -34,13 +35,16 @@ def _split(name: str) -> tuple[str | None, str]:
     return parts[0], parts[1]
 
 
-def handlers(feed: Any) -> tuple[StartHandler, EndHandler]:
+def handlers(feed: Any) -> tuple[StartHandler, EndHandler, Forget]:
     """expat ``StartElementHandler`` and ``EndElementHandler`` for feedparser's strict
-    parser ``feed`` (an ``xml.sax`` content handler with namespaces on)."""
+    parser ``feed`` (an ``xml.sax`` content handler with namespaces on), and what to call
+    when the document declares a namespace (before feedparser hears of it): an element
+    of a namespace feedparser does not know (Atom's, for one) takes the prefix declared
+    for it, so the names remembered so far are forgotten."""
     match: dict[str, str] = feed._matchnamespaces  # fixed per parser: feedparser's known namespaces
     in_use: dict[str | None, str] = feed.namespaces_in_use  # grows as the document declares
     starttag, endtag = feed.unknown_starttag, feed.unknown_endtag
-    starts: dict[str, tuple[str | None, str, str | None]] = {}
+    starts: dict[str, tuple[str | None, str, str]] = {}
     ends: dict[str, str] = {}
     bare = match.get("", "")  # the prefix of an attribute without a namespace
 
@@ -60,8 +64,10 @@ def handlers(feed: Any) -> tuple[StartHandler, EndHandler]:
                 namespace = lowerns = _USERLAND
             prefix = match.get(lowerns)
             localname = localname.lower()
-            # None: a namespace feedparser does not know, looked up at each use
-            tag = (prefix.lower() + ":" + localname).lower() if prefix else None if namespace else localname
+            if prefix:
+                tag = (prefix.lower() + ":" + localname).lower()
+            else:
+                tag = declared(namespace, localname).lower() if namespace else localname
             got = starts[name] = (namespace, localname, tag)
         namespace, localname, tag = got
         attrs_d: dict[str, str]
@@ -70,8 +76,6 @@ def handlers(feed: Any) -> tuple[StartHandler, EndHandler]:
             attrs_d["xmlns"] = namespace
         if localname == "svg" and namespace == _SVG:
             attrs_d["xmlns"] = namespace
-        if tag is None:
-            tag = declared(namespace or "", localname).lower()
         if attrs:
             # feedparser keys each attribute by its prefixed name first, then (for all
             # attributes, after those) by its qualified name, the first such one winning
@@ -99,11 +103,14 @@ def handlers(feed: Any) -> tuple[StartHandler, EndHandler]:
             namespace, localname = _split(name)
             prefix = match.get((namespace or "").lower(), "")
             if prefix:
-                tag = ends[name] = (prefix + ":" + localname).lower()
-            elif not namespace:
-                tag = ends[name] = localname.lower()
+                tag = (prefix + ":" + localname).lower()
             else:
-                tag = declared(namespace, localname).lower()
+                tag = declared(namespace, localname).lower() if namespace else localname.lower()
+            ends[name] = tag
         endtag(tag)
 
-    return start, end
+    def forget() -> None:
+        starts.clear()
+        ends.clear()
+
+    return start, end, forget

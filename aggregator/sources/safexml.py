@@ -32,8 +32,16 @@ class SafeExpatParser(DefusedExpatParser):
         handler = self._cont_handler
         if self._namespaces and isinstance(handler, feedparser.parsers.strict._StrictFeedParser):
             # Elements straight to feedparser's handler, past xml.sax's reader (feedsax).
-            self._parser.StartElementHandler, self._parser.EndElementHandler = feedsax.handlers(handler)
+            start, end, forget = feedsax.handlers(handler)
+            self._parser.StartElementHandler, self._parser.EndElementHandler = start, end
             self._parser.CharacterDataHandler = handler.handle_data
+            declare = self._parser.StartNamespaceDeclHandler  # the reader's: feedparser's startPrefixMapping
+
+            def declared(prefix: str | None, uri: str) -> None:
+                forget()
+                declare(prefix, uri)
+
+            self._parser.StartNamespaceDeclHandler = declared
 
     def feed(self, data: Any, isFinal: bool = False) -> None:
         try:
