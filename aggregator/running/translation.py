@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Literal
 
 from aggregator.config import Config, TranslationConfig
 from aggregator.entryview import entry_texts, reader_language
@@ -65,13 +66,14 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
 # How many entries' translations, or seconds of them, one commit holds at most.
 GROUP_ENTRIES = 50
 GROUP_SECONDS = 1.0
+_Outcome = Literal["done", "pending", "failed", ""]
 
 
 def _translate_entry(store: Store, e: Entry, tc: TranslationConfig, langs: dict[str, str],
                      existing: dict[int, EntryTranslation], translator: Translator, redactor: Redactor,
-                     chain_since: datetime | None, now: Clock, stop: threading.Event | None) -> str:
-    """Translate one entry's texts when due: "done", "pending", or "" (nothing to do, or
-    failed for good)."""
+                     chain_since: datetime | None, now: Clock, stop: threading.Event | None) -> _Outcome:
+    """Translate one entry's texts when due: "done", "pending" (to be tried again),
+    "failed" (for good), or "" (nothing to do)."""
     target = tc.target
     lang = reader_language(e, langs.get(e.source_id, "auto"))
     if same_language(lang, target):
@@ -96,7 +98,7 @@ def _translate_entry(store: Store, e: Entry, tc: TranslationConfig, langs: dict[
         if record.status == "failed":
             log.warning("translation of %s failed for good after %d attempts: %s", e.link, step.attempts,
                         record.error)
-            return ""
+            return "failed"
         return "pending"
     store.set_entry_translation(decide.after_success(e.id, target, digest, step.attempts, texts, out, t))
     return "done"
