@@ -150,10 +150,11 @@ def install_feedparser_zoneless_dates() -> None:
 # a numeric zone or GMT ("Sun, 06 Dec 2026 10:00:00 +0900"), are read here first, with one
 # regular expression each; anything else, or out of range, goes on to feedparser's own
 # handlers. The answer is the one those give (tests/test_compat.py compares them).
-_RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.\d{1,9})?(?:Z|([+-])(\d\d):(\d\d))\Z")
+# (ASCII digits only: any other goes on to feedparser's handlers, as anything unusual does.)
+_RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.\d{1,9})?(?:Z|([+-])(\d\d):(\d\d))\Z", re.ASCII)
 _RFC822_NUMERIC = re.compile(r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d\d?)"
                              r" (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-                             r" (\d{4}) (\d\d):(\d\d):(\d\d) (?:GMT|([+-])(\d\d)(\d\d))\Z")
+                             r" (\d{4}) (\d\d):(\d\d):(\d\d) (?:GMT|([+-])(\d\d)(\d\d))\Z", re.ASCII)
 _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
                                        "Dec"), start=1)}
 
