@@ -131,6 +131,29 @@ def test_a_group_commits_its_transactions_together_and_a_failing_one_alone_is_un
         assert other.count_entries() == {"outlet": 4}
 
 
+def test_a_group_commits_when_due_by_its_size_or_its_oldest_transactions_age(s: Store, store_url: str) -> None:
+    from aggregator.store import base
+
+    def meta_seen(store: Store) -> int:
+        return sum(1 for i in range(base.GROUP_MOST) if store.get_meta(f"k{i}") is not None)
+
+    with Store(store_url) as other, s.grouped():
+        for i in range(base.GROUP_MOST - 1):
+            s.set_meta(f"k{i}", "v")
+            s.commit_group_if_due()
+        assert s.grouped_count == base.GROUP_MOST - 1 and meta_seen(other) == 0  # neither bound reached
+        s.set_meta(f"k{base.GROUP_MOST - 1}", "v")
+        s.commit_group_if_due()
+        assert s.grouped_count == 0 and meta_seen(other) == base.GROUP_MOST
+        s.commit_group_if_due()  # nothing held: nothing to do
+        s.set_meta("late", "v")
+        s.commit_group_if_due()
+        assert other.get_meta("late") is None  # one transaction, just begun
+        s._group_began -= base.GROUP_SECONDS  # as if it had begun a while ago
+        s.commit_group_if_due()
+        assert s.grouped_count == 0 and other.get_meta("late") == "v"
+
+
 def test_matches_are_replaced_and_report_change(s: Store) -> None:
     store_feed(s, [e("a"), e("b")])
     assert s.set_matches(1, [Match(1, 2, 1.0, "link", "link")], "resolved", T) is True

@@ -319,7 +319,6 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                     submit(host, queue.popleft())
         # What is stored while other fetches are done already commits together (Store.grouped).
         with store.grouped():
-            group_since = time.monotonic()
             while running:
                 if stop is not None and stop.is_set():
                     abandoned = True
@@ -332,7 +331,6 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                     ended = [finished.get(timeout=GROUP_IDLE)]
                 except Empty:
                     store.commit_group()  # nothing ended for a while: nothing waits uncommitted
-                    group_since = time.monotonic()
                     continue
                 while not finished.empty():
                     ended.append(finished.get_nowait())
@@ -349,12 +347,10 @@ def fetch_stage(store: Store, config: Config, *, now: Clock = utcnow, fetch_all:
                     reports.append(report)
                     if progress:
                         progress(report)
-                # Commit every so many feeds or seconds (see Store.grouped), not whenever the
-                # queue is empty: in a cold cycle it nearly always is (storing keeps up with the
-                # fetches), and a commit per feed rewrote the same index pages 1,000 times.
-                if (store.grouped_count or 0) >= GROUP_COMMIT or time.monotonic() - group_since >= GROUP_SECONDS:
-                    store.commit_group()
-                    group_since = time.monotonic()
+                # Every so many feeds or seconds (Store.grouped), not whenever the queue is empty:
+                # in a cold cycle it nearly always is (storing keeps up with the fetches), and a
+                # commit per feed rewrote the same index pages 1,000 times.
+                store.commit_group_if_due()
         if not_modified:
             store.record_not_modified(not_modified, now=now())
         if warm_up is not None and any(r.new for r in reports):
@@ -414,10 +410,7 @@ def make_fetch_client(config: Config) -> FetchClient:
                        max_connections=fc.concurrency)
 
 
-# At most how many sources' transactions one commit holds, and for how long (seconds); and
-# how long the fetch stage waits for a fetch to end before it commits what it holds.
-GROUP_COMMIT = 50
-GROUP_SECONDS = 1.0
+# How long the fetch stage waits for a fetch to end before it commits what it holds (s).
 GROUP_IDLE = 0.5
 
 

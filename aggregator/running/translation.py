@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
@@ -46,34 +45,27 @@ def translate_stage(store: Store, config: Config, entries: Sequence[Entry], tran
     redactor = Redactor(config.secrets)
     translator.deadline = translator.clock() + tc.budget.total_seconds()
     done = pending = 0
-    # Each entry's records (and the texts the translator caches) commit together, every
-    # so many entries or seconds: a commit each was 560 of a cold cycle's commits, on its
-    # last, single-core stretch. A killed process loses at most that much of the cycle's
-    # translations, which the next cycle asks for again.
+    # The entries' records and the texts the translator caches commit together, every so
+    # many writes or seconds (Store.grouped): a commit each was 560 of a cold cycle's
+    # commits, on its last, single-core stretch. A killed process loses at most that much
+    # of the cycle's translations, which the next cycle asks for again.
     with store.grouped():
-        since, held = time.monotonic(), 0
         for e in entries:
-            if held >= GROUP_ENTRIES or time.monotonic() - since >= GROUP_SECONDS:
-                store.commit_group()
-                since, held = time.monotonic(), 0
+            store.commit_group_if_due()
             got = _translate_entry(store, e, tc, langs, existing, translator, redactor, chain_since, now, stop)
             done += got == "done"
             pending += got == "pending"
-            held += got != ""
     return done, pending
 
 
-# How many entries' translations, or seconds of them, one commit holds at most.
-GROUP_ENTRIES = 50
-GROUP_SECONDS = 1.0
-_Outcome = Literal["done", "pending", "failed", ""]
+_Outcome = Literal["done", "pending", ""]
 
 
 def _translate_entry(store: Store, e: Entry, tc: TranslationConfig, langs: dict[str, str],
                      existing: dict[int, EntryTranslation], translator: Translator, redactor: Redactor,
                      chain_since: datetime | None, now: Clock, stop: threading.Event | None) -> _Outcome:
-    """Translate one entry's texts when due: "done", "pending" (to be tried again),
-    "failed" (for good), or "" (nothing to do)."""
+    """Translate one entry's texts when due: "done", "pending" (to be tried again), or ""
+    (nothing to do, or failed for good)."""
     target = tc.target
     lang = reader_language(e, langs.get(e.source_id, "auto"))
     if same_language(lang, target):
@@ -98,7 +90,7 @@ def _translate_entry(store: Store, e: Entry, tc: TranslationConfig, langs: dict[
         if record.status == "failed":
             log.warning("translation of %s failed for good after %d attempts: %s", e.link, step.attempts,
                         record.error)
-            return "failed"
+            return ""
         return "pending"
     store.set_entry_translation(decide.after_success(e.id, target, digest, step.attempts, texts, out, t))
     return "done"

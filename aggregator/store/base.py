@@ -150,6 +150,12 @@ _ENTRY_COLUMNS = ("id, source_id, role, key, link, title, summary, content, auth
                   "page_text, page_from, page_fetched")
 
 
+# A group of transactions (StoreBase.grouped) commits once it holds this many, or once its
+# oldest is this many seconds old (commit_group_if_due).
+GROUP_MOST = 50
+GROUP_SECONDS = 1.0
+
+
 class StoreBase:
     """The connection and its plumbing. Not shared between threads: one per thread.
 
@@ -163,6 +169,7 @@ class StoreBase:
     dialect = "sqlite"
     identity: tuple[int, int] | None = None
     grouped_count: int | None = None  # transactions in the open group (see grouped()); None: no group
+    _group_began = 0.0  # time.monotonic() when the open group's oldest transaction began
 
     def __init__(self, where: str | os.PathLike[str], *, expect: tuple[int, int] | None = None):
         if is_postgres(where):
@@ -300,11 +307,12 @@ class StoreBase:
         wrote is durable only when the group commits. A cold cycle stores a thousand feeds
         one after another, and one commit per feed cost 4–5 s of its critical path (each
         commit rewrites the same index pages into the WAL, and a checkpoint follows every
-        1,000 pages): the fetch stage commits every 50 feeds or second, and when no fetch
-        has ended for half a second, so nothing lies uncommitted for long or while the
-        process idles. What a killed process had not committed
-        is lost with its sources' new fetch state, so those feeds are fetched again: nothing
-        is half stored. On leaving (even by an exception) what the group holds is committed."""
+        1,000 pages). A loop of transactions calls :meth:`commit_group_if_due` (every
+        :data:`GROUP_MOST` transactions, or once the oldest is :data:`GROUP_SECONDS` old),
+        and :meth:`commit_group` before it waits, so nothing lies uncommitted for long or
+        while the process idles. What a killed process had not committed is lost with its
+        sources' new fetch state, so those feeds are fetched again: nothing is half stored.
+        On leaving (even by an exception) what the group holds is committed."""
         if self.grouped_count is not None:  # already in one: that one commits
             yield
             return
@@ -331,10 +339,18 @@ class StoreBase:
             self.db.execute("COMMIT")
         self.grouped_count = 0
 
+    def commit_group_if_due(self) -> None:
+        """:meth:`commit_group` once the open group holds :data:`GROUP_MOST` transactions,
+        or its oldest began :data:`GROUP_SECONDS` ago."""
+        held = self.grouped_count
+        if held and (held >= GROUP_MOST or time.monotonic() - self._group_began >= GROUP_SECONDS):
+            self.commit_group()
+
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
         if not self.db.in_transaction:
             self.db.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
+            self._group_began = time.monotonic()
         self.db.execute("SAVEPOINT grouped")
         try:
             yield
